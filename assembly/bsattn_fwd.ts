@@ -1,0 +1,445 @@
+// Block-sparse attention forward pass, flash-style (FlashAttention-2 loop order), f32.
+// One build per ISA: `__simd128` (f32x4 mul+add), `__relaxed` (f32x4 relaxed FMA) and
+// `__scalar`, selected at compile time by ASC_FEATURE_SIMD / ASC_FEATURE_RELAXED_SIMD.
+//
+// The work is a list of tasks over sequences. A sequence is one (batch, head[, group])
+// problem whose rows sit at a fixed byte stride in the q/k/v/o tensors: nEmbd·4 for the
+// band modes, L·nEmbd·4 for 'strided' (OpenAI's regrouping, read in place, no gather).
+// Per query block of BLOCK rows we walk its key blocks from the CSR layout:
+//   S = Q·Kᵀ (scale·log2 e folded into Q), masked on partial blocks only,
+//   m_new = max(m_i, rowmax S), P = 2^(S - m_new), l_i = l_i·α + rowsum P,
+//   O = O·α + P·V with α = 2^(m_i - m_new), and O / l_i once at the end.
+// Everything is kept transposed (query rows along the SIMD lanes): Qᵗ [d][BLOCK],
+// Sᵗ [BLOCK][BLOCK], Oᵗ [d][BLOCK]. Row max and sum become lane-wise, K and V are read
+// straight from the tensors with load32_splat, and any head dim works without a tail.
+// see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019).
+
+// ---- parameter block, written by the host (src/backends/wasm/kernel-abi.ts) ----
+// i32 offsets in bytes from the params pointer.
+const P_TASKS: usize = 0; // -> [nTasks][4] i32: seq, qb0, qb1, 0
+const P_NTASKS: usize = 4;
+const P_COUNTER: usize = 8; // -> i32 shared task counter (atomic in threaded builds)
+const P_SEQS: usize = 12; // -> [nSeqs][SEQ_WORDS] i32, see SEQ_*
+const P_HEAD_DIM: usize = 16;
+const P_BLOCK: usize = 20; // BLOCK: query and key block size, a multiple of 8
+const P_SCALE: usize = 24; // f32: log2(e) / sqrt(headDim)
+const P_SCRATCH_BYTES: usize = 28; // bytes of scratch one thread needs (host-computed)
+
+const SEQ_Q: usize = 0;
+const SEQ_K: usize = 4;
+const SEQ_V: usize = 8;
+const SEQ_O: usize = 12;
+const SEQ_STRIDE: usize = 16; // bytes between consecutive rows of the sequence
+const SEQ_NQ: usize = 20; // query rows
+const SEQ_NK: usize = 24; // keys (rows of k/v); keys >= nK are never read
+const SEQ_ROWPTR: usize = 28; // -> i32 [nQB + 1]
+const SEQ_COLS: usize = 32; // -> i32 [nnz]
+const SEQ_MASKIDS: usize = 36; // -> i32 [nnz], -1 = full block
+const SEQ_MASKS: usize = 40; // -> masks, each [BLOCK][BLOCK] i32 (0 / -1), key-major
+export const SEQ_WORDS: i32 = 12;
+
+// 2^r on [-0.5, 0.5], degree-5 least-squares fit on Chebyshev nodes: rel. error 1.04e-7.
+const EXP_C0: f32 = 1.0000001192092896;
+const EXP_C1: f32 = 0.6931471824645996;
+const EXP_C2: f32 = 0.2402210682630539;
+const EXP_C3: f32 = 0.05550327152013779;
+const EXP_C4: f32 = 0.009676046669483185;
+const EXP_C5: f32 = 0.0013400441966950893;
+// Below 2^-125 the result is flushed to an exact 0: no denormal ever enters P·V.
+const EXP_FLUSH: f32 = -125.0;
+
+/** Runs tasks until the shared counter passes nTasks. Returns the number of tasks run. */
+export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
+  const tasks = <usize>load<i32>(params + P_TASKS);
+  const nTasks = load<i32>(params + P_NTASKS);
+  const counter = <usize>load<i32>(params + P_COUNTER);
+  const seqs = <usize>load<i32>(params + P_SEQS);
+  const d = load<i32>(params + P_HEAD_DIM);
+  const bs = load<i32>(params + P_BLOCK);
+  const scale = load<f32>(params + P_SCALE);
+  let done = 0;
+  while (true) {
+    let t: i32;
+    if (ASC_FEATURE_THREADS) {
+      t = atomic.add<i32>(counter, 1);
+    } else {
+      t = load<i32>(counter);
+      store<i32>(counter, t + 1);
+    }
+    if (t >= nTasks) break;
+    const task = tasks + (<usize>t << 4);
+    const seq = seqs + <usize>(load<i32>(task) * SEQ_WORDS * 4);
+    const qb1 = load<i32>(task, 8);
+    for (let qb = load<i32>(task, 4); qb < qb1; qb++) {
+      queryBlock(seq, qb, d, bs, scale, scratch);
+    }
+    done++;
+  }
+  return done;
+}
+
+/** Scratch bytes one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ and masks [bs][bs], 3 row vectors. */
+export function bsattn_scratch_bytes(d: i32, bs: i32): i32 {
+  return (2 * d * bs + bs * bs + 3 * bs) * 4;
+}
+
+function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: usize): void {
+  const qBase = <usize>load<i32>(seq + SEQ_Q);
+  const kBase = <usize>load<i32>(seq + SEQ_K);
+  const vBase = <usize>load<i32>(seq + SEQ_V);
+  const oBase = <usize>load<i32>(seq + SEQ_O);
+  const stride = <usize>load<i32>(seq + SEQ_STRIDE);
+  const nQ = load<i32>(seq + SEQ_NQ);
+  const nK = load<i32>(seq + SEQ_NK);
+  const rowPtr = <usize>load<i32>(seq + SEQ_ROWPTR);
+  const cols = <usize>load<i32>(seq + SEQ_COLS);
+  const maskIds = <usize>load<i32>(seq + SEQ_MASKIDS);
+  const masks = <usize>load<i32>(seq + SEQ_MASKS);
+
+  const ubs = <usize>bs;
+  const ud = <usize>d;
+  // scratch: Qᵗ [d][bs] · Oᵗ [d][bs] · Sᵗ [bs][bs] · m_i, l_i, α [bs]   (all f32)
+  const qt = scratch;
+  const ot = qt + ud * ubs * 4;
+  const st = ot + ud * ubs * 4;
+  const mI = st + ubs * ubs * 4;
+  const lI = mI + ubs * 4;
+  const alpha = lI + ubs * 4;
+
+  const row0 = qb * bs;
+  const rows = min(bs, nQ - row0);
+
+  // Qᵗ[k][r] = Q[row0 + r][k] · scale (zero rows past nQ); Oᵗ = 0; m_i = -inf; l_i = 0
+  for (let r = 0; r < bs; r++) {
+    const src = qBase + <usize>(row0 + r) * stride;
+    const live = r < rows;
+    for (let k = 0; k < d; k++) {
+      store<f32>(qt + (<usize>k * ubs + <usize>r) * 4, live ? load<f32>(src + (<usize>k << 2)) * scale : 0);
+    }
+    store<f32>(mI + (<usize>r << 2), -Infinity);
+    store<f32>(lI + (<usize>r << 2), 0);
+  }
+  memory.fill(ot, 0, ud * ubs * 4);
+
+  const e1 = load<i32>(rowPtr + (<usize>(qb + 1) << 2));
+  for (let e = load<i32>(rowPtr + (<usize>qb << 2)); e < e1; e++) {
+    const kb = load<i32>(cols + (<usize>e << 2));
+    const key0 = kb * bs;
+    if (key0 >= nK) break; // cols ascend: every later block is past the keys
+    const nc = min(bs, nK - key0);
+    const maskId = load<i32>(maskIds + (<usize>e << 2));
+    const mask = maskId < 0 ? <usize>0 : masks + <usize>maskId * ubs * ubs * 4;
+    const kRows = kBase + <usize>key0 * stride;
+    const vRows = vBase + <usize>key0 * stride;
+    if (ASC_FEATURE_SIMD) {
+      scoresSimd(qt, kRows, stride, st, d, bs, nc);
+      softmaxSimd(st, mask, mI, lI, alpha, bs, nc);
+      accumulateSimd(st, mask, vRows, stride, ot, alpha, d, bs, nc);
+    } else {
+      scoresScalar(qt, kRows, stride, st, d, bs, nc);
+      softmaxScalar(st, mask, mI, lI, alpha, bs, nc);
+      accumulateScalar(st, mask, vRows, stride, ot, alpha, d, bs, nc);
+    }
+  }
+
+  // O[row0 + r][k] = Oᵗ[k][r] / l_i[r]; a row with no allowed key stays 0
+  for (let r = 0; r < rows; r++) {
+    const l = load<f32>(lI + (<usize>r << 2));
+    const inv: f32 = l > 0 ? <f32>1.0 / l : 0;
+    const dst = oBase + <usize>(row0 + r) * stride;
+    for (let k = 0; k < d; k++) {
+      store<f32>(dst + (<usize>k << 2), load<f32>(ot + (<usize>k * ubs + <usize>r) * 4) * inv);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- SIMD
+
+// @ts-ignore: decorator
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+/** 2^x lane-wise for x <= 0 (or NaN); exact 0 below 2^-125. */
+// @ts-ignore: decorator
+@inline function exp2v(x: v128): v128 {
+  const xc = f32x4.max(x, f32x4.splat(-127.0));
+  const n = f32x4.nearest(xc);
+  const r = f32x4.sub(xc, n);
+  let p = madd(f32x4.splat(EXP_C5), r, f32x4.splat(EXP_C4));
+  p = madd(p, r, f32x4.splat(EXP_C3));
+  p = madd(p, r, f32x4.splat(EXP_C2));
+  p = madd(p, r, f32x4.splat(EXP_C1));
+  p = madd(p, r, f32x4.splat(EXP_C0));
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  const y = f32x4.mul(p, pow2n);
+  return v128.andnot(y, f32x4.lt(x, f32x4.splat(EXP_FLUSH)));
+}
+
+/** Sᵗ[c][r] = Σ_k K[c][k] · Qᵗ[k][r] for c < nc; register tile 8 rows × 4 keys. */
+function scoresSimd(qt: usize, kRows: usize, stride: usize, st: usize, d: i32, bs: i32, nc: i32): void {
+  const ubs = <usize>bs;
+  const rowBytes = ubs * 4;
+  const nc4 = nc & ~3;
+  for (let r0: usize = 0; r0 < ubs; r0 += 8) {
+    let c = 0;
+    for (; c < nc4; c += 4) {
+      const k0 = kRows + <usize>c * stride;
+      const k1 = k0 + stride;
+      const k2 = k1 + stride;
+      const k3 = k2 + stride;
+      let a00 = f32x4.splat(0), a01 = f32x4.splat(0);
+      let a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+      let a20 = f32x4.splat(0), a21 = f32x4.splat(0);
+      let a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+      let q = qt + r0 * 4;
+      for (let k: usize = 0; k < <usize>d; k++) {
+        const q0 = v128.load(q);
+        const q1 = v128.load(q, 16);
+        const off = k << 2;
+        const b0 = v128.load32_splat(k0 + off);
+        a00 = madd(q0, b0, a00);
+        a01 = madd(q1, b0, a01);
+        const b1 = v128.load32_splat(k1 + off);
+        a10 = madd(q0, b1, a10);
+        a11 = madd(q1, b1, a11);
+        const b2 = v128.load32_splat(k2 + off);
+        a20 = madd(q0, b2, a20);
+        a21 = madd(q1, b2, a21);
+        const b3 = v128.load32_splat(k3 + off);
+        a30 = madd(q0, b3, a30);
+        a31 = madd(q1, b3, a31);
+        q += rowBytes;
+      }
+      const s = st + (<usize>c * ubs + r0) * 4;
+      v128.store(s, a00);
+      v128.store(s, a01, 16);
+      v128.store(s + rowBytes, a10);
+      v128.store(s + rowBytes, a11, 16);
+      v128.store(s + 2 * rowBytes, a20);
+      v128.store(s + 2 * rowBytes, a21, 16);
+      v128.store(s + 3 * rowBytes, a30);
+      v128.store(s + 3 * rowBytes, a31, 16);
+    }
+    for (; c < nc; c++) {
+      const k0 = kRows + <usize>c * stride;
+      let a00 = f32x4.splat(0), a01 = f32x4.splat(0);
+      let q = qt + r0 * 4;
+      for (let k: usize = 0; k < <usize>d; k++) {
+        const b0 = v128.load32_splat(k0 + (k << 2));
+        a00 = madd(v128.load(q), b0, a00);
+        a01 = madd(v128.load(q, 16), b0, a01);
+        q += rowBytes;
+      }
+      const s = st + (<usize>c * ubs + r0) * 4;
+      v128.store(s, a00);
+      v128.store(s, a01, 16);
+    }
+  }
+}
+
+/**
+ * Masks Sᵗ, updates m_i and l_i, turns Sᵗ into P = 2^(S - m_new) and writes
+ * α = 2^(m_i - m_new). Rows whose keys are all masked so far keep m = -inf and P = 0.
+ */
+function softmaxSimd(st: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32): void {
+  const ubs = <usize>bs;
+  const ninf = f32x4.splat(-Infinity);
+  for (let r: usize = 0; r < ubs; r += 4) {
+    // S = mask ? S : -inf; m_new = max(m_i, rowmax S)
+    let mx = v128.load(mI + r * 4);
+    for (let c = 0; c < nc; c++) {
+      const p = st + (<usize>c * ubs + r) * 4;
+      let s = v128.load(p);
+      if (mask) {
+        s = v128.bitselect(s, ninf, v128.load(mask + (<usize>c * ubs + r) * 4));
+        v128.store(p, s);
+      }
+      mx = f32x4.max(mx, s);
+    }
+    // Rows with no allowed key yet subtract 0 instead of -inf (no -inf - -inf NaN).
+    const safe = v128.bitselect(f32x4.splat(0), mx, f32x4.eq(mx, ninf));
+    const a = exp2v(f32x4.sub(v128.load(mI + r * 4), safe));
+    // P = 2^(S - m_new); l_i = l_i·α + rowsum P
+    let sum = f32x4.splat(0);
+    for (let c = 0; c < nc; c++) {
+      const p = st + (<usize>c * ubs + r) * 4;
+      const e = exp2v(f32x4.sub(v128.load(p), safe));
+      v128.store(p, e);
+      sum = f32x4.add(sum, e);
+    }
+    v128.store(lI + r * 4, madd(v128.load(lI + r * 4), a, sum));
+    v128.store(mI + r * 4, mx);
+    v128.store(alpha + r * 4, a);
+  }
+}
+
+/**
+ * Oᵗ[k][r] = Oᵗ[k][r]·α[r] + Σ_c P[c][r] · V[c][k]; register tile 8 rows × 4 dims.
+ * On masked blocks each product is ANDed with the mask, so a masked key's V (even
+ * NaN or Inf) never reaches the output, as in the dense reference.
+ */
+function accumulateSimd(st: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, bs: i32, nc: i32): void {
+  const ubs = <usize>bs;
+  const rowBytes = ubs * 4;
+  const d4 = <usize>(d & ~3);
+  const ud = <usize>d;
+  for (let r0: usize = 0; r0 < ubs; r0 += 8) {
+    const al0 = v128.load(alpha + r0 * 4);
+    const al1 = v128.load(alpha + r0 * 4, 16);
+    let k: usize = 0;
+    for (; k < d4; k += 4) {
+      const o = ot + (k * ubs + r0) * 4;
+      let a00 = f32x4.mul(v128.load(o), al0), a01 = f32x4.mul(v128.load(o, 16), al1);
+      let a10 = f32x4.mul(v128.load(o + rowBytes), al0), a11 = f32x4.mul(v128.load(o + rowBytes, 16), al1);
+      let a20 = f32x4.mul(v128.load(o + 2 * rowBytes), al0), a21 = f32x4.mul(v128.load(o + 2 * rowBytes, 16), al1);
+      let a30 = f32x4.mul(v128.load(o + 3 * rowBytes), al0), a31 = f32x4.mul(v128.load(o + 3 * rowBytes, 16), al1);
+      let p = st + r0 * 4;
+      let v = vRows + (k << 2);
+      if (mask) {
+        let m = mask + r0 * 4;
+        for (let c = 0; c < nc; c++) {
+          const m0 = v128.load(m);
+          const m1 = v128.load(m, 16);
+          const p0 = v128.load(p);
+          const p1 = v128.load(p, 16);
+          const b0 = v128.load32_splat(v);
+          a00 = f32x4.add(a00, v128.and(f32x4.mul(p0, b0), m0));
+          a01 = f32x4.add(a01, v128.and(f32x4.mul(p1, b0), m1));
+          const b1 = v128.load32_splat(v, 4);
+          a10 = f32x4.add(a10, v128.and(f32x4.mul(p0, b1), m0));
+          a11 = f32x4.add(a11, v128.and(f32x4.mul(p1, b1), m1));
+          const b2 = v128.load32_splat(v, 8);
+          a20 = f32x4.add(a20, v128.and(f32x4.mul(p0, b2), m0));
+          a21 = f32x4.add(a21, v128.and(f32x4.mul(p1, b2), m1));
+          const b3 = v128.load32_splat(v, 12);
+          a30 = f32x4.add(a30, v128.and(f32x4.mul(p0, b3), m0));
+          a31 = f32x4.add(a31, v128.and(f32x4.mul(p1, b3), m1));
+          p += rowBytes;
+          m += rowBytes;
+          v += stride;
+        }
+      } else {
+        for (let c = 0; c < nc; c++) {
+          const p0 = v128.load(p);
+          const p1 = v128.load(p, 16);
+          const b0 = v128.load32_splat(v);
+          a00 = madd(p0, b0, a00);
+          a01 = madd(p1, b0, a01);
+          const b1 = v128.load32_splat(v, 4);
+          a10 = madd(p0, b1, a10);
+          a11 = madd(p1, b1, a11);
+          const b2 = v128.load32_splat(v, 8);
+          a20 = madd(p0, b2, a20);
+          a21 = madd(p1, b2, a21);
+          const b3 = v128.load32_splat(v, 12);
+          a30 = madd(p0, b3, a30);
+          a31 = madd(p1, b3, a31);
+          p += rowBytes;
+          v += stride;
+        }
+      }
+      v128.store(o, a00);
+      v128.store(o, a01, 16);
+      v128.store(o + rowBytes, a10);
+      v128.store(o + rowBytes, a11, 16);
+      v128.store(o + 2 * rowBytes, a20);
+      v128.store(o + 2 * rowBytes, a21, 16);
+      v128.store(o + 3 * rowBytes, a30);
+      v128.store(o + 3 * rowBytes, a31, 16);
+    }
+    for (; k < ud; k++) {
+      const o = ot + (k * ubs + r0) * 4;
+      let a00 = f32x4.mul(v128.load(o), al0), a01 = f32x4.mul(v128.load(o, 16), al1);
+      let p = st + r0 * 4;
+      let v = vRows + (k << 2);
+      for (let c = 0; c < nc; c++) {
+        const b0 = v128.load32_splat(v);
+        let x0 = f32x4.mul(v128.load(p), b0);
+        let x1 = f32x4.mul(v128.load(p, 16), b0);
+        if (mask) {
+          const m = mask + (<usize>c * ubs + r0) * 4;
+          x0 = v128.and(x0, v128.load(m));
+          x1 = v128.and(x1, v128.load(m, 16));
+        }
+        a00 = f32x4.add(a00, x0);
+        a01 = f32x4.add(a01, x1);
+        p += rowBytes;
+        v += stride;
+      }
+      v128.store(o, a00);
+      v128.store(o, a01, 16);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- scalar
+
+function exp2s(x: f32): f32 {
+  if (x != x) return x;
+  if (x < EXP_FLUSH) return 0; // also -inf
+  const n = nearest<f32>(x);
+  const r = x - n;
+  const p = ((((EXP_C5 * r + EXP_C4) * r + EXP_C3) * r + EXP_C2) * r + EXP_C1) * r + EXP_C0;
+  return p * reinterpret<f32>((<i32>n + 127) << 23);
+}
+
+function scoresScalar(qt: usize, kRows: usize, stride: usize, st: usize, d: i32, bs: i32, nc: i32): void {
+  const ubs = <usize>bs;
+  for (let c = 0; c < nc; c++) {
+    const kr = kRows + <usize>c * stride;
+    for (let r: usize = 0; r < ubs; r++) {
+      let acc: f32 = 0;
+      for (let k: usize = 0; k < <usize>d; k++) {
+        acc += load<f32>(kr + (k << 2)) * load<f32>(qt + (k * ubs + r) * 4);
+      }
+      store<f32>(st + (<usize>c * ubs + r) * 4, acc);
+    }
+  }
+}
+
+function softmaxScalar(st: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32): void {
+  const ubs = <usize>bs;
+  for (let r: usize = 0; r < ubs; r++) {
+    let mx = load<f32>(mI + r * 4);
+    for (let c = 0; c < nc; c++) {
+      const p = st + (<usize>c * ubs + r) * 4;
+      if (mask && load<i32>(mask + (<usize>c * ubs + r) * 4) == 0) store<f32>(p, -Infinity);
+      mx = maxNaN(mx, load<f32>(p));
+    }
+    const safe: f32 = mx == -Infinity ? 0 : mx;
+    const a = exp2s(load<f32>(mI + r * 4) - safe);
+    let sum: f32 = 0;
+    for (let c = 0; c < nc; c++) {
+      const p = st + (<usize>c * ubs + r) * 4;
+      const e = exp2s(load<f32>(p) - safe);
+      store<f32>(p, e);
+      sum += e;
+    }
+    store<f32>(lI + r * 4, load<f32>(lI + r * 4) * a + sum);
+    store<f32>(mI + r * 4, mx);
+    store<f32>(alpha + r * 4, a);
+  }
+}
+
+/** max that propagates NaN like f32x4.max. */
+// @ts-ignore: decorator
+@inline function maxNaN(a: f32, b: f32): f32 {
+  return a != a || b != b ? NaN : max(a, b);
+}
+
+function accumulateScalar(st: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, bs: i32, nc: i32): void {
+  const ubs = <usize>bs;
+  for (let k: usize = 0; k < <usize>d; k++) {
+    for (let r: usize = 0; r < ubs; r++) {
+      const o = ot + (k * ubs + r) * 4;
+      let acc = load<f32>(o) * load<f32>(alpha + r * 4);
+      for (let c = 0; c < nc; c++) {
+        if (mask && load<i32>(mask + (<usize>c * ubs + r) * 4) == 0) continue;
+        acc += load<f32>(st + (<usize>c * ubs + r) * 4) * load<f32>(vRows + <usize>c * stride + (k << 2));
+      }
+      store<f32>(o, acc);
+    }
+  }
+}

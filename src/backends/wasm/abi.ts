@@ -1,0 +1,41 @@
+// Host side of the kernel ABI: the parameter block and sequence table that
+// assembly/bsattn_fwd.ts reads. Offsets must match the P_* and SEQ_* constants there.
+
+export const PARAMS_BYTES = 32;
+export const P = {
+  tasks: 0,
+  nTasks: 1,
+  counter: 2,
+  seqs: 3,
+  headDim: 4,
+  block: 5,
+  scale: 6, // f32
+  scratchBytes: 7,
+} as const; // i32 word indices
+
+export const SEQ_WORDS = 12;
+export const SEQ = {
+  q: 0,
+  k: 1,
+  v: 2,
+  o: 3,
+  stride: 4,
+  nQ: 5,
+  nK: 6,
+  rowPtr: 7,
+  cols: 8,
+  maskIds: 9,
+  masks: 10,
+} as const; // i32 word indices within one entry
+
+export const TASK_WORDS = 4; // seq, qb0, qb1, unused
+
+/** Scratch one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], m_i, l_i, α [bs] (f32). */
+export function scratchBytes(headDim: number, bs: number): number {
+  return (2 * headDim * bs + bs * bs + 3 * bs) * 4;
+}
+
+export interface KernelExports {
+  bsattn_fwd_f32(params: number, scratch: number): number;
+  heap_base(): number;
+}

@@ -1,0 +1,255 @@
+// The CPU engine: one WebAssembly.Memory, one kernel instance on the calling thread and
+// (threaded builds) a worker pool over the same memory. Calls are serialised: each one
+// lays out its tensors, layouts, tasks and scratch in linear memory, runs, and reads the
+// output back. Memory grows to the largest call and is reused; wasm32 caps it at 4 GiB.
+import type { Plan } from '../../plan.js';
+import { forEachSequence } from '../../plan.js';
+import type { BlockLayout } from '../../layout/block-layout.js';
+import { type KernelExports, P, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK_WORDS, scratchBytes } from './abi.js';
+import { type KernelChoice, type Variant, chooseKernel } from './kernels.js';
+import { WorkerPool } from './pool.js';
+
+const PAGE = 65536;
+const MAX_BYTES = 65536 * PAGE; // wasm32: 4 GiB
+const ALIGN = 64; // one cache line: no false sharing between threads' scratch
+
+const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+
+/** Kernel masks: [kCol][qRow] i32, -1 = allowed, from the layout's [qRow][kCol] bytes. */
+const kernelMasks = new WeakMap<BlockLayout, Int32Array>();
+function masksFor(layout: BlockLayout): Int32Array {
+  let m = kernelMasks.get(layout);
+  if (!m) {
+    const bs = layout.blockSize;
+    m = new Int32Array(layout.masks.length * bs * bs);
+    layout.masks.forEach((mask, id) => {
+      const base = id * bs * bs;
+      for (let r = 0; r < bs; r++) for (let c = 0; c < bs; c++) m![base + c * bs + r] = mask[r * bs + c] ? -1 : 0;
+    });
+    kernelMasks.set(layout, m);
+  }
+  return m;
+}
+
+export interface RunRequest {
+  plan: Plan;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  threads: number;
+  signal?: AbortSignal;
+}
+
+export class WasmEngine {
+  readonly variant: Variant;
+  readonly threaded: boolean;
+  private readonly memory: WebAssembly.Memory;
+  private readonly kernel: KernelExports;
+  private readonly heapBase: number;
+  private pool: WorkerPool | null = null;
+  private poolSize = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+  private running = false;
+
+  private constructor(choice: KernelChoice, memory: WebAssembly.Memory, kernel: KernelExports) {
+    this.variant = choice.variant;
+    this.threaded = choice.threaded;
+    this.memory = memory;
+    this.kernel = kernel;
+    this.heapBase = align(kernel.heap_base());
+    this.module = choice.module;
+  }
+  private readonly module: WebAssembly.Module;
+
+  static create(wantThreads: boolean, variant?: Variant): WasmEngine {
+    const choice = chooseKernel(wantThreads, variant);
+    const memory = new WebAssembly.Memory(
+      choice.threaded ? { initial: 1, maximum: 65536, shared: true } : { initial: 1, maximum: 65536 },
+    );
+    const instance = new WebAssembly.Instance(choice.module, { env: { memory } });
+    return new WasmEngine(choice, memory, instance.exports as unknown as KernelExports);
+  }
+
+  /** Bytes of linear memory in use now (it never shrinks). */
+  get memoryBytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  /** Computes on the calling thread; throws if a threaded call is in flight. */
+  runSync(req: RunRequest): Float32Array {
+    if (this.running) {
+      throw new Error('SparseAttention: forwardSync cannot run while a forward() call is computing; await it first');
+    }
+    this.running = true;
+    try {
+      const job = this.layOut(req, 1);
+      this.kernel.bsattn_fwd_f32(job.params, job.scratch[0]);
+      return job.read();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Computes on the worker pool (or the calling thread when single-threaded), one call at a time. */
+  run(req: RunRequest): Promise<Float32Array> {
+    const result = this.tail.then(() => this.runNow(req));
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private async runNow(req: RunRequest): Promise<Float32Array> {
+    req.signal?.throwIfAborted();
+    const threads = this.threaded ? req.threads : 1;
+    if (threads <= 1) return this.runSync(req);
+    await this.ensurePool(threads);
+    this.running = true;
+    try {
+      const job = this.layOut(req, threads);
+      const onAbort = () => Atomics.store(new Int32Array(this.memory.buffer), job.counter >> 2, job.nTasks);
+      req.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        await this.pool!.run(threads, job.params, job.scratch);
+      } finally {
+        req.signal?.removeEventListener('abort', onAbort);
+      }
+      req.signal?.throwIfAborted();
+      return job.read();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async ensurePool(threads: number): Promise<void> {
+    if (this.pool && this.poolSize >= threads) return;
+    this.pool?.terminate();
+    this.pool = null;
+    this.pool = await WorkerPool.create(threads, this.module, this.memory);
+    this.poolSize = threads;
+  }
+
+  dispose(): void {
+    this.pool?.terminate();
+    this.pool = null;
+  }
+
+  /** Writes everything one call needs into linear memory; returns where it lies. */
+  private layOut(req: RunRequest, threads: number) {
+    const { plan } = req;
+    const bs = plan.blockSize;
+    const d = plan.headDim;
+    const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
+
+    // Sequences and tasks. Tasks are runs of query blocks, sized so that every thread
+    // gets several, and queued most expensive first for the dynamic scheduler.
+    const seqs: number[][] = [];
+    forEachSequence(plan, (s) => {
+      if (s.nQ > 0) seqs.push([s.b, s.h, s.token0, s.step, s.nQ, s.nK, s.layout]);
+    });
+    let totalQB = 0;
+    for (const s of seqs) totalQB += Math.ceil(s[4] / bs);
+    const chunk = threads <= 1 ? Infinity : Math.max(1, Math.floor(totalQB / (threads * 8)));
+    const tasks: { seq: number; qb0: number; qb1: number; cost: number }[] = [];
+    seqs.forEach((s, i) => {
+      const layout = plan.layouts[s[6]];
+      const nQB = Math.ceil(s[4] / bs);
+      for (let qb0 = 0; qb0 < nQB; qb0 += Math.min(chunk, nQB)) {
+        const qb1 = Math.min(nQB, qb0 + chunk);
+        tasks.push({ seq: i, qb0, qb1, cost: layout.rowPtr[qb1] - layout.rowPtr[qb0] });
+      }
+    });
+    if (threads > 1) tasks.sort((a, b) => b.cost - a.cost);
+
+    // Linear memory map, from heap_base:
+    // params · counter · seqs [nSeq][12] · tasks [nTask][4] · layouts · scratch × threads · q k v o
+    let at = this.heapBase;
+    const take = (bytes: number) => {
+      const p = at;
+      at = align(at + bytes);
+      return p;
+    };
+    const params = take(PARAMS_BYTES);
+    const counter = take(4);
+    const seqTable = take(seqs.length * SEQ_WORDS * 4);
+    const taskTable = take(tasks.length * TASK_WORDS * 4);
+    const layoutAt = plan.layouts.map((l) => {
+      const nnz = l.cols.length;
+      return {
+        rowPtr: take(l.rowPtr.length * 4),
+        cols: take(nnz * 4),
+        maskIds: take(nnz * 4),
+        masks: take(l.masks.length * bs * bs * 4),
+      };
+    });
+    const sBytes = align(scratchBytes(d, bs));
+    const scratch = Array.from({ length: threads }, () => take(sBytes));
+    const qAt = take(tensorBytes);
+    const kAt = take(tensorBytes);
+    const vAt = take(tensorBytes);
+    const oAt = take(tensorBytes);
+    this.reserve(at);
+
+    const buf = this.memory.buffer;
+    const i32 = new Int32Array(buf);
+    const f32 = new Float32Array(buf);
+    i32[(params >> 2) + P.tasks] = taskTable;
+    i32[(params >> 2) + P.nTasks] = tasks.length;
+    i32[(params >> 2) + P.counter] = counter;
+    i32[(params >> 2) + P.seqs] = seqTable;
+    i32[(params >> 2) + P.headDim] = d;
+    i32[(params >> 2) + P.block] = bs;
+    f32[(params >> 2) + P.scale] = Math.LOG2E / Math.sqrt(d);
+    i32[(params >> 2) + P.scratchBytes] = sBytes;
+    i32[counter >> 2] = 0;
+
+    const rowBytes = plan.nEmbd * 4;
+    seqs.forEach(([b, h, token0, step, nQ, nK, li], i) => {
+      const e = (seqTable >> 2) + i * SEQ_WORDS;
+      const first = (b * plan.nCtx + token0) * rowBytes + h * d * 4;
+      i32[e + SEQ.q] = qAt + first;
+      i32[e + SEQ.k] = kAt + first;
+      i32[e + SEQ.v] = vAt + first;
+      i32[e + SEQ.o] = oAt + first;
+      i32[e + SEQ.stride] = step * rowBytes;
+      i32[e + SEQ.nQ] = nQ;
+      i32[e + SEQ.nK] = nK;
+      i32[e + SEQ.rowPtr] = layoutAt[li].rowPtr;
+      i32[e + SEQ.cols] = layoutAt[li].cols;
+      i32[e + SEQ.maskIds] = layoutAt[li].maskIds;
+      i32[e + SEQ.masks] = layoutAt[li].masks;
+    });
+    tasks.forEach((t, i) => {
+      const e = (taskTable >> 2) + i * TASK_WORDS;
+      i32[e] = t.seq;
+      i32[e + 1] = t.qb0;
+      i32[e + 2] = t.qb1;
+    });
+    plan.layouts.forEach((l, li) => {
+      i32.set(l.rowPtr, layoutAt[li].rowPtr >> 2);
+      i32.set(l.cols, layoutAt[li].cols >> 2);
+      i32.set(l.maskIds, layoutAt[li].maskIds >> 2);
+      i32.set(masksFor(l), layoutAt[li].masks >> 2);
+    });
+    f32.set(req.q, qAt >> 2);
+    f32.set(req.k, kAt >> 2);
+    f32.set(req.v, vAt >> 2);
+    const n = tensorBytes >> 2;
+    return {
+      params,
+      counter,
+      nTasks: tasks.length,
+      scratch,
+      read: () => new Float32Array(this.memory.buffer, oAt, n).slice(),
+    };
+  }
+
+  private reserve(end: number): void {
+    if (end > MAX_BYTES) {
+      throw new Error(
+        `SparseAttention: this call needs ${(end / 2 ** 30).toFixed(2)} GiB of WebAssembly memory; ` +
+          `wasm32 allows at most 4 GiB (split the batch, or use the webgpu backend)`,
+      );
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+  }
+}

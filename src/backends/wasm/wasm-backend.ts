@@ -1,0 +1,102 @@
+// The CPU path: AssemblyScript kernels in WebAssembly (relaxed SIMD, SIMD or scalar),
+// threaded over a shared memory where the runtime allows. Engines are shared by every
+// SparseAttention instance of the process (one pool of workers, not one per instance)
+// and released when the last instance using them is disposed.
+import type { Plan } from '../../plan.js';
+import type { Backend, RunInputs } from '../backend.js';
+import { WasmEngine } from './engine.js';
+import type { Variant } from './kernels.js';
+
+interface Shared { engine: WasmEngine; users: number }
+const engines = new Map<string, Shared>();
+
+function acquire(threaded: boolean, variant: Variant | undefined): WasmEngine {
+  const key = `${variant ?? 'best'}:${threaded}`;
+  let shared = engines.get(key);
+  if (!shared) {
+    shared = { engine: WasmEngine.create(threaded, variant), users: 0 };
+    engines.set(key, shared);
+  }
+  shared.users++;
+  return shared.engine;
+}
+
+function release(engine: WasmEngine): void {
+  for (const [key, shared] of engines) {
+    if (shared.engine !== engine) continue;
+    if (--shared.users === 0) {
+      engines.delete(key);
+      engine.dispose();
+    }
+    return;
+  }
+}
+
+/** Default worker count: the machine's cores, at most 8. */
+export async function defaultThreads(): Promise<number> {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  let cores = nav?.hardwareConcurrency ?? 0;
+  if (!cores && typeof (globalThis as { process?: unknown }).process !== 'undefined') {
+    try {
+      const os = await import('node:os');
+      cores = os.availableParallelism?.() ?? os.cpus().length;
+    } catch {
+      cores = 1;
+    }
+  }
+  return Math.max(1, Math.min(8, cores || 1));
+}
+
+export class WasmBackend implements Backend {
+  readonly name = 'wasm' as const;
+  /** Threaded engine for forward(); single-threaded engine for forwardSync(). */
+  private engine: WasmEngine | null = null;
+  private syncEngine: WasmEngine | null = null;
+  private threads = 1;
+  private initialising: Promise<void> | null = null;
+
+  constructor(
+    private readonly requestedThreads: number | undefined,
+    private readonly variant: Variant | undefined,
+  ) {}
+
+  init(): Promise<void> {
+    this.initialising ??= (async () => {
+      this.threads = this.requestedThreads ?? (await defaultThreads());
+      this.engine = acquire(this.threads > 1, this.variant);
+      if (!this.engine.threaded) this.threads = 1;
+    })();
+    return this.initialising;
+  }
+
+  canRun(): string | null {
+    return null;
+  }
+
+  run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+    return this.engine!.run({ plan, ...inputs, threads: this.threads });
+  }
+
+  /** Computes on the calling thread. */
+  runSync(plan: Plan, inputs: RunInputs): Float32Array {
+    this.syncEngine ??= acquire(false, this.variant);
+    return this.syncEngine.runSync({ plan, ...inputs, threads: 1 });
+  }
+
+  describe(): string {
+    const e = this.engine ?? this.syncEngine;
+    if (!e) return 'wasm (not initialised)';
+    return `wasm ${e.variant}, ${this.engine?.threaded ? `${this.threads} threads` : '1 thread'}`;
+  }
+
+  /** Linear memory held by this backend's engines. */
+  get memoryBytes(): number {
+    return (this.engine?.memoryBytes ?? 0) + (this.syncEngine?.memoryBytes ?? 0);
+  }
+
+  dispose(): void {
+    if (this.engine) release(this.engine);
+    if (this.syncEngine) release(this.syncEngine);
+    this.engine = this.syncEngine = null;
+  }
+}

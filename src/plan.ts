@@ -1,0 +1,242 @@
+// Plan: what one forward call computes, independent of the backend. Turns the config and
+// a tensor shape into sequences (one per batch × head, or batch × head × group for
+// 'strided'), their block layouts, and the useful work (allowed pairs, FLOPs).
+// see: openai/sparse_attention attention.py (strided_transpose, get_blocksparse_obj)
+import type { Config } from './config.js';
+import { argError, checkPositiveInt, stateError } from './errors.js';
+import { bandLayout } from './layout/band.js';
+import { type BlockLayout, countAllowedPairs } from './layout/block-layout.js';
+import { fixedLayout, patternLayout } from './layout/pattern.js';
+
+export interface Tensor {
+  data: Float32Array;
+  shape: readonly number[];
+}
+
+export interface ForwardOptions {
+  /** Per batch item, keys at positions >= keyLengths[b] are masked out. */
+  keyLengths?: ArrayLike<number>;
+  /** Aborts the call (its promise rejects with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+/** Block layouts for one nCtx; cached per instance. */
+export interface Geometry {
+  /** Sequence rows are the tokens g, g + regroup, g + 2·regroup… ('strided'); else 0. */
+  readonly regroup: number;
+  /** Rows of the longest sequence: nCtx, or ceil(nCtx / L) for 'strided'. */
+  readonly seqLen: number;
+  readonly blockSize: number;
+  readonly layouts: readonly BlockLayout[];
+  /** Index into layouts for each head. */
+  readonly headLayout: Int32Array;
+}
+
+export interface Plan extends Geometry {
+  readonly batch: number;
+  readonly nCtx: number;
+  readonly nEmbd: number;
+  readonly heads: number;
+  readonly headDim: number;
+  readonly mode: Config['mode'];
+  readonly causal: boolean;
+  readonly keyLengths: Int32Array | null;
+  /** Allowed (query, key) pairs over every batch item and head. */
+  readonly allowedPairs: number;
+  /** 4 · headDim · allowedPairs: the multiply-adds of Q·Kᵀ and P·V, counted as 2 FLOPs each. */
+  readonly usefulFlops: number;
+  /** allowedPairs / (batch · heads · nCtx²). */
+  readonly density: number;
+}
+
+/** One (batch, head[, group]) attention problem. */
+export interface Sequence {
+  b: number;
+  h: number;
+  /** Token index of the sequence's first row. */
+  token0: number;
+  /** Token distance between consecutive rows (1, or L for 'strided'). */
+  step: number;
+  nQ: number;
+  nK: number;
+  layout: number;
+}
+
+/** Checks q, k, v and returns [batch, nCtx, nEmbd]. */
+export function checkInputs(config: Config, q: unknown, k: unknown, v: unknown): [number, number, number] {
+  const shape = checkTensor('q', q);
+  const ks = checkTensor('k', k);
+  const vs = checkTensor('v', v);
+  for (const [name, s] of [['k', ks], ['v', vs]] as const) {
+    if (s[0] !== shape[0] || s[1] !== shape[1] || s[2] !== shape[2]) {
+      throw argError(`${name}.shape`, `equal to q.shape [${shape.join(', ')}]`, `[${s.join(', ')}]`);
+    }
+  }
+  checkHeads(shape, config.heads);
+  return shape;
+}
+
+/** Checks a [batch, nCtx, nEmbd] shape of positive integers. */
+export function checkShape(name: string, shape: unknown): asserts shape is [number, number, number] {
+  if (!Array.isArray(shape) || shape.length !== 3) throw argError(name, 'an array [batch, nCtx, nEmbd]', shape);
+  shape.forEach((x, i) => checkPositiveInt(`${name}[${i}]`, x));
+}
+
+export function checkHeads(shape: readonly [number, number, number], heads: number): void {
+  if (shape[2] % heads !== 0) {
+    throw argError('nEmbd', `a multiple of heads (${heads}); the shape is [${shape.join(', ')}]`, shape[2]);
+  }
+}
+
+function checkTensor(name: string, t: unknown): [number, number, number] {
+  if (t === null || typeof t !== 'object') throw argError(name, 'a tensor { data: Float32Array, shape: [batch, nCtx, nEmbd] }', t);
+  const { data, shape } = t as Partial<Tensor>;
+  if (!(data instanceof Float32Array)) throw argError(`${name}.data`, 'a Float32Array', data);
+  checkShape(`${name}.shape`, shape);
+  const n = shape[0] * shape[1] * shape[2];
+  if (data.length !== n) {
+    const detached = data.length === 0 && data.buffer.byteLength === 0;
+    throw argError(
+      `${name}.data.length`,
+      `${n} for shape [${shape.join(', ')}]${detached ? ' (its buffer is detached)' : ''}`,
+      data.length,
+    );
+  }
+  return shape as [number, number, number];
+}
+
+export function checkKeyLengths(keyLengths: unknown, batch: number, nCtx: number): Int32Array | null {
+  if (keyLengths === undefined || keyLengths === null) return null;
+  if (!(Array.isArray(keyLengths) || ArrayBuffer.isView(keyLengths)) || (keyLengths as ArrayLike<number>).length !== batch) {
+    throw argError('keyLengths', `an array of ${batch} lengths (one per batch item)`, keyLengths);
+  }
+  const out = new Int32Array(batch);
+  for (let b = 0; b < batch; b++) {
+    const x = (keyLengths as ArrayLike<number>)[b];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > nCtx) {
+      throw argError(`keyLengths[${b}]`, `an integer in [0, ${nCtx}]`, x);
+    }
+    out[b] = x;
+  }
+  return out;
+}
+
+/**
+ * Block size of the layout the kernels run for the band modes, whose result does not
+ * depend on it. The user's blocksize is kept between 16 and 64: smaller tiles starve the
+ * SIMD register tiles, larger ones overflow L1 with the 64 KiB score tile.
+ */
+export function bandBlockSize(blocksize: number): number {
+  return Math.min(64, Math.max(16, blocksize));
+}
+
+export function buildGeometry(config: Config, nCtx: number): Geometry {
+  const { mode, causal, heads } = config;
+  const L = config.localAttnCtx;
+  const one = new Int32Array(heads);
+  if (mode === 'all' || mode === 'local' || mode === 'strided') {
+    const bs = bandBlockSize(config.blocksize);
+    const seqLen = mode === 'strided' ? Math.ceil(nCtx / L) : nCtx;
+    let lo = -Infinity;
+    let hi = causal ? 0 : Infinity;
+    if (mode === 'local') {
+      lo = -(L - 1);
+      if (!causal) hi = L - 1;
+    }
+    // 'strided' regrouped: each group is a plain causal (or full) attention.
+    return { regroup: mode === 'strided' ? L : 0, seqLen, blockSize: bs, layouts: [bandLayout(seqLen, bs, lo, hi)], headLayout: one };
+  }
+  const bs = config.blocksize;
+  const nB = Math.ceil(nCtx / bs);
+  if (mode === 'fixed') {
+    const layouts: BlockLayout[] = [];
+    for (let h = 0; h < config.numVerts; h++) {
+      layouts.push(fixedLayout(nB, bs, h, { localAttnCtx: L, numVerts: config.numVerts, vertsize: config.vertsize, causal }));
+    }
+    const headLayout = Int32Array.from({ length: heads }, (_, h) => h % config.numVerts);
+    return { regroup: 0, seqLen: nCtx, blockSize: bs, layouts, headLayout };
+  }
+  // custom
+  if (nB > config.customBlockCount) {
+    throw argError(
+      'nCtx',
+      `at most ${config.customBlockCount * bs} (the custom layout covers ${config.customBlockCount} blocks of ${bs})`,
+      nCtx,
+    );
+  }
+  const blocks = config.customBlocks!;
+  const mask = config.mask;
+  const perHead = config.customPerHead || mask !== null;
+  const layouts: BlockLayout[] = [];
+  for (let h = 0; h < (perHead ? heads : 1); h++) {
+    layouts.push(
+      patternLayout(nB, bs, (qb, kb) => blocks(h, qb, kb), mask ? (i, j) => Boolean(mask(h, i, j)) : null),
+    );
+  }
+  const headLayout = perHead ? Int32Array.from({ length: heads }, (_, h) => h) : one;
+  return { regroup: 0, seqLen: nCtx, blockSize: bs, layouts, headLayout };
+}
+
+export function buildPlan(
+  config: Config,
+  geometry: Geometry,
+  shape: readonly [number, number, number],
+  keyLengths: Int32Array | null,
+): Plan {
+  const [batch, nCtx, nEmbd] = shape;
+  const heads = config.heads;
+  const base = {
+    ...geometry,
+    batch,
+    nCtx,
+    nEmbd,
+    heads,
+    headDim: nEmbd / heads,
+    mode: config.mode,
+    causal: config.causal,
+    keyLengths,
+    allowedPairs: 0,
+    usefulFlops: 0,
+    density: 0,
+  };
+  let pairs = 0;
+  const memo = new Map<string, number>();
+  forEachSequence(base, (s) => {
+    const key = `${s.layout}:${s.nQ}:${s.nK}`;
+    let n = memo.get(key);
+    if (n === undefined) {
+      n = countAllowedPairs(geometry.layouts[s.layout], s.nQ, s.nK);
+      memo.set(key, n);
+    }
+    pairs += n;
+  });
+  return {
+    ...base,
+    allowedPairs: pairs,
+    usefulFlops: 4 * base.headDim * pairs,
+    density: pairs / (batch * heads * nCtx * nCtx),
+  };
+}
+
+/** Calls fn for every non-empty sequence of the plan, in (b, h, group) order. */
+export function forEachSequence(
+  plan: Pick<Plan, 'batch' | 'heads' | 'nCtx' | 'regroup' | 'headLayout' | 'keyLengths'>,
+  fn: (s: Sequence) => void,
+): void {
+  const { batch, heads, nCtx, regroup, headLayout, keyLengths } = plan;
+  const groups = regroup > 0 ? Math.min(regroup, nCtx) : 1;
+  const step = regroup > 0 ? regroup : 1;
+  const rowsFrom = (len: number, g: number) => Math.max(0, Math.ceil((len - g) / step));
+  for (let b = 0; b < batch; b++) {
+    const len = keyLengths ? keyLengths[b] : nCtx;
+    for (let h = 0; h < heads; h++) {
+      for (let g = 0; g < groups; g++) {
+        fn({ b, h, token0: g, step, nQ: rowsFrom(nCtx, g), nK: rowsFrom(len, g), layout: headLayout[h] });
+      }
+    }
+  }
+}
+
+export function checkNotDisposed(disposed: boolean): void {
+  if (disposed) throw stateError('this instance was disposed; create a new SparseAttention');
+}
