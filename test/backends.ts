@@ -1,0 +1,25 @@
+// Every path the conformance suite runs: each wasm build this runtime validates, single-
+// and multi-threaded, and forwardSync. Tolerances per path (DESIGN.md §1).
+import { wasmVariants, type SparseAttentionOptions } from '../dist/index.js';
+
+export interface PathUnderTest {
+  name: string;
+  options: SparseAttentionOptions;
+  sync?: boolean;
+  atol: number;
+  rtol: number;
+}
+
+const WASM_TOL = { atol: 1e-5, rtol: 1e-4 };
+
+export function wasmPaths(): PathUnderTest[] {
+  const paths: PathUnderTest[] = [];
+  for (const variant of wasmVariants()) {
+    paths.push({ name: `wasm ${variant} 1 thread`, options: { backend: 'wasm', wasmVariant: variant, threads: 1 }, ...WASM_TOL });
+    if (variant !== 'scalar') {
+      paths.push({ name: `wasm ${variant} 3 threads`, options: { backend: 'wasm', wasmVariant: variant, threads: 3 }, ...WASM_TOL });
+    }
+  }
+  paths.push({ name: 'wasm forwardSync', options: { backend: 'wasm' }, sync: true, ...WASM_TOL });
+  return paths;
+}
