@@ -35,7 +35,11 @@ const SEQ_NK: usize = 24; // keys (rows of k/v); keys >= nK are never read
 const SEQ_ROWPTR: usize = 28; // -> i32 [nQB + 1]
 const SEQ_COLS: usize = 32; // -> i32 [nnz]
 const SEQ_MASKIDS: usize = 36; // -> i32 [nnz], -1 = full block
-const SEQ_MASKS: usize = 40; // -> masks, each [BLOCK][BLOCK] i32 (0 / -1), key-major
+const SEQ_MASKS: usize = 40; // -> mask records, see MASK_*
+// A mask record: [BLOCK / 8][2] i32 column range [cLo, cHi) holding every allowed key of
+// each 8-row tile, then [BLOCK][BLOCK] i32 (0 / -1), key-major. Columns outside a tile's
+// range are skipped entirely (half of every causal diagonal block, most of a partial
+// 'local' block); inside it, masked entries are selected away.
 export const SEQ_WORDS: i32 = 12;
 
 // 2^r on [-0.5, 0.5], degree-5 least-squares fit on Chebyshev nodes: rel. error 1.04e-7.
@@ -78,9 +82,15 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   return done;
 }
 
-/** Scratch bytes one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ and masks [bs][bs], 3 row vectors. */
+/** Scratch bytes one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], 3 row vectors, K, V [bs][d]. */
 export function bsattn_scratch_bytes(d: i32, bs: i32): i32 {
-  return (2 * d * bs + bs * bs + 3 * bs) * 4;
+  return (4 * d * bs + bs * bs + 3 * bs) * 4;
+}
+
+/** dst[c][0..d) = src + c·stride, for c < n. */
+function packRows(dst: usize, src: usize, stride: usize, n: i32, d: usize): void {
+  const bytes = d << 2;
+  for (let c = 0; c < n; c++) memory.copy(dst + <usize>c * bytes, src + <usize>c * stride, bytes);
 }
 
 function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: usize): void {
@@ -98,24 +108,22 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 
   const ubs = <usize>bs;
   const ud = <usize>d;
-  // scratch: Qᵗ [d][bs] · Oᵗ [d][bs] · Sᵗ [bs][bs] · m_i, l_i, α [bs]   (all f32)
+  // scratch: Qᵗ [d][bs] · Oᵗ [d][bs] · Sᵗ [bs][bs] · m_i, l_i, α [bs] · K, V [bs][d]  (all f32)
   const qt = scratch;
   const ot = qt + ud * ubs * 4;
   const st = ot + ud * ubs * 4;
   const mI = st + ubs * ubs * 4;
   const lI = mI + ubs * 4;
   const alpha = lI + ubs * 4;
+  const kPack = alpha + ubs * 4;
+  const vPack = kPack + ubs * ud * 4;
 
   const row0 = qb * bs;
   const rows = min(bs, nQ - row0);
 
   // Qᵗ[k][r] = Q[row0 + r][k] · scale (zero rows past nQ); Oᵗ = 0; m_i = -inf; l_i = 0
+  loadQueryT(qt, qBase + <usize>row0 * stride, stride, rows, d, bs, scale);
   for (let r = 0; r < bs; r++) {
-    const src = qBase + <usize>(row0 + r) * stride;
-    const live = r < rows;
-    for (let k = 0; k < d; k++) {
-      store<f32>(qt + (<usize>k * ubs + <usize>r) * 4, live ? load<f32>(src + (<usize>k << 2)) * scale : 0);
-    }
     store<f32>(mI + (<usize>r << 2), -Infinity);
     store<f32>(lI + (<usize>r << 2), 0);
   }
@@ -128,29 +136,135 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     if (key0 >= nK) break; // cols ascend: every later block is past the keys
     const nc = min(bs, nK - key0);
     const maskId = load<i32>(maskIds + (<usize>e << 2));
-    const mask = maskId < 0 ? <usize>0 : masks + <usize>maskId * ubs * ubs * 4;
-    const kRows = kBase + <usize>key0 * stride;
-    const vRows = vBase + <usize>key0 * stride;
+    // ranges: [bs/8][2] i32; mask: [bs][bs] i32 right after (0 when the block is full)
+    const ranges = maskId < 0 ? <usize>0 : masks + <usize>maskId * (ubs * ubs + (ubs >> 2)) * 4;
+    const mask = maskId < 0 ? <usize>0 : ranges + (ubs >> 2) * 4;
+    // K, V rows of this block, packed contiguous [nc][d] unless they already are: rows
+    // L·nEmbd·4 apart ('strided') or a multiple of 4 KiB apart alias in L1 and thrash it.
+    let kRows = kBase + <usize>key0 * stride;
+    let vRows = vBase + <usize>key0 * stride;
+    let kStride = stride;
+    if (stride != ud * 4) {
+      packRows(kPack, kRows, stride, nc, ud);
+      packRows(vPack, vRows, stride, nc, ud);
+      kRows = kPack;
+      vRows = vPack;
+      kStride = ud * 4;
+    }
     if (ASC_FEATURE_SIMD) {
-      scoresSimd(qt, kRows, stride, st, d, bs, nc);
-      softmaxSimd(st, mask, mI, lI, alpha, bs, nc);
-      accumulateSimd(st, mask, vRows, stride, ot, alpha, d, bs, nc);
+      scoresSimd(qt, kRows, kStride, st, ranges, d, bs, nc);
+      softmaxSimd(st, ranges, mask, mI, lI, alpha, bs, nc);
+      accumulateSimd(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc);
     } else {
-      scoresScalar(qt, kRows, stride, st, d, bs, nc);
-      softmaxScalar(st, mask, mI, lI, alpha, bs, nc);
-      accumulateScalar(st, mask, vRows, stride, ot, alpha, d, bs, nc);
+      scoresScalar(qt, kRows, kStride, st, ranges, d, bs, nc);
+      softmaxScalar(st, ranges, mask, mI, lI, alpha, bs, nc);
+      accumulateScalar(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc);
     }
   }
 
   // O[row0 + r][k] = Oᵗ[k][r] / l_i[r]; a row with no allowed key stays 0
-  for (let r = 0; r < rows; r++) {
+  for (let r = 0; r < bs; r++) {
     const l = load<f32>(lI + (<usize>r << 2));
-    const inv: f32 = l > 0 ? <f32>1.0 / l : 0;
-    const dst = oBase + <usize>(row0 + r) * stride;
-    for (let k = 0; k < d; k++) {
-      store<f32>(dst + (<usize>k << 2), load<f32>(ot + (<usize>k * ubs + <usize>r) * 4) * inv);
+    store<f32>(lI + (<usize>r << 2), l > 0 ? <f32>1.0 / l : 0);
+  }
+  storeOutput(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
+}
+
+/** dst[k][r] = src[r][k] · scale for r < rows, 0 for rows <= r < bs. */
+function loadQueryT(dst: usize, src: usize, stride: usize, rows: i32, d: i32, bs: i32, scale: f32): void {
+  const ubs = <usize>bs;
+  let r = 0;
+  if (ASC_FEATURE_SIMD) {
+    const sc = f32x4.splat(scale);
+    const d4 = d & ~3;
+    for (; r + 4 <= rows; r += 4) {
+      const s0 = src + <usize>r * stride;
+      let k = 0;
+      for (; k < d4; k += 4) {
+        const off = <usize>k << 2;
+        const a = f32x4.mul(v128.load(s0 + off), sc);
+        const b = f32x4.mul(v128.load(s0 + stride + off), sc);
+        const c = f32x4.mul(v128.load(s0 + 2 * stride + off), sc);
+        const e = f32x4.mul(v128.load(s0 + 3 * stride + off), sc);
+        // 4×4 transpose: rows r..r+3 × dims k..k+3 -> dims × rows
+        const t0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5);
+        const t1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
+        const t2 = v128.shuffle<f32>(c, e, 0, 4, 1, 5);
+        const t3 = v128.shuffle<f32>(c, e, 2, 6, 3, 7);
+        const p = dst + (<usize>k * ubs + <usize>r) * 4;
+        v128.store(p, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+        v128.store(p + ubs * 4, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+        v128.store(p + ubs * 8, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+        v128.store(p + ubs * 12, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+      }
+      for (; k < d; k++) {
+        for (let i = 0; i < 4; i++) {
+          store<f32>(dst + (<usize>k * ubs + <usize>(r + i)) * 4, load<f32>(s0 + <usize>i * stride + (<usize>k << 2)) * scale);
+        }
+      }
     }
   }
+  for (; r < bs; r++) {
+    const s0 = src + <usize>r * stride;
+    const live = r < rows;
+    for (let k = 0; k < d; k++) {
+      store<f32>(dst + (<usize>k * ubs + <usize>r) * 4, live ? load<f32>(s0 + (<usize>k << 2)) * scale : 0);
+    }
+  }
+}
+
+/** dst[r][k] = ot[k][r] · inv[r] for r < rows. */
+function storeOutput(dst: usize, stride: usize, ot: usize, inv: usize, rows: i32, d: i32, bs: i32): void {
+  const ubs = <usize>bs;
+  let r = 0;
+  if (ASC_FEATURE_SIMD) {
+    const d4 = d & ~3;
+    for (; r + 4 <= rows; r += 4) {
+      const iv = v128.load(inv + (<usize>r << 2));
+      const d0 = dst + <usize>r * stride;
+      let k = 0;
+      for (; k < d4; k += 4) {
+        const p = ot + (<usize>k * ubs + <usize>r) * 4;
+        const a = f32x4.mul(v128.load(p), iv);
+        const b = f32x4.mul(v128.load(p + ubs * 4), iv);
+        const c = f32x4.mul(v128.load(p + ubs * 8), iv);
+        const e = f32x4.mul(v128.load(p + ubs * 12), iv);
+        const t0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5);
+        const t1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
+        const t2 = v128.shuffle<f32>(c, e, 0, 4, 1, 5);
+        const t3 = v128.shuffle<f32>(c, e, 2, 6, 3, 7);
+        const off = <usize>k << 2;
+        v128.store(d0 + off, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+        v128.store(d0 + stride + off, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+        v128.store(d0 + 2 * stride + off, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+        v128.store(d0 + 3 * stride + off, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+      }
+      for (; k < d; k++) {
+        for (let i = 0; i < 4; i++) {
+          store<f32>(d0 + <usize>i * stride + (<usize>k << 2), load<f32>(ot + (<usize>k * ubs + <usize>(r + i)) * 4) * load<f32>(inv + (<usize>(r + i) << 2)));
+        }
+      }
+    }
+  }
+  for (; r < rows; r++) {
+    const d0 = dst + <usize>r * stride;
+    const iv = load<f32>(inv + (<usize>r << 2));
+    for (let k = 0; k < d; k++) {
+      store<f32>(d0 + (<usize>k << 2), load<f32>(ot + (<usize>k * ubs + <usize>r) * 4) * iv);
+    }
+  }
+}
+
+/** First allowed column of the 8-row tile holding row r (0 for full blocks). */
+// @ts-ignore: decorator
+@inline function colLo(ranges: usize, r: usize): i32 {
+  return ranges ? load<i32>(ranges + ((r >> 3) << 3)) : 0;
+}
+
+/** One past the last allowed column of the tile holding row r, at most nc. */
+// @ts-ignore: decorator
+@inline function colHi(ranges: usize, r: usize, nc: i32): i32 {
+  return ranges ? min(nc, load<i32>(ranges + ((r >> 3) << 3), 4)) : nc;
 }
 
 // ---------------------------------------------------------------- SIMD
@@ -178,13 +292,13 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 }
 
 /** Sᵗ[c][r] = Σ_k K[c][k] · Qᵗ[k][r] for c < nc; register tile 8 rows × 4 keys. */
-function scoresSimd(qt: usize, kRows: usize, stride: usize, st: usize, d: i32, bs: i32, nc: i32): void {
+function scoresSimd(qt: usize, kRows: usize, stride: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   const rowBytes = ubs * 4;
-  const nc4 = nc & ~3;
   for (let r0: usize = 0; r0 < ubs; r0 += 8) {
-    let c = 0;
-    for (; c < nc4; c += 4) {
+    let c = colLo(ranges, r0);
+    const cEnd = colHi(ranges, r0, nc);
+    for (; c + 4 <= cEnd; c += 4) {
       const k0 = kRows + <usize>c * stride;
       const k1 = k0 + stride;
       const k2 = k1 + stride;
@@ -222,7 +336,7 @@ function scoresSimd(qt: usize, kRows: usize, stride: usize, st: usize, d: i32, b
       v128.store(s + 3 * rowBytes, a30);
       v128.store(s + 3 * rowBytes, a31, 16);
     }
-    for (; c < nc; c++) {
+    for (; c < cEnd; c++) {
       const k0 = kRows + <usize>c * stride;
       let a00 = f32x4.splat(0), a01 = f32x4.splat(0);
       let q = qt + r0 * 4;
@@ -243,13 +357,15 @@ function scoresSimd(qt: usize, kRows: usize, stride: usize, st: usize, d: i32, b
  * Masks Sᵗ, updates m_i and l_i, turns Sᵗ into P = 2^(S - m_new) and writes
  * α = 2^(m_i - m_new). Rows whose keys are all masked so far keep m = -inf and P = 0.
  */
-function softmaxSimd(st: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32): void {
+function softmaxSimd(st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   const ninf = f32x4.splat(-Infinity);
   for (let r: usize = 0; r < ubs; r += 4) {
+    const cLo = colLo(ranges, r);
+    const cEnd = colHi(ranges, r, nc);
     // S = mask ? S : -inf; m_new = max(m_i, rowmax S)
     let mx = v128.load(mI + r * 4);
-    for (let c = 0; c < nc; c++) {
+    for (let c = cLo; c < cEnd; c++) {
       const p = st + (<usize>c * ubs + r) * 4;
       let s = v128.load(p);
       if (mask) {
@@ -263,7 +379,7 @@ function softmaxSimd(st: usize, mask: usize, mI: usize, lI: usize, alpha: usize,
     const a = exp2v(f32x4.sub(v128.load(mI + r * 4), safe));
     // P = 2^(S - m_new); l_i = l_i·α + rowsum P
     let sum = f32x4.splat(0);
-    for (let c = 0; c < nc; c++) {
+    for (let c = cLo; c < cEnd; c++) {
       const p = st + (<usize>c * ubs + r) * 4;
       const e = exp2v(f32x4.sub(v128.load(p), safe));
       v128.store(p, e);
@@ -280,7 +396,7 @@ function softmaxSimd(st: usize, mask: usize, mI: usize, lI: usize, alpha: usize,
  * On masked blocks each product is ANDed with the mask, so a masked key's V (even
  * NaN or Inf) never reaches the output, as in the dense reference.
  */
-function accumulateSimd(st: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, bs: i32, nc: i32): void {
+function accumulateSimd(st: usize, ranges: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   const rowBytes = ubs * 4;
   const d4 = <usize>(d & ~3);
@@ -288,6 +404,8 @@ function accumulateSimd(st: usize, mask: usize, vRows: usize, stride: usize, ot:
   for (let r0: usize = 0; r0 < ubs; r0 += 8) {
     const al0 = v128.load(alpha + r0 * 4);
     const al1 = v128.load(alpha + r0 * 4, 16);
+    const cLo = colLo(ranges, r0);
+    const cEnd = colHi(ranges, r0, nc);
     let k: usize = 0;
     for (; k < d4; k += 4) {
       const o = ot + (k * ubs + r0) * 4;
@@ -295,11 +413,11 @@ function accumulateSimd(st: usize, mask: usize, vRows: usize, stride: usize, ot:
       let a10 = f32x4.mul(v128.load(o + rowBytes), al0), a11 = f32x4.mul(v128.load(o + rowBytes, 16), al1);
       let a20 = f32x4.mul(v128.load(o + 2 * rowBytes), al0), a21 = f32x4.mul(v128.load(o + 2 * rowBytes, 16), al1);
       let a30 = f32x4.mul(v128.load(o + 3 * rowBytes), al0), a31 = f32x4.mul(v128.load(o + 3 * rowBytes, 16), al1);
-      let p = st + r0 * 4;
-      let v = vRows + (k << 2);
+      let p = st + (<usize>cLo * ubs + r0) * 4;
+      let v = vRows + <usize>cLo * stride + (k << 2);
       if (mask) {
-        let m = mask + r0 * 4;
-        for (let c = 0; c < nc; c++) {
+        let m = mask + (<usize>cLo * ubs + r0) * 4;
+        for (let c = cLo; c < cEnd; c++) {
           const m0 = v128.load(m);
           const m1 = v128.load(m, 16);
           const p0 = v128.load(p);
@@ -321,7 +439,7 @@ function accumulateSimd(st: usize, mask: usize, vRows: usize, stride: usize, ot:
           v += stride;
         }
       } else {
-        for (let c = 0; c < nc; c++) {
+        for (let c = cLo; c < cEnd; c++) {
           const p0 = v128.load(p);
           const p1 = v128.load(p, 16);
           const b0 = v128.load32_splat(v);
@@ -352,9 +470,9 @@ function accumulateSimd(st: usize, mask: usize, vRows: usize, stride: usize, ot:
     for (; k < ud; k++) {
       const o = ot + (k * ubs + r0) * 4;
       let a00 = f32x4.mul(v128.load(o), al0), a01 = f32x4.mul(v128.load(o, 16), al1);
-      let p = st + r0 * 4;
-      let v = vRows + (k << 2);
-      for (let c = 0; c < nc; c++) {
+      let p = st + (<usize>cLo * ubs + r0) * 4;
+      let v = vRows + <usize>cLo * stride + (k << 2);
+      for (let c = cLo; c < cEnd; c++) {
         const b0 = v128.load32_splat(v);
         let x0 = f32x4.mul(v128.load(p), b0);
         let x1 = f32x4.mul(v128.load(p, 16), b0);
@@ -385,11 +503,12 @@ function exp2s(x: f32): f32 {
   return p * reinterpret<f32>((<i32>n + 127) << 23);
 }
 
-function scoresScalar(qt: usize, kRows: usize, stride: usize, st: usize, d: i32, bs: i32, nc: i32): void {
+function scoresScalar(qt: usize, kRows: usize, stride: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
-  for (let c = 0; c < nc; c++) {
-    const kr = kRows + <usize>c * stride;
-    for (let r: usize = 0; r < ubs; r++) {
+  for (let r: usize = 0; r < ubs; r++) {
+    const cEnd = colHi(ranges, r, nc);
+    for (let c = colLo(ranges, r); c < cEnd; c++) {
+      const kr = kRows + <usize>c * stride;
       let acc: f32 = 0;
       for (let k: usize = 0; k < <usize>d; k++) {
         acc += load<f32>(kr + (k << 2)) * load<f32>(qt + (k * ubs + r) * 4);
@@ -399,11 +518,13 @@ function scoresScalar(qt: usize, kRows: usize, stride: usize, st: usize, d: i32,
   }
 }
 
-function softmaxScalar(st: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32): void {
+function softmaxScalar(st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   for (let r: usize = 0; r < ubs; r++) {
+    const cLo = colLo(ranges, r);
+    const cEnd = colHi(ranges, r, nc);
     let mx = load<f32>(mI + r * 4);
-    for (let c = 0; c < nc; c++) {
+    for (let c = cLo; c < cEnd; c++) {
       const p = st + (<usize>c * ubs + r) * 4;
       if (mask && load<i32>(mask + (<usize>c * ubs + r) * 4) == 0) store<f32>(p, -Infinity);
       mx = maxNaN(mx, load<f32>(p));
@@ -411,7 +532,7 @@ function softmaxScalar(st: usize, mask: usize, mI: usize, lI: usize, alpha: usiz
     const safe: f32 = mx == -Infinity ? 0 : mx;
     const a = exp2s(load<f32>(mI + r * 4) - safe);
     let sum: f32 = 0;
-    for (let c = 0; c < nc; c++) {
+    for (let c = cLo; c < cEnd; c++) {
       const p = st + (<usize>c * ubs + r) * 4;
       const e = exp2s(load<f32>(p) - safe);
       store<f32>(p, e);
@@ -429,13 +550,14 @@ function softmaxScalar(st: usize, mask: usize, mI: usize, lI: usize, alpha: usiz
   return a != a || b != b ? NaN : max(a, b);
 }
 
-function accumulateScalar(st: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, bs: i32, nc: i32): void {
+function accumulateScalar(st: usize, ranges: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   for (let k: usize = 0; k < <usize>d; k++) {
     for (let r: usize = 0; r < ubs; r++) {
       const o = ot + (k * ubs + r) * 4;
       let acc = load<f32>(o) * load<f32>(alpha + r * 4);
-      for (let c = 0; c < nc; c++) {
+      const cEnd = colHi(ranges, r, nc);
+      for (let c = colLo(ranges, r); c < cEnd; c++) {
         if (mask && load<i32>(mask + (<usize>c * ubs + r) * 4) == 0) continue;
         acc += load<f32>(st + (<usize>c * ubs + r) * 4) * load<f32>(vRows + <usize>c * stride + (k << 2));
       }

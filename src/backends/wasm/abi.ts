@@ -30,9 +30,9 @@ export const SEQ = {
 
 export const TASK_WORDS = 4; // seq, qb0, qb1, unused
 
-/** Scratch one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], m_i, l_i, α [bs] (f32). */
+/** Scratch one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], m_i, l_i, α [bs], K, V [bs][d] (f32). */
 export function scratchBytes(headDim: number, bs: number): number {
-  return (2 * headDim * bs + bs * bs + 3 * bs) * 4;
+  return (4 * headDim * bs + bs * bs + 3 * bs) * 4;
 }
 
 export interface KernelExports {

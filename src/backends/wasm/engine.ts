@@ -15,18 +15,40 @@ const ALIGN = 64; // one cache line: no false sharing between threads' scratch
 
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
-/** Kernel masks: [kCol][qRow] i32, -1 = allowed, from the layout's [qRow][kCol] bytes. */
+/**
+ * Kernel mask records (see MASK in assembly/bsattn_fwd.ts): per mask, [bs/8][2] i32 column
+ * ranges [cLo, cHi) of each 8-row tile, then [kCol][qRow] i32 with -1 = allowed.
+ */
+export function maskRecordWords(bs: number): number {
+  return bs * bs + bs / 4;
+}
 const kernelMasks = new WeakMap<BlockLayout, Int32Array>();
 function masksFor(layout: BlockLayout): Int32Array {
   let m = kernelMasks.get(layout);
   if (!m) {
     const bs = layout.blockSize;
-    m = new Int32Array(layout.masks.length * bs * bs);
+    const words = maskRecordWords(bs);
+    const out = new Int32Array(layout.masks.length * words);
     layout.masks.forEach((mask, id) => {
-      const base = id * bs * bs;
-      for (let r = 0; r < bs; r++) for (let c = 0; c < bs; c++) m![base + c * bs + r] = mask[r * bs + c] ? -1 : 0;
+      const base = id * words;
+      const body = base + bs / 4;
+      for (let t = 0; t < bs / 8; t++) {
+        let lo = bs;
+        let hi = 0;
+        for (let r = t * 8; r < t * 8 + 8; r++) {
+          for (let c = 0; c < bs; c++) {
+            if (!mask[r * bs + c]) continue;
+            lo = Math.min(lo, c);
+            hi = Math.max(hi, c + 1);
+          }
+        }
+        out[base + 2 * t] = Math.min(lo, hi);
+        out[base + 2 * t + 1] = hi;
+      }
+      for (let r = 0; r < bs; r++) for (let c = 0; c < bs; c++) out[body + c * bs + r] = mask[r * bs + c] ? -1 : 0;
     });
-    kernelMasks.set(layout, m);
+    kernelMasks.set(layout, out);
+    m = out;
   }
   return m;
 }
@@ -177,7 +199,7 @@ export class WasmEngine {
         rowPtr: take(l.rowPtr.length * 4),
         cols: take(nnz * 4),
         maskIds: take(nnz * 4),
-        masks: take(l.masks.length * bs * bs * 4),
+        masks: take(l.masks.length * maskRecordWords(bs) * 4),
       };
     });
     const sBytes = align(scratchBytes(d, bs));
