@@ -70,6 +70,7 @@ export function expectClose(actual: Float32Array, expected: Float64Array, atol: 
       if (Number.isNaN(r) !== Number.isNaN(a)) { worst = i; break; }
       continue;
     }
+    if (a === r) continue; // also equal infinities
     const excess = Math.abs(a - r) - (atol + rtol * Math.abs(r));
     if (!(excess <= 0) && (worst < 0 || excess > worstExcess)) {
       worst = i;
