@@ -50,7 +50,7 @@ describe('forward inputs', () => {
 
   const bad: [string, () => unknown[], RegExp][] = [
     ['q.data too short', () => [{ data: f32(10), shape: q.shape }, k, v], /q\.data\.length must be 320 for shape \[2, 20, 8\] \(got 10\)/],
-    ['k shape differs', () => [q, { data: f32(2 * 21 * 8), shape: [2, 21, 8] }, v], /k\.shape must be equal to q\.shape \[2, 20, 8\] \(got \[2, 21, 8\]\)/],
+    ['k shape differs', () => [q, { data: f32(2 * 21 * 8), shape: [2, 21, 8] }, v], /k\.shape must be equal to q\.shape \[2, 20, 8\] \(got \[2,21,8\]\)/],
     ['v batch differs', () => [q, k, { data: f32(20 * 8), shape: [1, 20, 8] }], /v\.shape must be equal to q\.shape/],
     ['zero size', () => [{ data: f32(0), shape: [2, 0, 8] }, k, v], /q\.shape\[1\] must be a positive integer \(got 0\)/],
     ['negative size', () => [{ data: f32(0), shape: [-2, 20, 8] }, k, v], /q\.shape\[0\] must be a positive integer \(got -2\)/],
