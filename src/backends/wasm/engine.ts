@@ -121,8 +121,10 @@ export class WasmEngine {
 
   private async runNow(req: RunRequest): Promise<Float32Array> {
     req.signal?.throwIfAborted();
-    const threads = this.threaded ? req.threads : 1;
-    if (threads <= 1) return this.runSync(req);
+    // Threaded builds always compute in workers, even with one thread: forward() never
+    // blocks the caller's event loop and an AbortSignal can stop it between tasks.
+    if (!this.threaded) return this.runSync(req);
+    const threads = Math.max(1, req.threads);
     await this.ensurePool(threads);
     this.running = true;
     try {
@@ -169,7 +171,7 @@ export class WasmEngine {
     });
     let totalQB = 0;
     for (const s of seqs) totalQB += Math.ceil(s[4] / bs);
-    const chunk = threads <= 1 ? Infinity : Math.max(1, Math.floor(totalQB / (threads * 8)));
+    const chunk = Math.max(1, Math.floor(totalQB / (threads * 8)));
     const tasks: { seq: number; qb0: number; qb1: number; cost: number }[] = [];
     seqs.forEach((s, i) => {
       const layout = plan.layouts[s[6]];
@@ -179,7 +181,7 @@ export class WasmEngine {
         tasks.push({ seq: i, qb0, qb1, cost: layout.rowPtr[qb1] - layout.rowPtr[qb0] });
       }
     });
-    if (threads > 1) tasks.sort((a, b) => b.cost - a.cost);
+    tasks.sort((a, b) => b.cost - a.cost);
 
     // Linear memory map, from heap_base:
     // params · counter · seqs [nSeq][12] · tasks [nTask][4] · layouts · scratch × threads · q k v o

@@ -63,7 +63,8 @@ export class WasmBackend implements Backend {
   init(): Promise<void> {
     this.initialising ??= (async () => {
       this.threads = this.requestedThreads ?? (await defaultThreads());
-      this.engine = acquire(this.threads > 1, this.variant);
+      // Threaded whenever the runtime allows, even for one thread (see WasmEngine.run).
+      this.engine = acquire(true, this.variant);
       if (!this.engine.threaded) this.threads = 1;
     })();
     return this.initialising;
@@ -86,7 +87,8 @@ export class WasmBackend implements Backend {
   describe(): string {
     const e = this.engine ?? this.syncEngine;
     if (!e) return 'wasm (not initialised)';
-    return `wasm ${e.variant}, ${this.engine?.threaded ? `${this.threads} threads` : '1 thread'}`;
+    const n = this.engine?.threaded ? this.threads : 1;
+    return `wasm ${e.variant}, ${n} thread${n > 1 ? 's' : ''}${this.engine?.threaded ? '' : ' (no workers in this runtime)'}`;
   }
 
   /** Linear memory held by this backend's engines. */
