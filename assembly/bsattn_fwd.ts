@@ -14,33 +14,39 @@
 // straight from the tensors with load32_splat, and any head dim works without a tail.
 // see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019).
 
-// ---- parameter block, written by the host (src/backends/wasm/kernel-abi.ts) ----
+// ---- parameter block, written by the host (src/backends/wasm/abi.ts) ----
 // i32 offsets in bytes from the params pointer.
 const P_TASKS: usize = 0; // -> [nTasks][4] i32: seq, qb0, qb1, 0
 const P_NTASKS: usize = 4;
-const P_COUNTER: usize = 8; // -> i32 shared task counter (atomic in threaded builds)
+const P_COUNTER: usize = 8; // -> i32 task counter (atomic in threaded builds)
 const P_SEQS: usize = 12; // -> [nSeqs][SEQ_WORDS] i32, see SEQ_*
 const P_HEAD_DIM: usize = 16;
 const P_BLOCK: usize = 20; // BLOCK: query and key block size, a multiple of 8
 const P_SCALE: usize = 24; // f32: log2(e) / sqrt(headDim)
-const P_SCRATCH_BYTES: usize = 28; // bytes of scratch one thread needs (host-computed)
+const P_NSEQS: usize = 28;
+const P_PACK_COUNTER: usize = 32; // -> i32 counter of the packing phase
+// 36: -> i32 barrier counter, 40: threads of this call (used by the host's barrier)
 
 const SEQ_Q: usize = 0;
-const SEQ_K: usize = 4;
+const SEQ_K: usize = 4; // K rows as the attention phase reads them
 const SEQ_V: usize = 8;
 const SEQ_O: usize = 12;
-const SEQ_STRIDE: usize = 16; // bytes between consecutive rows of the sequence
+const SEQ_STRIDE: usize = 16; // bytes between consecutive q / o rows of the sequence
 const SEQ_NQ: usize = 20; // query rows
 const SEQ_NK: usize = 24; // keys (rows of k/v); keys >= nK are never read
 const SEQ_ROWPTR: usize = 28; // -> i32 [nQB + 1]
 const SEQ_COLS: usize = 32; // -> i32 [nnz]
 const SEQ_MASKIDS: usize = 36; // -> i32 [nnz], -1 = full block
-const SEQ_MASKS: usize = 40; // -> mask records, see MASK_*
+const SEQ_MASKS: usize = 40; // -> mask records, see below
+const SEQ_KV_STRIDE: usize = 44; // bytes between consecutive K / V rows as read
+const SEQ_K_SRC: usize = 48; // packing phase: K rows in the input (0: nothing to pack)
+const SEQ_V_SRC: usize = 52;
+const SEQ_SRC_STRIDE: usize = 56;
 // A mask record: [BLOCK / 8][2] i32 column range [cLo, cHi) holding every allowed key of
 // each 8-row tile, then [BLOCK][BLOCK] i32 (0 / -1), key-major. Columns outside a tile's
 // range are skipped entirely (half of every causal diagonal block, most of a partial
 // 'local' block); inside it, masked entries are selected away.
-export const SEQ_WORDS: i32 = 12;
+export const SEQ_WORDS: i32 = 16;
 
 // 2^r on [-0.5, 0.5], degree-5 least-squares fit on Chebyshev nodes: rel. error 1.04e-7.
 const EXP_C0: f32 = 1.0000001192092896;
@@ -52,7 +58,36 @@ const EXP_C5: f32 = 0.0013400441966950893;
 // Below 2^-125 the result is flushed to an exact 0: no denormal ever enters P·V.
 const EXP_FLUSH: f32 = -125.0;
 
-/** Runs tasks until the shared counter passes nTasks. Returns the number of tasks run. */
+/**
+ * Phase 1: packs every sequence's K and V rows contiguous, [nK][d]. Rows nEmbd·4 apart
+ * (L·nEmbd·4 for 'strided') alias in L1 when the distance is a multiple of 4 KiB, and
+ * the attention phase reads each key block many times. Threads share the work through
+ * the pack counter; the host puts a barrier between the phases (in JS: Atomics.wait
+ * inside wasm corrupted SIMD state on resume in Node 20's V8, seen here).
+ */
+export function bsattn_pack_f32(params: usize): void {
+  const seqs = <usize>load<i32>(params + P_SEQS);
+  const d = <usize>load<i32>(params + P_HEAD_DIM);
+  const nSeqs = load<i32>(params + P_NSEQS);
+  const packCounter = <usize>load<i32>(params + P_PACK_COUNTER);
+  // K', V' = rows of K, V packed per sequence
+  while (true) {
+    const i = next(packCounter);
+    if (i >= nSeqs) break;
+    const seq = seqs + <usize>(i * SEQ_WORDS * 4);
+    const kSrc = <usize>load<i32>(seq + SEQ_K_SRC);
+    if (kSrc == 0) continue;
+    const srcStride = <usize>load<i32>(seq + SEQ_SRC_STRIDE);
+    const nK = load<i32>(seq + SEQ_NK);
+    packRows(<usize>load<i32>(seq + SEQ_K), kSrc, srcStride, nK, d);
+    packRows(<usize>load<i32>(seq + SEQ_V), <usize>load<i32>(seq + SEQ_V_SRC), srcStride, nK, d);
+  }
+}
+
+/**
+ * Phase 2: attention tasks (a run of query blocks of one sequence each) until the shared
+ * counter passes nTasks. Returns the number of tasks this thread ran.
+ */
 export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   const tasks = <usize>load<i32>(params + P_TASKS);
   const nTasks = load<i32>(params + P_NTASKS);
@@ -63,13 +98,7 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   const scale = load<f32>(params + P_SCALE);
   let done = 0;
   while (true) {
-    let t: i32;
-    if (ASC_FEATURE_THREADS) {
-      t = atomic.add<i32>(counter, 1);
-    } else {
-      t = load<i32>(counter);
-      store<i32>(counter, t + 1);
-    }
+    const t = next(counter);
     if (t >= nTasks) break;
     const task = tasks + (<usize>t << 4);
     const seq = seqs + <usize>(load<i32>(task) * SEQ_WORDS * 4);
@@ -82,9 +111,18 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   return done;
 }
 
-/** Scratch bytes one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], 3 row vectors, K, V [bs][d]. */
+/** Takes the next index from a counter shared by the threads of this call. */
+// @ts-ignore: decorator
+@inline function next(counter: usize): i32 {
+  if (ASC_FEATURE_THREADS) return atomic.add<i32>(counter, 1);
+  const t = load<i32>(counter);
+  store<i32>(counter, t + 1);
+  return t;
+}
+
+/** Scratch bytes one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], 3 row vectors. */
 export function bsattn_scratch_bytes(d: i32, bs: i32): i32 {
-  return (4 * d * bs + bs * bs + 3 * bs) * 4;
+  return (2 * d * bs + bs * bs + 3 * bs) * 4;
 }
 
 /** dst[c][0..d) = src + c·stride, for c < n. */
@@ -99,6 +137,7 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
   const vBase = <usize>load<i32>(seq + SEQ_V);
   const oBase = <usize>load<i32>(seq + SEQ_O);
   const stride = <usize>load<i32>(seq + SEQ_STRIDE);
+  const kStride = <usize>load<i32>(seq + SEQ_KV_STRIDE);
   const nQ = load<i32>(seq + SEQ_NQ);
   const nK = load<i32>(seq + SEQ_NK);
   const rowPtr = <usize>load<i32>(seq + SEQ_ROWPTR);
@@ -108,15 +147,13 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 
   const ubs = <usize>bs;
   const ud = <usize>d;
-  // scratch: Qᵗ [d][bs] · Oᵗ [d][bs] · Sᵗ [bs][bs] · m_i, l_i, α [bs] · K, V [bs][d]  (all f32)
+  // scratch: Qᵗ [d][bs] · Oᵗ [d][bs] · Sᵗ [bs][bs] · m_i, l_i, α [bs]  (all f32)
   const qt = scratch;
   const ot = qt + ud * ubs * 4;
   const st = ot + ud * ubs * 4;
   const mI = st + ubs * ubs * 4;
   const lI = mI + ubs * 4;
   const alpha = lI + ubs * 4;
-  const kPack = alpha + ubs * 4;
-  const vPack = kPack + ubs * ud * 4;
 
   const row0 = qb * bs;
   const rows = min(bs, nQ - row0);
@@ -139,18 +176,8 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     // ranges: [bs/8][2] i32; mask: [bs][bs] i32 right after (0 when the block is full)
     const ranges = maskId < 0 ? <usize>0 : masks + <usize>maskId * (ubs * ubs + (ubs >> 2)) * 4;
     const mask = maskId < 0 ? <usize>0 : ranges + (ubs >> 2) * 4;
-    // K, V rows of this block, packed contiguous [nc][d] unless they already are: rows
-    // L·nEmbd·4 apart ('strided') or a multiple of 4 KiB apart alias in L1 and thrash it.
-    let kRows = kBase + <usize>key0 * stride;
-    let vRows = vBase + <usize>key0 * stride;
-    let kStride = stride;
-    if (stride != ud * 4) {
-      packRows(kPack, kRows, stride, nc, ud);
-      packRows(vPack, vRows, stride, nc, ud);
-      kRows = kPack;
-      vRows = vPack;
-      kStride = ud * 4;
-    }
+    const kRows = kBase + <usize>key0 * kStride;
+    const vRows = vBase + <usize>key0 * kStride;
     if (ASC_FEATURE_SIMD) {
       scoresSimd(qt, kRows, kStride, st, ranges, d, bs, nc);
       softmaxSimd(st, ranges, mask, mI, lI, alpha, bs, nc);

@@ -1,7 +1,7 @@
 // Host side of the kernel ABI: the parameter block and sequence table that
 // assembly/bsattn_fwd.ts reads. Offsets must match the P_* and SEQ_* constants there.
 
-export const PARAMS_BYTES = 32;
+export const PARAMS_BYTES = 64;
 export const P = {
   tasks: 0,
   nTasks: 1,
@@ -10,10 +10,13 @@ export const P = {
   headDim: 4,
   block: 5,
   scale: 6, // f32
-  scratchBytes: 7,
+  nSeqs: 7,
+  packCounter: 8,
+  barrier: 9, // i32 word index of the barrier counter (host-side barrier between phases)
+  threads: 10,
 } as const; // i32 word indices
 
-export const SEQ_WORDS = 12;
+export const SEQ_WORDS = 16;
 export const SEQ = {
   q: 0,
   k: 1,
@@ -26,16 +29,21 @@ export const SEQ = {
   cols: 8,
   maskIds: 9,
   masks: 10,
+  kvStride: 11,
+  kSrc: 12,
+  vSrc: 13,
+  srcStride: 14,
 } as const; // i32 word indices within one entry
 
 export const TASK_WORDS = 4; // seq, qb0, qb1, unused
 
-/** Scratch one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], m_i, l_i, α [bs], K, V [bs][d] (f32). */
+/** Scratch one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], m_i, l_i, α [bs] (f32). */
 export function scratchBytes(headDim: number, bs: number): number {
-  return (4 * headDim * bs + bs * bs + 3 * bs) * 4;
+  return (2 * headDim * bs + bs * bs + 3 * bs) * 4;
 }
 
 export interface KernelExports {
+  bsattn_pack_f32(params: number): void;
   bsattn_fwd_f32(params: number, scratch: number): number;
   heap_base(): number;
 }

@@ -105,6 +105,7 @@ export class WasmEngine {
     this.running = true;
     try {
       const job = this.layOut(req, 1);
+      this.kernel.bsattn_pack_f32(job.params);
       this.kernel.bsattn_fwd_f32(job.params, job.scratch[0]);
       return job.read();
     } finally {
@@ -130,6 +131,7 @@ export class WasmEngine {
     try {
       const job = this.layOut(req, threads);
       const onAbort = () => Atomics.store(new Int32Array(this.memory.buffer), job.counter >> 2, job.nTasks);
+      // (the packing phase is short and finishes; attention tasks stop being taken)
       req.signal?.addEventListener('abort', onAbort, { once: true });
       try {
         await this.pool!.run(threads, job.params, job.scratch);
@@ -184,7 +186,8 @@ export class WasmEngine {
     tasks.sort((a, b) => b.cost - a.cost);
 
     // Linear memory map, from heap_base:
-    // params · counter · seqs [nSeq][12] · tasks [nTask][4] · layouts · scratch × threads · q k v o
+    // params · counters · seqs [nSeq][16] · tasks [nTask][4] · layouts · scratch × threads
+    // · q k v o [batch, nCtx, nEmbd] · K' V' (K, V rows packed per sequence, [nK][d] each)
     let at = this.heapBase;
     const take = (bytes: number) => {
       const p = at;
@@ -193,6 +196,8 @@ export class WasmEngine {
     };
     const params = take(PARAMS_BYTES);
     const counter = take(4);
+    const packCounter = take(4);
+    const barrier = take(4);
     const seqTable = take(seqs.length * SEQ_WORDS * 4);
     const taskTable = take(tasks.length * TASK_WORDS * 4);
     const layoutAt = plan.layouts.map((l) => {
@@ -210,6 +215,9 @@ export class WasmEngine {
     const kAt = take(tensorBytes);
     const vAt = take(tensorBytes);
     const oAt = take(tensorBytes);
+    // Packing pays unless the rows already are contiguous (one head, no regrouping).
+    const pack = plan.heads > 1 || plan.regroup > 0;
+    const packedAt = seqs.map((s) => (pack ? [take(s[5] * d * 4), take(s[5] * d * 4)] : [0, 0]));
     this.reserve(at);
 
     const buf = this.memory.buffer;
@@ -222,18 +230,34 @@ export class WasmEngine {
     i32[(params >> 2) + P.headDim] = d;
     i32[(params >> 2) + P.block] = bs;
     f32[(params >> 2) + P.scale] = Math.LOG2E / Math.sqrt(d);
-    i32[(params >> 2) + P.scratchBytes] = sBytes;
+    i32[(params >> 2) + P.nSeqs] = seqs.length;
+    i32[(params >> 2) + P.packCounter] = packCounter;
+    i32[(params >> 2) + P.barrier] = barrier;
+    i32[(params >> 2) + P.threads] = threads;
     i32[counter >> 2] = 0;
+    i32[packCounter >> 2] = 0;
+    i32[barrier >> 2] = 0;
 
     const rowBytes = plan.nEmbd * 4;
     seqs.forEach(([b, h, token0, step, nQ, nK, li], i) => {
       const e = (seqTable >> 2) + i * SEQ_WORDS;
       const first = (b * plan.nCtx + token0) * rowBytes + h * d * 4;
       i32[e + SEQ.q] = qAt + first;
-      i32[e + SEQ.k] = kAt + first;
-      i32[e + SEQ.v] = vAt + first;
       i32[e + SEQ.o] = oAt + first;
       i32[e + SEQ.stride] = step * rowBytes;
+      if (pack) {
+        i32[e + SEQ.k] = packedAt[i][0];
+        i32[e + SEQ.v] = packedAt[i][1];
+        i32[e + SEQ.kvStride] = d * 4;
+        i32[e + SEQ.kSrc] = kAt + first;
+        i32[e + SEQ.vSrc] = vAt + first;
+        i32[e + SEQ.srcStride] = step * rowBytes;
+      } else {
+        i32[e + SEQ.k] = kAt + first;
+        i32[e + SEQ.v] = vAt + first;
+        i32[e + SEQ.kvStride] = step * rowBytes;
+        i32[e + SEQ.kSrc] = 0;
+      }
       i32[e + SEQ.nQ] = nQ;
       i32[e + SEQ.nK] = nK;
       i32[e + SEQ.rowPtr] = layoutAt[li].rowPtr;
