@@ -128,7 +128,17 @@ export function bsattn_scratch_bytes(d: i32, bs: i32): i32 {
 /** dst[c][0..d) = src + c·stride, for c < n. */
 function packRows(dst: usize, src: usize, stride: usize, n: i32, d: usize): void {
   const bytes = d << 2;
-  for (let c = 0; c < n; c++) memory.copy(dst + <usize>c * bytes, src + <usize>c * stride, bytes);
+  // Inline vector moves: memory.copy is a call out of the JIT code per row in V8.
+  const bytes16 = ASC_FEATURE_SIMD ? bytes & ~15 : 0;
+  for (let c = 0; c < n; c++) {
+    const s = src + <usize>c * stride;
+    const t = dst + <usize>c * bytes;
+    let i: usize = 0;
+    if (ASC_FEATURE_SIMD) {
+      for (; i < bytes16; i += 16) v128.store(t + i, v128.load(s + i));
+    }
+    for (; i < bytes; i += 4) store<f32>(t + i, load<f32>(s + i));
+  }
 }
 
 function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: usize): void {
