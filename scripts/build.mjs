@@ -8,7 +8,7 @@
 // dist/bsattn.<build>.wasm  the kernel builds, for workerd.js, core.js + init() and bundlers
 // dist/types/      .d.ts of the public API
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import * as esbuild from 'esbuild';
@@ -63,6 +63,8 @@ await esbuild.build({
 });
 for (const f of readdirSync('build')) if (/^bsattn\..*\.wasm$/.test(f)) copyFileSync(`build/${f}`, `dist/${f}`);
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+// Each bundle gets a .d.ts beside it, for code that imports a dist file by path (the tests).
+for (const f of ['index', 'core', 'workerd']) writeFileSync(`dist/${f}.d.ts`, "export * from './types/index.js';\n");
 
 // Nothing shipped may compile code from strings (CSP 'unsafe-eval', workers forbid it).
 for (const f of readdirSync('dist')) {
