@@ -3,7 +3,9 @@
 // (test/runtimes/node24, installed by scripts/setup-test-runtimes.mjs), where relaxed SIMD
 // is on by default. Threaded path: worker_threads over a shared WebAssembly.Memory.
 // Also dist/core.js (no embedded kernels) with init({ bytes | module | url }).
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
@@ -29,6 +31,38 @@ describe('node runtimes', () => {
     expect(report.variants).toEqual(['relaxed', 'simd', 'scalar']);
     for (const r of report.results) expect(r.detail).toBe('wasm relaxed, 2 threads');
     checkResults(`node ${report.version}`, report.results);
+  });
+});
+
+describe('the published package', () => {
+  it('npm pack holds every entry, kernel and .d.ts, and the tarball runs in a fresh project', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sparse-attention-pack-'));
+    try {
+      const npm = process.env.npm_execpath?.endsWith('.js') ? [process.execPath, process.env.npm_execpath] : ['npm'];
+      const packed = await runCommand(npm[0], [...npm.slice(1), 'pack', '--json', '--pack-destination', dir]);
+      expect(packed.code, packed.stderr).toBe(0);
+      const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+      const files = info.files.map((f) => f.path);
+      for (const f of ['dist/index.js', 'dist/worker.js', 'dist/core.js', 'dist/workerd.js', 'dist/types/index.d.ts', 'package.json']) {
+        expect(files).toContain(f);
+      }
+      for (const b of ['relaxed', 'simd', 'scalar', 'relaxed.mt', 'simd.mt']) expect(files).toContain(`dist/bsattn.${b}.wasm`);
+      expect(files.filter((f) => !f.startsWith('dist/') && !['package.json', 'README.md'].includes(f))).toEqual([]);
+
+      const app = join(dir, 'app');
+      const pkg = join(app, 'node_modules', 'sparse-attention');
+      mkdirSync(pkg, { recursive: true });
+      const untar = await runCommand('tar', ['-xzf', join(dir, info.filename), '-C', pkg, '--strip-components=1']);
+      expect(untar.code, untar.stderr).toBe(0);
+      writeFileSync(join(app, 'package.json'), JSON.stringify({ type: 'module', dependencies: { 'sparse-attention': '*' } }));
+      for (const f of ['smoke.mjs', 'cases.mjs']) copyFileSync(`${FIXTURES}${f}`, join(app, f));
+      const report = parseReport('node (packed)', await runCommand(process.execPath, [join(app, 'smoke.mjs'), '2'], { cwd: app }));
+      expect(report.resolved).toBe(new URL(`file://${pkg}/dist/index.js`).href);
+      for (const r of report.results) expect(r.detail).toBe(`wasm ${report.variants[0]}, 2 threads`);
+      checkResults('node (packed tarball)', report.results);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

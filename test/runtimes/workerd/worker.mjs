@@ -1,7 +1,7 @@
 // A Cloudflare-style worker for test/runtimes/workerd.test.ts. It imports the package by
 // name; the test bundles it with esbuild under the 'workerd' condition (as wrangler does),
 // which picks dist/workerd.js, whose kernel imports stay .wasm modules (config.capnp).
-//   GET  /info  → { variants, crossOriginIsolated, sharedArrayBuffer }
+//   GET  /info  → { variants, sharedArrayBuffer, process (true under nodejs_compat) }
 //   POST /run   { mode, L, bs, heads, shape, q, k, v (base64 f32) } → { detail, reason, out (base64 f32) }
 import { SparseAttention, wasmVariants } from 'sparse-attention';
 import { base64ToF32, f32ToBase64 } from '../fixtures/cases.mjs';
@@ -11,7 +11,12 @@ export default {
     const { pathname } = new URL(request.url);
     try {
       if (pathname === '/info') {
-        return Response.json({ variants: wasmVariants(), sharedArrayBuffer: typeof SharedArrayBuffer !== 'undefined' });
+        return Response.json({
+          variants: wasmVariants(),
+          sharedArrayBuffer: typeof SharedArrayBuffer !== 'undefined',
+          process: typeof globalThis.process !== 'undefined',
+          processVersionsNode: globalThis.process?.versions?.node ?? null,
+        });
       }
       if (pathname === '/run' && request.method === 'POST') {
         const c = await request.json();
