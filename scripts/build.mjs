@@ -1,9 +1,13 @@
 // npm run build: kernels (asc) → bundles (esbuild) → types (tsc).
 // Targets es2022: esbuild's default emits Uint8Array.fromBase64, which Node 20–24 lack.
 //
-// dist/index.js    Node, Deno, Bun, browsers: kernels embedded as base64, threads via dist/worker.js
+// dist/index.js    Node, Deno, Bun (and browsers without a bundler): kernels embedded as base64,
+//                  threads via dist/worker.js
+// dist/browser.js  the same entry with its Node-only imports (node:*, webgpu) cut out, for the
+//                  'browser' condition: browser bundlers fail on node: specifiers
 // dist/worker.js   the CPU worker (worker_threads or a module Worker)
 // dist/core.js     the same API with no kernels embedded: call init() first (bundlers that place the .wasm)
+// dist/core.browser.js  dist/core.js without the Node-only imports, for the 'browser' condition
 // dist/workerd.js  Cloudflare-style workers: imports ./bsattn.{relaxed,simd}.wasm as modules, single-threaded
 // dist/bsattn.<build>.wasm  the kernel builds, for workerd.js, core.js + init() and bundlers
 // dist/types/      .d.ts of the public API
@@ -30,6 +34,7 @@ const substitute = (name, rules) => ({
   },
 });
 const noKernels = [/kernels\.generated\.js$/, 'src/entries/no-kernels.ts'];
+const noNodeModules = [/^(node:.*|webgpu)$/, 'src/entries/no-module.ts'];
 
 await esbuild.build({
   ...common,
@@ -37,6 +42,13 @@ await esbuild.build({
   entryPoints: { index: 'src/index.ts' },
   outdir: 'dist',
   external: ['node:*', 'webgpu'],
+});
+await esbuild.build({
+  ...common,
+  ...noTopLevelAwait,
+  entryPoints: { browser: 'src/index.ts' },
+  outdir: 'dist',
+  plugins: [substitute('browser', [noNodeModules])],
 });
 // The worker may await at top level (it imports node:worker_threads only where there is no `self`).
 await esbuild.build({
@@ -56,15 +68,22 @@ await esbuild.build({
 await esbuild.build({
   ...common,
   ...noTopLevelAwait,
+  entryPoints: { 'core.browser': 'src/index.ts' },
+  outdir: 'dist',
+  plugins: [substitute('no-kernels-browser', [noKernels, noNodeModules])],
+});
+await esbuild.build({
+  ...common,
+  ...noTopLevelAwait,
   entryPoints: { workerd: 'src/entries/workerd.ts' },
   outdir: 'dist',
   external: ['*.wasm'],
-  plugins: [substitute('workerd', [noKernels, [/^(node:.*|webgpu)$/, 'src/entries/no-module.ts']])],
+  plugins: [substitute('workerd', [noKernels, noNodeModules])],
 });
 for (const f of readdirSync('build')) if (/^bsattn\..*\.wasm$/.test(f)) copyFileSync(`build/${f}`, `dist/${f}`);
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 // Each bundle gets a .d.ts beside it, for code that imports a dist file by path (the tests).
-for (const f of ['index', 'core', 'workerd']) writeFileSync(`dist/${f}.d.ts`, "export * from './types/index.js';\n");
+for (const f of ['index', 'browser', 'core', 'core.browser', 'workerd']) writeFileSync(`dist/${f}.d.ts`, "export * from './types/index.js';\n");
 
 // Nothing shipped may compile code from strings (CSP 'unsafe-eval', workers forbid it).
 for (const f of readdirSync('dist')) {
