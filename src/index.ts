@@ -6,3 +6,5 @@ export type { ForwardOptions, Tensor } from './plan.js';
 export { attentionReference, referenceMask } from './reference.js';
 export type { ReferenceResult } from './reference.js';
 export { availableVariants as wasmVariants, provideKernels } from './backends/wasm/kernels.js';
+export { init } from './backends/wasm/init.js';
+export type { KernelBuild, KernelSource } from './backends/wasm/init.js';

@@ -82,9 +82,11 @@ export function chooseKernel(wantThreads: boolean, variant?: Variant): KernelCho
     if (!usable(name)) continue;
     return { variant: v, threaded: name.endsWith('.mt'), module: compile(name) };
   }
+  // No threaded build is usable (init() was given only single-threaded ones): one thread.
+  if (threaded) return chooseKernel(false, variant);
   throw new Error(
     `SparseAttention: no WebAssembly kernel build is usable in this runtime (asked for ${variant ? `'${variant}'` : 'any'}; ` +
-      `available: ${availableVariants().join(', ') || 'none'})`,
+      `available: ${availableVariants().join(', ') || 'none'}; the sparse-attention/core entry embeds none: call init() first)`,
   );
 }
 

@@ -1,0 +1,22 @@
+// Type-checked by test/runtimes/types.test.ts as a consumer would: every entry imported by
+// the package's own name, so the .d.ts must resolve through package.json "exports".
+import { SparseAttention, attentionReference, init, wasmVariants, type PlanInfo, type RunInfo, type SparseAttentionOptions } from 'sparse-attention';
+import * as core from 'sparse-attention/core';
+import * as workerd from 'sparse-attention/workerd';
+
+const options: SparseAttentionOptions = { causal: true, backend: 'wasm', threads: 2 };
+const attn = new SparseAttention(4, 'strided', 8, 32, options);
+const x = { data: new Float32Array(2 * 64 * 64), shape: [2, 64, 64] as [number, number, number] };
+const plan: PlanInfo = attn.plan(x.shape);
+export async function use(): Promise<number> {
+  await init({ url: new URL('https://example.com/bsattn.simd.wasm') });
+  await core.init([{ build: 'relaxed', bytes: new Uint8Array(8) }, { build: 'simd', module: {} as WebAssembly.Module }]);
+  const out = await attn.forward(x, x, x);
+  const run: RunInfo | null = attn.lastRun;
+  const ref = attentionReference(x, x, x, 4, 'strided', 8, 32, options);
+  const w: typeof SparseAttention = workerd.SparseAttention;
+  void w;
+  return out.data[0] + ref.data[0] + plan.density + (run?.ms ?? 0) + wasmVariants().length;
+}
+// @ts-expect-error: an unknown kernel build is a type error
+void init({ build: 'avx512', bytes: new Uint8Array(8) });
