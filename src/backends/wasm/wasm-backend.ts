@@ -88,7 +88,7 @@ export class WasmBackend implements Backend {
     const e = this.engine ?? this.syncEngine;
     if (!e) return 'wasm (not initialised)';
     const n = this.engine?.threaded ? this.threads : 1;
-    return `wasm ${e.variant}, ${n} thread${n > 1 ? 's' : ''}${this.engine?.threaded ? '' : ' (no workers in this runtime)'}`;
+    return `wasm ${e.variant}, ${n} thread${n > 1 ? 's' : ''}`;
   }
 
   /** Linear memory held by this backend's engines. */
