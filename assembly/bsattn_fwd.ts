@@ -26,6 +26,11 @@ const P_SCALE: usize = 24; // f32: log2(e) / sqrt(headDim)
 const P_NSEQS: usize = 28;
 const P_PACK_COUNTER: usize = 32; // -> i32 counter of the packing phase
 // 36: -> i32 barrier counter, 40: threads of this call (used by the host's barrier)
+const P_HEADS: usize = 44; // packing: sequences (b, h, g) sit at (b·heads + h)·groups + g
+const P_GROUPS: usize = 48;
+const P_PACK_UNITS: usize = 52; // packing tasks: batch · groups units × chunks of PACK_ROWS rows
+const P_PACK_CHUNKS: usize = 56;
+const PACK_ROWS: i32 = 64;
 
 const SEQ_Q: usize = 0;
 const SEQ_K: usize = 4; // K rows as the attention phase reads them
@@ -42,10 +47,11 @@ const SEQ_KV_STRIDE: usize = 44; // bytes between consecutive K / V rows as read
 const SEQ_K_SRC: usize = 48; // packing phase: K rows in the input (0: nothing to pack)
 const SEQ_V_SRC: usize = 52;
 const SEQ_SRC_STRIDE: usize = 56;
-// A mask record: [BLOCK / 8][2] i32 column range [cLo, cHi) holding every allowed key of
-// each 8-row tile, then [BLOCK][BLOCK] i32 (0 / -1), key-major. Columns outside a tile's
-// range are skipped entirely (half of every causal diagonal block, most of a partial
-// 'local' block); inside it, masked entries are selected away.
+// A mask record: per 8-row tile [BLOCK / 8][4] i32: the column range [cLo, cHi) holding
+// every allowed key of the tile and, inside it, a run [fLo, fHi) of columns allowed for
+// all 8 rows; then [BLOCK][BLOCK] i32 (0 / -1), key-major. Columns outside [cLo, cHi) are
+// skipped (half of every causal diagonal block, most of a partial 'local' block), [fLo,
+// fHi) runs unmasked, and only the few columns left are masked element by element.
 export const SEQ_WORDS: i32 = 16;
 
 // 2^r on [-0.5, 0.5], degree-5 least-squares fit on Chebyshev nodes: rel. error 1.04e-7.
@@ -61,26 +67,42 @@ const EXP_FLUSH: f32 = -125.0;
 /**
  * Phase 1: packs every sequence's K and V rows contiguous, [nK][d]. Rows nEmbd·4 apart
  * (L·nEmbd·4 for 'strided') alias in L1 when the distance is a multiple of 4 KiB, and
- * the attention phase reads each key block many times. Threads share the work through
+ * the attention phase reads each key block many times. A task packs PACK_ROWS tokens of
+ * one (batch, group) for every head at once, so each token's whole input row is read
+ * front to back rather than gathered in d-float pieces. Threads share the tasks through
  * the pack counter; the host puts a barrier between the phases (in JS: Atomics.wait
  * inside wasm corrupted SIMD state on resume in Node 20's V8, seen here).
  */
 export function bsattn_pack_f32(params: usize): void {
   const seqs = <usize>load<i32>(params + P_SEQS);
   const d = <usize>load<i32>(params + P_HEAD_DIM);
-  const nSeqs = load<i32>(params + P_NSEQS);
   const packCounter = <usize>load<i32>(params + P_PACK_COUNTER);
-  // K', V' = rows of K, V packed per sequence
+  const heads = load<i32>(params + P_HEADS);
+  const groups = load<i32>(params + P_GROUPS);
+  const units = load<i32>(params + P_PACK_UNITS);
+  const chunks = load<i32>(params + P_PACK_CHUNKS);
+  const bytes = d << 2;
+  const headStep = <usize>(groups * SEQ_WORDS * 4);
   while (true) {
-    const i = next(packCounter);
-    if (i >= nSeqs) break;
-    const seq = seqs + <usize>(i * SEQ_WORDS * 4);
-    const kSrc = <usize>load<i32>(seq + SEQ_K_SRC);
-    if (kSrc == 0) continue;
-    const srcStride = <usize>load<i32>(seq + SEQ_SRC_STRIDE);
-    const nK = load<i32>(seq + SEQ_NK);
-    packRows(<usize>load<i32>(seq + SEQ_K), kSrc, srcStride, nK, d);
-    packRows(<usize>load<i32>(seq + SEQ_V), <usize>load<i32>(seq + SEQ_V_SRC), srcStride, nK, d);
+    const t = next(packCounter);
+    if (t >= units * chunks) break;
+    const unit = t / chunks;
+    const c0 = (t % chunks) * PACK_ROWS;
+    const first = seqs + <usize>(((unit / groups) * heads * groups + unit % groups) * SEQ_WORDS * 4);
+    if (load<i32>(first + SEQ_K_SRC) == 0) continue;
+    const c1 = min(load<i32>(first + SEQ_NK), c0 + PACK_ROWS);
+    const srcStride = <usize>load<i32>(first + SEQ_SRC_STRIDE);
+    // K'[(b, h, g)][c] = K[token c of group g][h·d .. h·d + d), every head h; V' alike
+    for (let c = c0; c < c1; c++) {
+      const src = <usize>c * srcStride;
+      const dst = <usize>c * bytes;
+      let seq = first;
+      for (let h = 0; h < heads; h++) {
+        copyRow(<usize>load<i32>(seq + SEQ_K) + dst, <usize>load<i32>(seq + SEQ_K_SRC) + src, bytes);
+        copyRow(<usize>load<i32>(seq + SEQ_V) + dst, <usize>load<i32>(seq + SEQ_V_SRC) + src, bytes);
+        seq += headStep;
+      }
+    }
   }
 }
 
@@ -125,20 +147,15 @@ export function bsattn_scratch_bytes(d: i32, bs: i32): i32 {
   return (2 * d * bs + bs * bs + 3 * bs) * 4;
 }
 
-/** dst[c][0..d) = src + c·stride, for c < n. */
-function packRows(dst: usize, src: usize, stride: usize, n: i32, d: usize): void {
-  const bytes = d << 2;
-  // Inline vector moves: memory.copy is a call out of the JIT code per row in V8.
-  const bytes16 = ASC_FEATURE_SIMD ? bytes & ~15 : 0;
-  for (let c = 0; c < n; c++) {
-    const s = src + <usize>c * stride;
-    const t = dst + <usize>c * bytes;
-    let i: usize = 0;
-    if (ASC_FEATURE_SIMD) {
-      for (; i < bytes16; i += 16) v128.store(t + i, v128.load(s + i));
-    }
-    for (; i < bytes; i += 4) store<f32>(t + i, load<f32>(s + i));
+/** Copies one row of `bytes` bytes (inline vector moves: memory.copy leaves the JIT code). */
+// @ts-ignore: decorator
+@inline function copyRow(dst: usize, src: usize, bytes: usize): void {
+  let i: usize = 0;
+  if (ASC_FEATURE_SIMD) {
+    const bytes16 = bytes & ~15;
+    for (; i < bytes16; i += 16) v128.store(dst + i, v128.load(src + i));
   }
+  for (; i < bytes; i += 4) store<f32>(dst + i, load<f32>(src + i));
 }
 
 function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: usize): void {
@@ -183,9 +200,9 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     if (key0 >= nK) break; // cols ascend: every later block is past the keys
     const nc = min(bs, nK - key0);
     const maskId = load<i32>(maskIds + (<usize>e << 2));
-    // ranges: [bs/8][2] i32; mask: [bs][bs] i32 right after (0 when the block is full)
-    const ranges = maskId < 0 ? <usize>0 : masks + <usize>maskId * (ubs * ubs + (ubs >> 2)) * 4;
-    const mask = maskId < 0 ? <usize>0 : ranges + (ubs >> 2) * 4;
+    // ranges: [bs/8][4] i32; mask: [bs][bs] i32 right after (0 when the block is full)
+    const ranges = maskId < 0 ? <usize>0 : masks + <usize>maskId * (ubs * ubs + (ubs >> 1)) * 4;
+    const mask = maskId < 0 ? <usize>0 : ranges + (ubs >> 1) * 4;
     const kRows = kBase + <usize>key0 * kStride;
     const vRows = vBase + <usize>key0 * kStride;
     if (ASC_FEATURE_SIMD) {
@@ -295,13 +312,25 @@ function storeOutput(dst: usize, stride: usize, ot: usize, inv: usize, rows: i32
 /** First allowed column of the 8-row tile holding row r (0 for full blocks). */
 // @ts-ignore: decorator
 @inline function colLo(ranges: usize, r: usize): i32 {
-  return ranges ? load<i32>(ranges + ((r >> 3) << 3)) : 0;
+  return ranges ? load<i32>(ranges + ((r >> 3) << 4)) : 0;
 }
 
 /** One past the last allowed column of the tile holding row r, at most nc. */
 // @ts-ignore: decorator
 @inline function colHi(ranges: usize, r: usize, nc: i32): i32 {
-  return ranges ? min(nc, load<i32>(ranges + ((r >> 3) << 3), 4)) : nc;
+  return ranges ? min(nc, load<i32>(ranges + ((r >> 3) << 4), 4)) : nc;
+}
+
+/** First column of the tile's run allowed for every row (within [lo, hi]). */
+// @ts-ignore: decorator
+@inline function fullLo(ranges: usize, r: usize, lo: i32, hi: i32): i32 {
+  return ranges ? min(hi, max(lo, load<i32>(ranges + ((r >> 3) << 4), 8))) : lo;
+}
+
+/** One past the tile's fully allowed run (within [fLo, hi]). */
+// @ts-ignore: decorator
+@inline function fullHi(ranges: usize, r: usize, fLo: i32, hi: i32): i32 {
+  return ranges ? min(hi, max(fLo, load<i32>(ranges + ((r >> 3) << 4), 12))) : hi;
 }
 
 // ---------------------------------------------------------------- SIMD
@@ -400,12 +429,14 @@ function softmaxSimd(st: usize, ranges: usize, mask: usize, mI: usize, lI: usize
   for (let r: usize = 0; r < ubs; r += 4) {
     const cLo = colLo(ranges, r);
     const cEnd = colHi(ranges, r, nc);
-    // S = mask ? S : -inf; m_new = max(m_i, rowmax S)
+    const fLo = fullLo(ranges, r, cLo, cEnd);
+    const fHi = fullHi(ranges, r, fLo, cEnd);
+    // S = mask ? S : -inf (outside the fully allowed run only); m_new = max(m_i, rowmax S)
     let mx = v128.load(mI + r * 4);
     for (let c = cLo; c < cEnd; c++) {
       const p = st + (<usize>c * ubs + r) * 4;
       let s = v128.load(p);
-      if (mask) {
+      if (mask && (c < fLo || c >= fHi)) {
         s = v128.bitselect(s, ninf, v128.load(mask + (<usize>c * ubs + r) * 4));
         v128.store(p, s);
       }
@@ -429,103 +460,125 @@ function softmaxSimd(st: usize, ranges: usize, mask: usize, mI: usize, lI: usize
 }
 
 /**
- * Oᵗ[k][r] = Oᵗ[k][r]·α[r] + Σ_c P[c][r] · V[c][k]; register tile 8 rows × 4 dims.
- * On masked blocks each product is ANDed with the mask, so a masked key's V (even
- * NaN or Inf) never reaches the output, as in the dense reference.
+ * Oᵗ[k][r] = Oᵗ[k][r]·α[r] + Σ_c P[c][r] · V[c][k], per 8-row tile: columns [cLo, fLo)
+ * and [fHi, cHi) masked, [fLo, fHi) not. α is applied by the first run that has columns;
+ * a tile with none keeps its Oᵗ (its max did not move: α = 1).
  */
 function accumulateSimd(st: usize, ranges: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
+  for (let r0: usize = 0; r0 < ubs; r0 += 8) {
+    const cLo = colLo(ranges, r0);
+    const cEnd = colHi(ranges, r0, nc);
+    if (cLo >= cEnd) continue;
+    const fLo = mask ? fullLo(ranges, r0, cLo, cEnd) : cLo;
+    const fHi = mask ? fullHi(ranges, r0, fLo, cEnd) : cEnd;
+    let scale = true;
+    if (cLo < fLo) {
+      pvTile(st, mask, vRows, stride, ot, alpha, d, ubs, r0, cLo, fLo, scale);
+      scale = false;
+    }
+    if (fLo < fHi) {
+      pvTile(st, 0, vRows, stride, ot, alpha, d, ubs, r0, fLo, fHi, scale);
+      scale = false;
+    }
+    if (fHi < cEnd) pvTile(st, mask, vRows, stride, ot, alpha, d, ubs, r0, fHi, cEnd, scale);
+  }
+}
+
+/**
+ * Rows r0..r0+7 of Oᵗ += P[c0..c1) · V[c0..c1); register tile 8 rows × 4 dims. With a
+ * mask each product is ANDed with it, so a masked key's V (even NaN or Inf) never
+ * reaches the output, as in the dense reference.
+ */
+function pvTile(st: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, ubs: usize, r0: usize, c0: i32, c1: i32, scale: bool): void {
   const rowBytes = ubs * 4;
   const d4 = <usize>(d & ~3);
   const ud = <usize>d;
-  for (let r0: usize = 0; r0 < ubs; r0 += 8) {
-    const al0 = v128.load(alpha + r0 * 4);
-    const al1 = v128.load(alpha + r0 * 4, 16);
-    const cLo = colLo(ranges, r0);
-    const cEnd = colHi(ranges, r0, nc);
-    let k: usize = 0;
-    for (; k < d4; k += 4) {
-      const o = ot + (k * ubs + r0) * 4;
-      let a00 = f32x4.mul(v128.load(o), al0), a01 = f32x4.mul(v128.load(o, 16), al1);
-      let a10 = f32x4.mul(v128.load(o + rowBytes), al0), a11 = f32x4.mul(v128.load(o + rowBytes, 16), al1);
-      let a20 = f32x4.mul(v128.load(o + 2 * rowBytes), al0), a21 = f32x4.mul(v128.load(o + 2 * rowBytes, 16), al1);
-      let a30 = f32x4.mul(v128.load(o + 3 * rowBytes), al0), a31 = f32x4.mul(v128.load(o + 3 * rowBytes, 16), al1);
-      let p = st + (<usize>cLo * ubs + r0) * 4;
-      let v = vRows + <usize>cLo * stride + (k << 2);
-      if (mask) {
-        let m = mask + (<usize>cLo * ubs + r0) * 4;
-        for (let c = cLo; c < cEnd; c++) {
-          const m0 = v128.load(m);
-          const m1 = v128.load(m, 16);
-          const p0 = v128.load(p);
-          const p1 = v128.load(p, 16);
-          const b0 = v128.load32_splat(v);
-          a00 = f32x4.add(a00, v128.and(f32x4.mul(p0, b0), m0));
-          a01 = f32x4.add(a01, v128.and(f32x4.mul(p1, b0), m1));
-          const b1 = v128.load32_splat(v, 4);
-          a10 = f32x4.add(a10, v128.and(f32x4.mul(p0, b1), m0));
-          a11 = f32x4.add(a11, v128.and(f32x4.mul(p1, b1), m1));
-          const b2 = v128.load32_splat(v, 8);
-          a20 = f32x4.add(a20, v128.and(f32x4.mul(p0, b2), m0));
-          a21 = f32x4.add(a21, v128.and(f32x4.mul(p1, b2), m1));
-          const b3 = v128.load32_splat(v, 12);
-          a30 = f32x4.add(a30, v128.and(f32x4.mul(p0, b3), m0));
-          a31 = f32x4.add(a31, v128.and(f32x4.mul(p1, b3), m1));
-          p += rowBytes;
-          m += rowBytes;
-          v += stride;
-        }
-      } else {
-        for (let c = cLo; c < cEnd; c++) {
-          const p0 = v128.load(p);
-          const p1 = v128.load(p, 16);
-          const b0 = v128.load32_splat(v);
-          a00 = madd(p0, b0, a00);
-          a01 = madd(p1, b0, a01);
-          const b1 = v128.load32_splat(v, 4);
-          a10 = madd(p0, b1, a10);
-          a11 = madd(p1, b1, a11);
-          const b2 = v128.load32_splat(v, 8);
-          a20 = madd(p0, b2, a20);
-          a21 = madd(p1, b2, a21);
-          const b3 = v128.load32_splat(v, 12);
-          a30 = madd(p0, b3, a30);
-          a31 = madd(p1, b3, a31);
-          p += rowBytes;
-          v += stride;
-        }
-      }
-      v128.store(o, a00);
-      v128.store(o, a01, 16);
-      v128.store(o + rowBytes, a10);
-      v128.store(o + rowBytes, a11, 16);
-      v128.store(o + 2 * rowBytes, a20);
-      v128.store(o + 2 * rowBytes, a21, 16);
-      v128.store(o + 3 * rowBytes, a30);
-      v128.store(o + 3 * rowBytes, a31, 16);
-    }
-    for (; k < ud; k++) {
-      const o = ot + (k * ubs + r0) * 4;
-      let a00 = f32x4.mul(v128.load(o), al0), a01 = f32x4.mul(v128.load(o, 16), al1);
-      let p = st + (<usize>cLo * ubs + r0) * 4;
-      let v = vRows + <usize>cLo * stride + (k << 2);
-      for (let c = cLo; c < cEnd; c++) {
+  const one = f32x4.splat(1);
+  const al0 = scale ? v128.load(alpha + r0 * 4) : one;
+  const al1 = scale ? v128.load(alpha + r0 * 4, 16) : one;
+  let k: usize = 0;
+  for (; k < d4; k += 4) {
+    const o = ot + (k * ubs + r0) * 4;
+    let a00 = f32x4.mul(v128.load(o), al0), a01 = f32x4.mul(v128.load(o, 16), al1);
+    let a10 = f32x4.mul(v128.load(o + rowBytes), al0), a11 = f32x4.mul(v128.load(o + rowBytes, 16), al1);
+    let a20 = f32x4.mul(v128.load(o + 2 * rowBytes), al0), a21 = f32x4.mul(v128.load(o + 2 * rowBytes, 16), al1);
+    let a30 = f32x4.mul(v128.load(o + 3 * rowBytes), al0), a31 = f32x4.mul(v128.load(o + 3 * rowBytes, 16), al1);
+    let p = st + (<usize>c0 * ubs + r0) * 4;
+    let v = vRows + <usize>c0 * stride + (k << 2);
+    if (mask) {
+      let m = mask + (<usize>c0 * ubs + r0) * 4;
+      for (let c = c0; c < c1; c++) {
+        const m0 = v128.load(m);
+        const m1 = v128.load(m, 16);
+        const p0 = v128.load(p);
+        const p1 = v128.load(p, 16);
         const b0 = v128.load32_splat(v);
-        let x0 = f32x4.mul(v128.load(p), b0);
-        let x1 = f32x4.mul(v128.load(p, 16), b0);
-        if (mask) {
-          const m = mask + (<usize>c * ubs + r0) * 4;
-          x0 = v128.and(x0, v128.load(m));
-          x1 = v128.and(x1, v128.load(m, 16));
-        }
-        a00 = f32x4.add(a00, x0);
-        a01 = f32x4.add(a01, x1);
+        a00 = f32x4.add(a00, v128.and(f32x4.mul(p0, b0), m0));
+        a01 = f32x4.add(a01, v128.and(f32x4.mul(p1, b0), m1));
+        const b1 = v128.load32_splat(v, 4);
+        a10 = f32x4.add(a10, v128.and(f32x4.mul(p0, b1), m0));
+        a11 = f32x4.add(a11, v128.and(f32x4.mul(p1, b1), m1));
+        const b2 = v128.load32_splat(v, 8);
+        a20 = f32x4.add(a20, v128.and(f32x4.mul(p0, b2), m0));
+        a21 = f32x4.add(a21, v128.and(f32x4.mul(p1, b2), m1));
+        const b3 = v128.load32_splat(v, 12);
+        a30 = f32x4.add(a30, v128.and(f32x4.mul(p0, b3), m0));
+        a31 = f32x4.add(a31, v128.and(f32x4.mul(p1, b3), m1));
+        p += rowBytes;
+        m += rowBytes;
+        v += stride;
+      }
+    } else {
+      for (let c = c0; c < c1; c++) {
+        const p0 = v128.load(p);
+        const p1 = v128.load(p, 16);
+        const b0 = v128.load32_splat(v);
+        a00 = madd(p0, b0, a00);
+        a01 = madd(p1, b0, a01);
+        const b1 = v128.load32_splat(v, 4);
+        a10 = madd(p0, b1, a10);
+        a11 = madd(p1, b1, a11);
+        const b2 = v128.load32_splat(v, 8);
+        a20 = madd(p0, b2, a20);
+        a21 = madd(p1, b2, a21);
+        const b3 = v128.load32_splat(v, 12);
+        a30 = madd(p0, b3, a30);
+        a31 = madd(p1, b3, a31);
         p += rowBytes;
         v += stride;
       }
-      v128.store(o, a00);
-      v128.store(o, a01, 16);
     }
+    v128.store(o, a00);
+    v128.store(o, a01, 16);
+    v128.store(o + rowBytes, a10);
+    v128.store(o + rowBytes, a11, 16);
+    v128.store(o + 2 * rowBytes, a20);
+    v128.store(o + 2 * rowBytes, a21, 16);
+    v128.store(o + 3 * rowBytes, a30);
+    v128.store(o + 3 * rowBytes, a31, 16);
+  }
+  for (; k < ud; k++) {
+    const o = ot + (k * ubs + r0) * 4;
+    let a00 = f32x4.mul(v128.load(o), al0), a01 = f32x4.mul(v128.load(o, 16), al1);
+    let p = st + (<usize>c0 * ubs + r0) * 4;
+    let v = vRows + <usize>c0 * stride + (k << 2);
+    for (let c = c0; c < c1; c++) {
+      const b0 = v128.load32_splat(v);
+      let x0 = f32x4.mul(v128.load(p), b0);
+      let x1 = f32x4.mul(v128.load(p, 16), b0);
+      if (mask) {
+        const m = mask + (<usize>c * ubs + r0) * 4;
+        x0 = v128.and(x0, v128.load(m));
+        x1 = v128.and(x1, v128.load(m, 16));
+      }
+      a00 = f32x4.add(a00, x0);
+      a01 = f32x4.add(a01, x1);
+      p += rowBytes;
+      v += stride;
+    }
+    v128.store(o, a00);
+    v128.store(o, a01, 16);
   }
 }
 

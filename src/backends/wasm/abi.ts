@@ -13,8 +13,15 @@ export const P = {
   nSeqs: 7,
   packCounter: 8,
   barrier: 9, // i32 word index of the barrier counter (host-side barrier between phases)
-  threads: 10,
+  threads: 10, // parties to the barrier: the workers, and the calling thread in threaded runs
+  heads: 11,
+  groups: 12,
+  packUnits: 13,
+  packChunks: 14,
 } as const; // i32 word indices
+
+/** Rows per packing task (PACK_ROWS in the kernel). */
+export const PACK_ROWS = 64;
 
 export const SEQ_WORDS = 16;
 export const SEQ = {

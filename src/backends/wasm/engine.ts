@@ -5,7 +5,7 @@
 import type { Plan } from '../../plan.js';
 import { forEachSequence } from '../../plan.js';
 import type { BlockLayout } from '../../layout/block-layout.js';
-import { type KernelExports, P, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK_WORDS, scratchBytes } from './abi.js';
+import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK_WORDS, scratchBytes } from './abi.js';
 import { type KernelChoice, type Variant, chooseKernel } from './kernels.js';
 import { WorkerPool } from './pool.js';
 
@@ -16,11 +16,12 @@ const ALIGN = 64; // one cache line: no false sharing between threads' scratch
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
 /**
- * Kernel mask records (see MASK in assembly/bsattn_fwd.ts): per mask, [bs/8][2] i32 column
- * ranges [cLo, cHi) of each 8-row tile, then [kCol][qRow] i32 with -1 = allowed.
+ * Kernel mask records (see the mask record in assembly/bsattn_fwd.ts): per mask, for each
+ * 8-row tile [cLo, cHi, fLo, fHi] i32 — the columns with any allowed key and the longest
+ * run of columns allowed for all 8 rows — then [kCol][qRow] i32 with -1 = allowed.
  */
 export function maskRecordWords(bs: number): number {
-  return bs * bs + bs / 4;
+  return bs * bs + bs / 2;
 }
 const kernelMasks = new WeakMap<BlockLayout, Int32Array>();
 function masksFor(layout: BlockLayout): Int32Array {
@@ -31,19 +32,30 @@ function masksFor(layout: BlockLayout): Int32Array {
     const out = new Int32Array(layout.masks.length * words);
     layout.masks.forEach((mask, id) => {
       const base = id * words;
-      const body = base + bs / 4;
+      const body = base + bs / 2;
       for (let t = 0; t < bs / 8; t++) {
         let lo = bs;
         let hi = 0;
-        for (let r = t * 8; r < t * 8 + 8; r++) {
-          for (let c = 0; c < bs; c++) {
-            if (!mask[r * bs + c]) continue;
-            lo = Math.min(lo, c);
-            hi = Math.max(hi, c + 1);
+        let runLo = 0;
+        let bestLo = 0;
+        let bestLen = 0;
+        for (let c = 0; c < bs; c++) {
+          let all = true;
+          for (let r = t * 8; r < t * 8 + 8; r++) {
+            if (mask[r * bs + c]) {
+              lo = Math.min(lo, c);
+              hi = Math.max(hi, c + 1);
+            } else {
+              all = false;
+            }
+          }
+          if (!all) runLo = c + 1;
+          else if (c + 1 - runLo > bestLen) {
+            bestLo = runLo;
+            bestLen = c + 1 - runLo;
           }
         }
-        out[base + 2 * t] = Math.min(lo, hi);
-        out[base + 2 * t + 1] = hi;
+        out.set([Math.min(lo, hi), hi, bestLo, bestLo + bestLen], base + 4 * t);
       }
       for (let r = 0; r < bs; r++) for (let c = 0; c < bs; c++) out[body + c * bs + r] = mask[r * bs + c] ? -1 : 0;
     });
@@ -105,9 +117,10 @@ export class WasmEngine {
     this.running = true;
     try {
       const job = this.layOut(req, 1);
+      job.copyQ();
       this.kernel.bsattn_pack_f32(job.params);
       this.kernel.bsattn_fwd_f32(job.params, job.scratch[0]);
-      return job.read();
+      return job.read(new Float32Array(job.outLength));
     } finally {
       this.running = false;
     }
@@ -129,17 +142,27 @@ export class WasmEngine {
     await this.ensurePool(threads);
     this.running = true;
     try {
-      const job = this.layOut(req, threads);
+      // The calling thread is one more party to the barrier between packing and attention:
+      // workers pack K and V while it copies Q in, then it arrives.
+      const job = this.layOut(req, threads, threads + 1);
       const onAbort = () => Atomics.store(new Int32Array(this.memory.buffer), job.counter >> 2, job.nTasks);
       // (the packing phase is short and finishes; attention tasks stop being taken)
       req.signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        await this.pool!.run(threads, job.params, job.scratch);
+        const done = this.pool!.run(threads, job.params, job.scratch);
+        job.copyQ();
+        const i32 = new Int32Array(this.memory.buffer);
+        Atomics.add(i32, job.barrier >> 2, 1);
+        Atomics.notify(i32, job.barrier >> 2);
+        // Touch the result's pages while the workers compute: the page faults of a fresh
+        // buffer cost as much as the copy itself.
+        const out = new Float32Array(job.outLength).fill(0);
+        await done;
+        req.signal?.throwIfAborted();
+        return job.read(out);
       } finally {
         req.signal?.removeEventListener('abort', onAbort);
       }
-      req.signal?.throwIfAborted();
-      return job.read();
     } finally {
       this.running = false;
     }
@@ -159,7 +182,7 @@ export class WasmEngine {
   }
 
   /** Writes everything one call needs into linear memory; returns where it lies. */
-  private layOut(req: RunRequest, threads: number) {
+  private layOut(req: RunRequest, threads: number, parties = threads) {
     const { plan } = req;
     const bs = plan.blockSize;
     const d = plan.headDim;
@@ -233,7 +256,15 @@ export class WasmEngine {
     i32[(params >> 2) + P.nSeqs] = seqs.length;
     i32[(params >> 2) + P.packCounter] = packCounter;
     i32[(params >> 2) + P.barrier] = barrier;
-    i32[(params >> 2) + P.threads] = threads;
+    i32[(params >> 2) + P.threads] = parties;
+    // Packing tasks: (batch, group) units × chunks of PACK_ROWS tokens; sequence (b, h, g)
+    // is entry (b·heads + h)·groups + g, which forEachSequence's order guarantees.
+    const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
+    if (seqs.length !== plan.batch * plan.heads * groups) throw new Error('SparseAttention: internal error: sequence count');
+    i32[(params >> 2) + P.heads] = plan.heads;
+    i32[(params >> 2) + P.groups] = groups;
+    i32[(params >> 2) + P.packUnits] = plan.batch * groups;
+    i32[(params >> 2) + P.packChunks] = Math.ceil(plan.seqLen / PACK_ROWS);
     i32[counter >> 2] = 0;
     i32[packCounter >> 2] = 0;
     i32[barrier >> 2] = 0;
@@ -277,16 +308,21 @@ export class WasmEngine {
       i32.set(l.maskIds, layoutAt[li].maskIds >> 2);
       i32.set(masksFor(l), layoutAt[li].masks >> 2);
     });
-    f32.set(req.q, qAt >> 2);
     f32.set(req.k, kAt >> 2);
     f32.set(req.v, vAt >> 2);
     const n = tensorBytes >> 2;
     return {
       params,
       counter,
+      barrier,
       nTasks: tasks.length,
       scratch,
-      read: () => new Float32Array(this.memory.buffer, oAt, n).slice(),
+      outLength: n,
+      copyQ: () => new Float32Array(this.memory.buffer).set(req.q, qAt >> 2),
+      read: (out: Float32Array) => {
+        out.set(new Float32Array(this.memory.buffer, oAt, n));
+        return out;
+      },
     };
   }
 
