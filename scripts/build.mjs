@@ -12,6 +12,8 @@ await esbuild.build({
   entryPoints: { index: 'src/index.ts', worker: 'src/backends/wasm/worker.ts' },
   outdir: 'dist',
   external: ['node:*', 'webgpu'],
+  // WGSL programs (shaders/*.wgsl) are bundled as strings.
+  loader: { '.wgsl': 'text' },
 });
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 for (const f of ['index.js', 'worker.js']) console.log(`dist/${f}  ${statSync(`dist/${f}`).size} bytes`);
