@@ -42,6 +42,8 @@ await esbuild.build({
   entryPoints: { index: 'src/index.ts' },
   outdir: 'dist',
   external: ['node:*', 'webgpu'],
+  // WGSL programs (shaders/*.wgsl) are bundled as strings.
+  loader: { '.wgsl': 'text' },
 });
 await esbuild.build({
   ...common,

@@ -37,6 +37,17 @@ export interface SparseAttentionOptions {
   mask?: TokenMask;
   /** CPU kernel build: 'relaxed' (FMA), 'simd' or 'scalar' (default: the fastest this runtime validates). */
   wasmVariant?: WasmVariant;
+  /** GPU path tuning and test hooks. */
+  webgpu?: WebGpuOptions;
+}
+
+export interface WebGpuOptions {
+  /** Use subgroup shuffles when the adapter has them (default true). */
+  subgroups?: boolean;
+  /** Cap on one storage binding in bytes, below the device limit (tests of the chunked path). */
+  maxBindingBytes?: number;
+  /** Time kernels with timestamp queries (forwardGPU; lastRun.gpuMs). */
+  timestamps?: boolean;
 }
 
 export type WasmVariant = 'relaxed' | 'simd' | 'scalar';
@@ -59,6 +70,7 @@ export interface Config {
   readonly customPerHead: boolean;
   readonly mask: TokenMask | null;
   readonly wasmVariant: WasmVariant | undefined;
+  readonly webgpu: WebGpuOptions;
 }
 
 const MODES: readonly AttnMode[] = ['all', 'local', 'strided', 'fixed', 'custom'];
@@ -165,6 +177,7 @@ export function makeConfig(
     customPerHead,
     mask,
     wasmVariant: o.wasmVariant,
+    webgpu: checkWebGpuOptions(o.webgpu),
   };
 }
 
@@ -211,4 +224,15 @@ function normaliseLayout(
 
 function isArrayLike(x: unknown): x is ArrayLike<unknown> {
   return (Array.isArray(x) || ArrayBuffer.isView(x)) && typeof (x as ArrayLike<unknown>).length === 'number';
+}
+
+function checkWebGpuOptions(w: unknown): WebGpuOptions {
+  if (w === undefined) return {};
+  if (w === null || typeof w !== 'object') throw argError('options.webgpu', 'an object or undefined', w);
+  const o = w as WebGpuOptions;
+  for (const key of ['subgroups', 'timestamps'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw argError(`options.webgpu.${key}`, 'a boolean', o[key]);
+  }
+  if (o.maxBindingBytes !== undefined) checkPositiveInt('options.webgpu.maxBindingBytes', o.maxBindingBytes);
+  return { ...o };
 }

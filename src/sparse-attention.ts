@@ -1,5 +1,6 @@
 // The facade: validate → plan → choose a backend → run. Holds per-instance caches
 // (block layouts per nCtx) and records which path ran and why.
+/// <reference types="@webgpu/types" />
 import { type AttnMode, type Config, type SparseAttentionOptions, makeConfig } from './config.js';
 import { stateError } from './errors.js';
 import {
@@ -16,6 +17,13 @@ import {
   checkShape,
 } from './plan.js';
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
+import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
+
+/** A tensor resident on the GPU: a storage buffer holding [batch, nCtx, nEmbd] f32. */
+export interface GpuTensor {
+  buffer: GPUBuffer;
+  shape: [number, number, number];
+}
 
 export interface PlanInfo {
   /** The path forward() would take for this shape. */
@@ -44,6 +52,8 @@ export interface RunInfo {
   detail: string;
   reason: string;
   ms: number;
+  /** Kernel time on the GPU (timestamp queries, options.webgpu.timestamps), when measured. */
+  gpuMs?: number;
 }
 
 const GEOMETRY_CACHE = 8;
@@ -59,6 +69,7 @@ export class SparseAttention {
   private readonly config: Config;
   private readonly geometries = new Map<number, Geometry>();
   private readonly wasm: WasmBackend;
+  private gpu: WebGpuBackend | null = null;
   private disposed = false;
 
   constructor(
@@ -107,13 +118,62 @@ export class SparseAttention {
     const shape = checkInputs(this.config, q, k, v);
     const plan = this.makePlan(shape, forwardOptions);
     forwardOptions.signal?.throwIfAborted();
-    const choice = this.choose();
+    let choice = this.choose();
     const t0 = now();
+    const inputs = { q: q.data, k: k.data, v: v.data, signal: forwardOptions.signal };
+    if (choice.backend === 'webgpu') {
+      const gpu = await this.gpuReady(plan);
+      try {
+        const data = await gpu.run(plan, inputs);
+        checkNotDisposed(this.disposed);
+        this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: choice.reason, ms: now() - t0 };
+        return { data, shape: [...shape] };
+      } catch (e) {
+        checkNotDisposed(this.disposed);
+        forwardOptions.signal?.throwIfAborted();
+        // The device is not retried: lost, destroyed or failing, this instance now runs on the CPU.
+        gpu.deadReason ??= `a GPU call failed (${(e as Error).message})`;
+        choice = { backend: 'wasm', reason: `wasm: the webgpu call failed, re-ran on the CPU: ${gpu.deadReason}` };
+      }
+    }
     await this.wasm.init();
     checkNotDisposed(this.disposed);
-    const data = await this.wasm.run(plan, { q: q.data, k: k.data, v: v.data, signal: forwardOptions.signal });
+    const data = await this.wasm.run(plan, inputs);
     this.lastRun = { backend: 'wasm', detail: this.wasm.describe(), reason: choice.reason, ms: now() - t0 };
     return { data, shape: [...shape] };
+  }
+
+  /**
+   * GPU-resident attention: q, k, v are storage buffers ([batch, nCtx, nEmbd] f32) on the
+   * device this instance uses (options.device, or gpuDevice()); the result is written to
+   * `out` or to a new buffer owned by the caller. No upload, no readback. Needs backend
+   * 'webgpu' or 'auto'; rejects on GPU errors (there is no CPU copy of the inputs).
+   */
+  async forwardGPU(
+    q: GPUBuffer,
+    k: GPUBuffer,
+    v: GPUBuffer,
+    shape: readonly number[],
+    forwardOptions: Omit<ForwardOptions, 'signal'> & { out?: GPUBuffer } = {},
+  ): Promise<GpuTensor> {
+    checkNotDisposed(this.disposed);
+    if (this.config.backend === 'wasm') throw stateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
+    const dims = this.checkShape(shape);
+    const plan = this.makePlan(dims, forwardOptions);
+    const t0 = now();
+    const gpu = await this.gpuReady(plan);
+    const buffer = await gpu.runResident(plan, { q, k, v }, forwardOptions.out);
+    const gpuMs = gpu.lastGpuMs ?? undefined;
+    this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: 'forwardGPU runs on the GPU', ms: now() - t0, gpuMs };
+    return { buffer, shape: dims };
+  }
+
+  /** The GPUDevice of the GPU path (acquired on first use); for creating forwardGPU buffers. */
+  async gpuDevice(): Promise<GPUDevice> {
+    checkNotDisposed(this.disposed);
+    const gpu = this.gpuBackend();
+    await this.initGpu(gpu);
+    return gpu.device!;
   }
 
   /** The same computation on the calling thread (CPU path only), for code that cannot await. */
@@ -133,14 +193,44 @@ export class SparseAttention {
     this.disposed = true;
     this.geometries.clear();
     this.wasm.dispose();
+    this.gpu?.dispose();
   }
 
   private choose(): { backend: 'wasm' | 'webgpu'; reason: string } {
+    const dead = this.gpu?.deadReason;
     if (this.config.backend === 'webgpu') {
-      throw stateError("backend 'webgpu' is not available in this build (use 'wasm' or 'auto')");
+      if (dead) return { backend: 'wasm', reason: `wasm: webgpu was requested but ${dead}; the device is not retried` };
+      return { backend: 'webgpu', reason: "webgpu: forced by options.backend = 'webgpu'" };
     }
     if (this.config.backend === 'wasm') return { backend: 'wasm', reason: "wasm: forced by options.backend = 'wasm'" };
-    return { backend: 'wasm', reason: 'wasm: the only path in this build' };
+    if (dead) return { backend: 'wasm', reason: `wasm: ${dead}` };
+    return {
+      backend: 'wasm',
+      reason: "wasm: 'auto' stays on the CPU until the GPU cost model is calibrated (bench/gpu.mjs); pass backend: 'webgpu' for the GPU",
+    };
+  }
+
+  private gpuBackend(): WebGpuBackend {
+    this.gpu ??= new WebGpuBackend(this.config, this.config.webgpu);
+    return this.gpu;
+  }
+
+  private async initGpu(gpu: WebGpuBackend): Promise<void> {
+    try {
+      await gpu.init();
+    } catch (e) {
+      throw stateError(`backend 'webgpu' is unavailable: ${(e as Error).message.replace(/^SparseAttention: /, '')}`);
+    }
+    checkNotDisposed(this.disposed);
+  }
+
+  /** The GPU backend, initialised and able to run this plan; else a clear Error. */
+  private async gpuReady(plan: Plan): Promise<WebGpuBackend> {
+    const gpu = this.gpuBackend();
+    await this.initGpu(gpu);
+    const why = gpu.canRun(plan);
+    if (why) throw stateError(`backend 'webgpu' cannot run this call: ${why}`);
+    return gpu;
   }
 
   private checkShape(shape: readonly number[]): [number, number, number] {

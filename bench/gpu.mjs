@@ -1,0 +1,152 @@
+// GPU benchmark of the WebGPU path (issue 3): batch 1, 16 heads, headDim 64, modes
+// 'all' (causal), 'local' L=512, 'strided' L=128 at nCtx 4096 / 16384 / 65536.
+// Per case: GPU-only time with q/k/v resident (forwardGPU; timestamp queries when the
+// adapter has them, else the mean of back-to-back submits closed by onSubmittedWorkDone),
+// end-to-end time from Float32Arrays (forward), useful GFLOP/s from plan().usefulFlops,
+// and a max-error check against the CPU path. Then a CPU-vs-GPU crossover sweep (end to
+// end, small to large) as input for the 'auto' cost model.
+// Plain Node on dist/ (no dev dependencies), so it runs on the GPU machine.
+//   node bench/gpu.mjs [--sizes 4096,16384,65536] [--quick] [--out file.json]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import os from 'node:os';
+import { SparseAttention } from '../dist/index.js';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => {
+    if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : true]);
+    return acc;
+  }, []),
+);
+const SIZES = String(args.sizes ?? '4096,16384,65536').split(',').map(Number);
+const HEADS = 16;
+const HEAD_DIM = 64;
+const BLOCK = 64; // a performance parameter only for these modes
+const CASES = [['all', undefined], ['local', 512], ['strided', 128]];
+const STORAGE = 0x80, COPY_DST = 0x8, COPY_SRC = 0x4;
+
+function randomData(n, seed) {
+  const data = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    data[i] = (s / 4294967296) * 2 - 1;
+  }
+  return data;
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const log = (...a) => console.error(...a);
+
+/** Median kernel ms over runs (timestamps), and mean ms of `runs` back-to-back submits. */
+async function gpuTime(attn, device, bufs, shape, runs) {
+  const out = device.createBuffer({ size: bufs.bytes, usage: STORAGE | COPY_SRC | COPY_DST });
+  for (let i = 0; i < 2; i++) await attn.forwardGPU(bufs.q, bufs.k, bufs.v, shape, { out }); // warm-up: pipelines
+  const stamps = [];
+  for (let i = 0; i < runs; i++) {
+    await attn.forwardGPU(bufs.q, bufs.k, bufs.v, shape, { out });
+    if (attn.lastRun.gpuMs !== undefined) stamps.push(attn.lastRun.gpuMs);
+  }
+  await device.queue.onSubmittedWorkDone();
+  const t0 = performance.now();
+  for (let i = 0; i < runs; i++) await attn.forwardGPU(bufs.q, bufs.k, bufs.v, shape, { out });
+  await device.queue.onSubmittedWorkDone();
+  const submitMs = (performance.now() - t0) / runs;
+  out.destroy();
+  return { timestampMs: stamps.length ? median(stamps) : null, submitMs, runs };
+}
+
+async function endToEnd(attn, q, k, v, runs) {
+  await attn.forward(q, k, v);
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await attn.forward(q, k, v);
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+function maxError(a, b) {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1e-4 + 1e-3 * Math.abs(b[i])));
+  return worst; // <= 1 means within the WebGPU tolerance
+}
+
+const result = { machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, cases: [], crossover: [] };
+const probe = new SparseAttention(HEADS, 'all', undefined, BLOCK, { backend: 'webgpu', webgpu: { timestamps: true } });
+const device = await probe.gpuDevice();
+result.machine.adapter = probe.plan([1, 64, HEADS * HEAD_DIM]) && (await (async () => {
+  const sh = [1, 64, HEADS * HEAD_DIM];
+  const z = new Float32Array(64 * HEADS * HEAD_DIM);
+  await probe.forward({ data: z, shape: sh }, { data: z, shape: sh }, { data: z, shape: sh });
+  return probe.lastRun.detail;
+})());
+result.machine.limits = { maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize };
+log('adapter:', result.machine.adapter);
+
+for (const nCtx of SIZES) {
+  const shape = [1, nCtx, HEADS * HEAD_DIM];
+  const n = nCtx * HEADS * HEAD_DIM;
+  const q = { data: randomData(n, 1), shape }, k = { data: randomData(n, 2), shape }, v = { data: randomData(n, 3), shape };
+  const bufs = { bytes: n * 4 };
+  for (const [name, t] of [['q', q], ['k', k], ['v', v]]) {
+    bufs[name] = device.createBuffer({ size: n * 4, usage: STORAGE | COPY_DST });
+    device.queue.writeBuffer(bufs[name], 0, t.data);
+  }
+  for (const [mode, L] of CASES) {
+    const attn = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'webgpu', device, webgpu: { timestamps: true } });
+    const plan = attn.plan(shape);
+    const runs = args.quick ? 3 : nCtx >= 65536 ? 5 : 20;
+    const g = await gpuTime(attn, device, bufs, shape, runs);
+    const e2eMs = await endToEnd(attn, q, k, v, args.quick ? 1 : 3);
+    let err = null;
+    if (nCtx <= 4096) {
+      const gpuOut = (await attn.forward(q, k, v)).data;
+      const cpu = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'wasm' });
+      err = maxError(gpuOut, (await cpu.forward(q, k, v)).data);
+      cpu.dispose();
+    }
+    const ms = g.timestampMs ?? g.submitMs;
+    const row = {
+      mode, L: L ?? null, causal: true, batch: 1, heads: HEADS, headDim: HEAD_DIM, nCtx, blocksize: BLOCK,
+      usefulGflop: plan.usefulFlops / 1e9, density: plan.density,
+      gpuMs: ms, gpuMsTimestamps: g.timestampMs, gpuMsSubmits: g.submitMs, usefulGflops: plan.usefulFlops / 1e6 / ms,
+      endToEndMs: e2eMs, errorVsCpuOverTolerance: err, detail: attn.lastRun.detail,
+    };
+    result.cases.push(row);
+    log(`${mode}${L ? ` L=${L}` : ''} nCtx=${nCtx}: gpu ${ms.toFixed(3)} ms (${row.usefulGflops.toFixed(0)} GFLOP/s useful; submits ${g.submitMs.toFixed(3)} ms), end-to-end ${e2eMs.toFixed(1)} ms${err !== null ? `, err/tol ${err.toFixed(3)}` : ''}`);
+    attn.dispose();
+  }
+  for (const b of ['q', 'k', 'v']) bufs[b].destroy();
+}
+
+// Crossover: end to end from Float32Arrays, CPU (wasm, all cores up to 8) vs GPU.
+const sweep = args.quick ? [256, 1024] : [128, 256, 512, 1024, 2048, 4096, 8192];
+for (const [mode, L] of CASES) {
+  for (const nCtx of sweep) {
+    const shape = [1, nCtx, HEADS * HEAD_DIM];
+    const n = nCtx * HEADS * HEAD_DIM;
+    const q = { data: randomData(n, 1), shape }, k = { data: randomData(n, 2), shape }, v = { data: randomData(n, 3), shape };
+    const gpu = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'webgpu', device });
+    const cpu = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'wasm' });
+    const plan = gpu.plan(shape);
+    const runs = args.quick ? 1 : 3;
+    const gpuMs = await endToEnd(gpu, q, k, v, runs);
+    const cpuMs = plan.usefulFlops > 2e11 ? null : await endToEnd(cpu, q, k, v, runs);
+    result.crossover.push({ mode, L: L ?? null, nCtx, usefulGflop: plan.usefulFlops / 1e9, cpuMs, gpuMs, cpuDetail: cpu.lastRun?.detail });
+    log(`crossover ${mode} nCtx=${nCtx}: cpu ${cpuMs?.toFixed(2)} ms, gpu ${gpuMs.toFixed(2)} ms`);
+    gpu.dispose();
+    cpu.dispose();
+  }
+}
+probe.dispose();
+
+const json = JSON.stringify(result, null, 1);
+if (args.out) {
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeFileSync(args.out, json);
+}
+console.log(json);

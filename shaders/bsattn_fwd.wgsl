@@ -1,0 +1,260 @@
+// Block-sparse attention forward pass, flash-style (FlashAttention-2 loop order), f32.
+// One workgroup per (sequence, query tile of BM rows). A sequence is one (batch, head[,
+// group]) problem whose rows sit at a fixed element stride in q/k/v/o: nEmbd for the band
+// modes, L·nEmbd for 'strided' (OpenAI's regrouping, read in place, no gather pass).
+// Per query tile we walk the key blocks of its query block in the CSR layout, in key
+// tiles of BN rows:
+//   S = Q·Kᵀ (scale·log2 e folded into Q), masked on partial tiles only,
+//   m_new = max(m_i, rowmax S), P = 2^(S - m_new), l_i = l_i·α + rowsum P,
+//   O = O·α + P·V with α = 2^(m_i - m_new), and O / l_i once at the end.
+// Thread tile: RPT = 4 query rows × CPT key columns of S, and the same 4 rows × DPT dims
+// of O; TPR = 8 threads share a row group, so the row max is a reduction over 8 lanes
+// (subgroup shuffles when SUBGROUPS, else workgroup memory). l_i stays a per-thread
+// partial sum (every lane of a row group applies the same α) and is reduced once.
+// see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019);
+// onnxruntime contrib_ops/webgpu/bert/flash_attention.wgsl.template.
+//
+// Compile-time parameters (the host rewrites these lines; the pipeline cache key):
+const BS: u32 = 64u;  // layout block size (8..128)
+const BM: u32 = 64u;  // query rows per workgroup, divides BS
+const BN: u32 = 64u;  // key rows per tile, divides BS
+const DP: u32 = 64u;  // head dim padded to a multiple of 32
+// SUBGROUPS: the host keeps the //#if SUBGROUPS or the //#else branches below.
+
+const RPT: u32 = 4u;               // query rows per thread
+const TPR: u32 = 8u;               // threads per row group
+const CPT: u32 = BN / TPR;         // key columns per thread
+const DPT: u32 = DP / TPR;         // output dims per thread (a multiple of 4)
+const WG: u32 = BM / RPT * TPR;    // threads per workgroup
+const MW: u32 = (BS + 31u) / 32u;  // mask words per block row
+
+struct Params {
+  batch: u32, heads: u32, groups: u32, n_ctx: u32,
+  n_embd: u32, head_dim: u32, step: u32, tiles_per_seq: u32,
+  n_seq: u32, grid_x: u32, layout_info: u32, key_lengths: u32,
+  scale: f32, neg_inf: f32, _pad0: u32, _pad1: u32, // neg_inf: -inf (WGSL has no literal)
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+// meta_w: u32 words: headLayout [heads] · keyLengths [batch] · layoutInfo [nLayouts][4]
+// (rowPtr, cols, maskIds, maskWords offsets) · CSR arrays · mask bits [nMasks][BS][MW]
+@group(0) @binding(1) var<storage, read> meta_w: array<u32>;
+// q, k, v, o: [batch, nCtx, nEmbd] row-major f32 (a batch × head chunk of the call)
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> o: array<f32>;
+
+// Workgroup memory, all row-major in vec4 chunks, chunk index XOR-swizzled per row so
+// that the 8 lanes of a row group hit distinct banks:
+//   q_s [BM][DP] · kp_s: K [BN][DP] during S, then P [BM][BN] · v_s [BN][DP]
+//   BM=BN=DP=64: 3 tiles · 64 · 64 f32 = 48 KiB (+ red_s BM·8 f32 = 2 KiB without subgroups)
+var<workgroup> q_s: array<vec4<f32>, BM * DP / 4u>;
+var<workgroup> kp_s: array<vec4<f32>, max(BN * DP, BM * BN) / 4u>;
+var<workgroup> v_s: array<vec4<f32>, BN * DP / 4u>;
+//#if !SUBGROUPS
+var<workgroup> red_s: array<f32, BM * TPR>;
+//#endif
+
+fn qk_idx(row: u32, c4: u32) -> u32 { return row * (DP / 4u) + (c4 ^ ((row / RPT) & 7u)); }
+fn kv_idx(row: u32, c4: u32) -> u32 { return row * (DP / 4u) + (c4 ^ ((row / CPT) & 7u)); }
+fn p_idx(row: u32, c4: u32) -> u32 { return row * (BN / 4u) + (c4 ^ ((row / RPT) & (BN / 4u - 1u))); }
+
+// Max over the TPR lanes of a row group; NaN may or may not win (it reaches P anyway).
+fn row_max(x: f32, rg: u32, cg: u32, i: u32) -> f32 {
+//#if SUBGROUPS
+  var m = max(x, subgroupShuffleXor(x, 1u));
+  m = max(m, subgroupShuffleXor(m, 2u));
+  return max(m, subgroupShuffleXor(m, 4u));
+//#else
+  red_s[(rg * RPT + i) * TPR + cg] = x;
+  workgroupBarrier();
+  var m = red_s[(rg * RPT + i) * TPR];
+  for (var j = 1u; j < TPR; j++) { m = max(m, red_s[(rg * RPT + i) * TPR + j]); }
+  workgroupBarrier();
+  return m;
+//#endif
+}
+
+fn row_sum(x: f32, rg: u32, cg: u32, i: u32) -> f32 {
+//#if SUBGROUPS
+  var s = x + subgroupShuffleXor(x, 1u);
+  s += subgroupShuffleXor(s, 2u);
+  return s + subgroupShuffleXor(s, 4u);
+//#else
+  red_s[(rg * RPT + i) * TPR + cg] = x;
+  workgroupBarrier();
+  var s = 0.0;
+  for (var j = 0u; j < TPR; j++) { s += red_s[(rg * RPT + i) * TPR + j]; }
+  workgroupBarrier();
+  return s;
+//#endif
+}
+
+// Token mask bit of (row, col) inside a block: 1 = allowed.
+fn mask_bit(mask0: u32, row: u32, col: u32) -> bool {
+  return ((meta_w[mask0 + row * MW + col / 32u] >> (col % 32u)) & 1u) != 0u;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let tile = wid.x + wid.y * prm.grid_x;
+  let seq = tile / prm.tiles_per_seq;
+  if (seq >= prm.n_seq) { return; }
+  // seq = ((b · heads) + h) · groups + g; the sequence's rows are tokens g, g+step, …
+  let g = seq % prm.groups;
+  let h = (seq / prm.groups) % prm.heads;
+  let b = seq / (prm.groups * prm.heads);
+  let nq = (prm.n_ctx - g + prm.step - 1u) / prm.step;
+  let row0 = (tile % prm.tiles_per_seq) * BM;
+  if (row0 >= nq) { return; }
+  let len = meta_w[prm.key_lengths + b];
+  let nk = select(0u, (len - g + prm.step - 1u) / prm.step, len > g);
+  let info = prm.layout_info + meta_w[h] * 4u;
+  let qb = row0 / BS;
+  let qr0 = row0 % BS; // first row of this tile inside its query block
+  let stride = prm.step * prm.n_embd;
+  let base = (b * prm.n_ctx + g) * prm.n_embd + h * prm.head_dim;
+  let hd = prm.head_dim;
+  let ninf = prm.neg_inf;
+
+  let rg = t / TPR;
+  let cg = t % TPR;
+
+  // q_s = Q · scale (zero past nq and past head_dim)
+  for (var i = t; i < BM * DP; i += WG) {
+    let r = i / DP;
+    let d = i % DP;
+    var x = 0.0;
+    if (row0 + r < nq && d < hd) { x = q[base + (row0 + r) * stride + d] * prm.scale; }
+    q_s[qk_idx(r, d / 4u)][d % 4u] = x;
+  }
+
+  var m_i: array<f32, RPT>;
+  var l_i: array<f32, RPT>;
+  var acc: array<array<vec4<f32>, DPT / 4u>, RPT>;
+  for (var i = 0u; i < RPT; i++) {
+    m_i[i] = ninf;
+    l_i[i] = 0.0;
+    for (var j = 0u; j < DPT / 4u; j++) { acc[i][j] = vec4<f32>(0.0); }
+  }
+
+  let e1 = meta_w[meta_w[info] + qb + 1u];
+  for (var e = meta_w[meta_w[info] + qb]; e < e1; e++) {
+    let kb = meta_w[meta_w[info + 1u] + e];
+    if (kb * BS >= nk) { break; } // cols ascend: every later block is past the keys
+    let mask_id = bitcast<i32>(meta_w[meta_w[info + 2u] + e]);
+    let mask0 = meta_w[info + 3u] + u32(max(mask_id, 0)) * BS * MW + qr0 * MW;
+    for (var sub = 0u; sub < BS / BN; sub++) {
+      let key0 = kb * BS + sub * BN;
+      if (key0 >= nk) { break; }
+      let ncols = min(BN, nk - key0);
+      let masked = mask_id >= 0 || ncols < BN;
+
+      workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s
+      // K, V tiles (keys >= nk are never read: zero rows)
+      for (var i = t; i < BN * DP; i += WG) {
+        let c = i / DP;
+        let d = i % DP;
+        var kx = 0.0;
+        var vx = 0.0;
+        if (c < ncols && d < hd) {
+          let at = base + (key0 + c) * stride + d;
+          kx = k[at];
+          vx = v[at];
+        }
+        kp_s[kv_idx(c, d / 4u)][d % 4u] = kx;
+        v_s[c * (DP / 4u) + d / 4u][d % 4u] = vx;
+      }
+      workgroupBarrier();
+
+      // S = Q·Kᵀ for rows rg·RPT + i, columns cg·CPT + j
+      var s: array<array<f32, CPT>, RPT>;
+      for (var i = 0u; i < RPT; i++) { for (var j = 0u; j < CPT; j++) { s[i][j] = 0.0; } }
+      for (var c4 = 0u; c4 < DP / 4u; c4++) {
+        var qv: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { qv[i] = q_s[qk_idx(rg * RPT + i, c4)]; }
+        for (var j = 0u; j < CPT; j++) {
+          let kv = kp_s[kv_idx(cg * CPT + j, c4)];
+          for (var i = 0u; i < RPT; i++) { s[i][j] += dot(qv[i], kv); }
+        }
+      }
+
+      // S = allowed ? S : -inf (partial tiles only); m_new = max(m_i, rowmax S)
+      var alpha: array<f32, RPT>;
+      for (var i = 0u; i < RPT; i++) {
+        var mx = m_i[i];
+        for (var j = 0u; j < CPT; j++) {
+          if (masked) {
+            let c = cg * CPT + j;
+            let ok = c < ncols && (mask_id < 0 || mask_bit(mask0, rg * RPT + i, sub * BN + c));
+            s[i][j] = select(ninf, s[i][j], ok);
+          }
+          mx = max(mx, s[i][j]);
+        }
+        let m_new = row_max(mx, rg, cg, i);
+        // rows with no allowed key yet subtract 0 instead of -inf (no -inf - -inf NaN)
+        let safe = select(m_new, 0.0, m_new == ninf);
+        alpha[i] = exp2(m_i[i] - safe);
+        m_i[i] = m_new;
+        // P = 2^(S - m_new); l_i = l_i·α + rowsum P (this thread's columns)
+        var sum = 0.0;
+        for (var j = 0u; j < CPT; j++) {
+          s[i][j] = exp2(s[i][j] - safe);
+          sum += s[i][j];
+        }
+        l_i[i] = l_i[i] * alpha[i] + sum;
+      }
+      workgroupBarrier(); // every lane is done reading K from kp_s
+      for (var i = 0u; i < RPT; i++) {
+        for (var j = 0u; j < CPT; j++) {
+          let c = cg * CPT + j;
+          kp_s[p_idx(rg * RPT + i, c / 4u)][c % 4u] = s[i][j];
+        }
+        for (var j = 0u; j < DPT / 4u; j++) { acc[i][j] *= alpha[i]; }
+      }
+      workgroupBarrier();
+
+      // O += P·V; on partial tiles each product is selected by the mask, so a masked
+      // key's V (even NaN or Inf) never reaches the output, as in the dense reference
+      if (masked) {
+        for (var c = 0u; c < ncols; c++) {
+          for (var i = 0u; i < RPT; i++) {
+            let r = rg * RPT + i;
+            let p = kp_s[p_idx(r, c / 4u)][c % 4u];
+            let ok = mask_id < 0 || mask_bit(mask0, r, sub * BN + c);
+            for (var j = 0u; j < DPT / 4u; j++) {
+              let vv = v_s[c * (DP / 4u) + cg * (DPT / 4u) + j];
+              acc[i][j] += select(vec4<f32>(0.0), p * vv, ok);
+            }
+          }
+        }
+      } else {
+        for (var c4 = 0u; c4 < BN / 4u; c4++) {
+          var pv: array<vec4<f32>, RPT>;
+          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[p_idx(rg * RPT + i, c4)]; }
+          for (var cc = 0u; cc < 4u; cc++) {
+            for (var j = 0u; j < DPT / 4u; j++) {
+              let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + cg * (DPT / 4u) + j];
+              for (var i = 0u; i < RPT; i++) { acc[i][j] += pv[i][cc] * vv; }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // O = O / l_i; a row with no allowed key (l_i = 0) stays 0
+  for (var i = 0u; i < RPT; i++) {
+    let l = row_sum(l_i[i], rg, cg, i);
+    let inv = select(0.0, 1.0 / l, l != 0.0);
+    let r = row0 + rg * RPT + i;
+    if (r < nq) {
+      let dst = base + r * stride;
+      for (var j = 0u; j < DPT; j++) {
+        let d = cg * DPT + j;
+        if (d < hd) { o[dst + d] = acc[i][j / 4u][j % 4u] * inv; }
+      }
+    }
+  }
+}

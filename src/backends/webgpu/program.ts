@@ -1,0 +1,82 @@
+// The forward program: picks the tile shape for a (block size, head dim) on a device,
+// instantiates shaders/bsattn_fwd.wgsl with it and caches the compute pipeline.
+// Compile-time parameters only (block size, tiles, padded head dim, subgroups) go in the
+// cache key; shapes go in the uniform block, so one pipeline serves every shape.
+// see: onnxruntime js/web/lib/wasm/jsep/webgpu/ops (shader cache keys)
+/// <reference types="@webgpu/types" />
+import source from '../../../shaders/bsattn_fwd.wgsl';
+
+export interface Tiles {
+  /** Layout block size. */
+  bs: number;
+  /** Query rows per workgroup and key rows per tile; both divide bs. */
+  bm: number;
+  bn: number;
+  /** Head dim padded to a multiple of 32 (8 lanes × vec4). */
+  dp: number;
+  subgroups: boolean;
+}
+
+/** Workgroup bytes of a tile shape (see the budget comment in the shader). */
+export function workgroupBytes(t: Tiles): number {
+  const red = t.subgroups ? 0 : t.bm * 8;
+  return 4 * (t.bm * t.dp + Math.max(t.bn * t.dp, t.bm * t.bn) + t.bn * t.dp + red);
+}
+
+/** Largest tiles that fit the device's workgroup memory, or null when even 8×8 does not. */
+export function chooseTiles(bs: number, headDim: number, limitBytes: number, subgroups: boolean): Tiles | null {
+  const dp = Math.ceil(headDim / 32) * 32;
+  const sizes = [64, 32, 16, 8].filter((x) => x <= bs);
+  const options: Tiles[] = [];
+  for (const bm of sizes) for (const bn of sizes) options.push({ bs, bm, bn, dp, subgroups });
+  // Most work per tile first; among equals, taller query tiles (fewer K/V reloads).
+  options.sort((a, b) => b.bm * b.bn - a.bm * a.bn || b.bm - a.bm);
+  return options.find((t) => workgroupBytes(t) <= limitBytes) ?? null;
+}
+
+export function tilesKey(t: Tiles): string {
+  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}${t.subgroups ? '_sg' : ''}`;
+}
+
+/** The WGSL text for a tile shape: constants rewritten, one SUBGROUPS branch kept. */
+export function programText(t: Tiles): string {
+  const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp };
+  let text = source.replace(/^const (BS|BM|BN|DP): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
+  const out: string[] = [];
+  let keep = true;
+  for (const line of text.split('\n')) {
+    const cond = /^\/\/#if (!?)SUBGROUPS/.exec(line);
+    if (cond) keep = cond[1] === '!' ? !t.subgroups : t.subgroups;
+    else if (line.startsWith('//#else')) keep = !keep;
+    else if (line.startsWith('//#endif')) keep = true;
+    else if (keep) out.push(line);
+  }
+  text = out.join('\n');
+  return t.subgroups ? `enable subgroups;\n${text}` : text;
+}
+
+/** Pipelines per device: every instance on one device shares them. */
+const caches = new WeakMap<GPUDevice, ProgramCache>();
+
+export class ProgramCache {
+  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private constructor(private readonly device: GPUDevice) {}
+
+  static for(device: GPUDevice): ProgramCache {
+    let c = caches.get(device);
+    if (!c) caches.set(device, (c = new ProgramCache(device)));
+    return c;
+  }
+
+  get(t: Tiles): Promise<GPUComputePipeline> {
+    const key = tilesKey(t);
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const module = this.device.createShaderModule({ label: `bsattn_fwd_${key}`, code: programText(t) });
+      p = this.device.createComputePipelineAsync({ label: `bsattn_fwd_${key}`, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      this.pipelines.set(key, p);
+      p.catch(() => this.pipelines.delete(key));
+    }
+    return p;
+  }
+}

@@ -1,0 +1,316 @@
+// The GPU path: shaders/bsattn_fwd.wgsl through WebGPU. One device per instance (the
+// caller's, or one requested from the runtime), pipelines cached by their compile-time
+// parameters, buffers pooled per role and reused across calls. A call whose tensors
+// exceed one storage binding runs in chunks of batch items or heads. Any GPU error or
+// device loss during a call rejects it; the facade then re-runs it on the CPU.
+/// <reference types="@webgpu/types" />
+import type { Config } from '../../config.js';
+import { type Geometry, type Plan, buildGeometry } from '../../plan.js';
+import type { Backend, RunInputs } from '../backend.js';
+import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
+import { type Chunk, buildDispatch, buildMeta, planChunks } from './marshal.js';
+import { ProgramCache, type Tiles, chooseTiles } from './program.js';
+
+// GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
+const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
+const MODE_READ = 0x1;
+/** Block size the GPU runs the band modes at ('all', 'local', 'strided' do not depend on it). */
+const GPU_BAND_BLOCK = 64;
+const META_CACHE = 4;
+
+export interface GpuTensors {
+  q: GPUBuffer;
+  k: GPUBuffer;
+  v: GPUBuffer;
+}
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  /** Why the device is unusable (lost, destroyed, failed); null while it works. */
+  deadReason: string | null = null;
+  /** GPU time of the last call's kernels in ms, when timestamp queries are on. */
+  lastGpuMs: number | null = null;
+  private ctx: GpuContext | null = null;
+  private initialising: Promise<void> | null = null;
+  private programs: ProgramCache | null = null;
+  private readonly pool = new Map<string, GPUBuffer>();
+  private readonly metas = new Map<string, GPUBuffer>();
+  private readonly bandGeometries = new Map<number, Geometry>();
+  private tail: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  constructor(private readonly config: Config, private readonly options: { subgroups?: boolean; maxBindingBytes?: number; timestamps?: boolean } = {}) {}
+
+  init(): Promise<void> {
+    this.initialising ??= (async () => {
+      const user = this.config.device !== undefined && this.config.device !== null;
+      const ctx = user ? await acquireDevice(this.config.device) : await acquireShared();
+      if (this.disposed) {
+        if (ctx.owned) releaseShared(ctx);
+        return;
+      }
+      this.ctx = ctx;
+      this.programs = ProgramCache.for(ctx.device);
+      ctx.device.lost.then((info) => {
+        this.deadReason ??= `the GPU device was lost (${info.reason}${info.message ? `: ${info.message}` : ''})`;
+      });
+    })();
+    return this.initialising;
+  }
+
+  get device(): GPUDevice | null {
+    return this.ctx?.device ?? null;
+  }
+
+  canRun(plan: Plan): string | null {
+    if (this.deadReason) return this.deadReason;
+    if (!this.ctx) return 'webgpu: not initialised';
+    if (!this.tilesFor(plan)) {
+      return `webgpu: head dim ${plan.headDim} with block size ${this.gpuPlan(plan).blockSize} does not fit ` +
+        `${this.ctx.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
+    }
+    if (!planChunks(plan, this.maxBinding())) return `webgpu: one head of one sequence exceeds the ${this.maxBinding()}-byte storage binding limit`;
+    return null;
+  }
+
+  describe(): string {
+    if (!this.ctx) return 'webgpu (not initialised)';
+    return `webgpu ${this.ctx.subgroups && this.options.subgroups !== false ? 'subgroups' : 'plain'}, ${this.ctx.adapter}`;
+  }
+
+  /** Float32Arrays in and out: upload, compute (chunked if needed), read back. */
+  run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+    return this.serial(() => this.runHost(this.gpuPlan(plan), inputs));
+  }
+
+  /** GPU-resident: q/k/v already on this device; writes `out` (or a new buffer) and returns it. */
+  runResident(plan: Plan, tensors: GpuTensors, out?: GPUBuffer): Promise<GPUBuffer> {
+    return this.serial(() => this.runDevice(this.gpuPlan(plan), tensors, out));
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const b of this.pool.values()) b.destroy();
+    for (const b of this.metas.values()) b.destroy();
+    this.pool.clear();
+    this.metas.clear();
+    if (this.ctx?.owned) releaseShared(this.ctx);
+    this.ctx = null;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private maxBinding(): number {
+    const l = this.ctx!.device.limits;
+    const lim = Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize, this.options.maxBindingBytes ?? Infinity);
+    return Math.floor(lim / 16) * 16;
+  }
+
+  /** The band modes run at GPU_BAND_BLOCK whatever the user's blocksize (same result). */
+  private gpuPlan(plan: Plan): Plan {
+    if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return plan;
+    if (plan.blockSize === GPU_BAND_BLOCK) return plan;
+    let g = this.bandGeometries.get(plan.nCtx);
+    if (!g) {
+      if (this.bandGeometries.size >= 8) this.bandGeometries.clear();
+      g = buildGeometry({ ...this.config, blocksize: GPU_BAND_BLOCK }, plan.nCtx);
+      this.bandGeometries.set(plan.nCtx, g);
+    }
+    return { ...plan, ...g };
+  }
+
+  private tilesFor(plan: Plan): Tiles | null {
+    const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
+    const sg = this.ctx!.subgroups && this.options.subgroups !== false;
+    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg);
+  }
+
+  private check(): GPUDevice {
+    if (this.deadReason) throw new Error(`SparseAttention: ${this.deadReason}`);
+    if (!this.ctx) throw new Error('SparseAttention: the webgpu backend is not initialised or was disposed');
+    return this.ctx.device;
+  }
+
+  private buffer(role: string, bytes: number, usage: number): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 256) * 256);
+    const old = this.pool.get(role);
+    if (old && old.size >= size) return old;
+    old?.destroy();
+    const b = this.check().createBuffer({ label: `sparse-attention ${role}`, size, usage });
+    this.pool.set(role, b);
+    return b;
+  }
+
+  private metaBuffer(plan: Plan, chunk: Chunk) {
+    let id = layoutIds.get(plan.layouts);
+    if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
+    const lens = plan.keyLengths ? Array.from(plan.keyLengths.subarray(chunk.b0, chunk.b1)).join(',') : '-';
+    const key = `${id}|${chunk.b0}-${chunk.b1}|${chunk.h0}-${chunk.h1}|${lens}`;
+    let buf = this.metas.get(key);
+    const meta = buildMeta(plan, chunk);
+    if (!buf) {
+      if (this.metas.size >= META_CACHE) {
+        const [k0, b0] = this.metas.entries().next().value!;
+        b0.destroy();
+        this.metas.delete(k0);
+      }
+      buf = this.check().createBuffer({ label: 'sparse-attention meta', size: Math.ceil(meta.words.byteLength / 16) * 16, usage: STORAGE | COPY_DST });
+      this.check().queue.writeBuffer(buf, 0, meta.words as Uint32Array<ArrayBuffer>);
+      this.metas.set(key, buf);
+    }
+    return { buf, meta };
+  }
+
+  /** Encodes one chunk's dispatch into `pass`; its uniform buffer is per chunk index. */
+  private async encode(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, i: number, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, offsets: number[], bytes: number, query: GPUQuerySet | null): Promise<void> {
+    const device = this.check();
+    const tiles = this.tilesFor(plan)!;
+    const pipeline = await this.programs!.get(tiles);
+    const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
+    const d = buildDispatch(plan, chunk, tiles.bm, meta, device.limits.maxComputeWorkgroupsPerDimension);
+    const uniform = this.buffer(`params${i}`, 64, UNIFORM | COPY_DST);
+    device.queue.writeBuffer(uniform, 0, d.params);
+    const bind = (binding: number, buffer: GPUBuffer, offset = 0, size?: number) => ({ binding, resource: { buffer, offset, size } });
+    const group = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, offsets[0], bytes), bind(3, t.k, offsets[1], bytes), bind(4, t.v, offsets[2], bytes), bind(5, t.o, offsets[3], bytes)],
+    });
+    const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(d.gridX, d.gridY);
+    pass.end();
+  }
+
+  private async runHost(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+    const device = this.check();
+    const chunks = planChunks(plan, this.maxBinding())!;
+    const out = new Float32Array(plan.batch * plan.nCtx * plan.nEmbd);
+    const d = plan.headDim;
+    for (const c of chunks) {
+      inputs.signal?.throwIfAborted();
+      const whole = c.h0 === 0 && c.h1 === plan.heads;
+      const n = (c.b1 - c.b0) * plan.nCtx * (c.h1 - c.h0) * d;
+      const bytes = n * 4;
+      const slice = (x: Float32Array) => (whole ? x.subarray(c.b0 * plan.nCtx * plan.nEmbd, c.b0 * plan.nCtx * plan.nEmbd + n) : gatherHeads(x, plan, c));
+      const t = {
+        q: this.buffer('q', bytes, STORAGE | COPY_DST),
+        k: this.buffer('k', bytes, STORAGE | COPY_DST),
+        v: this.buffer('v', bytes, STORAGE | COPY_DST),
+        o: this.buffer('o', bytes, STORAGE | COPY_SRC),
+      };
+      const staging = this.buffer('staging', bytes, MAP_READ | COPY_DST);
+      await this.scoped(async () => {
+        device.queue.writeBuffer(t.q, 0, slice(inputs.q) as Float32Array<ArrayBuffer>);
+        device.queue.writeBuffer(t.k, 0, slice(inputs.k) as Float32Array<ArrayBuffer>);
+        device.queue.writeBuffer(t.v, 0, slice(inputs.v) as Float32Array<ArrayBuffer>);
+        const enc = device.createCommandEncoder();
+        await this.encode(enc, plan, c, 0, t, [0, 0, 0, 0], bytes, null);
+        enc.copyBufferToBuffer(t.o, 0, staging, 0, bytes);
+        device.queue.submit([enc.finish()]);
+      });
+      await staging.mapAsync(MODE_READ, 0, bytes);
+      if (this.deadReason) throw new Error(`SparseAttention: ${this.deadReason}`);
+      const result = new Float32Array(staging.getMappedRange(0, bytes));
+      if (whole) out.set(result, c.b0 * plan.nCtx * plan.nEmbd);
+      else scatterHeads(result, out, plan, c);
+      staging.unmap();
+    }
+    return out;
+  }
+
+  private async runDevice(plan: Plan, tensors: GpuTensors, out?: GPUBuffer): Promise<GPUBuffer> {
+    const device = this.check();
+    const item = plan.nCtx * plan.nEmbd * 4;
+    const total = plan.batch * item;
+    for (const [name, b] of Object.entries(tensors)) {
+      if (!b || typeof (b as GPUBuffer).size !== 'number' || (b as GPUBuffer).size < total) {
+        throw new Error(`SparseAttention: forwardGPU ${name} must be a GPUBuffer of at least ${total} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
+      }
+    }
+    const o = out ?? device.createBuffer({ label: 'sparse-attention output', size: Math.ceil(total / 16) * 16, usage: STORAGE | COPY_SRC | COPY_DST });
+    if (o.size < total) throw new Error(`SparseAttention: forwardGPU out must hold ${total} bytes (got ${o.size})`);
+    // Resident tensors can only be split by whole batch items, at aligned binding offsets.
+    const max = this.maxBinding();
+    const per = Math.floor(max / item);
+    const align = device.limits.minStorageBufferOffsetAlignment;
+    if (per < 1 || (per < plan.batch && (per * item) % align !== 0)) {
+      throw new Error(`SparseAttention: forwardGPU cannot split a batch item of ${item} bytes into storage bindings of at most ${max} bytes; use forward()`);
+    }
+    const chunks: Chunk[] = [];
+    for (let b0 = 0; b0 < plan.batch; b0 += per) chunks.push({ b0, b1: Math.min(plan.batch, b0 + per), h0: 0, h1: plan.heads });
+    const query = this.ctx!.timestamps && this.options.timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 * chunks.length }) : null;
+    let resolve = null as GPUBuffer | null;
+    await this.scoped(async () => {
+      const enc = device.createCommandEncoder();
+      for (let i = 0; i < chunks.length; i++) {
+        const c = chunks[i];
+        const off = c.b0 * item;
+        await this.encode(enc, plan, c, i, { ...tensors, o }, [off, off, off, off], (c.b1 - c.b0) * item, query);
+      }
+      if (query) {
+        const bytes = 16 * chunks.length;
+        const qbuf = this.buffer('timestamps', bytes, QUERY_RESOLVE | COPY_SRC);
+        resolve = this.buffer('timestamps-read', bytes, MAP_READ | COPY_DST);
+        enc.resolveQuerySet(query, 0, 2 * chunks.length, qbuf, 0);
+        enc.copyBufferToBuffer(qbuf, 0, resolve, 0, bytes);
+      }
+      device.queue.submit([enc.finish()]);
+    });
+    if (query && resolve) {
+      await resolve.mapAsync(MODE_READ, 0, 16 * chunks.length);
+      const ts = new BigUint64Array(resolve.getMappedRange(0, 16 * chunks.length).slice(0));
+      resolve.unmap();
+      query.destroy();
+      let ns = 0n;
+      for (let i = 0; i < chunks.length; i++) ns += ts[2 * i + 1] - ts[2 * i];
+      this.lastGpuMs = Number(ns) / 1e6;
+    }
+    if (this.deadReason) throw new Error(`SparseAttention: ${this.deadReason}`);
+    return o;
+  }
+
+  /** Runs fn inside validation and out-of-memory error scopes; a GPU error rejects. */
+  private async scoped(fn: () => Promise<void>): Promise<void> {
+    const device = this.check();
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let thrown: unknown = null;
+    try {
+      await fn();
+    } catch (e) {
+      thrown = e;
+    }
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    if (thrown) throw thrown;
+    const err = validation ?? oom;
+    if (err) throw new Error(`SparseAttention: WebGPU ${validation ? 'validation' : 'out-of-memory'} error: ${err.message}`);
+  }
+}
+
+/** Identity of a geometry's layout list (geometries are cached, so ids repeat across calls). */
+const layoutIds = new WeakMap<object, number>();
+let nextLayoutId = 0;
+
+/** [items, nCtx, heads h0..h1 · d] copy of a [batch, nCtx, nEmbd] tensor. */
+function gatherHeads(x: Float32Array, plan: Plan, c: Chunk): Float32Array {
+  const w = (c.h1 - c.h0) * plan.headDim;
+  const rows = (c.b1 - c.b0) * plan.nCtx;
+  const out = new Float32Array(rows * w);
+  const src0 = c.b0 * plan.nCtx * plan.nEmbd + c.h0 * plan.headDim;
+  for (let r = 0; r < rows; r++) out.set(x.subarray(src0 + r * plan.nEmbd, src0 + r * plan.nEmbd + w), r * w);
+  return out;
+}
+
+function scatterHeads(part: Float32Array, out: Float32Array, plan: Plan, c: Chunk): void {
+  const w = (c.h1 - c.h0) * plan.headDim;
+  const rows = (c.b1 - c.b0) * plan.nCtx;
+  const dst0 = c.b0 * plan.nCtx * plan.nEmbd + c.h0 * plan.headDim;
+  for (let r = 0; r < rows; r++) out.set(part.subarray(r * w, r * w + w), dst0 + r * plan.nEmbd);
+}
