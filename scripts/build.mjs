@@ -19,7 +19,11 @@ import * as esbuild from 'esbuild';
 
 execFileSync(process.execPath, ['scripts/build-wasm.mjs'], { stdio: 'inherit' });
 rmSync('dist', { recursive: true, force: true });
-const common = { bundle: true, format: 'esm', target: 'es2022', platform: 'neutral', sourcemap: true, logLevel: 'warning' };
+// WGSL programs (shaders/*.wgsl) are bundled as strings.
+const common = {
+  bundle: true, format: 'esm', target: 'es2022', platform: 'neutral', sourcemap: true, logLevel: 'warning',
+  loader: { '.wgsl': 'text' },
+};
 // The entries must load without top-level await (a bundler or a worker runtime may not
 // allow it): esbuild fails the build if one appears.
 const noTopLevelAwait = { supported: { 'top-level-await': false } };
@@ -42,8 +46,6 @@ await esbuild.build({
   entryPoints: { index: 'src/index.ts' },
   outdir: 'dist',
   external: ['node:*', 'webgpu'],
-  // WGSL programs (shaders/*.wgsl) are bundled as strings.
-  loader: { '.wgsl': 'text' },
 });
 await esbuild.build({
   ...common,

@@ -1,6 +1,6 @@
 // Public API of sparse-attention.
 export { SparseAttention } from './sparse-attention.js';
-export type { GpuTensor, PlanInfo, RunInfo } from './sparse-attention.js';
+export type { GpuBufferLike, GpuDeviceLike, GpuTensor, PlanInfo, RunInfo } from './sparse-attention.js';
 export type { AttnMode, BackendName, CustomLayout, SparseAttentionOptions, TokenMask, WasmVariant, WebGpuOptions } from './config.js';
 export type { ForwardOptions, Tensor } from './plan.js';
 export { attentionReference, referenceMask } from './reference.js';

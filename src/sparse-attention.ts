@@ -1,6 +1,5 @@
 // The facade: validate → plan → choose a backend → run. Holds per-instance caches
 // (block layouts per nCtx) and records which path ran and why.
-/// <reference types="@webgpu/types" />
 import { type AttnMode, type Config, type SparseAttentionOptions, makeConfig } from './config.js';
 import { stateError } from './errors.js';
 import {
@@ -19,9 +18,27 @@ import {
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
 
+/**
+ * A WebGPU GPUBuffer, typed structurally so that this package's types need no
+ * @webgpu/types: a GPUBuffer fits, and forwardGPU results can be used `as GPUBuffer`.
+ */
+export interface GpuBufferLike {
+  readonly size: number;
+  readonly usage: number;
+  destroy(): void;
+}
+
+/** A WebGPU GPUDevice (structurally; cast with `as GPUDevice` where @webgpu/types is installed). */
+export interface GpuDeviceLike {
+  readonly queue: object;
+  readonly lost: Promise<unknown>;
+  createBuffer(descriptor: { size: number; usage: number; mappedAtCreation?: boolean; label?: string }): GpuBufferLike;
+  destroy(): void;
+}
+
 /** A tensor resident on the GPU: a storage buffer holding [batch, nCtx, nEmbd] f32. */
 export interface GpuTensor {
-  buffer: GPUBuffer;
+  buffer: GpuBufferLike;
   shape: [number, number, number];
 }
 
@@ -150,11 +167,11 @@ export class SparseAttention {
    * 'webgpu' or 'auto'; rejects on GPU errors (there is no CPU copy of the inputs).
    */
   async forwardGPU(
-    q: GPUBuffer,
-    k: GPUBuffer,
-    v: GPUBuffer,
+    q: GpuBufferLike,
+    k: GpuBufferLike,
+    v: GpuBufferLike,
     shape: readonly number[],
-    forwardOptions: Omit<ForwardOptions, 'signal'> & { out?: GPUBuffer } = {},
+    forwardOptions: Omit<ForwardOptions, 'signal'> & { out?: GpuBufferLike } = {},
   ): Promise<GpuTensor> {
     checkNotDisposed(this.disposed);
     if (this.config.backend === 'wasm') throw stateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
@@ -162,18 +179,22 @@ export class SparseAttention {
     const plan = this.makePlan(dims, forwardOptions);
     const t0 = now();
     const gpu = await this.gpuReady(plan);
-    const buffer = await gpu.runResident(plan, { q, k, v }, forwardOptions.out);
+    const buffer = await gpu.runResident(
+      plan,
+      { q: q as GPUBuffer, k: k as GPUBuffer, v: v as GPUBuffer },
+      forwardOptions.out as GPUBuffer | undefined,
+    );
     const gpuMs = gpu.lastGpuMs ?? undefined;
     this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: 'forwardGPU runs on the GPU', ms: now() - t0, gpuMs };
     return { buffer, shape: dims };
   }
 
   /** The GPUDevice of the GPU path (acquired on first use); for creating forwardGPU buffers. */
-  async gpuDevice(): Promise<GPUDevice> {
+  async gpuDevice(): Promise<GpuDeviceLike> {
     checkNotDisposed(this.disposed);
     const gpu = this.gpuBackend();
     await this.initGpu(gpu);
-    return gpu.device!;
+    return gpu.device! as unknown as GpuDeviceLike;
   }
 
   /** The same computation on the calling thread (CPU path only), for code that cannot await. */
