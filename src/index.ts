@@ -8,3 +8,5 @@ export type { ReferenceResult } from './reference.js';
 export { availableVariants as wasmVariants, provideKernels } from './backends/wasm/kernels.js';
 export { init } from './backends/wasm/init.js';
 export type { KernelBuild, KernelSource } from './backends/wasm/init.js';
+export { DEFAULT_CALIBRATION, getCalibration, setCalibration } from './cost-model.js';
+export type { Calibration, PathRate } from './cost-model.js';

@@ -45,6 +45,8 @@ export interface Plan extends Geometry {
   readonly allowedPairs: number;
   /** 4 · headDim · allowedPairs: the multiply-adds of Q·Kᵀ and P·V, counted as 2 FLOPs each. */
   readonly usefulFlops: number;
+  /** 4 · headDim · blockSize² · visited block pairs: the work of a kernel that computes whole blocks. */
+  readonly visitedFlops: number;
   /** allowedPairs / (batch · heads · nCtx²). */
   readonly density: number;
 }
@@ -200,25 +202,42 @@ export function buildPlan(
     keyLengths,
     allowedPairs: 0,
     usefulFlops: 0,
+    visitedFlops: 0,
     density: 0,
   };
   let pairs = 0;
-  const memo = new Map<string, number>();
+  let blocks = 0;
+  const memo = new Map<string, [number, number]>();
   forEachSequence(base, (s) => {
     const key = `${s.layout}:${s.nQ}:${s.nK}`;
     let n = memo.get(key);
     if (n === undefined) {
-      n = countAllowedPairs(geometry.layouts[s.layout], s.nQ, s.nK);
+      const layout = geometry.layouts[s.layout];
+      n = [countAllowedPairs(layout, s.nQ, s.nK), countVisitedBlocks(layout, s.nQ, s.nK)];
       memo.set(key, n);
     }
-    pairs += n;
+    pairs += n[0];
+    blocks += n[1];
   });
+  const bs = geometry.blockSize;
   return {
     ...base,
     allowedPairs: pairs,
     usefulFlops: 4 * base.headDim * pairs,
+    visitedFlops: 4 * base.headDim * blocks * bs * bs,
     density: pairs / (batch * heads * nCtx * nCtx),
   };
+}
+
+/** Block pairs a kernel visits for one sequence of nQ queries and nK keys. */
+function countVisitedBlocks(layout: BlockLayout, nQ: number, nK: number): number {
+  const bs = layout.blockSize;
+  const nKB = Math.ceil(nK / bs);
+  let n = 0;
+  for (let qb = 0; qb < Math.min(layout.nQB, Math.ceil(nQ / bs)); qb++) {
+    for (let e = layout.rowPtr[qb]; e < layout.rowPtr[qb + 1]; e++) if (layout.cols[e] < nKB) n++;
+  }
+  return n;
 }
 
 /** Calls fn for every non-empty sequence of the plan, in (b, h, group) order. */

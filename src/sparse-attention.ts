@@ -17,6 +17,7 @@ import {
 } from './plan.js';
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
+import { estimateGpuMs, estimateWasmMs, isSoftwareAdapter } from './cost-model.js';
 
 /**
  * A WebGPU GPUBuffer, typed structurally so that this package's types need no
@@ -59,6 +60,10 @@ export interface PlanInfo {
   blocksVisited: number;
   allowedPairs: number;
   usefulFlops: number;
+  /** Work of the visited blocks (what a block kernel computes): the cost model's measure. */
+  visitedFlops: number;
+  /** The cost model's estimates (ms); webgpu is null until an adapter is known. */
+  estimatedMs: { wasm: number; webgpu: number | null };
   /** allowedPairs / (batch · heads · nCtx²). */
   density: number;
 }
@@ -75,6 +80,15 @@ export interface RunInfo {
 
 const GEOMETRY_CACHE = 8;
 
+interface Choice {
+  backend: 'wasm' | 'webgpu';
+  reason: string;
+  probeGpu?: boolean;
+}
+
+const fmt = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
+const fmtFlops = (f: number) => (f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `${(f / 1e6).toFixed(1)} MFLOP`);
+
 export class SparseAttention {
   readonly heads: number;
   readonly attnMode: AttnMode;
@@ -87,6 +101,8 @@ export class SparseAttention {
   private readonly geometries = new Map<number, Geometry>();
   private readonly wasm: WasmBackend;
   private gpu: WebGpuBackend | null = null;
+  /** Why 'auto' found no adapter (asked once per instance). */
+  private gpuUnavailable: string | null = null;
   private disposed = false;
 
   constructor(
@@ -109,7 +125,7 @@ export class SparseAttention {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
     const plan = this.makePlan(dims, forwardOptions);
-    const choice = this.choose();
+    const choice = this.choose(plan);
     let blocksVisited = 0;
     for (let h = 0; h < plan.heads; h++) blocksVisited += plan.layouts[plan.headLayout[h]].cols.length;
     const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
@@ -125,6 +141,11 @@ export class SparseAttention {
       blocksVisited: blocksVisited * (plan.regroup > 0 ? groups : 1),
       allowedPairs: plan.allowedPairs,
       usefulFlops: plan.usefulFlops,
+      visitedFlops: plan.visitedFlops,
+      estimatedMs: {
+        wasm: estimateWasmMs(plan, this.wasm.threadCount),
+        webgpu: this.gpu?.adapterName ? estimateGpuMs(plan, isSoftwareAdapter(this.gpu.adapterName)) : null,
+      },
       density: plan.density,
     };
   }
@@ -135,7 +156,10 @@ export class SparseAttention {
     const shape = checkInputs(this.config, q, k, v);
     const plan = this.makePlan(shape, forwardOptions);
     forwardOptions.signal?.throwIfAborted();
-    let choice = this.choose();
+    await this.wasm.init();
+    checkNotDisposed(this.disposed);
+    let choice = await this.settle(plan, this.choose(plan));
+    checkNotDisposed(this.disposed);
     const t0 = now();
     const inputs = { q: q.data, k: k.data, v: v.data, signal: forwardOptions.signal };
     if (choice.backend === 'webgpu') {
@@ -217,18 +241,48 @@ export class SparseAttention {
     this.gpu?.dispose();
   }
 
-  private choose(): { backend: 'wasm' | 'webgpu'; reason: string } {
+  /**
+   * Which path runs this plan, and why. 'auto' compares the cost model's estimates
+   * (src/cost-model.ts): it asks for a GPU only when even a real GPU's best case beats the
+   * CPU estimate, then decides on the adapter it got. `probeGpu` says that the decision
+   * needs an adapter that has not been asked for yet.
+   */
+  private choose(plan: Plan): Choice {
     const dead = this.gpu?.deadReason;
     if (this.config.backend === 'webgpu') {
       if (dead) return { backend: 'wasm', reason: `wasm: webgpu was requested but ${dead}; the device is not retried` };
       return { backend: 'webgpu', reason: "webgpu: forced by options.backend = 'webgpu'" };
     }
     if (this.config.backend === 'wasm') return { backend: 'wasm', reason: "wasm: forced by options.backend = 'wasm'" };
+    const threads = this.wasm.threadCount;
+    const cpuMs = estimateWasmMs(plan, threads);
+    const cpu = `${fmt(cpuMs)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''})`;
     if (dead) return { backend: 'wasm', reason: `wasm: ${dead}` };
-    return {
-      backend: 'wasm',
-      reason: "wasm: 'auto' stays on the CPU until the GPU cost model is calibrated (bench/gpu.mjs); pass backend: 'webgpu' for the GPU",
-    };
+    if (this.gpuUnavailable) return { backend: 'wasm', reason: `wasm: no usable WebGPU adapter (${this.gpuUnavailable})` };
+    const adapter = this.gpu?.adapterName;
+    if (!adapter) {
+      const best = estimateGpuMs(plan, false);
+      if (cpuMs <= best) {
+        return { backend: 'wasm', reason: `wasm: ${cpu} <= ${fmt(best)} ms for a GPU at best (upload, readback and compute of ${fmtFlops(plan.visitedFlops)})` };
+      }
+      return { backend: 'webgpu', probeGpu: true, reason: `webgpu if an adapter is found: ${cpu} > ${fmt(best)} ms for a GPU at best` };
+    }
+    const software = isSoftwareAdapter(adapter);
+    const gpuMs = estimateGpuMs(plan, software);
+    const on = `${fmt(gpuMs)} ms estimated on ${software ? 'the software adapter' : 'the GPU'} (${adapter})`;
+    if (gpuMs < cpuMs) return { backend: 'webgpu', reason: `webgpu: ${on} < ${cpu}` };
+    return { backend: 'wasm', reason: `wasm: ${cpu} <= ${on}` };
+  }
+
+  /** Resolves a choice that needs an adapter: asks for one once; a failure is remembered. */
+  private async settle(plan: Plan, choice: Choice): Promise<Choice> {
+    if (!choice.probeGpu) return choice;
+    try {
+      await this.initGpu(this.gpuBackend());
+    } catch (e) {
+      this.gpuUnavailable = (e as Error).message.replace(/^SparseAttention: /, '');
+    }
+    return this.choose(plan);
   }
 
   private gpuBackend(): WebGpuBackend {

@@ -70,6 +70,13 @@ export class WasmBackend implements Backend {
     return this.initialising;
   }
 
+  /** Worker threads a forward() call uses (a guess from the runtime until init). */
+  get threadCount(): number {
+    if (this.engine) return this.threads;
+    const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+    return this.requestedThreads ?? Math.max(1, Math.min(8, nav?.hardwareConcurrency ?? 2));
+  }
+
   canRun(): string | null {
     return null;
   }

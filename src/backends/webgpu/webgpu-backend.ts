@@ -58,6 +58,11 @@ export class WebGpuBackend implements Backend {
     return this.initialising;
   }
 
+  /** The adapter's name ('' until init), for the cost model. */
+  get adapterName(): string {
+    return this.ctx?.adapter ?? '';
+  }
+
   get device(): GPUDevice | null {
     return this.ctx?.device ?? null;
   }
