@@ -72,8 +72,12 @@ export function runsFor(estimateMs) {
   return { warmup: 2, minRuns: 7, minMs: 1000 };
 }
 
-/** Masked entries get this bias (not -Infinity: keeps `-inf - -inf` out of every peer's softmax). */
-export const MASKED_BIAS = -1e9;
+/**
+ * Masked entries get -Infinity: exp gives an exact 0 and no row is fully masked (see maskBias),
+ * so no `-inf - -inf` arises. Not -1e9: onnxruntime-node's softmax (MLAS exp) takes a slow path
+ * on huge finite negatives — W1 local went from ~60–90 ms to 0.3–3.9 s here, a bias artefact.
+ */
+export const MASKED_BIAS = -Infinity;
 
 /**
  * [nCtx, nCtx] row-major additive bias from the library's own mask semantics (referenceMask):

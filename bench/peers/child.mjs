@@ -5,6 +5,7 @@
 // by bench/peers.mjs (a failed check means no time is recorded), then time it. One JSON
 // line per case on stdout; progress on stderr.
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { WORKLOADS, parseArgs, workloadInputs, maskBias, check, timeIt, runsFor, usefulFlops, TOL_OURS, TOL_PEERS } from '../lib.mjs';
 
 const args = parseArgs();
@@ -38,7 +39,7 @@ for (const w of WORKLOADS) {
         if (row.check.ok) {
           // A call over 20 s: the checked call (JIT warm from earlier cases) is the one sample.
           const t = firstMs > 20000 ? { medianMs: firstMs, minMs: firstMs, runs: 1 } : await timeIt(s.run, runsFor(firstMs));
-          Object.assign(row, t, { usefulGflops: flops / (t.medianMs * 1e6) });
+          Object.assign(row, t, { usefulGflops: flops / (t.medianMs * 1e6), load1: +os.loadavg()[0].toFixed(2) });
         }
       } catch (e) {
         row.error = String(e?.stack ?? e).slice(0, 600);
