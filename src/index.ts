@@ -9,4 +9,6 @@ export { availableVariants as wasmVariants, provideKernels } from './backends/wa
 export { init } from './backends/wasm/init.js';
 export type { KernelBuild, KernelSource } from './backends/wasm/init.js';
 export { DEFAULT_CALIBRATION, getCalibration, setCalibration } from './cost-model.js';
+export { calibrate } from './calibrate.js';
+export type { CalibrateOptions } from './calibrate.js';
 export type { Calibration, PathRate } from './cost-model.js';
