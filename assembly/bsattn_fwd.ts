@@ -63,6 +63,8 @@ const EXP_C4: f32 = 0.009676046669483185;
 const EXP_C5: f32 = 0.0013400441966950893;
 // Below 2^-125 the result is flushed to an exact 0: no denormal ever enters P·V.
 const EXP_FLUSH: f32 = -125.0;
+const EXP_MAGIC: f32 = 12582912.0; // 1.5 · 2^23
+const EXP_MAGIC_BITS: i32 = 0x4b400000;
 
 /**
  * Phase 1: packs every sequence's K and V rows contiguous, [nK][d]. Rows nEmbd·4 apart
@@ -341,18 +343,25 @@ function storeOutput(dst: usize, stride: usize, ot: usize, inv: usize, rows: i32
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
-/** 2^x lane-wise for x <= 0 (or NaN); exact 0 below 2^-125. */
+/**
+ * 2^x lane-wise for x <= 0 (or NaN); exact 0 below 2^-125. round(x) comes from adding
+ * 1.5·2^23 (its low mantissa bits then hold the integer), which is also 2^n's exponent
+ * field: cheaper on x64 than f32x4.nearest + i32x4.trunc_sat, which V8 expands into
+ * NaN-safe sequences. pmax keeps a NaN x (pmax(a, b) = a < b ? b : a).
+ */
 // @ts-ignore: decorator
 @inline function exp2v(x: v128): v128 {
-  const xc = f32x4.max(x, f32x4.splat(-127.0));
-  const n = f32x4.nearest(xc);
+  const xc = f32x4.pmax(x, f32x4.splat(-127.0));
+  const t = f32x4.add(xc, f32x4.splat(EXP_MAGIC));
+  const n = f32x4.sub(t, f32x4.splat(EXP_MAGIC));
   const r = f32x4.sub(xc, n);
   let p = madd(f32x4.splat(EXP_C5), r, f32x4.splat(EXP_C4));
   p = madd(p, r, f32x4.splat(EXP_C3));
   p = madd(p, r, f32x4.splat(EXP_C2));
   p = madd(p, r, f32x4.splat(EXP_C1));
   p = madd(p, r, f32x4.splat(EXP_C0));
-  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  // 2^n = (n + 127) << 23, with n = bits(t) - bits(EXP_MAGIC)
+  const pow2n = i32x4.shl(i32x4.add(t, i32x4.splat(127 - EXP_MAGIC_BITS)), 23);
   const y = f32x4.mul(p, pow2n);
   return v128.andnot(y, f32x4.lt(x, f32x4.splat(EXP_FLUSH)));
 }
@@ -440,7 +449,8 @@ function softmaxSimd(st: usize, ranges: usize, mask: usize, mI: usize, lI: usize
         s = v128.bitselect(s, ninf, v128.load(mask + (<usize>c * ubs + r) * 4));
         v128.store(p, s);
       }
-      mx = f32x4.max(mx, s);
+      // pmax skips a NaN score; it still reaches the row through P = 2^(NaN - m) = NaN.
+      mx = f32x4.pmax(mx, s);
     }
     // Rows with no allowed key yet subtract 0 instead of -inf (no -inf - -inf NaN).
     const safe = v128.bitselect(f32x4.splat(0), mx, f32x4.eq(mx, ninf));
