@@ -33,7 +33,7 @@ const P_PACK_CHUNKS: usize = 56;
 const PACK_ROWS: i32 = 64;
 
 const SEQ_Q: usize = 0;
-const SEQ_K: usize = 4; // K rows as the attention phase reads them
+const SEQ_K: usize = 4; // K' written by phase 1: [ceil(nK / 4)][d][4], 4 keys interleaved
 const SEQ_V: usize = 8;
 const SEQ_O: usize = 12;
 const SEQ_STRIDE: usize = 16; // bytes between consecutive q / o rows of the sequence
@@ -43,7 +43,7 @@ const SEQ_ROWPTR: usize = 28; // -> i32 [nQB + 1]
 const SEQ_COLS: usize = 32; // -> i32 [nnz]
 const SEQ_MASKIDS: usize = 36; // -> i32 [nnz], -1 = full block
 const SEQ_MASKS: usize = 40; // -> mask records, see below
-const SEQ_KV_STRIDE: usize = 44; // bytes between consecutive K / V rows as read
+const SEQ_KV_STRIDE: usize = 44; // bytes between consecutive V' rows (d·4)
 const SEQ_K_SRC: usize = 48; // packing phase: K rows in the input (0: nothing to pack)
 const SEQ_V_SRC: usize = 52;
 const SEQ_SRC_STRIDE: usize = 56;
@@ -94,16 +94,45 @@ export function bsattn_pack_f32(params: usize): void {
     if (load<i32>(first + SEQ_K_SRC) == 0) continue;
     const c1 = min(load<i32>(first + SEQ_NK), c0 + PACK_ROWS);
     const srcStride = <usize>load<i32>(first + SEQ_SRC_STRIDE);
-    // K'[(b, h, g)][c] = K[token c of group g][h·d .. h·d + d), every head h; V' alike
-    for (let c = c0; c < c1; c++) {
-      const src = <usize>c * srcStride;
-      const dst = <usize>c * bytes;
+    // V'[(b, h, g)][c] = V[token c of group g][h·d .. h·d + d), every head h
+    // K'[(b, h, g)][c / 4][k][c % 4] = K[token c][h·d + k]: 4 keys interleaved
+    for (let c = c0; c < c1; c += 4) {
+      const n = min(4, c1 - c);
       let seq = first;
       for (let h = 0; h < heads; h++) {
-        copyRow(<usize>load<i32>(seq + SEQ_K) + dst, <usize>load<i32>(seq + SEQ_K_SRC) + src, bytes);
-        copyRow(<usize>load<i32>(seq + SEQ_V) + dst, <usize>load<i32>(seq + SEQ_V_SRC) + src, bytes);
+        const vSrc = <usize>load<i32>(seq + SEQ_V_SRC) + <usize>c * srcStride;
+        const vDst = <usize>load<i32>(seq + SEQ_V) + <usize>c * bytes;
+        for (let i = 0; i < n; i++) copyRow(vDst + <usize>i * bytes, vSrc + <usize>i * srcStride, bytes);
+        packKeys4(<usize>load<i32>(seq + SEQ_K) + <usize>c * bytes, <usize>load<i32>(seq + SEQ_K_SRC) + <usize>c * srcStride, srcStride, n, d);
         seq += headStep;
       }
+    }
+  }
+}
+
+/** dst[k][i] = src[i][k] for keys i < n (of 4), k < d; the 4 keys of a group interleaved. */
+function packKeys4(dst: usize, src: usize, stride: usize, n: i32, d: usize): void {
+  let k: usize = 0;
+  if (ASC_FEATURE_SIMD && n == 4) {
+    for (; k + 4 <= d; k += 4) {
+      const a = v128.load(src + (k << 2));
+      const b = v128.load(src + stride + (k << 2));
+      const c = v128.load(src + 2 * stride + (k << 2));
+      const e = v128.load(src + 3 * stride + (k << 2));
+      const t0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5);
+      const t1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
+      const t2 = v128.shuffle<f32>(c, e, 0, 4, 1, 5);
+      const t3 = v128.shuffle<f32>(c, e, 2, 6, 3, 7);
+      const p = dst + (k << 4);
+      v128.store(p, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+      v128.store(p, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), 16);
+      v128.store(p, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), 32);
+      v128.store(p, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), 48);
+    }
+  }
+  for (; k < d; k++) {
+    for (let i = 0; i < 4; i++) {
+      store<f32>(dst + (k << 4) + (<usize>i << 2), i < n ? load<f32>(src + <usize>i * stride + (k << 2)) : 0);
     }
   }
 }
@@ -205,14 +234,14 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     // ranges: [bs/8][4] i32; mask: [bs][bs] i32 right after (0 when the block is full)
     const ranges = maskId < 0 ? <usize>0 : masks + <usize>maskId * (ubs * ubs + (ubs >> 1)) * 4;
     const mask = maskId < 0 ? <usize>0 : ranges + (ubs >> 1) * 4;
-    const kRows = kBase + <usize>key0 * kStride;
+    const kRows = kBase + <usize>key0 * ud * 4; // K' [nK/4][d][4]: key0 is a multiple of 4
     const vRows = vBase + <usize>key0 * kStride;
     if (ASC_FEATURE_SIMD) {
-      scoresSimd(qt, kRows, kStride, st, ranges, d, bs, nc);
+      scoresSimd(qt, kRows, st, ranges, d, bs, nc);
       softmaxSimd(st, ranges, mask, mI, lI, alpha, bs, nc);
       accumulateSimd(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc);
     } else {
-      scoresScalar(qt, kRows, kStride, st, ranges, d, bs, nc);
+      scoresScalar(qt, kRows, st, ranges, d, bs, nc);
       softmaxScalar(st, ranges, mask, mI, lI, alpha, bs, nc);
       accumulateScalar(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc);
     }
@@ -366,40 +395,41 @@ function storeOutput(dst: usize, stride: usize, ot: usize, inv: usize, rows: i32
   return v128.andnot(y, f32x4.lt(x, f32x4.splat(EXP_FLUSH)));
 }
 
-/** Sᵗ[c][r] = Σ_k K[c][k] · Qᵗ[k][r] for c < nc; register tile 8 rows × 4 keys. */
-function scoresSimd(qt: usize, kRows: usize, stride: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32): void {
+/**
+ * Sᵗ[c][r] = Σ_k K[c][k] · Qᵗ[k][r]; register tile 8 rows × 4 keys, the 4 keys' values of
+ * dim k side by side in K' (one pointer, immediate offsets). Whole groups of 4 are
+ * computed: columns outside [cLo, cHi) are written but never read.
+ */
+function scoresSimd(qt: usize, kRows: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   const rowBytes = ubs * 4;
+  const groupBytes = <usize>d << 4;
   for (let r0: usize = 0; r0 < ubs; r0 += 8) {
-    let c = colLo(ranges, r0);
     const cEnd = colHi(ranges, r0, nc);
-    for (; c + 4 <= cEnd; c += 4) {
-      const k0 = kRows + <usize>c * stride;
-      const k1 = k0 + stride;
-      const k2 = k1 + stride;
-      const k3 = k2 + stride;
+    for (let c = colLo(ranges, r0) & ~3; c < cEnd; c += 4) {
+      let kp = kRows + <usize>(c >> 2) * groupBytes;
       let a00 = f32x4.splat(0), a01 = f32x4.splat(0);
       let a10 = f32x4.splat(0), a11 = f32x4.splat(0);
       let a20 = f32x4.splat(0), a21 = f32x4.splat(0);
       let a30 = f32x4.splat(0), a31 = f32x4.splat(0);
       let q = qt + r0 * 4;
-      for (let k: usize = 0; k < <usize>d; k++) {
+      for (let k = 0; k < d; k++) {
         const q0 = v128.load(q);
         const q1 = v128.load(q, 16);
-        const off = k << 2;
-        const b0 = v128.load32_splat(k0 + off);
+        const b0 = v128.load32_splat(kp);
         a00 = madd(q0, b0, a00);
         a01 = madd(q1, b0, a01);
-        const b1 = v128.load32_splat(k1 + off);
+        const b1 = v128.load32_splat(kp, 4);
         a10 = madd(q0, b1, a10);
         a11 = madd(q1, b1, a11);
-        const b2 = v128.load32_splat(k2 + off);
+        const b2 = v128.load32_splat(kp, 8);
         a20 = madd(q0, b2, a20);
         a21 = madd(q1, b2, a21);
-        const b3 = v128.load32_splat(k3 + off);
+        const b3 = v128.load32_splat(kp, 12);
         a30 = madd(q0, b3, a30);
         a31 = madd(q1, b3, a31);
         q += rowBytes;
+        kp += 16;
       }
       const s = st + (<usize>c * ubs + r0) * 4;
       v128.store(s, a00);
@@ -410,20 +440,6 @@ function scoresSimd(qt: usize, kRows: usize, stride: usize, st: usize, ranges: u
       v128.store(s + 2 * rowBytes, a21, 16);
       v128.store(s + 3 * rowBytes, a30);
       v128.store(s + 3 * rowBytes, a31, 16);
-    }
-    for (; c < cEnd; c++) {
-      const k0 = kRows + <usize>c * stride;
-      let a00 = f32x4.splat(0), a01 = f32x4.splat(0);
-      let q = qt + r0 * 4;
-      for (let k: usize = 0; k < <usize>d; k++) {
-        const b0 = v128.load32_splat(k0 + (k << 2));
-        a00 = madd(v128.load(q), b0, a00);
-        a01 = madd(v128.load(q, 16), b0, a01);
-        q += rowBytes;
-      }
-      const s = st + (<usize>c * ubs + r0) * 4;
-      v128.store(s, a00);
-      v128.store(s, a01, 16);
     }
   }
 }
@@ -603,15 +619,16 @@ function exp2s(x: f32): f32 {
   return p * reinterpret<f32>((<i32>n + 127) << 23);
 }
 
-function scoresScalar(qt: usize, kRows: usize, stride: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32): void {
+function scoresScalar(qt: usize, kRows: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   for (let r: usize = 0; r < ubs; r++) {
     const cEnd = colHi(ranges, r, nc);
     for (let c = colLo(ranges, r); c < cEnd; c++) {
-      const kr = kRows + <usize>c * stride;
+      // K' [c / 4][k][c % 4]
+      const kr = kRows + <usize>(c >> 2) * (<usize>d << 4) + (<usize>(c & 3) << 2);
       let acc: f32 = 0;
       for (let k: usize = 0; k < <usize>d; k++) {
-        acc += load<f32>(kr + (k << 2)) * load<f32>(qt + (k * ubs + r) * 4);
+        acc += load<f32>(kr + (k << 4)) * load<f32>(qt + (k * ubs + r) * 4);
       }
       store<f32>(st + (<usize>c * ubs + r) * 4, acc);
     }

@@ -238,9 +238,8 @@ export class WasmEngine {
     const kAt = take(tensorBytes);
     const vAt = take(tensorBytes);
     const oAt = take(tensorBytes);
-    // Packing pays unless the rows already are contiguous (one head, no regrouping).
-    const pack = plan.heads > 1 || plan.regroup > 0;
-    const packedAt = seqs.map((s) => (pack ? [take(s[5] * d * 4), take(s[5] * d * 4)] : [0, 0]));
+    // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence.
+    const packedAt = seqs.map((s) => [take(Math.ceil(s[5] / 4) * 4 * d * 4), take(s[5] * d * 4)]);
     this.reserve(at);
 
     const buf = this.memory.buffer;
@@ -276,19 +275,12 @@ export class WasmEngine {
       i32[e + SEQ.q] = qAt + first;
       i32[e + SEQ.o] = oAt + first;
       i32[e + SEQ.stride] = step * rowBytes;
-      if (pack) {
-        i32[e + SEQ.k] = packedAt[i][0];
-        i32[e + SEQ.v] = packedAt[i][1];
-        i32[e + SEQ.kvStride] = d * 4;
-        i32[e + SEQ.kSrc] = kAt + first;
-        i32[e + SEQ.vSrc] = vAt + first;
-        i32[e + SEQ.srcStride] = step * rowBytes;
-      } else {
-        i32[e + SEQ.k] = kAt + first;
-        i32[e + SEQ.v] = vAt + first;
-        i32[e + SEQ.kvStride] = step * rowBytes;
-        i32[e + SEQ.kSrc] = 0;
-      }
+      i32[e + SEQ.k] = packedAt[i][0];
+      i32[e + SEQ.v] = packedAt[i][1];
+      i32[e + SEQ.kvStride] = d * 4;
+      i32[e + SEQ.kSrc] = kAt + first;
+      i32[e + SEQ.vSrc] = vAt + first;
+      i32[e + SEQ.srcStride] = step * rowBytes;
       i32[e + SEQ.nQ] = nQ;
       i32[e + SEQ.nK] = nK;
       i32[e + SEQ.rowPtr] = layoutAt[li].rowPtr;
