@@ -29,16 +29,19 @@ export interface Calibration {
  *   copies ~12 GB/s (bulk TypedArray.set into linear memory); fixed cost of a threaded call
  *   (postMessage round trip, barrier) ~0.15 ms.
  * - webgpu software: Mesa lavapipe 25.0.7 on the same 2 cores: 1.99–2.13 useful GFLOP/s on
- *   dense causal, 0.7 on sparse, 17 ms for a 0.034 GFLOP call — slower than the CPU path in
- *   every case measured (bench/results/auto-lavapipe.json).
- * - webgpu hardware: see bench/results (H100 via Dawn/Vulkan); until calibrate() runs, a
- *   conservative 5 TFLOP/s on visited blocks, 8 GB/s host transfers, 1 ms per call.
+ *   dense causal, 0.7 on sparse; 1–2 ms for a call of nCtx 64 — 5–15× slower than the CPU
+ *   path in every case measured (bench/results/auto-*.json).
+ * - webgpu hardware: NVIDIA H100 through Dawn/Vulkan in Node (bench/results/gpu-h100-*.log,
+ *   batch 1, 16 heads, headDim 64): kernels at 8.8 TFLOP/s useful on `all`, 6.0 on `local`
+ *   L=512, 1.8–2.3 on `strided` L=128 (6 TFLOP/s kept for visited blocks); a call of
+ *   nCtx 128 took 1.2 ms end to end; uploads + readback ran at ~1.2 GB/s (nCtx 4096: 64 MB
+ *   moved, 62.6 ms end to end for 5.3 ms of kernels).
  */
 export const DEFAULT_CALIBRATION: Calibration = {
   wasm: { fixedMs: 0.15, gflops: 16, gbps: 12 },
   webgpu: {
-    software: { fixedMs: 12, gflops: 1.5, gbps: 4 },
-    hardware: { fixedMs: 1, gflops: 5000, gbps: 8 },
+    software: { fixedMs: 1.5, gflops: 1.5, gbps: 4 },
+    hardware: { fixedMs: 1.2, gflops: 6000, gbps: 1.2 },
   },
   source: 'defaults measured on the 2-core Xeon dev machine (wasm, lavapipe) and an H100 (hardware GPU)',
 };
