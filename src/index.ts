@@ -8,3 +8,5 @@ export type { ReferenceResult } from './reference.js';
 export { availableVariants as wasmVariants, provideKernels } from './backends/wasm/kernels.js';
 export { init } from './backends/wasm/init.js';
 export type { KernelBuild, KernelSource } from './backends/wasm/init.js';
+/** @internal Test-only hooks (fault injection, live counters); not part of the API. See docs/reliability.md. */
+export { testing as __testing } from './backends/wasm/wasm-backend.js';
