@@ -12,6 +12,8 @@ import { applyTrap, faults } from './faults.js';
 
 const PAGE = 65536;
 const MAX_BYTES = 65536 * PAGE; // wasm32: 4 GiB
+/** Work of one task at most (FLOPs, ~20–50 ms on one core): bounds how long an aborted call runs on. */
+const TASK_FLOPS = 5e8;
 const ALIGN = 64; // one cache line: no false sharing between threads' scratch
 
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
@@ -218,8 +220,15 @@ export class WasmEngine {
       if (s.nQ > 0) seqs.push([s.b, s.h, s.token0, s.step, s.nQ, s.nK, s.layout]);
     });
     let totalQB = 0;
-    for (const s of seqs) totalQB += Math.ceil(s[4] / bs);
-    const chunk = Math.max(1, Math.floor(totalQB / (threads * 8)));
+    let totalPairs = 0;
+    for (const s of seqs) {
+      const nQB = Math.ceil(s[4] / bs);
+      totalQB += nQB;
+      totalPairs += plan.layouts[s[6]].rowPtr[nQB] - plan.layouts[s[6]].rowPtr[0];
+    }
+    // At most TASK_FLOPS per task, so that an abort or a failed worker stops a huge call promptly.
+    const flopsPerQB = (4 * bs * bs * d * totalPairs) / Math.max(1, totalQB);
+    const chunk = Math.max(1, Math.min(Math.floor(totalQB / (threads * 8)), Math.floor(TASK_FLOPS / flopsPerQB)));
     const tasks: { seq: number; qb0: number; qb1: number; cost: number }[] = [];
     seqs.forEach((s, i) => {
       const layout = plan.layouts[s[6]];
