@@ -53,6 +53,7 @@ export class WorkerPool {
   private call: Call | null = null;
   private nextId = 1;
   private terminating = false;
+  private readonly onTerminate: (() => void)[] = [];
   /** Set when a worker died: the pool takes no more calls. */
   broken: Error | null = null;
 
@@ -98,7 +99,7 @@ export class WorkerPool {
         ww.onmessage = (e: MessageEvent) => onMessage(e.data as Message);
         ww.onerror = (e: ErrorEvent) => { e.preventDefault?.(); onLost(`failed: ${e.message}`); };
         // Web workers report no exit: count them gone once terminated.
-        pool.exited.push(Promise.resolve());
+        pool.exited.push(new Promise<void>((res) => pool.onTerminate.push(() => { counters.workersAlive--; res(); })));
         w = ww;
       }
       w.postMessage({ type: 'init', module, memory });
@@ -140,6 +141,7 @@ export class WorkerPool {
     this.terminating = true;
     for (const w of this.workers) void w.terminate();
     this.workers.length = 0;
+    this.onTerminate.splice(0).forEach((f) => f());
     this.broken ??= new Error('SparseAttention: the CPU worker pool was terminated');
     if (this.call) this.finish(this.broken);
     return Promise.all(this.exited).then(() => undefined);
