@@ -12,3 +12,5 @@ export { DEFAULT_CALIBRATION, getCalibration, setCalibration } from './cost-mode
 export { calibrate } from './calibrate.js';
 export type { CalibrateOptions } from './calibrate.js';
 export type { Calibration, PathRate } from './cost-model.js';
+/** @internal Test-only hooks (fault injection, live counters); not part of the API. See docs/reliability.md. */
+export { testing as __testing } from './backends/wasm/wasm-backend.js';

@@ -97,6 +97,36 @@ describe('forward inputs', () => {
     expect(v.data).toEqual(before[2]);
     for (const o of [out.data, sync.data]) for (const t of [q.data, k.data, v.data]) expect(o.buffer).not.toBe(t.buffer);
   });
+
+  it('q, k, v as one tensor or as views into one buffer: right, unchanged, output in its own plain buffer', async () => {
+    // one buffer holding q, k, v back to back, at unaligned offsets
+    const n = q.data.length;
+    const shared = new Float32Array(3 * n + 3);
+    shared.set(q.data, 1);
+    shared.set(k.data, n + 2);
+    shared.set(v.data, 2 * n + 3);
+    const view = (at: number) => ({ data: shared.subarray(at, at + n), shape: q.shape });
+    const snapshot = shared.slice();
+    for (const sync of [false, true]) {
+      const args = [view(1), view(n + 2), view(2 * n + 3)] as const;
+      const out = sync ? attn.forwardSync(...args) : await attn.forward(...args);
+      expectClose(out.data, reference(ok), 1e-5, 1e-4, `views of one buffer${sync ? ' (sync)' : ''}`);
+      expect(shared).toEqual(snapshot);
+      expect(out.data.buffer).not.toBe(shared.buffer);
+      // not a view of the engine's shared wasm memory: later calls cannot change it
+      expect(out.data.buffer instanceof ArrayBuffer && out.data.byteOffset === 0 && out.data.buffer.byteLength === out.data.byteLength).toBe(true);
+      const kept = out.data.slice();
+      await attn.forward(k, q, v);
+      expect(out.data).toEqual(kept);
+      out.data.fill(7); // writing to the result touches nothing else
+      expect(shared).toEqual(snapshot);
+    }
+    // the same tensor as q, k and v
+    const same = q.data.slice();
+    const out = await attn.forward(q, q, q);
+    expect(q.data).toEqual(same);
+    expect(out.data.buffer).not.toBe(q.data.buffer);
+  });
 });
 
 describe('after dispose', () => {

@@ -7,10 +7,13 @@ import { forEachSequence } from '../../plan.js';
 import type { BlockLayout } from '../../layout/block-layout.js';
 import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK_WORDS, scratchBytes } from './abi.js';
 import { type KernelChoice, type Variant, chooseKernel } from './kernels.js';
-import { WorkerPool } from './pool.js';
+import { WorkerLostError, WorkerPool, cancelCall } from './pool.js';
+import { applyTrap, faults } from './faults.js';
 
 const PAGE = 65536;
 const MAX_BYTES = 65536 * PAGE; // wasm32: 4 GiB
+/** Work of one task at most (FLOPs, ~20–50 ms on one core): bounds how long an aborted call runs on. */
+const TASK_FLOPS = 5e8;
 const ALIGN = 64; // one cache line: no false sharing between threads' scratch
 
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
@@ -65,6 +68,18 @@ function masksFor(layout: BlockLayout): Int32Array {
   return m;
 }
 
+/** A call needs more linear memory than wasm32 (or faults.maxMemoryBytes) allows; nothing was computed. */
+export class MemoryLimitError extends Error {
+  constructor(readonly needed: number, readonly limit: number, shape: readonly number[]) {
+    super(
+      `SparseAttention: a call of shape [${shape.join(', ')}] needs ${gib(needed)} (${needed} bytes) of WebAssembly ` +
+        `memory; wasm32 allows at most ${gib(limit)} (${limit} bytes). Larger calls are split by batch item and ` +
+        `head; one batch item of one head must fit (use a shorter nCtx, or the webgpu backend)`,
+    );
+  }
+}
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 4 : 2)} GiB`;
+
 export interface RunRequest {
   plan: Plan;
   q: Float32Array;
@@ -118,8 +133,14 @@ export class WasmEngine {
     try {
       const job = this.layOut(req, 1);
       job.copyQ();
-      this.kernel.bsattn_pack_f32(job.params);
-      this.kernel.bsattn_fwd_f32(job.params, job.scratch[0]);
+      applyTrap(this.memory, job.params);
+      try {
+        this.kernel.bsattn_pack_f32(job.params);
+        this.kernel.bsattn_fwd_f32(job.params, job.scratch[0]);
+      } catch (e) {
+        // A trap leaves the instance usable (the kernels keep no state between calls).
+        throw new Error(`SparseAttention: the wasm kernel trapped: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      }
       return job.read(new Float32Array(job.outLength));
     } finally {
       this.running = false;
@@ -130,7 +151,7 @@ export class WasmEngine {
   run(req: RunRequest): Promise<Float32Array> {
     const result = this.tail.then(() => this.runNow(req));
     this.tail = result.catch(() => undefined);
-    return result;
+    return req.signal ? rejectOnAbort(result, req.signal) : result;
   }
 
   private async runNow(req: RunRequest): Promise<Float32Array> {
@@ -138,6 +159,25 @@ export class WasmEngine {
     // Threaded builds always compute in workers, even with one thread: forward() never
     // blocks the caller's event loop and an AbortSignal can stop it between tasks.
     if (!this.threaded) return this.runSync(req);
+    try {
+      return await this.runThreaded(req);
+    } catch (e) {
+      if (!(e instanceof WorkerLostError)) throw e;
+      // Inputs are still the caller's: run the call once more on fresh workers.
+      try {
+        return await this.runThreaded(req);
+      } catch (again) {
+        if (!(again instanceof WorkerLostError)) throw again;
+        throw new Error(
+          `SparseAttention: a CPU worker died during this call and again during its retry (${again.message}); ` +
+            'no result was produced; later calls start new workers',
+          { cause: again },
+        );
+      }
+    }
+  }
+
+  private async runThreaded(req: RunRequest): Promise<Float32Array> {
     const threads = Math.max(1, req.threads);
     await this.ensurePool(threads);
     this.running = true;
@@ -145,8 +185,9 @@ export class WasmEngine {
       // The calling thread is one more party to the barrier between packing and attention:
       // workers pack K and V while it copies Q in, then it arrives.
       const job = this.layOut(req, threads, threads + 1);
-      const onAbort = () => Atomics.store(new Int32Array(this.memory.buffer), job.counter >> 2, job.nTasks);
-      // (the packing phase is short and finishes; attention tasks stop being taken)
+      applyTrap(this.memory, job.params);
+      // No more packing or attention tasks are taken; the running ones finish.
+      const onAbort = () => cancelCall(this.memory, job.params, false);
       req.signal?.addEventListener('abort', onAbort, { once: true });
       try {
         const done = this.pool!.run(threads, job.params, job.scratch);
@@ -169,16 +210,23 @@ export class WasmEngine {
   }
 
   private async ensurePool(threads: number): Promise<void> {
-    if (this.pool && this.poolSize >= threads) return;
-    this.pool?.terminate();
+    if (this.pool && !this.pool.broken && this.poolSize >= threads) return;
+    // A pool that lost a worker is replaced (its survivors are idle: the call settled).
+    const old = this.pool;
     this.pool = null;
+    await old?.terminate();
     this.pool = await WorkerPool.create(threads, this.module, this.memory);
     this.poolSize = threads;
   }
 
   dispose(): void {
-    this.pool?.terminate();
+    void this.pool?.terminate();
     this.pool = null;
+  }
+
+  /** Workers in the pool now (0 before the first threaded call and after dispose). */
+  get workers(): number {
+    return this.pool?.size ?? 0;
   }
 
   /** Writes everything one call needs into linear memory; returns where it lies. */
@@ -195,8 +243,15 @@ export class WasmEngine {
       if (s.nQ > 0) seqs.push([s.b, s.h, s.token0, s.step, s.nQ, s.nK, s.layout]);
     });
     let totalQB = 0;
-    for (const s of seqs) totalQB += Math.ceil(s[4] / bs);
-    const chunk = Math.max(1, Math.floor(totalQB / (threads * 8)));
+    let totalPairs = 0;
+    for (const s of seqs) {
+      const nQB = Math.ceil(s[4] / bs);
+      totalQB += nQB;
+      totalPairs += plan.layouts[s[6]].rowPtr[nQB] - plan.layouts[s[6]].rowPtr[0];
+    }
+    // At most TASK_FLOPS per task, so that an abort or a failed worker stops a huge call promptly.
+    const flopsPerQB = (4 * bs * bs * d * totalPairs) / Math.max(1, totalQB);
+    const chunk = Math.max(1, Math.min(Math.floor(totalQB / (threads * 8)), Math.floor(TASK_FLOPS / flopsPerQB)));
     const tasks: { seq: number; qb0: number; qb1: number; cost: number }[] = [];
     seqs.forEach((s, i) => {
       const layout = plan.layouts[s[6]];
@@ -240,7 +295,7 @@ export class WasmEngine {
     const oAt = take(tensorBytes);
     // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence.
     const packedAt = seqs.map((s) => [take(Math.ceil(s[5] / 4) * 4 * d * 4), take(s[5] * d * 4)]);
-    this.reserve(at);
+    this.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
 
     const buf = this.memory.buffer;
     const i32 = new Int32Array(buf);
@@ -300,8 +355,9 @@ export class WasmEngine {
       i32.set(l.maskIds, layoutAt[li].maskIds >> 2);
       i32.set(masksFor(l), layoutAt[li].masks >> 2);
     });
-    f32.set(req.k, kAt >> 2);
-    f32.set(req.v, vAt >> 2);
+    // >>> 2: offsets past 2 GiB stay positive
+    f32.set(req.k, kAt >>> 2);
+    f32.set(req.v, vAt >>> 2);
     const n = tensorBytes >> 2;
     return {
       params,
@@ -310,7 +366,7 @@ export class WasmEngine {
       nTasks: tasks.length,
       scratch,
       outLength: n,
-      copyQ: () => new Float32Array(this.memory.buffer).set(req.q, qAt >> 2),
+      copyQ: () => new Float32Array(this.memory.buffer).set(req.q, qAt >>> 2),
       read: (out: Float32Array) => {
         out.set(new Float32Array(this.memory.buffer, oAt, n));
         return out;
@@ -318,14 +374,33 @@ export class WasmEngine {
     };
   }
 
-  private reserve(end: number): void {
-    if (end > MAX_BYTES) {
+  /** Grows memory to `end` bytes, or throws before anything was written. */
+  private reserve(end: number, shape: readonly number[]): void {
+    const limit = Math.min(MAX_BYTES, faults.maxMemoryBytes ?? MAX_BYTES);
+    if (end > limit) throw new MemoryLimitError(end, limit, shape);
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return;
+    try {
+      this.memory.grow(Math.ceil((end - have) / PAGE));
+    } catch (e) {
       throw new Error(
-        `SparseAttention: this call needs ${(end / 2 ** 30).toFixed(2)} GiB of WebAssembly memory; ` +
-          `wasm32 allows at most 4 GiB (split the batch, or use the webgpu backend)`,
+        `SparseAttention: could not grow WebAssembly memory from ${gib(have)} to ${gib(end)} ` +
+          `(${e instanceof Error ? e.message : String(e)}); nothing was computed`,
+        { cause: e },
       );
     }
-    const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
   }
+}
+
+/** The call's promise, rejected as soon as the signal fires (the work stops at its next task). */
+function rejectOnAbort<T>(result: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    result.then(
+      (x) => { signal.removeEventListener('abort', onAbort); resolve(x); },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e); },
+    );
+  });
 }

@@ -4,8 +4,10 @@
 // and released when the last instance using them is disposed.
 import type { Plan } from '../../plan.js';
 import type { Backend, RunInputs } from '../backend.js';
-import { WasmEngine } from './engine.js';
+import { MemoryLimitError, type RunRequest, WasmEngine } from './engine.js';
+import { counters, faults } from './faults.js';
 import type { Variant } from './kernels.js';
+import { splitInTwo } from './split.js';
 
 interface Shared { engine: WasmEngine; users: number }
 const engines = new Map<string, Shared>();
@@ -47,6 +49,49 @@ export async function defaultThreads(): Promise<number> {
   return Math.max(1, Math.min(8, cores || 1));
 }
 
+// A call too large for one engine call (wasm32: 4 GiB) runs as parts, one after another
+// (see split.ts); the engine rejects before writing anything, so a failed try costs nothing.
+async function runSplit(engine: WasmEngine, req: RunRequest): Promise<Float32Array> {
+  try {
+    return await engine.run(req);
+  } catch (e) {
+    const parts = e instanceof MemoryLimitError ? splitInTwo(req.plan, req.q, req.k, req.v) : null;
+    if (!parts) throw e;
+    const out = new Float32Array(req.q.length);
+    for (const p of parts) p.place(await runSplit(engine, { ...req, ...p }), out);
+    return out;
+  }
+}
+
+function runSplitSync(engine: WasmEngine, req: RunRequest): Float32Array {
+  try {
+    return engine.runSync(req);
+  } catch (e) {
+    const parts = e instanceof MemoryLimitError ? splitInTwo(req.plan, req.q, req.k, req.v) : null;
+    if (!parts) throw e;
+    const out = new Float32Array(req.q.length);
+    for (const p of parts) p.place(runSplitSync(engine, { ...req, ...p }), out);
+    return out;
+  }
+}
+
+/**
+ * Test-only (exported as `__testing`, not part of the API): fault injection (faults.ts),
+ * live worker counters, and the engines alive now with their memory and workers.
+ */
+export const testing = {
+  faults,
+  counters,
+  engines: () =>
+    [...engines.entries()].map(([key, s]) => ({
+      key,
+      users: s.users,
+      threaded: s.engine.threaded,
+      memoryBytes: s.engine.memoryBytes,
+      workers: s.engine.workers,
+    })),
+};
+
 export class WasmBackend implements Backend {
   readonly name = 'wasm' as const;
   /** Threaded engine for forward(); single-threaded engine for forwardSync(). */
@@ -82,13 +127,13 @@ export class WasmBackend implements Backend {
   }
 
   run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
-    return this.engine!.run({ plan, ...inputs, threads: this.threads });
+    return runSplit(this.engine!, { plan, ...inputs, threads: this.threads });
   }
 
   /** Computes on the calling thread. */
   runSync(plan: Plan, inputs: RunInputs): Float32Array {
     this.syncEngine ??= acquire(false, this.variant);
-    return this.syncEngine.runSync({ plan, ...inputs, threads: 1 });
+    return runSplitSync(this.syncEngine, { plan, ...inputs, threads: 1 });
   }
 
   describe(): string {

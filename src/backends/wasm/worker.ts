@@ -5,12 +5,23 @@ import { type KernelExports, P } from './abi.js';
 
 type Reply = (msg: unknown) => void;
 interface InitMsg { type: 'init'; module: WebAssembly.Module; memory: WebAssembly.Memory }
-interface RunMsg { type: 'run'; id: number; params: number; scratch: number }
+interface RunMsg {
+  type: 'run';
+  id: number;
+  params: number;
+  scratch: number;
+  /** Test-only (faults.ts workerExit): exit this thread at that point of the call. */
+  fault?: 'exit-before-barrier' | 'exit-after-barrier';
+}
 
 let kernel: KernelExports | null = null;
 let memory: WebAssembly.Memory | null = null;
 
-/** Waits until every thread of this call has packed (params: see abi.ts P.barrier, P.threads). */
+/**
+ * Waits until every thread of this call has packed (params: see abi.ts P.barrier, P.threads).
+ * The host releases it by storing a value >= threads (pool.ts BARRIER_RELEASED) when a
+ * thread of the call died or failed, so that the survivors never wait forever.
+ */
 function barrier(params: number): void {
   const i32 = new Int32Array(memory!.buffer);
   const at = i32[(params >> 2) + P.barrier] >> 2;
@@ -32,12 +43,20 @@ async function handle(msg: InitMsg | RunMsg, reply: Reply): Promise<void> {
   }
   try {
     kernel!.bsattn_pack_f32(msg.params);
+    if (msg.fault === 'exit-before-barrier') exitThread();
     barrier(msg.params);
+    if (msg.fault === 'exit-after-barrier') exitThread();
     const ran = kernel!.bsattn_fwd_f32(msg.params, msg.scratch);
     reply({ type: 'done', id: msg.id, ran });
   } catch (e) {
     reply({ type: 'error', id: msg.id, message: e instanceof Error ? e.message : String(e) });
   }
+}
+
+function exitThread(): void {
+  const g = globalThis as { process?: { exit(code: number): void }; close?: () => void };
+  if (g.process) g.process.exit(1); // worker_threads: ends this thread only
+  else g.close?.();
 }
 
 const web = globalThis as unknown as {

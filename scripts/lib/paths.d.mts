@@ -1,0 +1,2 @@
+import type { PathLike } from './property.mjs';
+export function cpuPaths(lib: unknown): PathLike[];

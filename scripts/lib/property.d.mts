@@ -1,0 +1,14 @@
+export interface PropertyCase {
+  seed: number; mode: 'all' | 'local' | 'strided' | 'fixed' | 'custom'; bs: number; causal: boolean;
+  batch: number; nCtx: number; heads: number; headDim: number; threads: number; L?: number;
+  numVerts?: number; vertsize?: number; layoutKind?: string; density?: number; emptyRows?: boolean;
+  tokenMask?: boolean; keyLengths?: number[];
+}
+export interface PathLike { name: string; options: object; sync?: boolean; atol: number; rtol: number }
+export function rng(seed: number): () => number;
+export function makeCase(seed: number, budget: number): PropertyCase;
+export function caseOptions(c: PropertyCase): Record<string, unknown>;
+export function describeCase(c: PropertyCase): string;
+export function caseInputs(c: PropertyCase): Record<'q' | 'k' | 'v', { data: Float32Array; shape: [number, number, number] }>;
+export function firstMismatch(actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number): string | null;
+export function checkCase(lib: unknown, c: PropertyCase, paths: readonly PathLike[]): Promise<string[]>;

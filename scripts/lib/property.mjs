@@ -1,0 +1,173 @@
+// Seeded random configurations for property tests of every path against the float64
+// reference (test/property.test.ts runs a few hundred in `npm test`, scripts/property.mjs
+// thousands). A case is a pure function of its seed: `--replay <seed>` rebuilds it.
+// Plain JS on the built package (dist/), so the nightly script needs no dev dependency.
+
+/** mulberry32: a small seeded PRNG; returns floats in [0, 1). */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const BLOCK_SIZES = [8, 16, 32, 64, 128];
+const MODES = ['all', 'local', 'strided', 'fixed', 'custom'];
+
+/** Stable hash of small integers, for token masks that are functions of the seed. */
+function hash(seed, h, i, j) {
+  let x = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(h + 1, 0xc2b2ae35) ^ Math.imul(i + 7, 0x27d4eb2f) ^ Math.imul(j + 13, 0x165667b1);
+  x ^= x >>> 15; x = Math.imul(x, 0x2c1b3c6d); x ^= x >>> 12;
+  return x >>> 0;
+}
+
+/**
+ * The configuration of case `seed`. `budget` caps the reference's work
+ * (batch · heads · nCtx² · (headDim + 4)): shapes shrink (batch, heads, headDim, then nCtx)
+ * until they fit, so the distribution still reaches nCtx 3000 and headDim 160.
+ */
+export function makeCase(seed, budget) {
+  const r = rng(seed);
+  const pick = (xs) => xs[Math.floor(r() * xs.length)];
+  const int = (lo, hi) => lo + Math.floor(r() * (hi - lo + 1)); // inclusive
+  const logInt = (lo, hi) => Math.min(hi, Math.floor(Math.exp(Math.log(lo) + r() * (Math.log(hi + 1) - Math.log(lo)))));
+  const mode = pick(MODES);
+  const bs = pick(BLOCK_SIZES);
+  const causal = r() < 0.6;
+  let nCtx = r() < 0.15 ? pick([1, bs - 1, bs, bs + 1, 2 * bs + 1].filter((x) => x >= 1)) : logInt(1, 3000);
+  let headDim = r() < 0.2 ? pick([1, 3, 4, 5, 64, 80, 128, 160]) : logInt(1, 160);
+  let heads = int(1, 4);
+  let batch = int(1, 3);
+  const c = { seed, mode, bs, causal, batch, nCtx, heads, headDim, threads: int(1, 3) };
+  if (mode === 'local' || mode === 'strided') c.L = r() < 0.2 ? int(1, 3) : logInt(1, 400);
+  if (mode === 'fixed') {
+    const stride = int(1, 6);
+    c.L = stride * bs;
+    const divisors = [];
+    for (let x = 1; x <= stride; x++) if (stride % x === 0) divisors.push(x);
+    c.vertsize = pick(divisors);
+    const maxVerts = stride / c.vertsize;
+    const options = [];
+    for (let n = 1; n <= maxVerts; n++) options.push(n);
+    c.numVerts = pick(options);
+    heads = c.numVerts * int(1, Math.max(1, Math.floor(4 / c.numVerts)));
+  }
+  if (mode === 'custom') {
+    c.layoutKind = pick(['shared', 'perHead', 'function']);
+    c.density = pick([0.1, 0.3, 0.6, 1]);
+    c.emptyRows = r() < 0.5; // some query-block rows with no key block at all
+    c.tokenMask = r() < 0.5;
+  }
+  const cost = () => batch * heads * nCtx * nCtx * (headDim + 4);
+  while (cost() > budget && batch > 1) batch--;
+  while (cost() > budget && heads > (c.numVerts ?? 1)) heads -= c.numVerts ?? 1;
+  while (cost() > budget && headDim > 8) headDim = Math.ceil(headDim / 2);
+  while (cost() > budget && nCtx > 1) nCtx = Math.floor(nCtx * 0.8);
+  Object.assign(c, { batch, heads, headDim, nCtx });
+  if (r() < 0.3) c.keyLengths = Array.from({ length: batch }, () => (r() < 0.2 ? pick([0, 1, nCtx]) : int(0, nCtx)));
+  return c;
+}
+
+/** The constructor options of a case (the custom layout and token mask rebuilt from its seed). */
+export function caseOptions(c) {
+  const o = { causal: c.causal };
+  if (c.mode === 'fixed') Object.assign(o, { numVerts: c.numVerts, vertsize: c.vertsize });
+  if (c.mode === 'custom') {
+    delete o.causal;
+    const nB = Math.ceil(c.nCtx / c.bs);
+    const on = (h, qb, kb) => {
+      if (c.emptyRows && hash(c.seed, h, qb, -1) % 3 === 0) return false;
+      return hash(c.seed + 1, h, qb, kb) / 4294967296 < c.density;
+    };
+    const matrix = (h) => Array.from({ length: nB }, (_, qb) => Array.from({ length: nB }, (_, kb) => (on(h, qb, kb) ? 1 : 0)));
+    if (c.layoutKind === 'shared') o.layout = matrix(0);
+    else if (c.layoutKind === 'perHead') o.layout = Array.from({ length: c.heads }, (_, h) => matrix(h));
+    else o.layout = (h, qb, kb) => on(h, qb, kb);
+    if (c.tokenMask) o.mask = (h, i, j) => hash(c.seed + 2, h, i, j) % 4 !== 0;
+  }
+  return o;
+}
+
+export function describeCase(c) {
+  return JSON.stringify(c);
+}
+
+/** xorshift32 tensor in [-scale, scale), as test/helpers.ts. */
+export function randomTensor(shape, seed, scale = 1) {
+  const n = shape[0] * shape[1] * shape[2];
+  const data = new Float32Array(n);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    data[i] = ((s / 4294967296) * 2 - 1) * scale;
+  }
+  return { data, shape };
+}
+
+export function caseInputs(c) {
+  const shape = [c.batch, c.nCtx, c.heads * c.headDim];
+  return { q: randomTensor(shape, c.seed * 3 + 1, 2), k: randomTensor(shape, c.seed * 3 + 2, 2), v: randomTensor(shape, c.seed * 3 + 3) };
+}
+
+/** First element outside |a - r| <= atol + rtol·|r| (NaN must match NaN), or null. */
+export function firstMismatch(actual, expected, atol, rtol) {
+  if (actual.length !== expected.length) return `length ${actual.length}, expected ${expected.length}`;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (Number.isNaN(a) || Number.isNaN(e)) {
+      if (Number.isNaN(a) !== Number.isNaN(e)) return `index ${i} expected ${e} got ${a}`;
+      continue;
+    }
+    if (a === e) continue;
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
+      return `index ${i} expected ${e} got ${a} (|a-r| = ${Math.abs(a - e)}, allowed ${atol} + ${rtol}·|r|)`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Runs case `c` on each path ({ name, options, sync, atol, rtol }) and checks it against
+ * the reference; also that the inputs are unchanged and the output aliases none of them.
+ * Returns the failures as strings that carry the seed and configuration.
+ */
+export async function checkCase(lib, c, paths) {
+  const { SparseAttention, attentionReference } = lib;
+  const options = caseOptions(c);
+  const { q, k, v } = caseInputs(c);
+  const before = [q.data.slice(), k.data.slice(), v.data.slice()];
+  const ref = attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, options, { keyLengths: c.keyLengths }).data;
+  const failures = [];
+  for (const path of paths) {
+    const where = `${path.name}: seed ${c.seed} ${describeCase(c)}`;
+    let attn;
+    try {
+      attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...options, ...path.options, threads: path.sync ? undefined : c.threads });
+      const fo = { keyLengths: c.keyLengths };
+      const out = path.sync ? attn.forwardSync(q, k, v, fo) : await attn.forward(q, k, v, fo);
+      const bad = firstMismatch(out.data, ref, path.atol, path.rtol);
+      if (bad) failures.push(`${where}: ${bad}`);
+      if ([q, k, v].some((t) => t.data.buffer === out.data.buffer)) failures.push(`${where}: the output aliases an input`);
+      [q, k, v].forEach((t, i) => {
+        if (!sameBits(t.data, before[i])) failures.push(`${where}: input ${'qkv'[i]} was modified`);
+      });
+    } catch (e) {
+      failures.push(`${where}: threw ${e instanceof Error ? e.stack : String(e)}`);
+    } finally {
+      attn?.dispose();
+    }
+  }
+  return failures;
+}
+
+function sameBits(a, b) {
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
