@@ -80,6 +80,17 @@ export class MemoryLimitError extends Error {
 }
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 4 : 2)} GiB`;
 
+const layoutIds = new WeakMap<object, number>();
+let nextLayoutId = 1;
+
+/** Identifies the tables of a call: same layouts object and head → layout map, shape, key lengths, threads. */
+function staticKey(plan: Plan, threads: number, parties: number): string {
+  let id = layoutIds.get(plan.layouts);
+  if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
+  return `${id}|${plan.batch}|${plan.nCtx}|${plan.nEmbd}|${plan.heads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
+    `${plan.keyLengths?.join(',') ?? ''}|${threads}|${parties}`;
+}
+
 export interface RunRequest {
   plan: Plan;
   q: Float32Array;
@@ -98,6 +109,8 @@ export class WasmEngine {
   private pool: WorkerPool | null = null;
   private poolSize = 0;
   private tail: Promise<unknown> = Promise.resolve();
+  /** Tables of the last call (layOut): reused while the plan shape repeats. */
+  private lastStatic: ({ key: string } & ReturnType<WasmEngine['writeTables']>) | null = null;
   private running = false;
 
   private constructor(choice: KernelChoice, memory: WebAssembly.Memory, kernel: KernelExports) {
@@ -139,6 +152,7 @@ export class WasmEngine {
         this.kernel.bsattn_fwd_f32(job.params, job.scratch[0]);
       } catch (e) {
         // A trap leaves the instance usable (the kernels keep no state between calls).
+        this.lastStatic = null;
         throw new Error(`SparseAttention: the wasm kernel trapped: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       }
       return job.read(new Float32Array(job.outLength));
@@ -204,6 +218,9 @@ export class WasmEngine {
       } finally {
         req.signal?.removeEventListener('abort', onAbort);
       }
+    } catch (e) {
+      this.lastStatic = null; // a failed call may have left its tables half-used or altered
+      throw e;
     } finally {
       this.running = false;
     }
@@ -230,8 +247,8 @@ export class WasmEngine {
   }
 
   /** Writes everything one call needs into linear memory; returns where it lies. */
-  private layOut(req: RunRequest, threads: number, parties = threads) {
-    const { plan } = req;
+  /** The call's tables in linear memory (see layOut). */
+  private writeTables(plan: Plan, threads: number, parties: number) {
     const bs = plan.blockSize;
     const d = plan.headDim;
     const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
@@ -319,9 +336,6 @@ export class WasmEngine {
     i32[(params >> 2) + P.groups] = groups;
     i32[(params >> 2) + P.packUnits] = plan.batch * groups;
     i32[(params >> 2) + P.packChunks] = Math.ceil(plan.seqLen / PACK_ROWS);
-    i32[counter >> 2] = 0;
-    i32[packCounter >> 2] = 0;
-    i32[barrier >> 2] = 0;
 
     const rowBytes = plan.nEmbd * 4;
     seqs.forEach(([b, h, token0, step, nQ, nK, li], i) => {
@@ -355,6 +369,25 @@ export class WasmEngine {
       i32.set(l.maskIds, layoutAt[li].maskIds >> 2);
       i32.set(masksFor(l), layoutAt[li].masks >> 2);
     });
+    return { params, counter, packCounter, barrier, nTasks: tasks.length, scratch, qAt, kAt, vAt, oAt, tensorBytes };
+  }
+
+  /**
+   * Writes everything one call needs into linear memory; returns where it lies. The tables
+   * (sequences, tasks, layouts, parameters) of the last call are kept: a call with the same
+   * plan shape reuses them and only resets the counters and copies its tensors in.
+   */
+  private layOut(req: RunRequest, threads: number, parties = threads) {
+    const { plan } = req;
+    const key = staticKey(plan, threads, parties);
+    if (this.lastStatic?.key !== key) this.lastStatic = { key, ...this.writeTables(plan, threads, parties) };
+    const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, tensorBytes } = this.lastStatic;
+    const buf = this.memory.buffer;
+    const i32 = new Int32Array(buf);
+    const f32 = new Float32Array(buf);
+    i32[counter >> 2] = 0;
+    i32[packCounter >> 2] = 0;
+    i32[barrier >> 2] = 0;
     // >>> 2: offsets past 2 GiB stay positive
     f32.set(req.k, kAt >>> 2);
     f32.set(req.v, vAt >>> 2);
@@ -363,7 +396,7 @@ export class WasmEngine {
       params,
       counter,
       barrier,
-      nTasks: tasks.length,
+      nTasks,
       scratch,
       outLength: n,
       copyQ: () => new Float32Array(this.memory.buffer).set(req.q, qAt >>> 2),
