@@ -4,8 +4,8 @@
 // of rows (for causal 'local' with window L, rows i0.. of tokens [i0-L+1, i0+W) are exact).
 //   batch    [2, 2621440, 64] 2 heads: 7.5 GiB in one call → split per batch item (3.75 GiB each)
 //   heads    [1, 2097152, 128] 4 heads: 6 GiB → split into 2 heads per part (3 GiB each)
-//   edge     [1, 4190208, 64] 1 head (no packing: q k v o only): 4 GiB minus ~1 MiB, one part;
-//            its v tensor starts past 2 GiB in linear memory
+//   edge     [1, 2794496, 64] 1 head: q k v o + packed K' V' (6 tensors) = 4 GiB minus ~1 MiB,
+//            one part; its v tensor starts past 2 GiB in linear memory
 //   reject   [1, 4194304, 64] 1 head: over 4 GiB and unsplittable → rejected, no memory grown
 import * as lib from '../dist/index.js';
 
@@ -13,7 +13,7 @@ const L = 16;
 const CASES = {
   batch: { shape: [2, 2621440, 64], heads: 2 },
   heads: { shape: [1, 2097152, 128], heads: 4 },
-  edge: { shape: [1, 4190208, 64], heads: 1 },
+  edge: { shape: [1, 2794496, 64], heads: 1 },
   reject: { shape: [1, 4194304, 64], heads: 1, reject: true },
 };
 const names = process.argv.slice(2).filter((a) => !a.startsWith('--'));
