@@ -19,14 +19,15 @@ const BS: u32 = 64u;  // layout block size (8..128)
 const BM: u32 = 64u;  // query rows per workgroup, divides BS
 const BN: u32 = 64u;  // key rows per tile, divides BS
 const DP: u32 = 64u;  // head dim padded to a multiple of 32
+const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
 // SUBGROUPS: the host keeps the //#if SUBGROUPS or the //#else branches below.
 
-const RPT: u32 = 4u;               // query rows per thread
 const TPR: u32 = 8u;               // threads per row group
 const CPT: u32 = BN / TPR;         // key columns per thread
 const DPT: u32 = DP / TPR;         // output dims per thread (a multiple of 4)
 const WG: u32 = BM / RPT * TPR;    // threads per workgroup
 const MW: u32 = (BS + 31u) / 32u;  // mask words per block row
+const NWB: u32 = (BN + 31u) / 32u; // mask words per tile row
 
 struct Params {
   batch: u32, heads: u32, groups: u32, n_ctx: u32,
@@ -91,9 +92,14 @@ fn row_sum(x: f32, rg: u32, cg: u32, i: u32) -> f32 {
 //#endif
 }
 
-// Token mask bit of (row, col) inside a block: 1 = allowed.
-fn mask_bit(mask0: u32, row: u32, col: u32) -> bool {
-  return ((meta_w[mask0 + row * MW + col / 32u] >> (col % 32u)) & 1u) != 0u;
+// Allowed bits of tile row `row`, tile columns w·32 … w·32+31 (block column col0 = the
+// first of them): the token mask (if any) AND column < ncols (keys past nk are masked).
+fn tile_bits(mask_id: i32, mask0: u32, row: u32, col0: u32, ncols: u32, w: u32) -> u32 {
+  var bits = 0xffffffffu;
+  if (mask_id >= 0) { bits = meta_w[mask0 + row * MW + col0 / 32u] >> (col0 % 32u); }
+  let lim = select(0u, ncols - w * 32u, ncols > w * 32u);
+  if (lim < 32u) { bits &= (1u << lim) - 1u; }
+  return bits;
 }
 
 @compute @workgroup_size(WG)
@@ -180,6 +186,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
       }
 
+      // Allowed bits of this thread's rows over the tile's columns (partial tiles only)
+      var okb: array<array<u32, NWB>, RPT>;
+      if (masked) {
+        for (var i = 0u; i < RPT; i++) {
+          for (var w = 0u; w < NWB; w++) { okb[i][w] = tile_bits(mask_id, mask0, rg * RPT + i, sub * BN + w * 32u, ncols, w); }
+        }
+      }
       // S = allowed ? S : -inf (partial tiles only); m_new = max(m_i, rowmax S)
       var alpha: array<f32, RPT>;
       for (var i = 0u; i < RPT; i++) {
@@ -187,8 +200,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < CPT; j++) {
           if (masked) {
             let c = cg * CPT + j;
-            let ok = c < ncols && (mask_id < 0 || mask_bit(mask0, rg * RPT + i, sub * BN + c));
-            s[i][j] = select(ninf, s[i][j], ok);
+            s[i][j] = select(ninf, s[i][j], ((okb[i][c / 32u] >> (c % 32u)) & 1u) != 0u);
           }
           mx = max(mx, s[i][j]);
         }
@@ -218,14 +230,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       // O += P·V; on partial tiles each product is selected by the mask, so a masked
       // key's V (even NaN or Inf) never reaches the output, as in the dense reference
       if (masked) {
-        for (var c = 0u; c < ncols; c++) {
-          for (var i = 0u; i < RPT; i++) {
-            let r = rg * RPT + i;
-            let p = kp_s[p_idx(r, c / 4u)][c % 4u];
-            let ok = mask_id < 0 || mask_bit(mask0, r, sub * BN + c);
+        for (var c4 = 0u; c4 < BN / 4u; c4++) {
+          var pv: array<vec4<f32>, RPT>;
+          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[p_idx(rg * RPT + i, c4)]; }
+          for (var cc = 0u; cc < 4u; cc++) {
+            let c = c4 * 4u + cc;
             for (var j = 0u; j < DPT / 4u; j++) {
               let vv = v_s[c * (DP / 4u) + cg * (DPT / 4u) + j];
-              acc[i][j] += select(vec4<f32>(0.0), p * vv, ok);
+              for (var i = 0u; i < RPT; i++) {
+                let ok = ((okb[i][c / 32u] >> (c % 32u)) & 1u) != 0u;
+                acc[i][j] += select(vec4<f32>(0.0), pv[i][cc] * vv, ok);
+              }
             }
           }
         }

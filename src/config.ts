@@ -48,6 +48,8 @@ export interface WebGpuOptions {
   maxBindingBytes?: number;
   /** Time kernels with timestamp queries (forwardGPU; lastRun.gpuMs). */
   timestamps?: boolean;
+  /** Query rows per thread of the kernel's register tile: 4 (default) or 8. */
+  rowsPerThread?: 4 | 8;
 }
 
 export type WasmVariant = 'relaxed' | 'simd' | 'scalar';
@@ -234,5 +236,8 @@ function checkWebGpuOptions(w: unknown): WebGpuOptions {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw argError(`options.webgpu.${key}`, 'a boolean', o[key]);
   }
   if (o.maxBindingBytes !== undefined) checkPositiveInt('options.webgpu.maxBindingBytes', o.maxBindingBytes);
+  if (o.rowsPerThread !== undefined && o.rowsPerThread !== 4 && o.rowsPerThread !== 8) {
+    throw argError('options.webgpu.rowsPerThread', '4 or 8', o.rowsPerThread);
+  }
   return { ...o };
 }

@@ -14,6 +14,8 @@ export interface Tiles {
   bn: number;
   /** Head dim padded to a multiple of 32 (8 lanes × vec4). */
   dp: number;
+  /** Query rows per thread: 4, or 8 (bigger register tile, half the threads). */
+  rpt: number;
   subgroups: boolean;
 }
 
@@ -24,24 +26,24 @@ export function workgroupBytes(t: Tiles): number {
 }
 
 /** Largest tiles that fit the device's workgroup memory, or null when even 8×8 does not. */
-export function chooseTiles(bs: number, headDim: number, limitBytes: number, subgroups: boolean): Tiles | null {
+export function chooseTiles(bs: number, headDim: number, limitBytes: number, subgroups: boolean, rpt = 4): Tiles | null {
   const dp = Math.ceil(headDim / 32) * 32;
   const sizes = [64, 32, 16, 8].filter((x) => x <= bs);
   const options: Tiles[] = [];
-  for (const bm of sizes) for (const bn of sizes) options.push({ bs, bm, bn, dp, subgroups });
+  for (const bm of sizes) for (const bn of sizes) options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups });
   // Most work per tile first; among equals, taller query tiles (fewer K/V reloads).
   options.sort((a, b) => b.bm * b.bn - a.bm * a.bn || b.bm - a.bm);
   return options.find((t) => workgroupBytes(t) <= limitBytes) ?? null;
 }
 
 export function tilesKey(t: Tiles): string {
-  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}${t.subgroups ? '_sg' : ''}`;
+  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}`;
 }
 
 /** The WGSL text for a tile shape: constants rewritten, one SUBGROUPS branch kept. */
 export function programText(t: Tiles): string {
-  const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp };
-  let text = source.replace(/^const (BS|BM|BN|DP): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
+  const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp, RPT: t.rpt };
+  let text = source.replace(/^const (BS|BM|BN|DP|RPT): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
   const out: string[] = [];
   let keep = true;
   for (const line of text.split('\n')) {
