@@ -7,8 +7,8 @@
 //   S = Q·Kᵀ (scale·log2 e folded into Q), masked on partial tiles only,
 //   m_new = max(m_i, rowmax S), P = 2^(S - m_new), l_i = l_i·α + rowsum P,
 //   O = O·α + P·V with α = 2^(m_i - m_new), and O / l_i once at the end.
-// Thread tile: RPT = 4 query rows × CPT key columns of S, and the same 4 rows × DPT dims
-// of O; TPR = 8 threads share a row group, so the row max is a reduction over 8 lanes
+// Thread tile: RPT query rows × CPT key columns of S, and the same RPT rows × DPT dims
+// of O (loops over these sizes are unrolled by the host); TPR = 8 threads share a row group, so the row max is a reduction over 8 lanes
 // (subgroup shuffles when SUBGROUPS, else workgroup memory). l_i stays a per-thread
 // partial sum (every lane of a row group applies the same α) and is reduced once.
 // see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019);
@@ -20,7 +20,7 @@ const BM: u32 = 64u;  // query rows per workgroup, divides BS
 const BN: u32 = 64u;  // key rows per tile, divides BS
 const DP: u32 = 64u;  // head dim padded to a multiple of 32
 const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
-// SUBGROUPS: the host keeps the //#if SUBGROUPS or the //#else branches below.
+// SUBGROUPS, VEC4: flags; the host keeps the //#if or the //#else branch of each.
 
 const TPR: u32 = 8u;               // threads per row group
 const CPT: u32 = BN / TPR;         // key columns per thread
@@ -41,10 +41,18 @@ struct Params {
 // (rowPtr, cols, maskIds, maskWords offsets) · CSR arrays · mask bits [nMasks][BS][MW]
 @group(0) @binding(1) var<storage, read> meta_w: array<u32>;
 // q, k, v, o: [batch, nCtx, nEmbd] row-major f32 (a batch × head chunk of the call)
+// (VEC4: head dim % 4 == 0, read and written as vec4; element offsets are then multiples of 4)
+//#if VEC4
+@group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> o: array<vec4<f32>>;
+//#else
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> k: array<f32>;
 @group(0) @binding(4) var<storage, read> v: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
+//#endif
 
 // Workgroup memory, all row-major in vec4 chunks, chunk index XOR-swizzled per row so
 // that the 8 lanes of a row group hit distinct banks:
@@ -102,6 +110,11 @@ fn tile_bits(mask_id: i32, mask0: u32, row: u32, col0: u32, ncols: u32, w: u32) 
   return bits;
 }
 
+// Bit c of a tile row's allowed bits (constant array indices only: see unroll() in program.ts).
+fn allowed(bits: array<u32, NWB>, c: u32) -> bool {
+  return ((select(bits[0], bits[NWB - 1u], c >= 32u) >> (c % 32u)) & 1u) != 0u;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let tile = wid.x + wid.y * prm.grid_x;
@@ -128,6 +141,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let cg = t % TPR;
 
   // q_s = Q · scale (zero past nq and past head_dim)
+//#if VEC4
+  for (var i = t; i < BM * DP / 4u; i += WG) {
+    let r = i / (DP / 4u);
+    let d4 = i % (DP / 4u);
+    var x = vec4<f32>(0.0);
+    if (row0 + r < nq && d4 * 4u < hd) { x = q[(base + (row0 + r) * stride) / 4u + d4] * prm.scale; }
+    q_s[qk_idx(r, d4)] = x;
+  }
+//#else
   for (var i = t; i < BM * DP; i += WG) {
     let r = i / DP;
     let d = i % DP;
@@ -135,6 +157,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (row0 + r < nq && d < hd) { x = q[base + (row0 + r) * stride + d] * prm.scale; }
     q_s[qk_idx(r, d / 4u)][d % 4u] = x;
   }
+//#endif
 
   var m_i: array<f32, RPT>;
   var l_i: array<f32, RPT>;
@@ -159,6 +182,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
       workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s
       // K, V tiles (keys >= nk are never read: zero rows)
+//#if VEC4
+      for (var i = t; i < BN * DP / 4u; i += WG) {
+        let c = i / (DP / 4u);
+        let d4 = i % (DP / 4u);
+        var kx = vec4<f32>(0.0);
+        var vx = vec4<f32>(0.0);
+        if (c < ncols && d4 * 4u < hd) {
+          let at = (base + (key0 + c) * stride) / 4u + d4;
+          kx = k[at];
+          vx = v[at];
+        }
+        kp_s[kv_idx(c, d4)] = kx;
+        v_s[c * (DP / 4u) + d4] = vx;
+      }
+//#else
       for (var i = t; i < BN * DP; i += WG) {
         let c = i / DP;
         let d = i % DP;
@@ -172,6 +210,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         kp_s[kv_idx(c, d / 4u)][d % 4u] = kx;
         v_s[c * (DP / 4u) + d / 4u][d % 4u] = vx;
       }
+//#endif
       workgroupBarrier();
 
       // S = Q·Kᵀ for rows rg·RPT + i, columns cg·CPT + j
@@ -200,7 +239,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < CPT; j++) {
           if (masked) {
             let c = cg * CPT + j;
-            s[i][j] = select(ninf, s[i][j], ((okb[i][c / 32u] >> (c % 32u)) & 1u) != 0u);
+            s[i][j] = select(ninf, s[i][j], allowed(okb[i], c));
           }
           mx = max(mx, s[i][j]);
         }
@@ -238,7 +277,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             for (var j = 0u; j < DPT / 4u; j++) {
               let vv = v_s[c * (DP / 4u) + cg * (DPT / 4u) + j];
               for (var i = 0u; i < RPT; i++) {
-                let ok = ((okb[i][c / 32u] >> (c % 32u)) & 1u) != 0u;
+                let ok = allowed(okb[i], c);
                 acc[i][j] += select(vec4<f32>(0.0), pv[i][cc] * vv, ok);
               }
             }
@@ -266,10 +305,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let r = row0 + rg * RPT + i;
     if (r < nq) {
       let dst = base + r * stride;
+//#if VEC4
+      for (var j = 0u; j < DPT / 4u; j++) {
+        if (cg * DPT + j * 4u < hd) { o[dst / 4u + cg * (DPT / 4u) + j] = acc[i][j] * inv; }
+      }
+//#else
       for (var j = 0u; j < DPT; j++) {
         let d = cg * DPT + j;
         if (d < hd) { o[dst + d] = acc[i][j / 4u][j % 4u] * inv; }
       }
+//#endif
     }
   }
 }

@@ -17,6 +17,8 @@ export interface Tiles {
   /** Query rows per thread: 4, or 8 (bigger register tile, half the threads). */
   rpt: number;
   subgroups: boolean;
+  /** Head dim % 4 == 0: tensors bound as vec4 arrays. */
+  vec4: boolean;
 }
 
 /** Workgroup bytes of a tile shape (see the budget comment in the shader). */
@@ -30,31 +32,62 @@ export function chooseTiles(bs: number, headDim: number, limitBytes: number, sub
   const dp = Math.ceil(headDim / 32) * 32;
   const sizes = [64, 32, 16, 8].filter((x) => x <= bs);
   const options: Tiles[] = [];
-  for (const bm of sizes) for (const bn of sizes) options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups });
+  for (const bm of sizes) for (const bn of sizes) options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4: headDim % 4 === 0 });
   // Most work per tile first; among equals, taller query tiles (fewer K/V reloads).
   options.sort((a, b) => b.bm * b.bn - a.bm * a.bn || b.bm - a.bm);
   return options.find((t) => workgroupBytes(t) <= limitBytes) ?? null;
 }
 
 export function tilesKey(t: Tiles): string {
-  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}`;
+  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}`;
 }
 
-/** The WGSL text for a tile shape: constants rewritten, one SUBGROUPS branch kept. */
+/** The WGSL text for a tile shape: constants rewritten, one branch of each flag kept, tile loops unrolled. */
 export function programText(t: Tiles): string {
   const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp, RPT: t.rpt };
   let text = source.replace(/^const (BS|BM|BN|DP|RPT): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
   const out: string[] = [];
   let keep = true;
   for (const line of text.split('\n')) {
-    const cond = /^\/\/#if (!?)SUBGROUPS/.exec(line);
-    if (cond) keep = cond[1] === '!' ? !t.subgroups : t.subgroups;
+    const cond = /^\/\/#if (!?)(SUBGROUPS|VEC4)/.exec(line);
+    if (cond) keep = (cond[1] === '!') !== (cond[2] === 'SUBGROUPS' ? t.subgroups : t.vec4);
     else if (line.startsWith('//#else')) keep = !keep;
     else if (line.startsWith('//#endif')) keep = true;
     else if (keep) out.push(line);
   }
-  text = out.join('\n');
+  text = unroll(out.join('\n'), {
+    RPT: t.rpt, CPT: t.bn / 8, DPT: t.dp / 8, 'DPT / 4u': t.dp / 32, NWB: Math.ceil(t.bn / 32), '4u': 4,
+  });
   return t.subgroups ? `enable subgroups;\n${text}` : text;
+}
+
+/**
+ * Fully unrolls every `for (var x = 0u; x < N; x++) { … }` whose bound N is one of the
+ * register-tile sizes: each copy gets x as a literal in its own block. Register arrays
+ * (S, O, m_i, l_i) are then only indexed by constants, which drivers keep in registers;
+ * a dynamically indexed private array can land in local memory.
+ */
+export function unroll(text: string, bounds: Record<string, number>): string {
+  const names = Object.keys(bounds).map((b) => b.replace(/[/ ]/g, (c) => (c === '/' ? '\\/' : ' ')));
+  const header = new RegExp(`for \\(var (\\w+) = 0u; \\1 < (${names.join('|')}); \\1\\+\\+\\) \\{`);
+  for (let m = header.exec(text); m; m = header.exec(text)) {
+    const open = m.index + m[0].length - 1;
+    let depth = 0;
+    let close = open;
+    for (let i = open; i < text.length; i++) {
+      if (text[i] === '{') depth++;
+      else if (text[i] === '}' && --depth === 0) {
+        close = i;
+        break;
+      }
+    }
+    const body = text.slice(open + 1, close);
+    const n = bounds[m[2]];
+    const v = new RegExp(`\\b${m[1]}\\b`, 'g');
+    const copies = Array.from({ length: n }, (_, k) => `{${body.replace(v, `${k}u`)}}`);
+    text = text.slice(0, m.index) + copies.join(' ') + text.slice(close + 1);
+  }
+  return text;
 }
 
 /** Pipelines per device: every instance on one device shares them. */
