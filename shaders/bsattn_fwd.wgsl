@@ -20,7 +20,7 @@ const BM: u32 = 64u;  // query rows per workgroup, divides BS
 const BN: u32 = 64u;  // key rows per tile, divides BS
 const DP: u32 = 64u;  // head dim padded to a multiple of 32
 const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
-// SUBGROUPS, VEC4: flags; the host keeps the //#if or the //#else branch of each.
+// SUBGROUPS, VEC4, OVERLAP_V: flags; the host keeps the //#if or the //#else branch of each.
 
 const TPR: u32 = 8u;               // threads per row group
 const CPT: u32 = BN / TPR;         // key columns per thread
@@ -28,6 +28,7 @@ const DPT: u32 = DP / TPR;         // output dims per thread (a multiple of 4)
 const WG: u32 = BM / RPT * TPR;    // threads per workgroup
 const MW: u32 = (BS + 31u) / 32u;  // mask words per block row
 const NWB: u32 = (BN + 31u) / 32u; // mask words per tile row
+const NVL: u32 = (BN * DP / 4u + WG - 1u) / WG; // V vec4s each thread loads per tile
 
 struct Params {
   batch: u32, heads: u32, groups: u32, n_ctx: u32,
@@ -183,19 +184,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s
       // K, V tiles (keys >= nk are never read: zero rows)
 //#if VEC4
-      for (var i = t; i < BN * DP / 4u; i += WG) {
+      // V stays in registers until it is stored: with OVERLAP_V after S, so that its
+      // global latency overlaps Q·Kᵀ (v_s is free: the barrier above ended the last P·V)
+      var v_pre: array<vec4<f32>, NVL>;
+      for (var u = 0u; u < NVL; u++) {
+        let i = t + u * WG;
         let c = i / (DP / 4u);
         let d4 = i % (DP / 4u);
         var kx = vec4<f32>(0.0);
-        var vx = vec4<f32>(0.0);
-        if (c < ncols && d4 * 4u < hd) {
+        v_pre[u] = vec4<f32>(0.0);
+        if (i < BN * DP / 4u && c < ncols && d4 * 4u < hd) {
           let at = (base + (key0 + c) * stride) / 4u + d4;
           kx = k[at];
-          vx = v[at];
+          v_pre[u] = v[at];
         }
-        kp_s[kv_idx(c, d4)] = kx;
-        v_s[c * (DP / 4u) + d4] = vx;
+        if (i < BN * DP / 4u) { kp_s[kv_idx(c, d4)] = kx; }
       }
+//#if !OVERLAP_V
+      for (var u = 0u; u < NVL; u++) {
+        if (t + u * WG < BN * DP / 4u) { v_s[t + u * WG] = v_pre[u]; }
+      }
+//#endif
 //#else
       for (var i = t; i < BN * DP; i += WG) {
         let c = i / DP;
@@ -256,6 +265,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         l_i[i] = l_i[i] * alpha[i] + sum;
       }
+//#if OVERLAP_V
+      for (var u = 0u; u < NVL; u++) {
+        if (t + u * WG < BN * DP / 4u) { v_s[t + u * WG] = v_pre[u]; }
+      }
+//#endif
       workgroupBarrier(); // every lane is done reading K from kp_s
       for (var i = 0u; i < RPT; i++) {
         for (var j = 0u; j < CPT; j++) {

@@ -31,6 +31,10 @@ const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
 export function webgpuPaths(): PathUnderTest[] {
   return [
     { name: 'webgpu default', options: { backend: 'webgpu' }, ...WEBGPU_TOL },
-    { name: 'webgpu plain 8 rows/thread', options: { backend: 'webgpu', webgpu: { subgroups: false, rowsPerThread: 8 } }, ...WEBGPU_TOL },
+    {
+      name: 'webgpu plain, 8 rows/thread, key tile <= 32, V overlapped',
+      options: { backend: 'webgpu', webgpu: { subgroups: false, rowsPerThread: 8, maxKeyTile: 32, overlapV: true } },
+      ...WEBGPU_TOL,
+    },
   ];
 }

@@ -19,6 +19,8 @@ export interface Tiles {
   subgroups: boolean;
   /** Head dim % 4 == 0: tensors bound as vec4 arrays. */
   vec4: boolean;
+  /** (vec4 only) store the V tile after S = Q·Kᵀ so its load latency overlaps S. */
+  overlapV: boolean;
 }
 
 /** Workgroup bytes of a tile shape (see the budget comment in the shader). */
@@ -28,35 +30,46 @@ export function workgroupBytes(t: Tiles): number {
 }
 
 /** Largest tiles that fit the device's workgroup memory, or null when even 8×8 does not. */
-export function chooseTiles(bs: number, headDim: number, limitBytes: number, subgroups: boolean, rpt = 4): Tiles | null {
+export function chooseTiles(
+  bs: number, headDim: number, limitBytes: number, subgroups: boolean,
+  prefs: { rpt?: number; maxKeyTile?: number; overlapV?: boolean } = {},
+): Tiles | null {
+  const rpt = prefs.rpt ?? 4;
   const dp = Math.ceil(headDim / 32) * 32;
   const sizes = [64, 32, 16, 8].filter((x) => x <= bs);
+  const vec4 = headDim % 4 === 0;
   const options: Tiles[] = [];
-  for (const bm of sizes) for (const bn of sizes) options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4: headDim % 4 === 0 });
+  for (const bm of sizes) {
+    for (const bn of sizes.filter((x) => x <= (prefs.maxKeyTile ?? 64))) {
+      options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4, overlapV: vec4 && !!prefs.overlapV });
+    }
+  }
   // Most work per tile first; among equals, taller query tiles (fewer K/V reloads).
   options.sort((a, b) => b.bm * b.bn - a.bm * a.bn || b.bm - a.bm);
   return options.find((t) => workgroupBytes(t) <= limitBytes) ?? null;
 }
 
 export function tilesKey(t: Tiles): string {
-  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}`;
+  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}${t.overlapV ? '_ov' : ''}`;
 }
 
 /** The WGSL text for a tile shape: constants rewritten, one branch of each flag kept, tile loops unrolled. */
 export function programText(t: Tiles): string {
   const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp, RPT: t.rpt };
   let text = source.replace(/^const (BS|BM|BN|DP|RPT): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
+  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV };
   const out: string[] = [];
-  let keep = true;
+  const stack: boolean[] = []; // nested //#if branches: a line is kept when all are taken
   for (const line of text.split('\n')) {
-    const cond = /^\/\/#if (!?)(SUBGROUPS|VEC4)/.exec(line);
-    if (cond) keep = (cond[1] === '!') !== (cond[2] === 'SUBGROUPS' ? t.subgroups : t.vec4);
-    else if (line.startsWith('//#else')) keep = !keep;
-    else if (line.startsWith('//#endif')) keep = true;
-    else if (keep) out.push(line);
+    const cond = /^\/\/#if (!?)(\w+)/.exec(line);
+    if (cond) stack.push((cond[1] === '!') !== flags[cond[2]]);
+    else if (line.startsWith('//#else')) stack.push(!stack.pop());
+    else if (line.startsWith('//#endif')) stack.pop();
+    else if (stack.every(Boolean)) out.push(line);
   }
   text = unroll(out.join('\n'), {
     RPT: t.rpt, CPT: t.bn / 8, DPT: t.dp / 8, 'DPT / 4u': t.dp / 32, NWB: Math.ceil(t.bn / 32), '4u': 4,
+    NVL: Math.ceil((t.bn * t.dp) / 4 / ((t.bm / t.rpt) * 8)),
   });
   return t.subgroups ? `enable subgroups;\n${text}` : text;
 }

@@ -127,7 +127,8 @@ export class WebGpuBackend implements Backend {
   private tilesFor(plan: Plan): Tiles | null {
     const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     const sg = this.ctx!.subgroups && this.options.subgroups !== false;
-    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, this.options.rowsPerThread ?? 4);
+    const o = this.options;
+    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV });
   }
 
   private check(): GPUDevice {
