@@ -6,7 +6,7 @@
 // and a max-error check against the CPU path. Then a CPU-vs-GPU crossover sweep (end to
 // end, small to large) as input for the 'auto' cost model.
 // Plain Node on dist/ (no dev dependencies), so it runs on the GPU machine.
-//   node bench/gpu.mjs [--sizes 4096,16384,65536] [--rpt 4|8] [--bn 64|32] [--overlap] [--gpu-only]
+//   node bench/gpu.mjs [--sizes 4096,16384,65536] [--rpt 4|8] [--bn 64|32] [--no-overlap] [--gpu-only]
 //                      [--no-crossover] [--quick] [--out file.json]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -24,7 +24,7 @@ const HEADS = 16;
 const HEAD_DIM = 64;
 const BLOCK = 64; // a performance parameter only for these modes
 const CASES = [['all', undefined], ['local', 512], ['strided', 128]];
-const GPU_OPTS = { timestamps: true, rowsPerThread: Number(args.rpt ?? 4), maxKeyTile: Number(args.bn ?? 64), overlapV: !!args.overlap };
+const GPU_OPTS = { timestamps: true, rowsPerThread: Number(args.rpt ?? 4), maxKeyTile: Number(args.bn ?? 64), overlapV: !args['no-overlap'] };
 const STORAGE = 0x80, COPY_DST = 0x8, COPY_SRC = 0x4;
 
 function randomData(n, seed) {
@@ -119,7 +119,7 @@ for (const nCtx of SIZES) {
       endToEndMs: e2eMs, errorVsCpuOverTolerance: err, detail: attn.lastRun.detail,
     };
     result.cases.push(row);
-    log(`${mode}${L ? ` L=${L}` : ''} nCtx=${nCtx}: gpu ${ms.toFixed(3)} ms (${row.usefulGflops.toFixed(0)} GFLOP/s useful; submits ${g.submitMs.toFixed(3)} ms), end-to-end ${e2eMs?.toFixed(1)} ms${err !== null ? `, err/tol ${err.toFixed(3)}` : ''}`);
+    log(`${mode}${L ? ` L=${L}` : ''} nCtx=${nCtx}: gpu ${ms.toFixed(3)} ms (${row.usefulGflops.toFixed(0)} GFLOP/s useful; submits ${g.submitMs.toFixed(3)} ms), end-to-end ${e2eMs === null ? '-' : `${e2eMs.toFixed(1)} ms`}${err !== null ? `, err/tol ${err.toFixed(3)}` : ''}`);
     attn.dispose();
   }
   for (const b of ['q', 'k', 'v']) bufs[b].destroy();

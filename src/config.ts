@@ -52,7 +52,7 @@ export interface WebGpuOptions {
   rowsPerThread?: 4 | 8;
   /** Largest key tile (rows of K/V per step): 64 (default), 32, 16 or 8; smaller uses less workgroup memory. */
   maxKeyTile?: 64 | 32 | 16 | 8;
-  /** Store the V tile after S = Q·Kᵀ (its load overlaps S); needs headDim % 4 == 0. */
+  /** Store the V tile after S = Q·Kᵀ (its load overlaps S; default true, used when headDim % 4 == 0). */
   overlapV?: boolean;
 }
 
