@@ -121,6 +121,27 @@ describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu features', () => {
     expect(attn.lastRun?.backend).toBe('wasm');
     expect(attn.lastRun?.reason).toMatch(/not retried/);
     expect(attn.plan(q.shape).reason).toMatch(/not retried/);
+
+    // Lost after the kernel was submitted, while the call waits for the readback.
+    const ad2 = (await gpu.requestAdapter())!; // one device per adapter
+    const device2 = await ad2.requestDevice({ requiredLimits: { maxComputeWorkgroupStorageSize: ad2.limits.maxComputeWorkgroupStorageSize } });
+    const queue = device2.queue;
+    const submit = queue.submit.bind(queue);
+    let submitted = 0;
+    Object.defineProperty(queue, 'submit', {
+      value: (buffers: GPUCommandBuffer[]) => {
+        submit(buffers);
+        submitted++;
+        device2.destroy();
+      },
+    });
+    const attn2 = new SparseAttention(2, 'local', 9, 16, { backend: 'webgpu', device: device2 });
+    const out2 = await attn2.forward(q, k, v);
+    expect(submitted).toBe(1);
+    expectClose(out2.data, reference(c), 1e-5, 1e-4, 'device lost after submit');
+    expect(attn2.lastRun?.backend).toBe('wasm');
+    expect(attn2.lastRun?.reason).toMatch(/re-ran on the CPU/);
+    attn2.dispose();
     await expect(attn.forwardGPU(null as never, null as never, null as never, q.shape)).rejects.toThrow(/cannot run this call/);
     attn.dispose();
     void gpu;
