@@ -6,7 +6,8 @@
 // and a max-error check against the CPU path. Then a CPU-vs-GPU crossover sweep (end to
 // end, small to large) as input for the 'auto' cost model.
 // Plain Node on dist/ (no dev dependencies), so it runs on the GPU machine.
-//   node bench/gpu.mjs [--sizes 4096,16384,65536] [--quick] [--out file.json]
+//   node bench/gpu.mjs [--sizes 4096,16384,65536] [--rpt 4|8] [--bn 64|32] [--no-overlap] [--gpu-only]
+//                      [--no-crossover] [--quick] [--out file.json]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
@@ -23,6 +24,7 @@ const HEADS = 16;
 const HEAD_DIM = 64;
 const BLOCK = 64; // a performance parameter only for these modes
 const CASES = [['all', undefined], ['local', 512], ['strided', 128]];
+const GPU_OPTS = { timestamps: true, rowsPerThread: Number(args.rpt ?? 4), maxKeyTile: Number(args.bn ?? 64), overlapV: !args['no-overlap'] };
 const STORAGE = 0x80, COPY_DST = 0x8, COPY_SRC = 0x4;
 
 function randomData(n, seed) {
@@ -75,8 +77,8 @@ function maxError(a, b) {
   return worst; // <= 1 means within the WebGPU tolerance
 }
 
-const result = { machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, cases: [], crossover: [] };
-const probe = new SparseAttention(HEADS, 'all', undefined, BLOCK, { backend: 'webgpu', webgpu: { timestamps: true } });
+const result = { options: GPU_OPTS, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, cases: [], crossover: [] };
+const probe = new SparseAttention(HEADS, 'all', undefined, BLOCK, { backend: 'webgpu', webgpu: GPU_OPTS });
 const device = await probe.gpuDevice();
 result.machine.adapter = probe.plan([1, 64, HEADS * HEAD_DIM]) && (await (async () => {
   const sh = [1, 64, HEADS * HEAD_DIM];
@@ -97,13 +99,13 @@ for (const nCtx of SIZES) {
     device.queue.writeBuffer(bufs[name], 0, t.data);
   }
   for (const [mode, L] of CASES) {
-    const attn = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'webgpu', device, webgpu: { timestamps: true } });
+    const attn = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'webgpu', device, webgpu: GPU_OPTS });
     const plan = attn.plan(shape);
     const runs = args.quick ? 3 : nCtx >= 65536 ? 5 : 20;
     const g = await gpuTime(attn, device, bufs, shape, runs);
-    const e2eMs = await endToEnd(attn, q, k, v, args.quick ? 1 : 3);
+    const e2eMs = args['gpu-only'] ? null : await endToEnd(attn, q, k, v, args.quick ? 1 : 3);
     let err = null;
-    if (nCtx <= 4096) {
+    if (nCtx <= 4096 && !args['gpu-only']) {
       const gpuOut = (await attn.forward(q, k, v)).data;
       const cpu = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'wasm' });
       err = maxError(gpuOut, (await cpu.forward(q, k, v)).data);
@@ -117,20 +119,20 @@ for (const nCtx of SIZES) {
       endToEndMs: e2eMs, errorVsCpuOverTolerance: err, detail: attn.lastRun.detail,
     };
     result.cases.push(row);
-    log(`${mode}${L ? ` L=${L}` : ''} nCtx=${nCtx}: gpu ${ms.toFixed(3)} ms (${row.usefulGflops.toFixed(0)} GFLOP/s useful; submits ${g.submitMs.toFixed(3)} ms), end-to-end ${e2eMs.toFixed(1)} ms${err !== null ? `, err/tol ${err.toFixed(3)}` : ''}`);
+    log(`${mode}${L ? ` L=${L}` : ''} nCtx=${nCtx}: gpu ${ms.toFixed(3)} ms (${row.usefulGflops.toFixed(0)} GFLOP/s useful; submits ${g.submitMs.toFixed(3)} ms), end-to-end ${e2eMs === null ? '-' : `${e2eMs.toFixed(1)} ms`}${err !== null ? `, err/tol ${err.toFixed(3)}` : ''}`);
     attn.dispose();
   }
   for (const b of ['q', 'k', 'v']) bufs[b].destroy();
 }
 
 // Crossover: end to end from Float32Arrays, CPU (wasm, all cores up to 8) vs GPU.
-const sweep = args.quick ? [256, 1024] : [128, 256, 512, 1024, 2048, 4096, 8192];
+const sweep = args['no-crossover'] || args['gpu-only'] ? [] : args.quick ? [256, 1024] : [128, 256, 512, 1024, 2048, 4096, 8192];
 for (const [mode, L] of CASES) {
   for (const nCtx of sweep) {
     const shape = [1, nCtx, HEADS * HEAD_DIM];
     const n = nCtx * HEADS * HEAD_DIM;
     const q = { data: randomData(n, 1), shape }, k = { data: randomData(n, 2), shape }, v = { data: randomData(n, 3), shape };
-    const gpu = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'webgpu', device });
+    const gpu = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'webgpu', device, webgpu: GPU_OPTS });
     const cpu = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'wasm' });
     const plan = gpu.plan(shape);
     const runs = args.quick ? 1 : 3;

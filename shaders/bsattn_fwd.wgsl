@@ -7,8 +7,8 @@
 //   S = Q·Kᵀ (scale·log2 e folded into Q), masked on partial tiles only,
 //   m_new = max(m_i, rowmax S), P = 2^(S - m_new), l_i = l_i·α + rowsum P,
 //   O = O·α + P·V with α = 2^(m_i - m_new), and O / l_i once at the end.
-// Thread tile: RPT = 4 query rows × CPT key columns of S, and the same 4 rows × DPT dims
-// of O; TPR = 8 threads share a row group, so the row max is a reduction over 8 lanes
+// Thread tile: RPT query rows × CPT key columns of S, and the same RPT rows × DPT dims
+// of O (loops over these sizes are unrolled by the host); TPR = 8 threads share a row group, so the row max is a reduction over 8 lanes
 // (subgroup shuffles when SUBGROUPS, else workgroup memory). l_i stays a per-thread
 // partial sum (every lane of a row group applies the same α) and is reduced once.
 // see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019);
@@ -19,14 +19,16 @@ const BS: u32 = 64u;  // layout block size (8..128)
 const BM: u32 = 64u;  // query rows per workgroup, divides BS
 const BN: u32 = 64u;  // key rows per tile, divides BS
 const DP: u32 = 64u;  // head dim padded to a multiple of 32
-// SUBGROUPS: the host keeps the //#if SUBGROUPS or the //#else branches below.
+const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
+// SUBGROUPS, VEC4, OVERLAP_V: flags; the host keeps the //#if or the //#else branch of each.
 
-const RPT: u32 = 4u;               // query rows per thread
 const TPR: u32 = 8u;               // threads per row group
 const CPT: u32 = BN / TPR;         // key columns per thread
 const DPT: u32 = DP / TPR;         // output dims per thread (a multiple of 4)
 const WG: u32 = BM / RPT * TPR;    // threads per workgroup
 const MW: u32 = (BS + 31u) / 32u;  // mask words per block row
+const NWB: u32 = (BN + 31u) / 32u; // mask words per tile row
+const NVL: u32 = (BN * DP / 4u + WG - 1u) / WG; // V vec4s each thread loads per tile
 
 struct Params {
   batch: u32, heads: u32, groups: u32, n_ctx: u32,
@@ -40,10 +42,18 @@ struct Params {
 // (rowPtr, cols, maskIds, maskWords offsets) · CSR arrays · mask bits [nMasks][BS][MW]
 @group(0) @binding(1) var<storage, read> meta_w: array<u32>;
 // q, k, v, o: [batch, nCtx, nEmbd] row-major f32 (a batch × head chunk of the call)
+// (VEC4: head dim % 4 == 0, read and written as vec4; element offsets are then multiples of 4)
+//#if VEC4
+@group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> o: array<vec4<f32>>;
+//#else
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> k: array<f32>;
 @group(0) @binding(4) var<storage, read> v: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
+//#endif
 
 // Workgroup memory, all row-major in vec4 chunks, chunk index XOR-swizzled per row so
 // that the 8 lanes of a row group hit distinct banks:
@@ -91,9 +101,19 @@ fn row_sum(x: f32, rg: u32, cg: u32, i: u32) -> f32 {
 //#endif
 }
 
-// Token mask bit of (row, col) inside a block: 1 = allowed.
-fn mask_bit(mask0: u32, row: u32, col: u32) -> bool {
-  return ((meta_w[mask0 + row * MW + col / 32u] >> (col % 32u)) & 1u) != 0u;
+// Allowed bits of tile row `row`, tile columns w·32 … w·32+31 (block column col0 = the
+// first of them): the token mask (if any) AND column < ncols (keys past nk are masked).
+fn tile_bits(mask_id: i32, mask0: u32, row: u32, col0: u32, ncols: u32, w: u32) -> u32 {
+  var bits = 0xffffffffu;
+  if (mask_id >= 0) { bits = meta_w[mask0 + row * MW + col0 / 32u] >> (col0 % 32u); }
+  let lim = select(0u, ncols - w * 32u, ncols > w * 32u);
+  if (lim < 32u) { bits &= (1u << lim) - 1u; }
+  return bits;
+}
+
+// Bit c of a tile row's allowed bits (constant array indices only: see unroll() in program.ts).
+fn allowed(bits: array<u32, NWB>, c: u32) -> bool {
+  return ((select(bits[0], bits[NWB - 1u], c >= 32u) >> (c % 32u)) & 1u) != 0u;
 }
 
 @compute @workgroup_size(WG)
@@ -122,6 +142,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let cg = t % TPR;
 
   // q_s = Q · scale (zero past nq and past head_dim)
+//#if VEC4
+  for (var i = t; i < BM * DP / 4u; i += WG) {
+    let r = i / (DP / 4u);
+    let d4 = i % (DP / 4u);
+    var x = vec4<f32>(0.0);
+    if (row0 + r < nq && d4 * 4u < hd) { x = q[(base + (row0 + r) * stride) / 4u + d4] * prm.scale; }
+    q_s[qk_idx(r, d4)] = x;
+  }
+//#else
   for (var i = t; i < BM * DP; i += WG) {
     let r = i / DP;
     let d = i % DP;
@@ -129,6 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (row0 + r < nq && d < hd) { x = q[base + (row0 + r) * stride + d] * prm.scale; }
     q_s[qk_idx(r, d / 4u)][d % 4u] = x;
   }
+//#endif
 
   var m_i: array<f32, RPT>;
   var l_i: array<f32, RPT>;
@@ -153,6 +183,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
       workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s
       // K, V tiles (keys >= nk are never read: zero rows)
+//#if VEC4
+      // V stays in registers until it is stored: with OVERLAP_V after S, so that its
+      // global latency overlaps Q·Kᵀ (v_s is free: the barrier above ended the last P·V)
+      var v_pre: array<vec4<f32>, NVL>;
+      for (var u = 0u; u < NVL; u++) {
+        let i = t + u * WG;
+        let c = i / (DP / 4u);
+        let d4 = i % (DP / 4u);
+        var kx = vec4<f32>(0.0);
+        v_pre[u] = vec4<f32>(0.0);
+        if (i < BN * DP / 4u && c < ncols && d4 * 4u < hd) {
+          let at = (base + (key0 + c) * stride) / 4u + d4;
+          kx = k[at];
+          v_pre[u] = v[at];
+        }
+        if (i < BN * DP / 4u) { kp_s[kv_idx(c, d4)] = kx; }
+      }
+//#if !OVERLAP_V
+      for (var u = 0u; u < NVL; u++) {
+        if (t + u * WG < BN * DP / 4u) { v_s[t + u * WG] = v_pre[u]; }
+      }
+//#endif
+//#else
       for (var i = t; i < BN * DP; i += WG) {
         let c = i / DP;
         let d = i % DP;
@@ -166,6 +219,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         kp_s[kv_idx(c, d / 4u)][d % 4u] = kx;
         v_s[c * (DP / 4u) + d / 4u][d % 4u] = vx;
       }
+//#endif
       workgroupBarrier();
 
       // S = Q·Kᵀ for rows rg·RPT + i, columns cg·CPT + j
@@ -180,6 +234,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
       }
 
+      // Allowed bits of this thread's rows over the tile's columns (partial tiles only)
+      var okb: array<array<u32, NWB>, RPT>;
+      if (masked) {
+        for (var i = 0u; i < RPT; i++) {
+          for (var w = 0u; w < NWB; w++) { okb[i][w] = tile_bits(mask_id, mask0, rg * RPT + i, sub * BN + w * 32u, ncols, w); }
+        }
+      }
       // S = allowed ? S : -inf (partial tiles only); m_new = max(m_i, rowmax S)
       var alpha: array<f32, RPT>;
       for (var i = 0u; i < RPT; i++) {
@@ -187,8 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < CPT; j++) {
           if (masked) {
             let c = cg * CPT + j;
-            let ok = c < ncols && (mask_id < 0 || mask_bit(mask0, rg * RPT + i, sub * BN + c));
-            s[i][j] = select(ninf, s[i][j], ok);
+            s[i][j] = select(ninf, s[i][j], allowed(okb[i], c));
           }
           mx = max(mx, s[i][j]);
         }
@@ -205,6 +265,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         l_i[i] = l_i[i] * alpha[i] + sum;
       }
+//#if OVERLAP_V
+      for (var u = 0u; u < NVL; u++) {
+        if (t + u * WG < BN * DP / 4u) { v_s[t + u * WG] = v_pre[u]; }
+      }
+//#endif
       workgroupBarrier(); // every lane is done reading K from kp_s
       for (var i = 0u; i < RPT; i++) {
         for (var j = 0u; j < CPT; j++) {
@@ -218,14 +283,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       // O += P·V; on partial tiles each product is selected by the mask, so a masked
       // key's V (even NaN or Inf) never reaches the output, as in the dense reference
       if (masked) {
-        for (var c = 0u; c < ncols; c++) {
-          for (var i = 0u; i < RPT; i++) {
-            let r = rg * RPT + i;
-            let p = kp_s[p_idx(r, c / 4u)][c % 4u];
-            let ok = mask_id < 0 || mask_bit(mask0, r, sub * BN + c);
+        for (var c4 = 0u; c4 < BN / 4u; c4++) {
+          var pv: array<vec4<f32>, RPT>;
+          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[p_idx(rg * RPT + i, c4)]; }
+          for (var cc = 0u; cc < 4u; cc++) {
+            let c = c4 * 4u + cc;
             for (var j = 0u; j < DPT / 4u; j++) {
               let vv = v_s[c * (DP / 4u) + cg * (DPT / 4u) + j];
-              acc[i][j] += select(vec4<f32>(0.0), p * vv, ok);
+              for (var i = 0u; i < RPT; i++) {
+                let ok = allowed(okb[i], c);
+                acc[i][j] += select(vec4<f32>(0.0), pv[i][cc] * vv, ok);
+              }
             }
           }
         }
@@ -251,10 +319,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let r = row0 + rg * RPT + i;
     if (r < nq) {
       let dst = base + r * stride;
+//#if VEC4
+      for (var j = 0u; j < DPT / 4u; j++) {
+        if (cg * DPT + j * 4u < hd) { o[dst / 4u + cg * (DPT / 4u) + j] = acc[i][j] * inv; }
+      }
+//#else
       for (var j = 0u; j < DPT; j++) {
         let d = cg * DPT + j;
         if (d < hd) { o[dst + d] = acc[i][j / 4u][j % 4u] * inv; }
       }
+//#endif
     }
   }
 }

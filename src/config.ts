@@ -48,6 +48,12 @@ export interface WebGpuOptions {
   maxBindingBytes?: number;
   /** Time kernels with timestamp queries (forwardGPU; lastRun.gpuMs). */
   timestamps?: boolean;
+  /** Query rows per thread of the kernel's register tile: 4 (default) or 8. */
+  rowsPerThread?: 4 | 8;
+  /** Largest key tile (rows of K/V per step): 64 (default), 32, 16 or 8; smaller uses less workgroup memory. */
+  maxKeyTile?: 64 | 32 | 16 | 8;
+  /** Store the V tile after S = Q·Kᵀ (its load overlaps S; default true, used when headDim % 4 == 0). */
+  overlapV?: boolean;
 }
 
 export type WasmVariant = 'relaxed' | 'simd' | 'scalar';
@@ -230,9 +236,15 @@ function checkWebGpuOptions(w: unknown): WebGpuOptions {
   if (w === undefined) return {};
   if (w === null || typeof w !== 'object') throw argError('options.webgpu', 'an object or undefined', w);
   const o = w as WebGpuOptions;
-  for (const key of ['subgroups', 'timestamps'] as const) {
+  for (const key of ['subgroups', 'timestamps', 'overlapV'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw argError(`options.webgpu.${key}`, 'a boolean', o[key]);
   }
   if (o.maxBindingBytes !== undefined) checkPositiveInt('options.webgpu.maxBindingBytes', o.maxBindingBytes);
+  if (o.rowsPerThread !== undefined && o.rowsPerThread !== 4 && o.rowsPerThread !== 8) {
+    throw argError('options.webgpu.rowsPerThread', '4 or 8', o.rowsPerThread);
+  }
+  if (o.maxKeyTile !== undefined && ![8, 16, 32, 64].includes(o.maxKeyTile)) {
+    throw argError('options.webgpu.maxKeyTile', 'one of 8, 16, 32, 64', o.maxKeyTile);
+  }
   return { ...o };
 }

@@ -163,8 +163,13 @@ export class SparseAttention {
     const t0 = now();
     const inputs = { q: q.data, k: k.data, v: v.data, signal: forwardOptions.signal };
     if (choice.backend === 'webgpu') {
-      const gpu = await this.gpuReady(plan);
+      const gpu = this.gpuBackend();
+      await this.initGpu(gpu);
       try {
+        // A device lost since choose() counts as a failure of this call, not a usage error.
+        if (gpu.deadReason) throw new Error(gpu.deadReason);
+        const why = gpu.canRun(plan);
+        if (why) throw stateError(`backend 'webgpu' cannot run this call: ${why}`);
         const data = await gpu.run(plan, inputs);
         checkNotDisposed(this.disposed);
         this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: choice.reason, ms: now() - t0 };
@@ -172,6 +177,7 @@ export class SparseAttention {
       } catch (e) {
         checkNotDisposed(this.disposed);
         forwardOptions.signal?.throwIfAborted();
+        if (!gpu.deadReason && /cannot run this call/.test((e as Error).message)) throw e;
         // The device is not retried: lost, destroyed or failing, this instance now runs on the CPU.
         gpu.deadReason ??= `a GPU call failed (${(e as Error).message})`;
         choice = { backend: 'wasm', reason: `wasm: the webgpu call failed, re-ran on the CPU: ${gpu.deadReason}` };

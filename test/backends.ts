@@ -1,5 +1,6 @@
 // Every path the conformance suite runs: each wasm build this runtime validates, single-
-// and multi-threaded, and forwardSync. Tolerances per path (DESIGN.md §1).
+// and multi-threaded, and forwardSync; the WebGPU kernel variants. Tolerances per path
+// (DESIGN.md §1).
 import { wasmVariants, type SparseAttentionOptions } from '../dist/index.js';
 
 export interface PathUnderTest {
@@ -22,4 +23,18 @@ export function wasmPaths(): PathUnderTest[] {
   }
   paths.push({ name: 'wasm forwardSync', options: { backend: 'wasm' }, sync: true, ...WASM_TOL });
   return paths;
+}
+
+const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
+
+/** The WebGPU kernel variants: subgroup shuffles (where the adapter has them) and plain. */
+export function webgpuPaths(): PathUnderTest[] {
+  return [
+    { name: 'webgpu default', options: { backend: 'webgpu' }, ...WEBGPU_TOL },
+    {
+      name: 'webgpu plain, 8 rows/thread, key tile <= 32, V not overlapped',
+      options: { backend: 'webgpu', webgpu: { subgroups: false, rowsPerThread: 8, maxKeyTile: 32, overlapV: false } },
+      ...WEBGPU_TOL,
+    },
+  ];
 }

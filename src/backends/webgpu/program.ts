@@ -14,7 +14,13 @@ export interface Tiles {
   bn: number;
   /** Head dim padded to a multiple of 32 (8 lanes × vec4). */
   dp: number;
+  /** Query rows per thread: 4, or 8 (bigger register tile, half the threads). */
+  rpt: number;
   subgroups: boolean;
+  /** Head dim % 4 == 0: tensors bound as vec4 arrays. */
+  vec4: boolean;
+  /** (vec4 only) store the V tile after S = Q·Kᵀ so its load latency overlaps S. */
+  overlapV: boolean;
 }
 
 /** Workgroup bytes of a tile shape (see the budget comment in the shader). */
@@ -24,35 +30,77 @@ export function workgroupBytes(t: Tiles): number {
 }
 
 /** Largest tiles that fit the device's workgroup memory, or null when even 8×8 does not. */
-export function chooseTiles(bs: number, headDim: number, limitBytes: number, subgroups: boolean): Tiles | null {
+export function chooseTiles(
+  bs: number, headDim: number, limitBytes: number, subgroups: boolean,
+  prefs: { rpt?: number; maxKeyTile?: number; overlapV?: boolean } = {},
+): Tiles | null {
+  const rpt = prefs.rpt ?? 4;
   const dp = Math.ceil(headDim / 32) * 32;
   const sizes = [64, 32, 16, 8].filter((x) => x <= bs);
+  const vec4 = headDim % 4 === 0;
   const options: Tiles[] = [];
-  for (const bm of sizes) for (const bn of sizes) options.push({ bs, bm, bn, dp, subgroups });
+  for (const bm of sizes) {
+    for (const bn of sizes.filter((x) => x <= (prefs.maxKeyTile ?? 64))) {
+      options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4, overlapV: vec4 && !!prefs.overlapV });
+    }
+  }
   // Most work per tile first; among equals, taller query tiles (fewer K/V reloads).
   options.sort((a, b) => b.bm * b.bn - a.bm * a.bn || b.bm - a.bm);
   return options.find((t) => workgroupBytes(t) <= limitBytes) ?? null;
 }
 
 export function tilesKey(t: Tiles): string {
-  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}${t.subgroups ? '_sg' : ''}`;
+  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}${t.overlapV ? '_ov' : ''}`;
 }
 
-/** The WGSL text for a tile shape: constants rewritten, one SUBGROUPS branch kept. */
+/** The WGSL text for a tile shape: constants rewritten, one branch of each flag kept, tile loops unrolled. */
 export function programText(t: Tiles): string {
-  const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp };
-  let text = source.replace(/^const (BS|BM|BN|DP): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
+  const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp, RPT: t.rpt };
+  let text = source.replace(/^const (BS|BM|BN|DP|RPT): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
+  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV };
   const out: string[] = [];
-  let keep = true;
+  const stack: boolean[] = []; // nested //#if branches: a line is kept when all are taken
   for (const line of text.split('\n')) {
-    const cond = /^\/\/#if (!?)SUBGROUPS/.exec(line);
-    if (cond) keep = cond[1] === '!' ? !t.subgroups : t.subgroups;
-    else if (line.startsWith('//#else')) keep = !keep;
-    else if (line.startsWith('//#endif')) keep = true;
-    else if (keep) out.push(line);
+    const cond = /^\/\/#if (!?)(\w+)/.exec(line);
+    if (cond) stack.push((cond[1] === '!') !== flags[cond[2]]);
+    else if (line.startsWith('//#else')) stack.push(!stack.pop());
+    else if (line.startsWith('//#endif')) stack.pop();
+    else if (stack.every(Boolean)) out.push(line);
   }
-  text = out.join('\n');
+  text = unroll(out.join('\n'), {
+    RPT: t.rpt, CPT: t.bn / 8, DPT: t.dp / 8, 'DPT / 4u': t.dp / 32, NWB: Math.ceil(t.bn / 32), '4u': 4,
+    NVL: Math.ceil((t.bn * t.dp) / 4 / ((t.bm / t.rpt) * 8)),
+  });
   return t.subgroups ? `enable subgroups;\n${text}` : text;
+}
+
+/**
+ * Fully unrolls every `for (var x = 0u; x < N; x++) { … }` whose bound N is one of the
+ * register-tile sizes: each copy gets x as a literal in its own block. Register arrays
+ * (S, O, m_i, l_i) are then only indexed by constants, which drivers keep in registers;
+ * a dynamically indexed private array can land in local memory.
+ */
+export function unroll(text: string, bounds: Record<string, number>): string {
+  const names = Object.keys(bounds).map((b) => b.replace(/[/ ]/g, (c) => (c === '/' ? '\\/' : ' ')));
+  const header = new RegExp(`for \\(var (\\w+) = 0u; \\1 < (${names.join('|')}); \\1\\+\\+\\) \\{`);
+  for (let m = header.exec(text); m; m = header.exec(text)) {
+    const open = m.index + m[0].length - 1;
+    let depth = 0;
+    let close = open;
+    for (let i = open; i < text.length; i++) {
+      if (text[i] === '{') depth++;
+      else if (text[i] === '}' && --depth === 0) {
+        close = i;
+        break;
+      }
+    }
+    const body = text.slice(open + 1, close);
+    const n = bounds[m[2]];
+    const v = new RegExp(`\\b${m[1]}\\b`, 'g');
+    const copies = Array.from({ length: n }, (_, k) => `{${body.replace(v, `${k}u`)}}`);
+    text = text.slice(0, m.index) + copies.join(' ') + text.slice(close + 1);
+  }
+  return text;
 }
 
 /** Pipelines per device: every instance on one device shares them. */

@@ -4,7 +4,7 @@
 // exceed one storage binding runs in chunks of batch items or heads. Any GPU error or
 // device loss during a call rejects it; the facade then re-runs it on the CPU.
 /// <reference types="@webgpu/types" />
-import type { Config } from '../../config.js';
+import type { Config, WebGpuOptions } from '../../config.js';
 import { type Geometry, type Plan, buildGeometry } from '../../plan.js';
 import type { Backend, RunInputs } from '../backend.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
@@ -39,7 +39,7 @@ export class WebGpuBackend implements Backend {
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
-  constructor(private readonly config: Config, private readonly options: { subgroups?: boolean; maxBindingBytes?: number; timestamps?: boolean } = {}) {}
+  constructor(private readonly config: Config, private readonly options: WebGpuOptions = {}) {}
 
   init(): Promise<void> {
     this.initialising ??= (async () => {
@@ -132,7 +132,8 @@ export class WebGpuBackend implements Backend {
   private tilesFor(plan: Plan): Tiles | null {
     const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     const sg = this.ctx!.subgroups && this.options.subgroups !== false;
-    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg);
+    const o = this.options;
+    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true });
   }
 
   private check(): GPUDevice {

@@ -1,0 +1,38 @@
+// The conformance suite against the WebGPU path, on whatever adapter this machine has (in
+// CI: Mesa's lavapipe). lavapipe compiles each pipeline in seconds and runs ~2 GFLOP/s, so
+// the second kernel variant runs the cases whose head dim pads to 32 (every mode, causal
+// and bidirectional, every edge size and block size; fewer distinct pipelines).
+import { afterAll, describe, expect, it } from 'vitest';
+import { SparseAttention } from '../dist/index.js';
+import { webgpuPaths } from './backends.js';
+import { conformanceCases } from './cases.js';
+import { ENABLE_HINT, REQUIRE_GPU, probeAdapter } from './gpu-env.js';
+import { describeCase, expectClose, inputs, reference } from './helpers.js';
+
+const adapter = probeAdapter();
+if (!adapter.ok && !REQUIRE_GPU) console.log(ENABLE_HINT);
+
+describe.runIf(!adapter.ok && REQUIRE_GPU)('webgpu adapter', () => {
+  it('exists (SPARSE_ATTENTION_REQUIRE_GPU=1)', () => {
+    throw new Error(`no WebGPU adapter (${adapter.error ?? 'requestAdapter returned null'}). ${ENABLE_HINT}`);
+  });
+});
+
+const cases = conformanceCases();
+const paths = webgpuPaths();
+
+describe.runIf(adapter.ok).each(paths.map((p, i) => ({ ...p, trimmed: i > 0 })))('$name', (path) => {
+  const instances: SparseAttention[] = [];
+  afterAll(() => instances.forEach((a) => a.dispose()));
+  const mine = path.trimmed ? cases.filter((c) => c.headDim <= 32) : cases;
+
+  it.each(mine.map((c) => [describeCase(c), c] as const))('%s', async (_name, c) => {
+    const attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...c.options, ...path.options });
+    instances.push(attn);
+    const { q, k, v } = inputs(c);
+    const out = await attn.forward(q, k, v, { keyLengths: c.keyLengths });
+    expect(attn.lastRun?.backend, attn.lastRun?.reason).toBe('webgpu');
+    expect(out.shape).toEqual(q.shape);
+    expectClose(out.data, reference(c), path.atol, path.rtol, `${path.name} ${describeCase(c)}`);
+  });
+});
