@@ -135,13 +135,17 @@ export function bandBlockSize(blocksize: number, seqLen: number): number {
   return Math.max(8, Math.min(bs, Math.ceil(seqLen / 8) * 8));
 }
 
-export function buildGeometry(config: Config, nCtx: number): Geometry {
+/**
+ * Block layouts for one nCtx. `bandBlock` fixes the block size of the band modes (the GPU
+ * kernel runs them at 64); by default bandBlockSize() chooses it for the CPU kernel.
+ */
+export function buildGeometry(config: Config, nCtx: number, bandBlock?: number): Geometry {
   const { mode, causal, heads } = config;
   const L = config.localAttnCtx;
   const one = new Int32Array(heads);
   if (mode === 'all' || mode === 'local' || mode === 'strided') {
     const seqLen = mode === 'strided' ? Math.ceil(nCtx / L) : nCtx;
-    const bs = bandBlockSize(config.blocksize, seqLen);
+    const bs = bandBlock ?? bandBlockSize(config.blocksize, seqLen);
     let lo = -Infinity;
     let hi = causal ? 0 : Infinity;
     if (mode === 'local') {

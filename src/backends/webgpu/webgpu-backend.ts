@@ -123,7 +123,7 @@ export class WebGpuBackend implements Backend {
     let g = this.bandGeometries.get(plan.nCtx);
     if (!g) {
       if (this.bandGeometries.size >= 8) this.bandGeometries.clear();
-      g = buildGeometry({ ...this.config, blocksize: GPU_BAND_BLOCK }, plan.nCtx);
+      g = buildGeometry(this.config, plan.nCtx, GPU_BAND_BLOCK);
       this.bandGeometries.set(plan.nCtx, g);
     }
     return { ...plan, ...g };
