@@ -38,7 +38,7 @@ let adapter = null;
 for (const [b, n, e, h, mode, L] of SWEEP) {
   const shape = [b, n, e];
   const t = { q: randomTensor(shape, 1), k: randomTensor(shape, 2), v: randomTensor(shape, 3) };
-  const runs = quick ? 3 : n >= 2048 ? 5 : 15;
+  const runs = quick ? 3 : n >= 2048 ? 5 : 25;
   const row = { shape, heads: h, mode, L: L ?? null };
   // Warm every path up (for auto: the one-time adapter probe), then time them in
   // interleaved rounds so that drifting machine load hits all three alike.
