@@ -58,6 +58,11 @@ export class WebGpuBackend implements Backend {
     return this.initialising;
   }
 
+  /** GPU buffers this backend holds now (pooled tensors and layout metadata); for soak tests. */
+  get bufferCount(): number {
+    return this.pool.size + this.metas.size;
+  }
+
   /** The adapter's name ('' until init), for the cost model. */
   get adapterName(): string {
     return this.ctx?.adapter ?? '';

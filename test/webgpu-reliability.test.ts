@@ -1,0 +1,93 @@
+// Reliability of the WebGPU path (issue 6), on whatever adapter this machine has (CI:
+// lavapipe): 200 calls in flight on one instance and across instances, every result right
+// for its own inputs; a soak of mixed shapes in which the GPU buffers held stay bounded and
+// dispose() releases them. SOAK_GPU_CALLS sets the soak length (default 300; the figures in
+// docs/reliability.md come from SOAK_GPU_CALLS=10000).
+import { describe, expect, it } from 'vitest';
+import { SparseAttention } from '../dist/index.js';
+import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
+import { describeCase, expectClose, inputs, reference, type Case } from './helpers.js';
+
+const adapter = probeAdapter();
+const TOL = { atol: 1e-4, rtol: 1e-3 };
+
+const SHAPES: Case[] = [
+  { mode: 'all', bs: 16, batch: 2, nCtx: 37, heads: 2, headDim: 8 },
+  { mode: 'local', L: 9, bs: 16, batch: 1, nCtx: 70, heads: 2, headDim: 4 },
+  { mode: 'strided', L: 5, bs: 16, batch: 1, nCtx: 60, heads: 3, headDim: 6 },
+  { mode: 'all', bs: 16, batch: 1, nCtx: 64, heads: 2, headDim: 16, keyLengths: [20] },
+];
+
+/** The GPU buffers an instance's backend holds (internal, for this test only). */
+const gpuBuffers = (attn: SparseAttention) => (attn as unknown as { gpu: { bufferCount: number } | null }).gpu?.bufferCount ?? 0;
+
+async function check(attn: SparseAttention, c: Case, seed: number, failures: string[]): Promise<void> {
+  const { q, k, v } = inputs(c, seed);
+  const out = await attn.forward(q, k, v, { keyLengths: c.keyLengths });
+  if (attn.lastRun?.backend !== 'webgpu') failures.push(`seed ${seed}: ran on ${attn.lastRun?.backend}: ${attn.lastRun?.reason}`);
+  try {
+    expectClose(out.data, reference(c, seed), TOL.atol, TOL.rtol, `seed ${seed} ${describeCase(c)}`);
+  } catch (e) {
+    failures.push((e as Error).message);
+  }
+}
+
+describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu reliability', () => {
+  it('200 calls in flight on one instance: every result right for its own inputs', async () => {
+    const attn = new SparseAttention(2, 'all', undefined, 16, { backend: 'webgpu' });
+    const failures: string[] = [];
+    const shapes = SHAPES.filter((c) => c.mode === 'all' && c.heads === 2);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => check(attn, shapes[i % shapes.length], 5000 + i, failures)));
+    attn.dispose();
+    expect(failures).toEqual([]);
+  });
+
+  it('200 calls in flight across 4 instances (modes, shapes, key lengths), sharing one device', async () => {
+    const instances = SHAPES.map((c) => new SparseAttention(c.heads, c.mode, c.L, c.bs, { backend: 'webgpu' }));
+    const failures: string[] = [];
+    await Promise.all(Array.from({ length: 200 }, (_, i) => check(instances[i % 4], SHAPES[i % 4], 7000 + i, failures)));
+    instances.forEach((a) => a.dispose());
+    expect(failures).toEqual([]);
+  });
+
+  it('soak: mixed shapes, GPU buffers bounded, dispose releases them', async () => {
+    const calls = Number(process.env.SOAK_GPU_CALLS ?? 300);
+    const attn = new SparseAttention(2, 'all', undefined, 16, { backend: 'webgpu' });
+    const failures: string[] = [];
+    const shapes: Case[] = [16, 40, 100, 64, 7].map((nCtx, i) => ({ mode: 'all', bs: 16, batch: 1 + (i % 2), nCtx, heads: 2, headDim: 8 }));
+    let peak = 0;
+    const samples: number[] = [];
+    const rss: number[] = [];
+    const rss0 = process.memoryUsage().rss;
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) {
+      const c = shapes[i % shapes.length];
+      const { q, k, v } = inputs(c, 1);
+      const out = await attn.forward(q, k, v);
+      if (i % 50 === 0) {
+        // Every 50th result is checked against the reference.
+        try {
+          expectClose(out.data, reference(c, 1), TOL.atol, TOL.rtol, `call ${i} ${describeCase(c)}`);
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+      }
+      peak = Math.max(peak, gpuBuffers(attn));
+      if (i % Math.max(1, Math.floor(calls / 10)) === 0) {
+        samples.push(gpuBuffers(attn));
+        rss.push(Math.round(process.memoryUsage().rss / 2 ** 20));
+      }
+    }
+    const rssGrowthMiB = (process.memoryUsage().rss - rss0) / 2 ** 20;
+    console.log(
+      `webgpu soak: ${calls} calls in ${((performance.now() - t0) / 1000).toFixed(1)} s; GPU buffers held, sampled: ` +
+        `${samples.join(' ')} (peak ${peak}); RSS MiB, sampled: ${rss.join(' ')} (growth ${rssGrowthMiB.toFixed(1)})`,
+    );
+    expect(failures).toEqual([]);
+    // One buffer per role (q, k, v, out, staging, …) plus at most 4 cached layouts: bounded by
+    // a small constant, whatever the number of calls.
+    expect(peak).toBeLessThanOrEqual(16);
+    attn.dispose();
+    expect(gpuBuffers(attn)).toBe(0);
+  });
+});
