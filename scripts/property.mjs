@@ -1,11 +1,12 @@
 // Nightly-style property test: `node scripts/property.mjs --cases 2000 --seed 1` runs
-// cases seed, seed+1, … (scripts/lib/property.mjs) on every CPU path (scripts/lib/paths.mjs)
+// cases seed, seed+1, … (scripts/lib/property.mjs) on every CPU path, or with --gpu on the
+// WebGPU path (scripts/lib/paths.mjs)
 // against the float64 reference. A failure prints its seed and configuration;
 // `node scripts/property.mjs --replay <seed>` reruns that one case. Needs `npm run build`.
 // Options: --budget N (reference work per case, default 3e7), --json FILE (summary).
 import { writeFileSync } from 'node:fs';
 import * as lib from '../dist/index.js';
-import { cpuPaths } from './lib/paths.mjs';
+import { cpuPaths, gpuPaths } from './lib/paths.mjs';
 import { checkCase, describeCase, makeCase } from './lib/property.mjs';
 
 const args = process.argv.slice(2);
@@ -17,7 +18,8 @@ const replay = opt('replay', undefined);
 const seed0 = Number(replay ?? opt('seed', '1'));
 const cases = replay !== undefined ? 1 : Number(opt('cases', '2000'));
 const budget = Number(opt('budget', '3e7'));
-const paths = cpuPaths(lib);
+// --gpu: the WebGPU path instead of the CPU paths (needs an adapter; lavapipe works).
+const paths = args.includes('--gpu') ? gpuPaths() : cpuPaths(lib);
 
 // Keep one instance per path alive so that engines and worker pools persist between cases.
 const keep = paths.filter((p) => !p.sync).map((p) => new lib.SparseAttention(1, 'all', undefined, 8, { ...p.options, threads: 3 }));

@@ -1,11 +1,17 @@
 // The paths the scripts (property, soak, limits) run, as test/backends.ts lists them for
 // vitest: each wasm build this runtime validates (threaded where it can be) and
-// forwardSync. The WebGPU path adds its entry here when it lands, with its tolerance
-// (DESIGN.md §1: |a-r| <= 1e-4 + 1e-3·|r|).
+// forwardSync; and the WebGPU path with its tolerance (DESIGN.md §1: |a-r| <= 1e-4 + 1e-3·|r|).
 const WASM_TOL = { atol: 1e-5, rtol: 1e-4 };
 
 export function cpuPaths(lib) {
   const paths = lib.wasmVariants().map((variant) => ({ name: `wasm ${variant}`, options: { backend: 'wasm', wasmVariant: variant }, ...WASM_TOL }));
   paths.push({ name: 'wasm forwardSync', options: { backend: 'wasm' }, sync: true, ...WASM_TOL });
   return paths;
+}
+
+const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
+
+/** The GPU path (forced, so that a silent CPU fallback fails the check). */
+export function gpuPaths() {
+  return [{ name: 'webgpu', options: { backend: 'webgpu' }, ...WEBGPU_TOL }];
 }

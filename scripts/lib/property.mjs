@@ -152,6 +152,10 @@ export async function checkCase(lib, c, paths) {
       const out = path.sync ? attn.forwardSync(q, k, v, fo) : await attn.forward(q, k, v, fo);
       const bad = firstMismatch(out.data, ref, path.atol, path.rtol);
       if (bad) failures.push(`${where}: ${bad}`);
+      const forced = path.options.backend;
+      if (forced && forced !== 'auto' && attn.lastRun?.backend !== forced) {
+        failures.push(`${where}: ran on ${attn.lastRun?.backend} instead of ${forced} (${attn.lastRun?.reason})`);
+      }
       if ([q, k, v].some((t) => t.data.buffer === out.data.buffer)) failures.push(`${where}: the output aliases an input`);
       [q, k, v].forEach((t, i) => {
         if (!sameBits(t.data, before[i])) failures.push(`${where}: input ${'qkv'[i]} was modified`);
