@@ -1,7 +1,7 @@
 // Reliability of the WebGPU path (issue 6), on whatever adapter this machine has (CI:
 // lavapipe): 200 calls in flight on one instance and across instances, every result right
-// for its own inputs; a soak of mixed shapes in which the GPU buffers held stay bounded and
-// dispose() releases them. SOAK_GPU_CALLS sets the soak length (default 300; the figures in
+// for its own inputs; bit-identical results for the same inputs; a soak of mixed shapes in
+// which the GPU buffers held stay bounded and dispose() releases them. SOAK_GPU_CALLS sets the soak length (default 300; the figures in
 // docs/reliability.md come from SOAK_GPU_CALLS=10000).
 import { describe, expect, it } from 'vitest';
 import { SparseAttention } from '../dist/index.js';
@@ -48,6 +48,18 @@ describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu reliability', () => {
     await Promise.all(Array.from({ length: 200 }, (_, i) => check(instances[i % 4], SHAPES[i % 4], 7000 + i, failures)));
     instances.forEach((a) => a.dispose());
     expect(failures).toEqual([]);
+  });
+
+  it('determinism: the same inputs give bit-identical outputs, call after call and across instances', async () => {
+    const c: Case = { mode: 'local', L: 13, bs: 16, batch: 2, nCtx: 150, heads: 2, headDim: 24 };
+    const { q, k, v } = inputs(c, 3);
+    const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+    const a = new SparseAttention(c.heads, c.mode, c.L, c.bs, { backend: 'webgpu' });
+    const b = new SparseAttention(c.heads, c.mode, c.L, c.bs, { backend: 'webgpu' });
+    const first = bits((await a.forward(q, k, v)).data);
+    for (const attn of [a, a, b, a]) expect(bits((await attn.forward(q, k, v)).data)).toEqual(first);
+    a.dispose();
+    b.dispose();
   });
 
   it('soak: mixed shapes, GPU buffers bounded, dispose releases them', async () => {
