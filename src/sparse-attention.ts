@@ -18,6 +18,7 @@ import {
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
 import { estimateGpuMs, estimateWasmMs, isSoftwareAdapter } from './cost-model.js';
+import { rejectOnAbort } from './abort.js';
 
 /**
  * A WebGPU GPUBuffer, typed structurally so that this package's types need no
@@ -170,7 +171,8 @@ export class SparseAttention {
         if (gpu.deadReason) throw new Error(gpu.deadReason);
         const why = gpu.canRun(plan);
         if (why) throw stateError(`backend 'webgpu' cannot run this call: ${why}`);
-        const data = await gpu.run(plan, inputs);
+        // An abort rejects at once; a GPU submit cannot be recalled, its result is dropped.
+        const data = await rejectOnAbort(gpu.run(plan, inputs), forwardOptions.signal);
         checkNotDisposed(this.disposed);
         this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: choice.reason, ms: now() - t0 };
         return { data, shape: [...shape] };

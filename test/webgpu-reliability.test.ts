@@ -62,6 +62,25 @@ describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu reliability', () => {
     b.dispose();
   });
 
+  it('an AbortSignal rejects a long GPU call promptly; no CPU fallback; the instance stays usable', async () => {
+    const big: Case = { mode: 'all', bs: 16, batch: 1, nCtx: 2048, heads: 4, headDim: 64 };
+    const attn = new SparseAttention(big.heads, big.mode, undefined, big.bs, { backend: 'webgpu' });
+    const t = inputs(big);
+    const small: Case = { mode: 'all', bs: 16, batch: 1, nCtx: 40, heads: 4, headDim: 64 };
+    const s = inputs(small);
+    await attn.forward(s.q, s.k, s.v); // device and pipelines ready
+    const ac = new AbortController();
+    const started = performance.now();
+    const call = attn.forward(t.q, t.k, t.v, { signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('stop')), 20);
+    await expect(call).rejects.toThrow('stop');
+    expect(performance.now() - started).toBeLessThan(1000);
+    const out = await attn.forward(s.q, s.k, s.v);
+    expect(attn.lastRun?.backend).toBe('webgpu');
+    expectClose(out.data, reference(small), TOL.atol, TOL.rtol, 'after abort');
+    attn.dispose();
+  });
+
   it('soak: mixed shapes, GPU buffers bounded, dispose releases them', async () => {
     const calls = Number(process.env.SOAK_GPU_CALLS ?? 300);
     const attn = new SparseAttention(2, 'all', undefined, 16, { backend: 'webgpu' });

@@ -7,6 +7,7 @@ import { forEachSequence } from '../../plan.js';
 import type { BlockLayout } from '../../layout/block-layout.js';
 import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK_WORDS, scratchBytes } from './abi.js';
 import { type KernelChoice, type Variant, chooseKernel } from './kernels.js';
+import { rejectOnAbort } from '../../abort.js';
 import { WorkerLostError, WorkerPool, cancelCall } from './pool.js';
 import { applyTrap, faults } from './faults.js';
 
@@ -425,15 +426,3 @@ export class WasmEngine {
   }
 }
 
-/** The call's promise, rejected as soon as the signal fires (the work stops at its next task). */
-function rejectOnAbort<T>(result: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    result.then(
-      (x) => { signal.removeEventListener('abort', onAbort); resolve(x); },
-      (e) => { signal.removeEventListener('abort', onAbort); reject(e); },
-    );
-  });
-}

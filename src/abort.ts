@@ -1,0 +1,16 @@
+// AbortSignal helper shared by the paths: a call's promise rejects as soon as the signal
+// fires, while the work already started (a kernel on a worker, a GPU submit) finishes in
+// the background and is discarded.
+
+export function rejectOnAbort<T>(result: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return result;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    result.then(
+      (x) => { signal.removeEventListener('abort', onAbort); resolve(x); },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e); },
+    );
+  });
+}
