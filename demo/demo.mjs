@@ -49,5 +49,6 @@ for (const [mode, L] of [['all', localAttnCtx], ['local', localAttnCtx], ['strid
   console.log(
     `${`${mode} ${L}`.padEnd(12)} ${model.lastRun.detail.padEnd(26)} ${ms.toFixed(2).padStart(16)}  ${(plan.usefulFlops / ms / 1e6).toFixed(1).padStart(14)}  ${plan.density.toFixed(4)}  ${maxErr.toExponential(2)}`,
   );
+  console.log(`             why: ${model.lastRun.reason}`);
   model.dispose();
 }
