@@ -20,7 +20,9 @@ const BM: u32 = 64u;  // query rows per workgroup, divides BS
 const BN: u32 = 64u;  // key rows per tile, divides BS
 const DP: u32 = 64u;  // head dim padded to a multiple of 32
 const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
-// SUBGROUPS, VEC4, OVERLAP_V: flags; the host keeps the //#if or the //#else branch of each.
+// SUBGROUPS, VEC4, OVERLAP_V, PREFETCH, FMA_S: flags; the host keeps the //#if or the //#else branch of each.
+// PREFETCH (VEC4 and OVERLAP_V only): the next tile's K and V are loaded into registers
+// right after S, so their global latency overlaps softmax and P·V of this tile.
 
 const TPR: u32 = 8u;               // threads per row group
 const CPT: u32 = BN / TPR;         // key columns per thread
@@ -34,7 +36,8 @@ struct Params {
   batch: u32, heads: u32, groups: u32, n_ctx: u32,
   n_embd: u32, head_dim: u32, step: u32, tiles_per_seq: u32,
   n_seq: u32, grid_x: u32, layout_info: u32, key_lengths: u32,
-  scale: f32, neg_inf: f32, _pad0: u32, _pad1: u32, // neg_inf: -inf (WGSL has no literal)
+  scale: f32, neg_inf: f32, long_first: u32, _pad1: u32, // neg_inf: -inf (WGSL has no literal)
+  // long_first != 0: query tiles of a sequence run last to first (causal: longest rows first)
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -116,6 +119,14 @@ fn allowed(bits: array<u32, NWB>, c: u32) -> bool {
   return ((select(bits[0], bits[NWB - 1u], c >= 32u) >> (c % 32u)) & 1u) != 0u;
 }
 
+//#if PREFETCH
+// First key of tile `sub` of CSR entry e (0xffffffff past the row's last entry).
+fn tile_key0(cols0: u32, e: u32, e1: u32, sub: u32) -> u32 {
+  if (e >= e1) { return 0xffffffffu; }
+  return meta_w[cols0 + e] * BS + sub * BN;
+}
+//#endif
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let tile = wid.x + wid.y * prm.grid_x;
@@ -126,7 +137,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let h = (seq / prm.groups) % prm.heads;
   let b = seq / (prm.groups * prm.heads);
   let nq = (prm.n_ctx - g + prm.step - 1u) / prm.step;
-  let row0 = (tile % prm.tiles_per_seq) * BM;
+  let qt = tile % prm.tiles_per_seq;
+  let row0 = select(qt, prm.tiles_per_seq - 1u - qt, prm.long_first != 0u) * BM;
   if (row0 >= nq) { return; }
   let len = meta_w[prm.key_lengths + b];
   let nk = select(0u, (len - g + prm.step - 1u) / prm.step, len > g);
@@ -170,6 +182,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 
   let e1 = meta_w[meta_w[info] + qb + 1u];
+//#if PREFETCH
+  let cols0 = meta_w[info + 1u];
+  var k_pre: array<vec4<f32>, NVL>;
+  var v_pre: array<vec4<f32>, NVL>;
+  {
+    let nkey0 = tile_key0(cols0, meta_w[meta_w[info] + qb], e1, 0u);
+    for (var u = 0u; u < NVL; u++) {
+      let i = t + u * WG;
+      let c = i / (DP / 4u);
+      let d4 = i % (DP / 4u);
+      k_pre[u] = vec4<f32>(0.0);
+      v_pre[u] = vec4<f32>(0.0);
+      if (i < BN * DP / 4u && nkey0 < nk && c < nk - nkey0 && d4 * 4u < hd) {
+        let at = (base + (nkey0 + c) * stride) / 4u + d4;
+        k_pre[u] = k[at];
+        v_pre[u] = v[at];
+      }
+    }
+  }
+//#endif
   for (var e = meta_w[meta_w[info] + qb]; e < e1; e++) {
     let kb = meta_w[meta_w[info + 1u] + e];
     if (kb * BS >= nk) { break; } // cols ascend: every later block is past the keys
@@ -183,6 +215,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
       workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s
       // K, V tiles (keys >= nk are never read: zero rows)
+//#if PREFETCH
+      // K and V of this tile were loaded into registers during the previous tile
+      for (var u = 0u; u < NVL; u++) {
+        let i = t + u * WG;
+        if (i < BN * DP / 4u) { kp_s[kv_idx(i / (DP / 4u), i % (DP / 4u))] = k_pre[u]; }
+      }
+//#else
 //#if VEC4
       // V stays in registers until it is stored: with OVERLAP_V after S, so that its
       // global latency overlaps Q·Kᵀ (v_s is free: the barrier above ended the last P·V)
@@ -220,6 +259,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         v_s[c * (DP / 4u) + d / 4u][d % 4u] = vx;
       }
 //#endif
+//#endif
       workgroupBarrier();
 
       // S = Q·Kᵀ for rows rg·RPT + i, columns cg·CPT + j
@@ -230,7 +270,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var i = 0u; i < RPT; i++) { qv[i] = q_s[qk_idx(rg * RPT + i, c4)]; }
         for (var j = 0u; j < CPT; j++) {
           let kv = kp_s[kv_idx(cg * CPT + j, c4)];
+//#if FMA_S
+          // an explicit fma chain: s += dot(q, k) costs a mul, 3 fma and an add per 4 MACs
+          for (var i = 0u; i < RPT; i++) { s[i][j] = fma(qv[i].w, kv.w, fma(qv[i].z, kv.z, fma(qv[i].y, kv.y, fma(qv[i].x, kv.x, s[i][j])))); }
+//#else
           for (var i = 0u; i < RPT; i++) { s[i][j] += dot(qv[i], kv); }
+//#endif
         }
       }
 
@@ -268,6 +313,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#if OVERLAP_V
       for (var u = 0u; u < NVL; u++) {
         if (t + u * WG < BN * DP / 4u) { v_s[t + u * WG] = v_pre[u]; }
+      }
+//#endif
+//#if PREFETCH
+      {
+        // the next tile: (e, sub + 1) inside this block, else the next CSR entry's first
+        let nlast = sub + 1u >= BS / BN;
+        let nkey0 = tile_key0(cols0, select(e, e + 1u, nlast), e1, select(sub + 1u, 0u, nlast));
+        for (var u = 0u; u < NVL; u++) {
+          let i = t + u * WG;
+          let c = i / (DP / 4u);
+          let d4 = i % (DP / 4u);
+          k_pre[u] = vec4<f32>(0.0);
+          v_pre[u] = vec4<f32>(0.0);
+          if (i < BN * DP / 4u && nkey0 < nk && c < nk - nkey0 && d4 * 4u < hd) {
+            let at = (base + (nkey0 + c) * stride) / 4u + d4;
+            k_pre[u] = k[at];
+            v_pre[u] = v[at];
+          }
+        }
       }
 //#endif
       workgroupBarrier(); // every lane is done reading K from kp_s

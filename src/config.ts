@@ -54,6 +54,12 @@ export interface WebGpuOptions {
   maxKeyTile?: 64 | 32 | 16 | 8;
   /** Store the V tile after S = Q·Kᵀ (its load overlaps S; default true, used when headDim % 4 == 0). */
   overlapV?: boolean;
+  /** Load the next K/V tile into registers while this tile computes (default true; needs overlapV). */
+  prefetch?: boolean;
+  /** Run each sequence's query tiles last to first: causal rows with the most keys start first (default true). */
+  longFirst?: boolean;
+  /** Accumulate S = Q·Kᵀ with explicit fma chains instead of dot() (default true). */
+  fmaS?: boolean;
 }
 
 export type WasmVariant = 'relaxed' | 'simd' | 'scalar';
@@ -236,7 +242,7 @@ function checkWebGpuOptions(w: unknown): WebGpuOptions {
   if (w === undefined) return {};
   if (w === null || typeof w !== 'object') throw argError('options.webgpu', 'an object or undefined', w);
   const o = w as WebGpuOptions;
-  for (const key of ['subgroups', 'timestamps', 'overlapV'] as const) {
+  for (const key of ['subgroups', 'timestamps', 'overlapV', 'prefetch', 'longFirst', 'fmaS'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw argError(`options.webgpu.${key}`, 'a boolean', o[key]);
   }
   if (o.maxBindingBytes !== undefined) checkPositiveInt('options.webgpu.maxBindingBytes', o.maxBindingBytes);

@@ -36,5 +36,10 @@ export function webgpuPaths(): PathUnderTest[] {
       options: { backend: 'webgpu', webgpu: { subgroups: false, rowsPerThread: 8, maxKeyTile: 32, overlapV: false } },
       ...WEBGPU_TOL,
     },
+    {
+      name: 'webgpu v4 kernel (no prefetch, tiles in order, dot S), key tile <= 32',
+      options: { backend: 'webgpu', webgpu: { prefetch: false, longFirst: false, fmaS: false, maxKeyTile: 32 } },
+      ...WEBGPU_TOL,
+    },
   ];
 }

@@ -21,6 +21,10 @@ export interface Tiles {
   vec4: boolean;
   /** (vec4 only) store the V tile after S = Q·Kᵀ so its load latency overlaps S. */
   overlapV: boolean;
+  /** (vec4 and overlapV only) load the next tile's K and V into registers during this tile. */
+  prefetch: boolean;
+  /** S = Q·Kᵀ accumulated by explicit fma chains instead of s += dot(q, k). */
+  fmaS: boolean;
 }
 
 /** Workgroup bytes of a tile shape (see the budget comment in the shader). */
@@ -32,7 +36,7 @@ export function workgroupBytes(t: Tiles): number {
 /** Largest tiles that fit the device's workgroup memory, or null when even 8×8 does not. */
 export function chooseTiles(
   bs: number, headDim: number, limitBytes: number, subgroups: boolean,
-  prefs: { rpt?: number; maxKeyTile?: number; overlapV?: boolean } = {},
+  prefs: { rpt?: number; maxKeyTile?: number; overlapV?: boolean; prefetch?: boolean; fmaS?: boolean } = {},
 ): Tiles | null {
   const rpt = prefs.rpt ?? 4;
   const dp = Math.ceil(headDim / 32) * 32;
@@ -41,7 +45,8 @@ export function chooseTiles(
   const options: Tiles[] = [];
   for (const bm of sizes) {
     for (const bn of sizes.filter((x) => x <= (prefs.maxKeyTile ?? 64))) {
-      options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4, overlapV: vec4 && !!prefs.overlapV });
+      const overlapV = vec4 && !!prefs.overlapV;
+      options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4, overlapV, prefetch: overlapV && !!prefs.prefetch, fmaS: !!prefs.fmaS });
     }
   }
   // Most work per tile first; among equals, taller query tiles (fewer K/V reloads).
@@ -50,14 +55,14 @@ export function chooseTiles(
 }
 
 export function tilesKey(t: Tiles): string {
-  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}${t.overlapV ? '_ov' : ''}`;
+  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}${t.overlapV ? '_ov' : ''}${t.prefetch ? '_pf' : ''}${t.fmaS ? '_fma' : ''}`;
 }
 
 /** The WGSL text for a tile shape: constants rewritten, one branch of each flag kept, tile loops unrolled. */
 export function programText(t: Tiles): string {
   const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp, RPT: t.rpt };
   let text = source.replace(/^const (BS|BM|BN|DP|RPT): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
-  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV };
+  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV, PREFETCH: t.prefetch, FMA_S: t.fmaS };
   const out: string[] = [];
   const stack: boolean[] = []; // nested //#if branches: a line is kept when all are taken
   for (const line of text.split('\n')) {

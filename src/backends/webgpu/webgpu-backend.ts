@@ -138,7 +138,7 @@ export class WebGpuBackend implements Backend {
     const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     const sg = this.ctx!.subgroups && this.options.subgroups !== false;
     const o = this.options;
-    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true });
+    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true });
   }
 
   private check(): GPUDevice {
@@ -183,7 +183,7 @@ export class WebGpuBackend implements Backend {
     const tiles = this.tilesFor(plan)!;
     const pipeline = await this.programs!.get(tiles);
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
-    const d = buildDispatch(plan, chunk, tiles.bm, meta, device.limits.maxComputeWorkgroupsPerDimension);
+    const d = buildDispatch(plan, chunk, tiles.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, this.options.longFirst ?? true);
     const uniform = this.buffer(`params${i}`, 64, UNIFORM | COPY_DST);
     device.queue.writeBuffer(uniform, 0, d.params);
     const bind = (binding: number, buffer: GPUBuffer, offset = 0, size?: number) => ({ binding, resource: { buffer, offset, size } });
