@@ -23,7 +23,7 @@ const P_SEQS: usize = 12; // -> [nSeqs][SEQ_WORDS] i32, see SEQ_*
 const P_HEAD_DIM: usize = 16;
 const P_BLOCK: usize = 20; // BLOCK: query and key block size, a multiple of 8
 const P_SCALE: usize = 24; // f32: log2(e) / sqrt(headDim)
-const P_NSEQS: usize = 28;
+// 28: number of sequences (written by the host for its own bookkeeping; the kernel needs it no more)
 const P_PACK_COUNTER: usize = 32; // -> i32 counter of the packing phase
 // 36: -> i32 barrier counter, 40: threads of this call (used by the host's barrier)
 const P_HEADS: usize = 44; // packing: sequences (b, h, g) sit at (b·heads + h)·groups + g
