@@ -18,6 +18,13 @@ export interface ForwardOptions {
   keyLengths?: ArrayLike<number>;
   /** Aborts the call (its promise rejects with the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * Float32Array of batch·nCtx·nEmbd floats the result is written to (and returned as
+   * `data`), instead of a new array: a caller that reuses it avoids allocating (and page
+   * faulting) a fresh result per call. A tensor from createTensor() is written in place by
+   * the CPU kernel. Must not overlap q, k or v.
+   */
+  out?: Float32Array;
 }
 
 /** Block layouts for one nCtx; cached per instance. */
@@ -76,6 +83,20 @@ export function checkInputs(config: Config, q: unknown, k: unknown, v: unknown):
   }
   checkHeads(shape, config.heads);
   return shape;
+}
+
+/** Checks forward's `out` option against the call's shape and inputs; returns it. */
+export function checkOut(out: unknown, shape: readonly number[], inputs: readonly Float32Array[]): Float32Array | undefined {
+  if (out === undefined) return undefined;
+  const n = shape[0] * shape[1] * shape[2];
+  if (!(out instanceof Float32Array) || out.length !== n) {
+    throw argError('out', `a Float32Array of ${n} floats (batch·nCtx·nEmbd for [${shape.join(', ')}])`, out);
+  }
+  for (const [name, t] of inputs.map((t, i) => [['q', 'k', 'v'][i], t] as const)) {
+    const apart = out.buffer !== t.buffer || out.byteOffset + out.byteLength <= t.byteOffset || t.byteOffset + t.byteLength <= out.byteOffset;
+    if (!apart) throw argError('out', `memory apart from ${name}.data (the inputs are never modified)`, out);
+  }
+  return out;
 }
 
 /** Checks a [batch, nCtx, nEmbd] shape of positive integers. */

@@ -1,7 +1,7 @@
 // The facade: validate → plan → choose a backend → run. Holds per-instance caches
 // (block layouts per nCtx) and records which path ran and why.
 import { type AttnMode, type Config, type SparseAttentionOptions, makeConfig } from './config.js';
-import { stateError } from './errors.js';
+import { argError, stateError } from './errors.js';
 import {
   type ForwardOptions,
   type Geometry,
@@ -14,6 +14,7 @@ import {
   checkKeyLengths,
   checkNotDisposed,
   checkShape,
+  checkOut,
 } from './plan.js';
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
@@ -162,7 +163,8 @@ export class SparseAttention {
     let choice = await this.settle(plan, this.choose(plan));
     checkNotDisposed(this.disposed);
     const t0 = now();
-    const inputs = { q: q.data, k: k.data, v: v.data, signal: forwardOptions.signal };
+    const out = checkOut(forwardOptions.out, shape, [q.data, k.data, v.data]);
+    const inputs = { q: q.data, k: k.data, v: v.data, signal: forwardOptions.signal, out };
     if (choice.backend === 'webgpu') {
       const gpu = this.gpuBackend();
       await this.initGpu(gpu);
@@ -203,7 +205,7 @@ export class SparseAttention {
     k: GpuBufferLike,
     v: GpuBufferLike,
     shape: readonly number[],
-    forwardOptions: Omit<ForwardOptions, 'signal'> & { out?: GpuBufferLike } = {},
+    forwardOptions: Omit<ForwardOptions, 'signal' | 'out'> & { out?: GpuBufferLike } = {},
   ): Promise<GpuTensor> {
     checkNotDisposed(this.disposed);
     if (this.config.backend === 'wasm') throw stateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
@@ -235,9 +237,37 @@ export class SparseAttention {
     const shape = checkInputs(this.config, q, k, v);
     const plan = this.makePlan(shape, forwardOptions);
     const t0 = now();
-    const data = this.wasm.runSync(plan, { q: q.data, k: k.data, v: v.data });
+    const out = checkOut(forwardOptions.out, shape, [q.data, k.data, v.data]);
+    const data = this.wasm.runSync(plan, { q: q.data, k: k.data, v: v.data, out });
     this.lastRun = { backend: 'wasm', detail: this.wasm.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0 };
     return { data, shape: [...shape] };
+  }
+
+  /**
+   * A zeroed tensor of `shape` for q, k, v or `out` whose data lives in the CPU engine's
+   * memory where that memory is shared (runtimes with worker threads): forward() then reads
+   * it and writes the result in place, with no copy in or out. Elsewhere (no threads, or
+   * after dispose) it is an ordinary Float32Array. Any path accepts it like any tensor.
+   * Give it back with releaseTensor() when done; engine memory never shrinks, it is reused.
+   */
+  createTensor(shape: readonly number[]): Tensor {
+    checkNotDisposed(this.disposed);
+    const dims = this.checkShape(shape);
+    const n = dims[0] * dims[1] * dims[2];
+    const data = this.config.backend === 'webgpu' ? null : this.wasm.allocTensor(n);
+    return { data: data ?? new Float32Array(n), shape: dims };
+  }
+
+  /**
+   * Returns a createTensor() tensor's memory for reuse (once the call in flight, if any,
+   * has settled). Its data must not be used afterwards. False when the tensor is not one of
+   * this engine's (an ordinary array: nothing to do).
+   */
+  releaseTensor(tensor: Tensor): boolean {
+    if (tensor === null || typeof tensor !== 'object' || !(tensor.data instanceof Float32Array)) {
+      throw argError('tensor', 'a tensor from createTensor()', tensor);
+    }
+    return this.wasm.releaseTensor(tensor.data);
   }
 
   /** Releases workers and memory; the instance cannot be used afterwards. */
@@ -322,7 +352,7 @@ export class SparseAttention {
     return [shape[0], shape[1], shape[2]];
   }
 
-  private makePlan(shape: [number, number, number], forwardOptions: ForwardOptions): Plan {
+  private makePlan(shape: [number, number, number], forwardOptions: Pick<ForwardOptions, 'keyLengths'>): Plan {
     if (forwardOptions === null || typeof forwardOptions !== 'object') {
       throw new Error(`SparseAttention: forward options must be an object or undefined (got ${String(forwardOptions)})`);
     }

@@ -8,6 +8,8 @@ export interface RunInputs {
   k: Float32Array;
   v: Float32Array;
   signal?: AbortSignal;
+  /** Result array to fill (forward's `out` option); a new one when absent. */
+  out?: Float32Array;
 }
 
 export interface Backend {

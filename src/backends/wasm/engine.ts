@@ -99,6 +99,8 @@ export interface RunRequest {
   v: Float32Array;
   threads: number;
   signal?: AbortSignal;
+  /** Where the result goes (a tensor of this engine: written in place, no copy); else a new array. */
+  out?: Float32Array;
 }
 
 export class WasmEngine {
@@ -113,6 +115,15 @@ export class WasmEngine {
   /** Tables of the last call (layOut): reused while the plan shape repeats. */
   private lastStatic: ({ key: string } & ReturnType<WasmEngine['writeTables']>) | null = null;
   private running = false;
+  /**
+   * Tensors handed out by allocTensor() live in [heapBase, tensorTop); every call lays out
+   * its work area above them. `tensors` maps each live tensor's data to its byte offset.
+   */
+  private tensorTop = 0;
+  private readonly freeRegions: { at: number; bytes: number }[] = [];
+  private readonly tensors = new WeakMap<Float32Array, number>();
+  /** End of the running (or last) call's work area: a tensor made during a call goes above it. */
+  private workEnd = 0;
 
   private constructor(choice: KernelChoice, memory: WebAssembly.Memory, kernel: KernelExports) {
     this.variant = choice.variant;
@@ -120,6 +131,7 @@ export class WasmEngine {
     this.memory = memory;
     this.kernel = kernel;
     this.heapBase = align(kernel.heap_base());
+    this.tensorTop = this.heapBase;
     this.module = choice.module;
   }
   private readonly module: WebAssembly.Module;
@@ -136,6 +148,67 @@ export class WasmEngine {
   /** Bytes of linear memory in use now (it never shrinks). */
   get memoryBytes(): number {
     return this.memory.buffer.byteLength;
+  }
+
+  /**
+   * A zeroed Float32Array of `length` floats inside this engine's linear memory: a call
+   * whose q, k, v (or out) are such arrays reads (writes) them in place, without the copies
+   * in and out. Only for a shared memory (threaded engine): a non-shared one detaches its
+   * views when it grows. Null when the engine cannot give one.
+   */
+  allocTensor(length: number): Float32Array | null {
+    if (!this.threaded) return null;
+    const bytes = align(Math.max(4, length * 4));
+    let at = -1;
+    const i = this.freeRegions.findIndex((r) => r.bytes >= bytes);
+    if (i >= 0) {
+      const r = this.freeRegions[i];
+      at = r.at;
+      if (r.bytes === bytes) this.freeRegions.splice(i, 1);
+      else this.freeRegions[i] = { at: r.at + bytes, bytes: r.bytes - bytes };
+    } else {
+      // Above the running call's work area, which is in use until that call settles.
+      at = this.running ? align(Math.max(this.tensorTop, this.workEnd)) : this.tensorTop;
+      this.reserve(at + bytes, [length]);
+      this.tensorTop = at + bytes;
+      this.lastStatic = null;
+    }
+    const data = new Float32Array(this.memory.buffer, at, length);
+    data.fill(0);
+    this.tensors.set(data, at);
+    return data;
+  }
+
+  /** Returns a tensor's memory for reuse (after the call in flight, if any); false if not one of ours. */
+  releaseTensor(data: Float32Array): boolean {
+    const at = this.tensors.get(data);
+    if (at === undefined) return false;
+    this.tensors.delete(data);
+    const region = { at, bytes: align(Math.max(4, data.length * 4)) };
+    const give = () => {
+      this.freeRegions.push(region);
+      this.freeRegions.sort((a, b) => a.at - b.at);
+      // Coalesce neighbours; a free run at the top lowers tensorTop (the work area moves down).
+      for (let j = this.freeRegions.length - 1; j > 0; j--) {
+        const a = this.freeRegions[j - 1], b = this.freeRegions[j];
+        if (a.at + a.bytes === b.at) this.freeRegions.splice(j - 1, 2, { at: a.at, bytes: a.bytes + b.bytes });
+      }
+      const last = this.freeRegions.at(-1);
+      if (last && last.at + last.bytes === this.tensorTop && !this.running) {
+        this.freeRegions.pop();
+        this.tensorTop = last.at;
+        this.lastStatic = null;
+      }
+    };
+    if (this.running) void this.tail.then(give);
+    else give();
+    return true;
+  }
+
+  /** Byte offset of a live tensor of this engine holding exactly `length` floats, else -1. */
+  private tensorAt(data: Float32Array | undefined, length: number): number {
+    if (!data || data.length !== length) return -1;
+    return this.tensors.get(data) ?? -1;
   }
 
   /** Computes on the calling thread; throws if a threaded call is in flight. */
@@ -156,7 +229,7 @@ export class WasmEngine {
         this.lastStatic = null;
         throw new Error(`SparseAttention: the wasm kernel trapped: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       }
-      return job.read(new Float32Array(job.outLength));
+      return job.read(req.out ?? new Float32Array(job.outLength));
     } finally {
       this.running = false;
     }
@@ -210,9 +283,13 @@ export class WasmEngine {
         const i32 = new Int32Array(this.memory.buffer);
         Atomics.add(i32, job.barrier >> 2, 1);
         Atomics.notify(i32, job.barrier >> 2);
-        // Touch the result's pages while the workers compute: the page faults of a fresh
-        // buffer cost as much as the copy itself.
-        const out = new Float32Array(job.outLength).fill(0);
+        // A fresh result: touch its pages while the workers compute (a page fault per 4 KiB
+        // costs ~1.5 µs here, 3 ms for 8 MiB); one write per page, fill() is slower.
+        let out = req.out;
+        if (!out) {
+          out = new Float32Array(job.outLength);
+          for (let i = 0; i < out.length; i += 1024) out[i] = 0;
+        }
         await done;
         req.signal?.throwIfAborted();
         return job.read(out);
@@ -249,7 +326,8 @@ export class WasmEngine {
 
   /** Writes everything one call needs into linear memory; returns where it lies. */
   /** The call's tables in linear memory (see layOut). */
-  private writeTables(plan: Plan, threads: number, parties: number) {
+  /** `resident`: byte offsets of q, k, v, o when they are tensors of this engine, else -1. */
+  private writeTables(plan: Plan, threads: number, parties: number, resident: readonly number[]) {
     const bs = plan.blockSize;
     const d = plan.headDim;
     const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
@@ -279,12 +357,19 @@ export class WasmEngine {
         tasks.push({ seq: i, qb0, qb1, cost: layout.rowPtr[qb1] - layout.rowPtr[qb0] });
       }
     });
-    tasks.sort((a, b) => b.cost - a.cost);
+    // Ties (every task of 'strided', of a bidirectional layout) run in (batch, group, query
+    // block, head) order: consecutive tasks read and write the same token rows (each head a
+    // slice of them), so rows stay in cache and pages in the TLB; a head at a time sweeps
+    // the whole tensor once per group.
+    tasks.sort((a, b) => {
+      const sa = seqs[a.seq], sb = seqs[b.seq];
+      return b.cost - a.cost || sa[0] - sb[0] || sa[2] - sb[2] || a.qb0 - b.qb0 || sa[1] - sb[1];
+    });
 
     // Linear memory map, from heap_base:
     // params · counters · seqs [nSeq][16] · tasks [nTask][4] · layouts · scratch × threads
     // · q k v o [batch, nCtx, nEmbd] · K' V' (K, V rows packed per sequence, [nK][d] each)
-    let at = this.heapBase;
+    let at = align(this.tensorTop);
     const take = (bytes: number) => {
       const p = at;
       at = align(at + bytes);
@@ -307,13 +392,11 @@ export class WasmEngine {
     });
     const sBytes = align(scratchBytes(d, bs));
     const scratch = Array.from({ length: threads }, () => take(sBytes));
-    const qAt = take(tensorBytes);
-    const kAt = take(tensorBytes);
-    const vAt = take(tensorBytes);
-    const oAt = take(tensorBytes);
+    const [qAt, kAt, vAt, oAt] = resident.map((r) => (r >= 0 ? r : take(tensorBytes)));
     // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence.
     const packedAt = seqs.map((s) => [take(Math.ceil(s[5] / 4) * 4 * d * 4), take(s[5] * d * 4)]);
     this.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
+    this.workEnd = at;
 
     const buf = this.memory.buffer;
     const i32 = new Int32Array(buf);
@@ -370,7 +453,7 @@ export class WasmEngine {
       i32.set(l.maskIds, layoutAt[li].maskIds >> 2);
       i32.set(masksFor(l), layoutAt[li].masks >> 2);
     });
-    return { params, counter, packCounter, barrier, nTasks: tasks.length, scratch, qAt, kAt, vAt, oAt, tensorBytes };
+    return { params, counter, packCounter, barrier, nTasks: tasks.length, scratch, qAt, kAt, vAt, oAt, tensorBytes, end: at };
   }
 
   /**
@@ -380,9 +463,13 @@ export class WasmEngine {
    */
   private layOut(req: RunRequest, threads: number, parties = threads) {
     const { plan } = req;
-    const key = staticKey(plan, threads, parties);
-    if (this.lastStatic?.key !== key) this.lastStatic = { key, ...this.writeTables(plan, threads, parties) };
-    const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, tensorBytes } = this.lastStatic;
+    const n = plan.batch * plan.nCtx * plan.nEmbd;
+    // Tensors of this engine are read and written in place (their offsets join the key).
+    const resident = [req.q, req.k, req.v, req.out].map((t) => this.tensorAt(t, n));
+    const key = `${staticKey(plan, threads, parties)}|${this.tensorTop}|${resident.join(',')}`;
+    if (this.lastStatic?.key !== key) this.lastStatic = { key, ...this.writeTables(plan, threads, parties, resident) };
+    const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, end } = this.lastStatic;
+    this.workEnd = end;
     const buf = this.memory.buffer;
     const i32 = new Int32Array(buf);
     const f32 = new Float32Array(buf);
@@ -390,9 +477,8 @@ export class WasmEngine {
     i32[packCounter >> 2] = 0;
     i32[barrier >> 2] = 0;
     // >>> 2: offsets past 2 GiB stay positive
-    f32.set(req.k, kAt >>> 2);
-    f32.set(req.v, vAt >>> 2);
-    const n = tensorBytes >> 2;
+    if (resident[1] < 0) f32.set(req.k, kAt >>> 2);
+    if (resident[2] < 0) f32.set(req.v, vAt >>> 2);
     return {
       params,
       counter,
@@ -400,9 +486,11 @@ export class WasmEngine {
       nTasks,
       scratch,
       outLength: n,
-      copyQ: () => new Float32Array(this.memory.buffer).set(req.q, qAt >>> 2),
+      copyQ: () => {
+        if (resident[0] < 0) new Float32Array(this.memory.buffer).set(req.q, qAt >>> 2);
+      },
       read: (out: Float32Array) => {
-        out.set(new Float32Array(this.memory.buffer, oAt, n));
+        if (resident[3] < 0) out.set(new Float32Array(this.memory.buffer, oAt, n));
         return out;
       },
     };

@@ -57,8 +57,8 @@ async function runSplit(engine: WasmEngine, req: RunRequest): Promise<Float32Arr
   } catch (e) {
     const parts = e instanceof MemoryLimitError ? splitInTwo(req.plan, req.q, req.k, req.v) : null;
     if (!parts) throw e;
-    const out = new Float32Array(req.q.length);
-    for (const p of parts) p.place(await runSplit(engine, { ...req, ...p }), out);
+    const out = req.out ?? new Float32Array(req.q.length);
+    for (const p of parts) p.place(await runSplit(engine, { ...req, ...p, out: undefined }), out);
     return out;
   }
 }
@@ -69,8 +69,8 @@ function runSplitSync(engine: WasmEngine, req: RunRequest): Float32Array {
   } catch (e) {
     const parts = e instanceof MemoryLimitError ? splitInTwo(req.plan, req.q, req.k, req.v) : null;
     if (!parts) throw e;
-    const out = new Float32Array(req.q.length);
-    for (const p of parts) p.place(runSplitSync(engine, { ...req, ...p }), out);
+    const out = req.out ?? new Float32Array(req.q.length);
+    for (const p of parts) p.place(runSplitSync(engine, { ...req, ...p, out: undefined }), out);
     return out;
   }
 }
@@ -109,10 +109,23 @@ export class WasmBackend implements Backend {
     this.initialising ??= (async () => {
       this.threads = this.requestedThreads ?? (await defaultThreads());
       // Threaded whenever the runtime allows, even for one thread (see WasmEngine.run).
-      this.engine = acquire(true, this.variant);
-      if (!this.engine.threaded) this.threads = 1;
+      this.acquireEngine();
+      if (!this.engine!.threaded) this.threads = 1;
     })();
     return this.initialising;
+  }
+
+  private acquireEngine(): WasmEngine {
+    return (this.engine ??= acquire(true, this.variant));
+  }
+
+  /** A zeroed array in the threaded engine's memory (see WasmEngine.allocTensor), or null. */
+  allocTensor(length: number): Float32Array | null {
+    return this.acquireEngine().allocTensor(length);
+  }
+
+  releaseTensor(data: Float32Array): boolean {
+    return this.engine?.releaseTensor(data) ?? false;
   }
 
   /** Worker threads a forward() call uses (a guess from the runtime until init). */

@@ -201,7 +201,7 @@ export class WebGpuBackend implements Backend {
   private async runHost(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
     const device = this.check();
     const chunks = planChunks(plan, this.maxBinding())!;
-    const out = new Float32Array(plan.batch * plan.nCtx * plan.nEmbd);
+    const out = inputs.out ?? new Float32Array(plan.batch * plan.nCtx * plan.nEmbd);
     const d = plan.headDim;
     for (const c of chunks) {
       inputs.signal?.throwIfAborted();
