@@ -30,7 +30,7 @@ function workloadSection(r, w, peakMulAdd, peakFma) {
   for (const [mode, L] of w.cases) {
     const rows = r.peers.rows.filter((x) => x.workload === w.id && x.mode === mode);
     if (!rows.length) continue;
-    const ours2 = rows.find((x) => x.peer === 'sparse-attention' && x.threads === 2 && x.medianMs);
+    const ours2 = rows.find((x) => x.peer === 'sparse-attention' && x.threads === 2 && !x.config?.resident && x.medianMs);
     out.push(`**${mode}${L ? ` L=${L}` : ''}** — ${f(rows[0].usefulGflop, 3)} GFLOP useful work\n`);
     out.push('| implementation | median ms | runs | useful GFLOP/s | peer ÷ ours (2t) | % of wasm SIMD peak | check: max abs err |');
     out.push('|---|---:|---:|---:|---:|---:|---|');
@@ -56,7 +56,8 @@ function targets(r) {
   const get = (w, mode, pred) => r.peers.rows.filter((x) => x.workload === w && x.mode === mode && x.medianMs && pred(x));
   for (const w of ['W1', 'W2']) {
     for (const mode of ['all', 'local', 'strided']) {
-      const ours = get(w, mode, (x) => x.peer === 'sparse-attention' && x.threads === 2)[0];
+      const ours = get(w, mode, (x) => x.peer === 'sparse-attention' && x.threads === 2 && !x.config?.resident)[0];
+      const resident = get(w, mode, (x) => x.peer === 'sparse-attention' && x.config?.resident)[0];
       if (!ours) continue;
       const wj = get(w, mode, (x) => WASM_JS_PEERS.includes(x.peer));
       const best = wj.sort((a, b) => a.medianMs - b.medianMs)[0];
@@ -64,6 +65,7 @@ function targets(r) {
       if (mode === 'all') {
         const web = get(w, mode, (x) => x.peer === 'onnxruntime-web').sort((a, b) => a.medianMs - b.medianMs)[0];
         if (web) lines.push(`| ${w} ${mode} | >= 3× onnxruntime-web (its best config) | ${f(web.medianMs / ours.medianMs)}× | ${web.medianMs / ours.medianMs >= 3 ? 'met' : '**missed**'} |`);
+        if (web && resident) lines.push(`| ${w} ${mode} | the same, this library with createTensor in/out | ${f(web.medianMs / resident.medianMs)}× (${f(resident.medianMs)} ms) | ${web.medianMs / resident.medianMs >= 3 ? 'met' : '**missed**'} |`);
       } else {
         const nat = get(w, mode, (x) => x.peer === 'onnxruntime-node').sort((a, b) => a.medianMs - b.medianMs)[0];
         if (nat) lines.push(`| ${w} ${mode} | faster than onnxruntime-node native (its best config) | ${nat.label} ${f(nat.medianMs)} ms vs ${f(ours.medianMs)} ms | ${ours.medianMs < nat.medianMs ? 'met' : '**missed**'} |`);
@@ -77,15 +79,17 @@ function scalingSection(r) {
   const s = r.scaling;
   if (!s || s.error || !s.points?.length) return ['Scaling: not measured in this run.', ''];
   const out = [`Batch ${s.batch}, nEmbd ${s.nEmbd}, ${s.heads} heads, this library (wasm), median ms. _${header(r)}_\n`];
-  const keys = s.fits.map((x) => [x.mode, x.threads]);
-  out.push(`| nCtx | ${keys.map(([m, t]) => `${m} ${t}t`).join(' | ')} |`, `|---:|${keys.map(() => '---:').join('|')}|`);
-  for (const n of s.sizes) out.push(`| ${n} | ${keys.map(([m, t]) => f(s.points.find((p) => p.mode === m && p.threads === t && p.nCtx === n)?.medianMs)).join(' | ')} |`);
-  out.push('', '| mode | threads | fitted exponent (log-log least squares) | target | |', '|---|---:|---:|---|---|');
-  for (const x of s.fits) out.push(`| ${x.mode}${x.localAttnCtx ? ` L=${x.localAttnCtx}` : ''} | ${x.threads} | ${x.exponent.toFixed(3)} | ${x.target} | ${x.ok ? 'met' : '**missed**'} |`);
-  const modes = [...new Set(s.fits.map((x) => x.mode))];
+  // Older result files have no series names: the mode (and its fixed L) names the series.
+  const name = (x) => x.series ?? `${x.mode}${x.localAttnCtx ? ` L=${x.localAttnCtx}` : ''}`;
+  const ofSeries = (x) => (p) => (p.series ?? p.mode) === (x.series ?? x.mode) && p.threads === x.threads;
+  out.push(`| nCtx | ${s.fits.map((x) => `${name(x)} ${x.threads}t`).join(' | ')} |`, `|---:|${s.fits.map(() => '---:').join('|')}|`);
+  for (const n of s.sizes) out.push(`| ${n} | ${s.fits.map((x) => f(s.points.find((p) => ofSeries(x)(p) && p.nCtx === n)?.medianMs)).join(' | ')} |`);
+  out.push('', '| series | threads | fitted exponent of time in nCtx | allowed pairs grow as nCtx^ | time vs allowed pairs ^ | target | |', '|---|---:|---:|---:|---:|---|---|');
+  for (const x of s.fits) out.push(`| ${name(x)} | ${x.threads} | ${x.exponent.toFixed(3)} | ${x.workExponent?.toFixed(3) ?? '–'} | ${x.exponentVsPairs?.toFixed(3) ?? '–'} | ${x.target} | ${x.ok ? 'met' : '**missed**'} |`);
+  const names = [...new Set(s.fits.map(name))];
   const series = s.fits.map((x) => ({
-    name: `${x.mode}${x.localAttnCtx ? ` L=${x.localAttnCtx}` : ''} ${x.threads}t (k=${x.exponent.toFixed(2)})`, color: PALETTE[modes.indexOf(x.mode)], dashed: x.threads === 1,
-    points: s.points.filter((p) => p.mode === x.mode && p.threads === x.threads).map((p) => [p.nCtx, p.medianMs]),
+    name: `${name(x)} ${x.threads}t (k=${x.exponent.toFixed(2)})`, color: PALETTE[names.indexOf(name(x)) % PALETTE.length], dashed: x.threads === 1,
+    points: s.points.filter(ofSeries(x)).map((p) => [p.nCtx, p.medianMs]),
   }));
   writeFileSync(`${CHARTS}/scaling-cpu.svg`, lineChart({ title: `CPU time vs nCtx (wasm, batch ${s.batch}, nEmbd ${s.nEmbd}, ${s.heads} heads; dashed = 1 thread)`, xLabel: 'nCtx', yLabel: 'median ms', series }));
   out.push('', '![time vs nCtx](charts/scaling-cpu.svg)', '');
