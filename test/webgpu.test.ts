@@ -37,3 +37,35 @@ describe.runIf(adapter.ok).each(paths.map((p, i) => ({ ...p, trimmed: i > 0 })))
     expectClose(out.data, reference(c), path.atol, path.rtol, `${path.name} ${describeCase(c)}`);
   });
 });
+
+// forward's `out` and createTensor() tensors (views of the CPU engine's shared memory) on
+// the GPU path: uploaded from shared memory, the result written into `out`.
+describe.runIf(adapter.ok)('webgpu: out option and createTensor tensors', () => {
+  it('reads shared-memory tensors and fills out, as with plain arrays', async () => {
+    const c = cases.find((x) => x.mode === 'strided' && x.headDim <= 32 && x.batch > 1) ?? cases[0];
+    const cpu = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...c.options, backend: 'wasm', threads: 2 });
+    const gpu = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...c.options, backend: 'webgpu' });
+    try {
+      const { q, k, v } = inputs(c);
+      const [rq, rk, rv, ro] = [q, k, v, null].map((t) => {
+        const r = cpu.createTensor(q.shape);
+        if (t) r.data.set(t.data);
+        return r;
+      });
+      expect(rq.data.buffer.constructor.name).toBe('SharedArrayBuffer');
+      const r1 = await gpu.forward(rq, rk, rv, { keyLengths: c.keyLengths, out: ro.data });
+      expect(gpu.lastRun?.backend, gpu.lastRun?.reason).toBe('webgpu');
+      expect(r1.data).toBe(ro.data);
+      expectClose(ro.data, reference(c), 1e-4, 1e-3, `webgpu createTensor ${describeCase(c)}`);
+      const plainOut = new Float32Array(q.data.length);
+      const r2 = await gpu.forward(q, k, v, { keyLengths: c.keyLengths, out: plainOut });
+      expect(r2.data).toBe(plainOut);
+      expect(plainOut).toEqual(ro.data);
+      // a GPU-only instance hands out ordinary arrays (it has no CPU engine memory to share)
+      expect(gpu.createTensor(q.shape).data.buffer.constructor.name).toBe('ArrayBuffer');
+    } finally {
+      cpu.dispose();
+      gpu.dispose();
+    }
+  });
+});

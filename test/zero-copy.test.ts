@@ -53,6 +53,21 @@ describe('createTensor', () => {
     expect(() => d.createTensor([1, 2, 4])).toThrow(/disposed/);
   });
 
+  it('a tensor that does not fit is refused with the sizes; the instance stays usable', async () => {
+    const c = cases[0];
+    const a = instance(c);
+    const { q, k, v } = inputs(c);
+    await a.forward(q, k, v);
+    const { faults } = __testing;
+    faults.maxMemoryBytes = 64 << 20;
+    try {
+      expect(() => a.createTensor([1, 1 << 20, 32])).toThrow(/createTensor of 33554432 floats does not fit: .* at most 0\.0625 GiB is possible/);
+    } finally {
+      faults.maxMemoryBytes = null;
+    }
+    expectClose((await a.forward(q, k, v)).data, reference(c), 1e-5, 1e-4, describeCase(c));
+  });
+
   it('reuses released memory: create/release cycles do not grow the engine', async () => {
     const a = instance(cases[0]);
     const shape = [2, 64, 32];

@@ -14,7 +14,7 @@ import { extname, join, normalize } from 'node:path';
 import * as esbuild from 'esbuild';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, checkResults, type RuntimeReport } from './harness.js';
+import { ROOT, checkResults, checkZeroCopy, type RuntimeReport } from './harness.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const FLAGS = [
@@ -124,6 +124,7 @@ describe.each([
     for (const x of r.results) expect(x.detail).toBe(`wasm ${best}, 1 thread`);
     expect(r.webWorkers).toEqual([]);
     checkResults(`${version(r)} ${page} plain`, r.results);
+    checkZeroCopy(`${version(r)} ${page} plain`, r.zeroCopy, false); // no shared memory: ordinary arrays
   });
 
   it('served with COOP/COEP: cross-origin isolated, CPU path on 2 module Workers', async () => {
@@ -133,6 +134,7 @@ describe.each([
     for (const x of r.results) expect(x.detail).toBe(`wasm ${best}, 2 threads`);
     expect(r.webWorkers).toEqual(Array(8).fill('module'));
     checkResults(`${version(r)} ${page} isolated`, r.results);
+    checkZeroCopy(`${version(r)} ${page} isolated`, r.zeroCopy, true);
   });
 
   it('the core entry with init({ url }): kernels fetched from dist/', async () => {

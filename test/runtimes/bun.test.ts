@@ -1,7 +1,7 @@
 // Bun (npm package `bun`): the built package imported by its own name, CPU path with
 // threads through Bun's node:worker_threads over a shared WebAssembly.Memory.
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, ROOT, checkResults, parseReport, runCommand } from './harness.js';
+import { FIXTURES, ROOT, checkResults, checkZeroCopy, parseReport, runCommand } from './harness.js';
 
 const BUN = `${ROOT}node_modules/.bin/bun`;
 
@@ -14,5 +14,6 @@ describe('bun', () => {
     for (const x of report.results) expect(x.detail).toBe(`wasm ${best}, 2 threads`);
     expect(report.webWorkers).toEqual([]); // worker_threads, not web Workers
     checkResults(`bun ${report.version}`, report.results);
+    checkZeroCopy(`bun ${report.version}`, report.zeroCopy, true);
   });
 });

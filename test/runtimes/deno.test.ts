@@ -2,7 +2,7 @@
 // threads through module Workers (`new Worker(url, { type: 'module' })`) over a shared
 // WebAssembly.Memory; only read access to the project is granted.
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, ROOT, checkResults, parseReport, runCommand } from './harness.js';
+import { FIXTURES, ROOT, checkResults, checkZeroCopy, parseReport, runCommand } from './harness.js';
 
 const DENO = `${ROOT}node_modules/.bin/deno`;
 
@@ -19,5 +19,6 @@ describe('deno', () => {
     // 2 workers for each of the 4 cases (each case disposes its instance, and so its pool)
     expect(report.webWorkers).toEqual(Array(8).fill('module'));
     checkResults(`deno ${report.version}`, report.results);
+    checkZeroCopy(`deno ${report.version}`, report.zeroCopy, true);
   });
 });

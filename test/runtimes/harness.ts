@@ -39,6 +39,7 @@ export interface RuntimeReport {
   variants: string[];
   webWorkers: string[];
   results: { mode: string; detail: string; out: string }[];
+  zeroCopy?: { mode: string; shared: boolean; equal: boolean }[];
 }
 
 /** The last stdout line as JSON; fails with the runtime's output when there is none. */
@@ -58,6 +59,15 @@ export function checkCase(what: string, c: SmokeCase, out: Float32Array): void {
 }
 
 /** Every smoke case ran, and each output matches the float64 reference. */
+/** Every smoke case ran again with createTensor() tensors, bit-identical; `shared`: zero-copy expected. */
+export function checkZeroCopy(what: string, zeroCopy: { mode: string; shared: boolean; equal: boolean }[] | undefined, shared: boolean): void {
+  if (!zeroCopy || zeroCopy.length !== SMOKE_CASES.length) throw new Error(`${what}: ${zeroCopy?.length ?? 0} createTensor runs for ${SMOKE_CASES.length} cases`);
+  for (const z of zeroCopy) {
+    if (!z.equal) throw new Error(`${what}: ${z.mode} with createTensor tensors differs from the plain call`);
+    if (z.shared !== shared) throw new Error(`${what}: ${z.mode} createTensor data in ${z.shared ? 'shared' : 'unshared'} memory, expected ${shared ? 'shared (zero-copy)' : 'an ordinary array'}`);
+  }
+}
+
 export function checkResults(what: string, results: { mode: string; out: string }[]): void {
   if (results.length !== SMOKE_CASES.length) throw new Error(`${what}: ${results.length} results for ${SMOKE_CASES.length} cases`);
   SMOKE_CASES.forEach((c, i) => {

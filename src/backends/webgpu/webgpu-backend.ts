@@ -208,7 +208,7 @@ export class WebGpuBackend implements Backend {
       const whole = c.h0 === 0 && c.h1 === plan.heads;
       const n = (c.b1 - c.b0) * plan.nCtx * (c.h1 - c.h0) * d;
       const bytes = n * 4;
-      const slice = (x: Float32Array) => (whole ? x.subarray(c.b0 * plan.nCtx * plan.nEmbd, c.b0 * plan.nCtx * plan.nEmbd + n) : gatherHeads(x, plan, c));
+      const slice = (x: Float32Array) => unshared(whole ? x.subarray(c.b0 * plan.nCtx * plan.nEmbd, c.b0 * plan.nCtx * plan.nEmbd + n) : gatherHeads(x, plan, c));
       const t = {
         q: this.buffer('q', bytes, STORAGE | COPY_DST),
         k: this.buffer('k', bytes, STORAGE | COPY_DST),
@@ -324,4 +324,13 @@ function scatterHeads(part: Float32Array, out: Float32Array, plan: Plan, c: Chun
   const rows = (c.b1 - c.b0) * plan.nCtx;
   const dst0 = c.b0 * plan.nCtx * plan.nEmbd + c.h0 * plan.headDim;
   for (let r = 0; r < rows; r++) out.set(part.subarray(r * w, r * w + w), dst0 + r * plan.nEmbd);
+}
+
+/**
+ * Data for queue.writeBuffer in an ordinary ArrayBuffer. The WebGPU spec allows shared
+ * memory there, but Dawn's Node binding (npm `webgpu` 0.6) segfaulted on a view of a
+ * SharedArrayBuffer (e.g. a createTensor() tensor): copy such views first.
+ */
+function unshared(x: Float32Array): Float32Array {
+  return typeof SharedArrayBuffer !== 'undefined' && x.buffer instanceof SharedArrayBuffer ? x.slice() : x;
 }
