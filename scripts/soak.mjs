@@ -1,6 +1,6 @@
 // Soak: `node scripts/soak.mjs --calls 10000 --seed 1` runs that many forward /
 // forwardSync calls of mixed seeded shapes (scripts/lib/property.mjs, every mode, threads
-// 1..3, every CPU path) half through a few long-lived instances,
+// 1..3, every CPU path, createTensor in/out among them) half through a few long-lived instances,
 // half through an LRU of at most 12 instances (created and disposed all along), checks every 50th result against the float64
 // reference, and samples WebAssembly memory, live workers, engines and process RSS every
 // --every calls. Then it disposes everything and checks that no engine or worker is left.
@@ -89,7 +89,20 @@ for (let i = 1; i <= calls; i++) {
   const fo = { keyLengths: c.keyLengths };
   let out;
   try {
-    out = path.sync ? attn.forwardSync(q, k, v, fo) : await attn.forward(q, k, v, fo);
+    if (path.resident) {
+      // createTensor() tensors in and out, released after the call: the engine's tensor
+      // regions churn with every shape and must be reused, not grow memory without bound
+      const [rq, rk, rv, ro] = [q, k, v, null].map((t) => {
+        const x = attn.createTensor(q.shape);
+        if (t) x.data.set(t.data);
+        return x;
+      });
+      await attn.forward(rq, rk, rv, { ...fo, out: ro.data });
+      out = { data: ro.data.slice() };
+      [rq, rk, rv, ro].forEach((t) => attn.releaseTensor(t));
+    } else {
+      out = path.sync ? attn.forwardSync(q, k, v, fo) : await attn.forward(q, k, v, fo);
+    }
   } catch (e) {
     failures.push(`call ${i} ${path.name} seed ${c.seed} ${describeCase(c)}: threw ${e.stack ?? e}`);
     continue;

@@ -14,10 +14,13 @@ const CASES = 300;
 const SEED = 900_001;
 const BUDGET = 1e7; // reference work per case: keeps the whole file at a few seconds
 
-// One path per build (the case sets the thread count) and forwardSync.
-const paths = wasmPaths()
-  .filter((p) => p.sync || p.options.threads === 1)
-  .map((p) => ({ ...p, name: p.name.replace(/ 1 thread$/, '') }));
+// One path per build (the case sets the thread count), forwardSync, and createTensor in/out.
+const paths = [
+  ...wasmPaths()
+    .filter((p) => p.sync || p.options.threads === 1)
+    .map((p) => ({ ...p, name: p.name.replace(/ 1 thread$/, '') })),
+  { name: 'wasm createTensor in/out', options: { backend: 'wasm' }, resident: true, atol: 1e-5, rtol: 1e-4 },
+];
 
 describe(`property: ${CASES} random configurations × ${paths.map((p) => p.name).join(', ')}`, () => {
   // Instances that keep each build's engine and 3-worker pool alive between cases.

@@ -6,6 +6,7 @@ const WASM_TOL = { atol: 1e-5, rtol: 1e-4 };
 export function cpuPaths(lib) {
   const paths = lib.wasmVariants().map((variant) => ({ name: `wasm ${variant}`, options: { backend: 'wasm', wasmVariant: variant }, ...WASM_TOL }));
   paths.push({ name: 'wasm forwardSync', options: { backend: 'wasm' }, sync: true, ...WASM_TOL });
+  paths.push({ name: 'wasm createTensor in/out', options: { backend: 'wasm' }, resident: true, ...WASM_TOL });
   return paths;
 }
 

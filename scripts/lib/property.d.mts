@@ -4,7 +4,7 @@ export interface PropertyCase {
   numVerts?: number; vertsize?: number; layoutKind?: string; density?: number; emptyRows?: boolean;
   tokenMask?: boolean; keyLengths?: number[];
 }
-export interface PathLike { name: string; options: object; sync?: boolean; atol: number; rtol: number }
+export interface PathLike { name: string; options: object; sync?: boolean; resident?: boolean; atol: number; rtol: number }
 export function rng(seed: number): () => number;
 export function makeCase(seed: number, budget: number): PropertyCase;
 export function caseOptions(c: PropertyCase): Record<string, unknown>;

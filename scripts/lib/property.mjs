@@ -132,7 +132,7 @@ export function firstMismatch(actual, expected, atol, rtol) {
 }
 
 /**
- * Runs case `c` on each path ({ name, options, sync, atol, rtol }) and checks it against
+ * Runs case `c` on each path ({ name, options, sync, resident, atol, rtol }) and checks it against
  * the reference; also that the inputs are unchanged and the output aliases none of them.
  * Returns the failures as strings that carry the seed and configuration.
  */
@@ -149,7 +149,24 @@ export async function checkCase(lib, c, paths) {
     try {
       attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...options, ...path.options, threads: path.sync ? undefined : c.threads });
       const fo = { keyLengths: c.keyLengths };
-      const out = path.sync ? attn.forwardSync(q, k, v, fo) : await attn.forward(q, k, v, fo);
+      let out;
+      if (path.resident) {
+        // q, k, v and the result in createTensor() tensors: read and written in place
+        const [rq, rk, rv, ro] = [q, k, v, null].map((t) => {
+          const r = attn.createTensor(q.shape);
+          if (t) r.data.set(t.data);
+          return r;
+        });
+        out = await attn.forward(rq, rk, rv, { ...fo, out: ro.data });
+        if (out.data !== ro.data) failures.push(`${where}: the result is not the out tensor`);
+        [rq, rk, rv].forEach((t, i) => {
+          if (!sameBits(t.data, before[i])) failures.push(`${where}: createTensor input ${'qkv'[i]} was modified`);
+        });
+        out = { data: ro.data.slice() };
+        [rq, rk, rv, ro].forEach((t) => attn.releaseTensor(t));
+      } else {
+        out = path.sync ? attn.forwardSync(q, k, v, fo) : await attn.forward(q, k, v, fo);
+      }
       const bad = firstMismatch(out.data, ref, path.atol, path.rtol);
       if (bad) failures.push(`${where}: ${bad}`);
       const forced = path.options.backend;
