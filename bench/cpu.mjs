@@ -1,5 +1,5 @@
 // CPU benchmark of the wasm path on the core issue's workloads (W1 seed, W2 long, W3 small).
-// Plain Node on dist/ (no dev dependencies). Median of >= 5 timed runs after warm-up;
+// Plain Node on dist/ (no dev dependencies). Median of >= 5 timed runs after >= 1 s of warm-up;
 // useful GFLOP/s = 4 · headDim · allowed pairs · batch · heads / time.
 // Each case runs three ways (`io`): plain (Float32Arrays in, a new result array per call),
 // out (the same plus forward's `out` option, one result array reused), resident (q, k, v and
@@ -34,7 +34,7 @@ for (const w of WORKLOADS) {
       resident: () => attn.forward(rq, rk, rv, { out: ro.data }),
     };
     for (const io of ios) {
-      const r0 = await timeIt(calls[io], { minRuns: args.quick ? 3 : 5, minMs: args.quick ? 200 : 1500 });
+      const r0 = await timeIt(calls[io], { warmupMs: args.quick ? 0 : 1000, minRuns: args.quick ? 3 : 5, minMs: args.quick ? 200 : 1500 });
       const t = { median: r0.medianMs, min: r0.minMs, runs: r0.runs };
       const gflops = plan.usefulFlops / (t.median * 1e6);
       rows.push({
