@@ -143,7 +143,7 @@ function gpuSection(files) {
       }
     }
     out.push('', 'FlexAttention does not regroup the strided pattern, so it visits almost every block; SDPA has no sparse masks (causal only). ' +
-      'Strided 65536 reads 4.52 ms in a GPU-only process but ~24 ms when it follows end-to-end calls of larger cases in the same process (`gpu-ours-e2e.json`), seen in every run; not explained (bench/NOTES-gpu.md).', '');
+      'Strided 65536 reads 4.39 ms in a GPU-only process but ~22 ms when it follows end-to-end calls of larger cases in the same process (`gpu-ours-e2e.json`), seen in every run; not explained (bench/NOTES-gpu.md). Kernel v6 (V pre-scan, see NOTES-gpu.md); v5 files in `v5/`.', '');
     if (scaling?.cases?.length) {
       const sizes = [...new Set(scaling.cases.map((c) => c.nCtx))].sort((a, b) => a - b);
       out.push('### Scaling with nCtx (GPU, kernel time)', '', '| nCtx | all | local | strided |', '|---:|---:|---:|---:|');

@@ -57,6 +57,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read> v: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
 //#endif
+// vflag[0] != 0: V holds an Inf or NaN somewhere (shaders/vscan.wgsl, run just before)
+@group(0) @binding(6) var<storage, read> vflag: array<u32>;
 
 // Workgroup memory, all row-major in vec4 chunks, chunk index XOR-swizzled per row so
 // that the 8 lanes of a row group hit distinct banks:
@@ -152,6 +154,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   let rg = t / TPR;
   let cg = t % TPR;
+  let v_nonfinite = vflag[0] != 0u;
 
   // q_s = Q · scale (zero past nq and past head_dim)
 //#if VEC4
@@ -344,9 +347,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       workgroupBarrier();
 
-      // O += P·V; on partial tiles each product is selected by the mask, so a masked
-      // key's V (even NaN or Inf) never reaches the output, as in the dense reference
-      if (masked) {
+      // O += P·V. A masked key's P is exactly 0; when V has an Inf or NaN anywhere, each
+      // product of a partial tile is selected by the mask, so that a masked key's V never
+      // reaches the output (as in the dense reference); else partial tiles run unmasked.
+      if (masked && v_nonfinite) {
         for (var c4 = 0u; c4 < BN / 4u; c4++) {
           var pv: array<vec4<f32>, RPT>;
           for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[p_idx(rg * RPT + i, c4)]; }

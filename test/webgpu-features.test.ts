@@ -62,6 +62,35 @@ describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu features', () => {
     attn.dispose();
   });
 
+  it('with V all finite (partial tiles then run P·V unmasked), NaN in Q and Inf in K still match the reference', async () => {
+    const c: Case = { mode: 'local', L: 5, bs: 16, batch: 1, nCtx: 40, heads: 2, headDim: 8 };
+    const { q, k, v } = inputs(c);
+    q.data[3 * 16 + 1] = NaN; // query row 3, head 0
+    k.data[20 * 16 + 9] = Infinity; // key row 20, head 1: masked for most rows
+    k.data[33 * 16 + 2] = -Infinity; // key row 33, head 0
+    const { attentionReference } = await import('../dist/index.js');
+    const ref = attentionReference(q, k, v, 2, 'local', 5, 16, {}).data;
+    for (const scanV of [true, false]) {
+      const attn = new SparseAttention(2, 'local', 5, 16, { backend: 'webgpu', webgpu: { scanV } });
+      const out = await attn.forward(q, k, v);
+      expectClose(out.data, ref, ...TOL, `NaN/Inf in Q, K; scanV ${scanV}`);
+      attn.dispose();
+    }
+  });
+
+  it('an Inf in V only at keys masked for some rows: those rows stay finite (the scan sends P·V down the masked path)', async () => {
+    const c: Case = { mode: 'all', bs: 16, batch: 1, nCtx: 70, heads: 1, headDim: 8 };
+    const { q, k, v } = inputs(c);
+    v.data[50 * 8 + 3] = Infinity; // key 50: masked (causal) for rows < 50, in a partial tile for rows 0..63
+    const { attentionReference } = await import('../dist/index.js');
+    const ref = attentionReference(q, k, v, 1, 'all', undefined, 16, {}).data;
+    const attn = new SparseAttention(1, 'all', undefined, 16, { backend: 'webgpu' });
+    const out = await attn.forward(q, k, v);
+    for (let r = 0; r < 50; r++) expect(Number.isFinite(out.data[r * 8 + 3]), `row ${r}`).toBe(true);
+    expectClose(out.data, ref, ...TOL, 'Inf in V');
+    attn.dispose();
+  });
+
   it('splits tensors larger than one binding by batch items and by heads', async () => {
     for (const maxBindingBytes of [2 * 40 * 32 * 4, 2 * 40 * 8 * 4]) {
       const c: Case = { mode: 'strided', L: 4, bs: 16, batch: 3, nCtx: 40, heads: 4, headDim: 8, keyLengths: [13, 40, 29] };

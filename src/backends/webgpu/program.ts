@@ -5,6 +5,7 @@
 // see: onnxruntime js/web/lib/wasm/jsep/webgpu/ops (shader cache keys)
 /// <reference types="@webgpu/types" />
 import source from '../../../shaders/bsattn_fwd.wgsl';
+import scanSource from '../../../shaders/vscan.wgsl';
 
 export interface Tiles {
   /** Layout block size. */
@@ -119,6 +120,18 @@ export class ProgramCache {
     let c = caches.get(device);
     if (!c) caches.set(device, (c = new ProgramCache(device)));
     return c;
+  }
+
+  /** The V pre-pass (shaders/vscan.wgsl): flags an Inf or NaN anywhere in V. */
+  scan(): Promise<GPUComputePipeline> {
+    let p = this.pipelines.get('vscan');
+    if (!p) {
+      const module = this.device.createShaderModule({ label: 'bsattn_vscan', code: scanSource });
+      p = this.device.createComputePipelineAsync({ label: 'bsattn_vscan', layout: 'auto', compute: { module, entryPoint: 'main' } });
+      this.pipelines.set('vscan', p);
+      p.catch(() => this.pipelines.delete('vscan'));
+    }
+    return p;
   }
 
   get(t: Tiles): Promise<GPUComputePipeline> {

@@ -182,16 +182,28 @@ export class WebGpuBackend implements Backend {
     const device = this.check();
     const tiles = this.tilesFor(plan)!;
     const pipeline = await this.programs!.get(tiles);
+    const scanV = this.options.scanV ?? true;
+    const scan = scanV ? await this.programs!.scan() : null;
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
     const d = buildDispatch(plan, chunk, tiles.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, this.options.longFirst ?? true);
     const uniform = this.buffer(`params${i}`, 64, UNIFORM | COPY_DST);
     device.queue.writeBuffer(uniform, 0, d.params);
     const bind = (binding: number, buffer: GPUBuffer, offset = 0, size?: number) => ({ binding, resource: { buffer, offset, size } });
+    // vflag: 0 when V is all finite (the pre-pass ORs in 1 otherwise); without the pre-pass
+    // it is 1, and partial tiles always take the masked P·V
+    const vflag = this.buffer(`vflag${i}`, 16, STORAGE | COPY_DST);
+    if (scan) enc.clearBuffer(vflag, 0, 16);
+    else device.queue.writeBuffer(vflag, 0, new Uint32Array([1, 0, 0, 0]));
     const group = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, offsets[0], bytes), bind(3, t.k, offsets[1], bytes), bind(4, t.v, offsets[2], bytes), bind(5, t.o, offsets[3], bytes)],
+      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, offsets[0], bytes), bind(3, t.k, offsets[1], bytes), bind(4, t.v, offsets[2], bytes), bind(5, t.o, offsets[3], bytes), bind(6, vflag, 0, 16)],
     });
     const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
+    if (scan) {
+      pass.setPipeline(scan);
+      pass.setBindGroup(0, device.createBindGroup({ layout: scan.getBindGroupLayout(0), entries: [bind(0, t.v, offsets[2], bytes), bind(1, vflag, 0, 16)] }));
+      pass.dispatchWorkgroups(Math.min(2048, Math.max(1, Math.ceil(bytes / 4 / 256 / 16))));
+    }
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(d.gridX, d.gridY);
