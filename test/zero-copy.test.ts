@@ -167,6 +167,26 @@ describe('out option', () => {
 });
 
 describe('tensors made or released while calls are in flight', () => {
+  it('tensors made during calls, released after them, leave no growing gap', async () => {
+    const c: Case = { mode: 'all', bs: 32, batch: 2, nCtx: 600, heads: 2, headDim: 32 };
+    const a = instance(c);
+    const { q, k, v } = inputs(c);
+    const memory = () => __testing.engines().reduce((n, e) => n + e.memoryBytes, 0);
+    const during = __testing.counters.tensorsDuringCalls;
+    let after5 = 0;
+    for (let round = 0; round < 20; round++) {
+      const p = a.forward(q, k, v);
+      await new Promise((r) => setTimeout(r, 1)); // the workers are computing now
+      const made = [a.createTensor(q.shape), a.createTensor(q.shape)];
+      expectClose((await p).data, reference(c), 1e-5, 1e-4, describeCase(c));
+      made.forEach((t) => a.releaseTensor(t));
+      await a.forward(q, k, v); // the deferred frees have run
+      if (round === 5) after5 = memory();
+    }
+    expect(__testing.counters.tensorsDuringCalls - during).toBeGreaterThan(10); // the path under test ran
+    expect(memory()).toBe(after5);
+  });
+
   it('a tensor created during a call is not written by it, and the call is right', async () => {
     const c: Case = { mode: 'all', bs: 32, batch: 2, nCtx: 300, heads: 4, headDim: 16 };
     const a = instance(c);

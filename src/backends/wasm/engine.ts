@@ -9,7 +9,7 @@ import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK_WO
 import { type KernelChoice, type Variant, chooseKernel } from './kernels.js';
 import { rejectOnAbort } from '../../abort.js';
 import { WorkerLostError, WorkerPool, cancelCall } from './pool.js';
-import { applyTrap, faults } from './faults.js';
+import { applyTrap, counters, faults } from './faults.js';
 
 const PAGE = 65536;
 const MAX_BYTES = 65536 * PAGE; // wasm32: 4 GiB
@@ -167,8 +167,12 @@ export class WasmEngine {
       if (r.bytes === bytes) this.freeRegions.splice(i, 1);
       else this.freeRegions[i] = { at: r.at + bytes, bytes: r.bytes - bytes };
     } else {
-      // Above the running call's work area, which is in use until that call settles.
-      at = this.running ? align(Math.max(this.tensorTop, this.workEnd)) : this.tensorTop;
+      // Above the running call's work area, which is in use until that call settles (then
+      // the gap between the old top and the new tensor is free for tensors).
+      const top = this.tensorTop;
+      at = this.running ? align(Math.max(top, this.workEnd)) : top;
+      if (this.running) counters.tensorsDuringCalls++;
+      if (at > top) void this.tail.then(() => this.freeRegion({ at: top, bytes: at - top }));
       try {
         this.reserve(at + bytes, [length]);
       } catch (e) {
@@ -194,24 +198,25 @@ export class WasmEngine {
     if (at === undefined) return false;
     this.tensors.delete(data);
     const region = { at, bytes: align(Math.max(4, data.length * 4)) };
-    const give = () => {
-      this.freeRegions.push(region);
-      this.freeRegions.sort((a, b) => a.at - b.at);
-      // Coalesce neighbours; a free run at the top lowers tensorTop (the work area moves down).
-      for (let j = this.freeRegions.length - 1; j > 0; j--) {
-        const a = this.freeRegions[j - 1], b = this.freeRegions[j];
-        if (a.at + a.bytes === b.at) this.freeRegions.splice(j - 1, 2, { at: a.at, bytes: a.bytes + b.bytes });
-      }
-      const last = this.freeRegions.at(-1);
-      if (last && last.at + last.bytes === this.tensorTop && !this.running) {
-        this.freeRegions.pop();
-        this.tensorTop = last.at;
-        this.lastStatic = null;
-      }
-    };
-    if (this.running) void this.tail.then(give);
-    else give();
+    if (this.running) void this.tail.then(() => this.freeRegion(region));
+    else this.freeRegion(region);
     return true;
+  }
+
+  /** Adds a region to the free list, coalesced; a free run at the top lowers tensorTop (the work area moves down). */
+  private freeRegion(region: { at: number; bytes: number }): void {
+    this.freeRegions.push(region);
+    this.freeRegions.sort((a, b) => a.at - b.at);
+    for (let j = this.freeRegions.length - 1; j > 0; j--) {
+      const a = this.freeRegions[j - 1], b = this.freeRegions[j];
+      if (a.at + a.bytes === b.at) this.freeRegions.splice(j - 1, 2, { at: a.at, bytes: a.bytes + b.bytes });
+    }
+    const last = this.freeRegions.at(-1);
+    if (last && last.at + last.bytes === this.tensorTop && !this.running) {
+      this.freeRegions.pop();
+      this.tensorTop = last.at;
+      this.lastStatic = null;
+    }
   }
 
   /** Byte offset of a live tensor of this engine holding exactly `length` floats, else -1. */

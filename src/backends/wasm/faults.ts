@@ -24,8 +24,8 @@ export const faults = {
   maxMemoryBytes: null as null | number,
 };
 
-/** Live counters: workers started and not yet exited, engines alive, their memory. */
-export const counters = { workersAlive: 0, workersStarted: 0, poolsStarted: 0 };
+/** Live counters: workers started and not yet exited, pools; tensors made while a call ran. */
+export const counters = { workersAlive: 0, workersStarted: 0, poolsStarted: 0, tensorsDuringCalls: 0 };
 
 /** Takes the worker fault for one call, if any. */
 export function takeWorkerFault(): { worker: number; when: WorkerFault } | null {
