@@ -67,9 +67,10 @@ export function bytesMoved(plan: Plan): number {
   return 4 * plan.batch * plan.nCtx * plan.nEmbd * 4;
 }
 
-export function estimateWasmMs(plan: Plan, threads: number, c = current): number {
+/** `copied`: how many of q, k, v and the result are copied (createTensor tensors are not). */
+export function estimateWasmMs(plan: Plan, threads: number, c = current, copied = 4): number {
   const r = c.wasm;
-  return r.fixedMs + bytesMoved(plan) / (r.gbps * 1e6) + plan.visitedFlops / (r.gflops * Math.max(1, threads) * 1e6);
+  return r.fixedMs + (bytesMoved(plan) * copied) / 4 / (r.gbps * 1e6) + plan.visitedFlops / (r.gflops * Math.max(1, threads) * 1e6);
 }
 
 export function estimateGpuMs(plan: Plan, software: boolean, c = current): number {

@@ -157,13 +157,15 @@ export class SparseAttention {
     checkNotDisposed(this.disposed);
     const shape = checkInputs(this.config, q, k, v);
     const plan = this.makePlan(shape, forwardOptions);
+    const out = checkOut(forwardOptions.out, shape, [q.data, k.data, v.data]);
     forwardOptions.signal?.throwIfAborted();
     await this.wasm.init();
     checkNotDisposed(this.disposed);
-    let choice = await this.settle(plan, this.choose(plan));
+    // createTensor tensors cost the CPU path no copy: the estimate counts only the others.
+    const copied = [q.data, k.data, v.data, out].filter((d) => !this.wasm.isResident(d)).length;
+    let choice = await this.settle(plan, this.choose(plan, copied), copied);
     checkNotDisposed(this.disposed);
     const t0 = now();
-    const out = checkOut(forwardOptions.out, shape, [q.data, k.data, v.data]);
     const inputs = { q: q.data, k: k.data, v: v.data, signal: forwardOptions.signal, out };
     if (choice.backend === 'webgpu') {
       const gpu = this.gpuBackend();
@@ -285,7 +287,7 @@ export class SparseAttention {
    * CPU estimate, then decides on the adapter it got. `probeGpu` says that the decision
    * needs an adapter that has not been asked for yet.
    */
-  private choose(plan: Plan): Choice {
+  private choose(plan: Plan, copied = 4): Choice {
     const dead = this.gpu?.deadReason;
     if (this.config.backend === 'webgpu') {
       if (dead) return { backend: 'wasm', reason: `wasm: webgpu was requested but ${dead}; the device is not retried` };
@@ -293,8 +295,8 @@ export class SparseAttention {
     }
     if (this.config.backend === 'wasm') return { backend: 'wasm', reason: "wasm: forced by options.backend = 'wasm'" };
     const threads = this.wasm.threadCount;
-    const cpuMs = estimateWasmMs(plan, threads);
-    const cpu = `${fmt(cpuMs)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''})`;
+    const cpuMs = estimateWasmMs(plan, threads, undefined, copied);
+    const cpu = `${fmt(cpuMs)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''}${copied < 4 ? `, ${4 - copied} of q, k, v, out in place` : ''})`;
     if (dead) return { backend: 'wasm', reason: `wasm: ${dead}` };
     if (this.gpuUnavailable) return { backend: 'wasm', reason: `wasm: no usable WebGPU adapter (${this.gpuUnavailable})` };
     const adapter = this.gpu?.adapterName;
@@ -313,14 +315,14 @@ export class SparseAttention {
   }
 
   /** Resolves a choice that needs an adapter: asks for one once; a failure is remembered. */
-  private async settle(plan: Plan, choice: Choice): Promise<Choice> {
+  private async settle(plan: Plan, choice: Choice, copied = 4): Promise<Choice> {
     if (!choice.probeGpu) return choice;
     try {
       await this.initGpu(this.gpuBackend());
     } catch (e) {
       this.gpuUnavailable = (e as Error).message.replace(/^SparseAttention: /, '');
     }
-    return this.choose(plan);
+    return this.choose(plan, copied);
   }
 
   private gpuBackend(): WebGpuBackend {

@@ -205,3 +205,23 @@ describe('tensors made or released while calls are in flight', () => {
     expectClose(r.data, reference(c), 1e-5, 1e-4, describeCase(c));
   });
 });
+
+describe('auto and createTensor', () => {
+  it("auto's CPU estimate counts no copy for tensors read and written in place", async () => {
+    const a = new SparseAttention(4, 'local', 16, 16, { threads: 2 }); // backend 'auto'
+    made.push(a);
+    const shape = [1, 2048, 256];
+    const plain = { data: new Float32Array(2048 * 256).fill(0.5), shape };
+    await a.forward(plain, plain, plain);
+    const r1 = a.lastRun!.reason;
+    const [rq, rk, rv, ro] = [0, 1, 2, 3].map(() => a.createTensor(shape));
+    rq.data.fill(0.5);
+    await a.forward(rq, rk, rv, { out: ro.data });
+    const r2 = a.lastRun!.reason;
+    expect(a.lastRun!.backend).toBe('wasm');
+    expect(r2).toMatch(/estimated on the CPU \(2 threads, 4 of q, k, v, out in place\)/);
+    const ms = (r: string) => Number(/([\d.]+) ms estimated on the CPU/.exec(r)![1]);
+    expect(ms(r2)).toBeLessThan(ms(r1));
+    [rq, rk, rv, ro].forEach((t) => a.releaseTensor(t));
+  });
+});

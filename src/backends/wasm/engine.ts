@@ -219,6 +219,11 @@ export class WasmEngine {
     }
   }
 
+  /** Whether `data` is a live tensor of this engine. */
+  isTensor(data: Float32Array): boolean {
+    return this.tensors.has(data);
+  }
+
   /** Byte offset of a live tensor of this engine holding exactly `length` floats, else -1. */
   private tensorAt(data: Float32Array | undefined, length: number): number {
     if (!data || data.length !== length) return -1;

@@ -128,6 +128,11 @@ export class WasmBackend implements Backend {
     return this.engine?.releaseTensor(data) ?? false;
   }
 
+  /** Whether `data` is a live createTensor() tensor of the threaded engine (read or written in place). */
+  isResident(data: Float32Array | undefined): boolean {
+    return !!data && !!this.engine?.isTensor(data);
+  }
+
   /** Worker threads a forward() call uses (a guess from the runtime until init). */
   get threadCount(): number {
     if (this.engine) return this.threads;
