@@ -9,6 +9,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import { SparseAttention, wasmVariants } from '../dist/index.js';
 import { WORKLOADS, parseArgs, randomTensor, timeIt } from './lib.mjs';
+import { residentCopies } from '../scripts/lib/property.mjs';
 
 const args = parseArgs();
 const threads = Number(args.threads ?? 2);
@@ -23,11 +24,7 @@ for (const w of WORKLOADS) {
     const attn = new SparseAttention(w.heads, mode, L, 32, { backend: 'wasm', threads, wasmVariant: variant });
     const plan = attn.plan(shape);
     const out = new Float32Array(q.data.length);
-    const [rq, rk, rv, ro] = [q, k, v, null].map((t) => {
-      const r = attn.createTensor(shape);
-      if (t) r.data.set(t.data);
-      return r;
-    });
+    const [rq, rk, rv, ro] = residentCopies(attn, shape, [q, k, v, null]);
     const calls = {
       plain: () => attn.forward(q, k, v),
       out: () => attn.forward(q, k, v, { out }),

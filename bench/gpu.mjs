@@ -12,13 +12,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import { SparseAttention } from '../dist/index.js';
+import { median, parseArgs, randomTensor } from './lib.mjs';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => {
-    if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : true]);
-    return acc;
-  }, []),
-);
+const args = parseArgs();
 const SIZES = String(args.sizes ?? '4096,16384,65536').split(',').map(Number);
 const HEADS = 16;
 const HEAD_DIM = 64;
@@ -33,19 +29,6 @@ const GPU_OPTS = {
 };
 const STORAGE = 0x80, COPY_DST = 0x8, COPY_SRC = 0x4;
 
-function randomData(n, seed) {
-  const data = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    data[i] = (s / 4294967296) * 2 - 1;
-  }
-  return data;
-}
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const log = (...a) => console.error(...a);
 
 /** Median kernel ms over runs (timestamps), and mean ms of `runs` back-to-back submits. */
@@ -98,7 +81,7 @@ log('adapter:', result.machine.adapter);
 for (const nCtx of SIZES) {
   const shape = [1, nCtx, HEADS * HEAD_DIM];
   const n = nCtx * HEADS * HEAD_DIM;
-  const q = { data: randomData(n, 1), shape }, k = { data: randomData(n, 2), shape }, v = { data: randomData(n, 3), shape };
+  const q = randomTensor(shape, 1), k = randomTensor(shape, 2), v = randomTensor(shape, 3);
   const bufs = { bytes: n * 4 };
   for (const [name, t] of [['q', q], ['k', k], ['v', v]]) {
     bufs[name] = device.createBuffer({ size: n * 4, usage: STORAGE | COPY_DST });
@@ -136,8 +119,7 @@ const sweep = args['no-crossover'] || args['gpu-only'] ? [] : args.quick ? [256,
 for (const [mode, L] of CASES) {
   for (const nCtx of sweep) {
     const shape = [1, nCtx, HEADS * HEAD_DIM];
-    const n = nCtx * HEADS * HEAD_DIM;
-    const q = { data: randomData(n, 1), shape }, k = { data: randomData(n, 2), shape }, v = { data: randomData(n, 3), shape };
+    const q = randomTensor(shape, 1), k = randomTensor(shape, 2), v = randomTensor(shape, 3);
     const gpu = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'webgpu', device, webgpu: GPU_OPTS });
     const cpu = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'wasm' });
     const plan = gpu.plan(shape);

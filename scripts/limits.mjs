@@ -8,6 +8,7 @@
 //            one part; its v tensor starts past 2 GiB in linear memory
 //   reject   [1, 4194304, 64] 1 head: over 4 GiB and unsplittable → rejected, no memory grown
 import * as lib from '../dist/index.js';
+import { randomTensor } from '../bench/lib.mjs';
 
 const L = 16;
 const CASES = {
@@ -19,23 +20,13 @@ const CASES = {
 const names = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const GiB = 2 ** 30;
 
-function fill(n, seed) {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    a[i] = (s / 4294967296) * 2 - 1;
-  }
-  return a;
-}
-
 let failed = false;
 for (const name of names.length ? names : Object.keys(CASES)) {
   const { shape, heads, reject } = CASES[name];
   const [batch, nCtx, nEmbd] = shape;
   const n = batch * nCtx * nEmbd;
   const attn = new lib.SparseAttention(heads, 'local', L, 32, { backend: 'wasm', threads: 2 });
-  const t = (seed) => ({ data: reject ? new Float32Array(n) : fill(n, seed), shape });
+  const t = (seed) => (reject ? { data: new Float32Array(n), shape } : randomTensor(shape, seed));
   const q = t(1), k = t(2), v = t(3);
   const rss0 = process.memoryUsage().rss;
   const t0 = performance.now();

@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import * as lib from '../dist/index.js';
 import { cpuPaths } from './lib/paths.mjs';
-import { caseInputs, caseOptions, describeCase, firstMismatch, makeCase, rng } from './lib/property.mjs';
+import { caseInputs, caseOptions, describeCase, firstMismatch, makeCase, residentCopies, rng } from './lib/property.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -92,11 +92,7 @@ for (let i = 1; i <= calls; i++) {
     if (path.resident) {
       // createTensor() tensors in and out, released after the call: the engine's tensor
       // regions churn with every shape and must be reused, not grow memory without bound
-      const [rq, rk, rv, ro] = [q, k, v, null].map((t) => {
-        const x = attn.createTensor(q.shape);
-        if (t) x.data.set(t.data);
-        return x;
-      });
+      const [rq, rk, rv, ro] = residentCopies(attn, q.shape, [q, k, v, null]);
       await attn.forward(rq, rk, rv, { ...fo, out: ro.data });
       out = { data: ro.data.slice() };
       [rq, rk, rv, ro].forEach((t) => attn.releaseTensor(t));

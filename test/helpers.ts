@@ -1,6 +1,7 @@
 // Shared test helpers: seeded inputs, the float64 reference, tolerance checks that print
 // index, expected, actual, shape and configuration on failure.
 import { attentionReference, type SparseAttentionOptions } from '../dist/index.js';
+import { randomTensor as seededTensor } from '../scripts/lib/property.mjs';
 
 export interface Case {
   mode: 'all' | 'local' | 'strided' | 'fixed' | 'custom';
@@ -19,16 +20,9 @@ export interface T3 {
   shape: [number, number, number];
 }
 
-/** xorshift32, mapped to [-scale, scale). */
+/** xorshift32, mapped to [-scale, scale): the stream of the property scripts. */
 export function randomTensor(shape: [number, number, number], seed: number, scale = 1): T3 {
-  const n = shape[0] * shape[1] * shape[2];
-  const data = new Float32Array(n);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    data[i] = ((s / 4294967296) * 2 - 1) * scale;
-  }
-  return { data, shape };
+  return seededTensor(shape, seed, scale);
 }
 
 export function inputs(c: Case, seed = 1): { q: T3; k: T3; v: T3 } {

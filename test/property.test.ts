@@ -8,14 +8,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as lib from '../dist/index.js';
 import { checkCase, makeCase } from '../scripts/lib/property.mjs';
-import { wasmPaths } from './backends.js';
+import { type PathUnderTest, wasmPaths } from './backends.js';
 
 const CASES = 300;
 const SEED = 900_001;
 const BUDGET = 1e7; // reference work per case: keeps the whole file at a few seconds
 
 // One path per build (the case sets the thread count), forwardSync, and createTensor in/out.
-const paths = [
+const paths: (PathUnderTest & { resident?: boolean })[] = [
   ...wasmPaths()
     .filter((p) => p.sync || p.options.threads === 1)
     .map((p) => ({ ...p, name: p.name.replace(/ 1 thread$/, '') })),

@@ -8,6 +8,7 @@ import { webgpuPaths } from './backends.js';
 import { conformanceCases } from './cases.js';
 import { ENABLE_HINT, REQUIRE_GPU, probeAdapter } from './gpu-env.js';
 import { describeCase, expectClose, inputs, reference } from './helpers.js';
+import { residentCopies } from '../scripts/lib/property.mjs';
 
 const adapter = probeAdapter();
 if (!adapter.ok && !REQUIRE_GPU) console.log(ENABLE_HINT);
@@ -47,11 +48,7 @@ describe.runIf(adapter.ok)('webgpu: out option and createTensor tensors', () => 
     const gpu = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...c.options, backend: 'webgpu' });
     try {
       const { q, k, v } = inputs(c);
-      const [rq, rk, rv, ro] = [q, k, v, null].map((t) => {
-        const r = cpu.createTensor(q.shape);
-        if (t) r.data.set(t.data);
-        return r;
-      });
+      const [rq, rk, rv, ro] = residentCopies(cpu, q.shape, [q, k, v, null]);
       expect(rq.data.buffer.constructor.name).toBe('SharedArrayBuffer');
       const r1 = await gpu.forward(rq, rk, rv, { keyLengths: c.keyLengths, out: ro.data });
       expect(gpu.lastRun?.backend, gpu.lastRun?.reason).toBe('webgpu');

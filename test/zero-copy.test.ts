@@ -4,6 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { SparseAttention, __testing } from '../dist/index.js';
 import { describeCase, expectClose, inputs, reference, type Case } from './helpers.js';
+import { residentCopies } from '../scripts/lib/property.mjs';
 
 const cases: Case[] = [
   { mode: 'all', bs: 16, batch: 2, nCtx: 37, heads: 2, headDim: 16 },
@@ -21,12 +22,6 @@ function instance(c: Case, extra: object = {}): SparseAttention {
 }
 afterAll(() => made.forEach((a) => a.dispose()));
 
-/** An engine tensor holding a copy of t. */
-function resident(a: SparseAttention, t: { data: Float32Array; shape: number[] }) {
-  const r = a.createTensor(t.shape);
-  r.data.set(t.data);
-  return r;
-}
 
 describe('createTensor', () => {
   it('gives a zeroed tensor in the engine memory (shared where workers run)', () => {
@@ -90,7 +85,7 @@ describe('engine tensors and out give the same results as plain arrays', () => {
       const { q, k, v } = inputs(c);
       const plain = (await a.forward(q, k, v)).data;
       expectClose(plain, reference(c), 1e-5, 1e-4, describeCase(c));
-      const [rq, rk, rv] = [q, k, v].map((t) => resident(a, t));
+      const [rq, rk, rv] = residentCopies(a, q.shape, [q, k, v]);
       const before = [rq, rk, rv].map((t) => t.data.slice());
 
       // engine inputs, fresh result
@@ -124,7 +119,7 @@ describe('engine tensors and out give the same results as plain arrays', () => {
     const b = instance(c1);
     for (const c of [c1, c2, c1]) {
       const { q, k, v } = inputs(c);
-      const [rq, rk, rv] = [q, k, v].map((t) => resident(a, t));
+      const [rq, rk, rv] = residentCopies(a, q.shape, [q, k, v]);
       const out = a.createTensor(q.shape);
       await b.forward(rq, rk, rv, { out: out.data });
       expectClose(out.data, reference(c), 1e-5, 1e-4, describeCase(c));
@@ -191,7 +186,7 @@ describe('tensors made or released while calls are in flight', () => {
     const c: Case = { mode: 'all', bs: 32, batch: 2, nCtx: 300, heads: 4, headDim: 16 };
     const a = instance(c);
     const { q, k, v } = inputs(c);
-    const [rq, rk, rv] = [q, k, v].map((t) => resident(a, t));
+    const [rq, rk, rv] = residentCopies(a, q.shape, [q, k, v]);
     const calls = [a.forward(rq, rk, rv), a.forward(q, k, v), a.forward(rq, rk, rv)];
     const fresh = Array.from({ length: 4 }, () => a.createTensor(q.shape));
     fresh.forEach((t, i) => t.data.fill(i + 1));

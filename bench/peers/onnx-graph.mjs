@@ -61,3 +61,20 @@ export function attentionModel(batch, nCtx, nEmbd, heads) {
   const model = { irVersion: 8, producerName: 'sparse-attention bench', opsetImport: [{ domain: '', version: 17 }], graph };
   return ModelProto.encode(ModelProto.fromObject(model)).finish();
 }
+
+/**
+ * The peer object of an onnxruntime session on this graph: q, k, v and the mask bias bound
+ * once as input tensors; `run` returns the output's data. `ort` is onnxruntime-node or -web.
+ */
+export function ortPeer(ort, session, { q, k, v, shape }, bias, version) {
+  const nCtx = shape[1];
+  const feeds = {
+    q: new ort.Tensor('float32', q.data, shape), k: new ort.Tensor('float32', k.data, shape),
+    v: new ort.Tensor('float32', v.data, shape), bias: new ort.Tensor('float32', bias, [nCtx, nCtx]),
+  };
+  return {
+    run: async () => (await session.run(feeds)).out.data,
+    dispose: () => session.release(),
+    info: { graph: 'explicit MatMul→Mul→Add→Softmax→MatMul, head split in graph', version },
+  };
+}

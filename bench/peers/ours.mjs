@@ -4,6 +4,7 @@
 // the result in createTensor() tensors (no copy in or out), what a caller can do that owns
 // its buffers; it is reported beside, never in place of, the plain call.
 import { SparseAttention, wasmVariants } from '../../dist/index.js';
+import { residentCopies } from '../../scripts/lib/property.mjs';
 
 export const name = 'sparse-attention';
 export const configs = [
@@ -16,11 +17,7 @@ export async function setup(w, mode, L, { q, k, v, shape }, _bias, config) {
   const plan = attn.plan(shape);
   let args = [q, k, v];
   if (config.resident) {
-    const [rq, rk, rv, ro] = [q, k, v, null].map((t) => {
-      const r = attn.createTensor(shape);
-      if (t) r.data.set(t.data);
-      return r;
-    });
+    const [rq, rk, rv, ro] = residentCopies(attn, shape, [q, k, v, null]);
     args = [rq, rk, rv, { out: ro.data }];
   }
   await attn.forward(...args); // compile, start workers

@@ -11,4 +11,8 @@ export function caseOptions(c: PropertyCase): Record<string, unknown>;
 export function describeCase(c: PropertyCase): string;
 export function caseInputs(c: PropertyCase): Record<'q' | 'k' | 'v', { data: Float32Array; shape: [number, number, number] }>;
 export function firstMismatch(actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number): string | null;
+export function residentCopies<T extends { data: Float32Array; shape: readonly number[] }>(
+  attn: { createTensor(shape: readonly number[]): T }, shape: readonly number[], sources: readonly ({ data: Float32Array } | null)[],
+): T[];
+export function randomTensor(shape: [number, number, number], seed: number, scale?: number): { data: Float32Array; shape: [number, number, number] };
 export function checkCase(lib: unknown, c: PropertyCase, paths: readonly PathLike[]): Promise<string[]>;

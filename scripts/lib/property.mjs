@@ -96,7 +96,7 @@ export function describeCase(c) {
   return JSON.stringify(c);
 }
 
-/** xorshift32 tensor in [-scale, scale), as test/helpers.ts. */
+/** xorshift32 tensor in [-scale, scale); test/helpers.ts uses it too. */
 export function randomTensor(shape, seed, scale = 1) {
   const n = shape[0] * shape[1] * shape[2];
   const data = new Float32Array(n);
@@ -132,6 +132,18 @@ export function firstMismatch(actual, expected, atol, rtol) {
 }
 
 /**
+ * createTensor() tensors of `attn` holding copies of `sources` (null: a zeroed one, e.g. for
+ * `out`), all of `shape`.
+ */
+export function residentCopies(attn, shape, sources) {
+  return sources.map((t) => {
+    const r = attn.createTensor(shape);
+    if (t) r.data.set(t.data);
+    return r;
+  });
+}
+
+/**
  * Runs case `c` on each path ({ name, options, sync, resident, atol, rtol }) and checks it against
  * the reference; also that the inputs are unchanged and the output aliases none of them.
  * Returns the failures as strings that carry the seed and configuration.
@@ -152,11 +164,7 @@ export async function checkCase(lib, c, paths) {
       let out;
       if (path.resident) {
         // q, k, v and the result in createTensor() tensors: read and written in place
-        const [rq, rk, rv, ro] = [q, k, v, null].map((t) => {
-          const r = attn.createTensor(q.shape);
-          if (t) r.data.set(t.data);
-          return r;
-        });
+        const [rq, rk, rv, ro] = residentCopies(attn, q.shape, [q, k, v, null]);
         out = await attn.forward(rq, rk, rv, { ...fo, out: ro.data });
         if (out.data !== ro.data) failures.push(`${where}: the result is not the out tensor`);
         [rq, rk, rv].forEach((t, i) => {

@@ -343,9 +343,11 @@ export class WasmEngine {
     return this.pool?.size ?? 0;
   }
 
-  /** Writes everything one call needs into linear memory; returns where it lies. */
-  /** The call's tables in linear memory (see layOut). */
-  /** `resident`: byte offsets of q, k, v, o when they are tensors of this engine, else -1. */
+  /**
+   * The call's tables in linear memory (see layOut), above the tensors; returns where each
+   * piece lies. `resident`: byte offsets of q, k, v, o when they are tensors of this
+   * engine, else -1 (then the work area holds a copy).
+   */
   private writeTables(plan: Plan, threads: number, parties: number, resident: readonly number[]) {
     const bs = plan.blockSize;
     const d = plan.headDim;
@@ -415,7 +417,6 @@ export class WasmEngine {
     // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence.
     const packedAt = seqs.map((s) => [take(Math.ceil(s[5] / 4) * 4 * d * 4), take(s[5] * d * 4)]);
     this.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
-    this.workEnd = at;
 
     const buf = this.memory.buffer;
     const i32 = new Int32Array(buf);
@@ -472,7 +473,7 @@ export class WasmEngine {
       i32.set(l.maskIds, layoutAt[li].maskIds >> 2);
       i32.set(masksFor(l), layoutAt[li].masks >> 2);
     });
-    return { params, counter, packCounter, barrier, nTasks: tasks.length, scratch, qAt, kAt, vAt, oAt, tensorBytes, end: at };
+    return { params, counter, packCounter, barrier, nTasks: tasks.length, scratch, qAt, kAt, vAt, oAt, end: at };
   }
 
   /**
