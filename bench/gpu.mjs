@@ -8,18 +8,20 @@
 // Plain Node on dist/ (no dev dependencies), so it runs on the GPU machine.
 //   node bench/gpu.mjs [--sizes 4096,16384,65536] [--rpt 4|8] [--bn 64|32] [--no-overlap] [--v4] [--prefetch] [--long-first] [--fma] [--no-scan] [--gpu-only]
 //                      [--no-crossover] [--quick] [--out file.json]
+//                      [--modes all,local,strided] [--dist dir] (another build of the package, for A/B runs of kernel versions)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
-import { SparseAttention } from '../dist/index.js';
+import { pathToFileURL } from 'node:url';
 import { median, parseArgs, randomTensor } from './lib.mjs';
 
 const args = parseArgs();
+const { SparseAttention } = await import(args.dist ? pathToFileURL(`${args.dist}/index.js`).href : '../dist/index.js');
 const SIZES = String(args.sizes ?? '4096,16384,65536').split(',').map(Number);
 const HEADS = 16;
 const HEAD_DIM = 64;
 const BLOCK = 64; // a performance parameter only for these modes
-const CASES = [['all', undefined], ['local', 512], ['strided', 128]];
+const CASES = [['all', undefined], ['local', 512], ['strided', 128]].filter(([m]) => !args.modes || String(args.modes).split(',').includes(m));
 const GPU_OPTS = {
   timestamps: true, rowsPerThread: Number(args.rpt ?? 4), maxKeyTile: Number(args.bn ?? 64), overlapV: !args['no-overlap'],
   // v5 defaults (prefetch, longFirst, fmaS on); --v4 turns all three off, --prefetch/--long-first/--fma turn one on after it
@@ -66,7 +68,7 @@ function maxError(a, b) {
   return worst; // <= 1 means within the WebGPU tolerance
 }
 
-const result = { options: GPU_OPTS, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, cases: [], crossover: [] };
+const result = { options: { ...GPU_OPTS, dist: args.dist ?? 'dist' }, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, cases: [], crossover: [] };
 const probe = new SparseAttention(HEADS, 'all', undefined, BLOCK, { backend: 'webgpu', webgpu: GPU_OPTS });
 const device = await probe.gpuDevice();
 result.machine.adapter = probe.plan([1, 64, HEADS * HEAD_DIM]) && (await (async () => {

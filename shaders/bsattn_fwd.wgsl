@@ -8,7 +8,9 @@
 //   m_new = max(m_i, rowmax S), P = 2^(S - m_new), l_i = l_i·α + rowsum P,
 //   O = O·α + P·V with α = 2^(m_i - m_new), and O / l_i once at the end.
 // Thread tile: RPT query rows × CPT key columns of S, and the same RPT rows × DPT dims
-// of O (loops over these sizes are unrolled by the host); TPR = 8 threads share a row group, so the row max is a reduction over 8 lanes
+// of O: the vec4 chunks j·TPR + cg of a row (j < DPT/4), so that the 8 lanes of a row
+// group read 8 consecutive vec4s of a V row, one per bank group (loops over these sizes
+// are unrolled by the host); TPR = 8 threads share a row group, so the row max is a reduction over 8 lanes
 // (subgroup shuffles when SUBGROUPS, else workgroup memory). l_i stays a per-thread
 // partial sum (every lane of a row group applies the same α) and is reduced once.
 // see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019);
@@ -357,7 +359,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           for (var cc = 0u; cc < 4u; cc++) {
             let c = c4 * 4u + cc;
             for (var j = 0u; j < DPT / 4u; j++) {
-              let vv = v_s[c * (DP / 4u) + cg * (DPT / 4u) + j];
+              let vv = v_s[c * (DP / 4u) + j * TPR + cg];
               for (var i = 0u; i < RPT; i++) {
                 let ok = allowed(okb[i], c);
                 acc[i][j] += select(vec4<f32>(0.0), pv[i][cc] * vv, ok);
@@ -371,7 +373,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[p_idx(rg * RPT + i, c4)]; }
           for (var cc = 0u; cc < 4u; cc++) {
             for (var j = 0u; j < DPT / 4u; j++) {
-              let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + cg * (DPT / 4u) + j];
+              let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];
               for (var i = 0u; i < RPT; i++) { acc[i][j] += pv[i][cc] * vv; }
             }
           }
@@ -389,11 +391,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let dst = base + r * stride;
 //#if VEC4
       for (var j = 0u; j < DPT / 4u; j++) {
-        if (cg * DPT + j * 4u < hd) { o[dst / 4u + cg * (DPT / 4u) + j] = acc[i][j] * inv; }
+        if ((j * TPR + cg) * 4u < hd) { o[dst / 4u + j * TPR + cg] = acc[i][j] * inv; }
       }
 //#else
       for (var j = 0u; j < DPT; j++) {
-        let d = cg * DPT + j;
+        let d = ((j / 4u) * TPR + cg) * 4u + j % 4u;
         if (d < hd) { o[dst + d] = acc[i][j / 4u][j % 4u] * inv; }
       }
 //#endif

@@ -1,0 +1,29 @@
+# variants of the current main shader, built in /tmp/v7w (a worktree of HEAD with main's working files copied in)
+import sys, subprocess, shutil, os
+name = sys.argv[1]
+W = '/tmp/v7w'
+if not os.path.exists(W):
+    subprocess.run(f'git worktree add -f {W} HEAD && ln -s /work/main/node_modules {W}/node_modules', shell=True, cwd='/work/main', check=True)
+for f in ['shaders/bsattn_fwd.wgsl', 'src/backends/webgpu/program.ts', 'src/config.ts', 'src/backends/webgpu/webgpu-backend.ts']:
+    shutil.copy(f'/work/main/{f}', f'{W}/{f}')
+s = open(f'{W}/shaders/bsattn_fwd.wgsl').read()
+L = s.split('\n')
+if name == 'pfe':
+    # prefetch block moved to the tile start (after K and V of this tile are stored), OVERLAP_V store dropped
+    a = s.index('//#if OVERLAP_V\n      for (var u = 0u; u < NVL; u++) {\n        if (t + u * WG < BN * DP / 4u) { v_s[t + u * WG] = v_pre[u]; }')
+    b = s.index('//#endif\n', a) + len('//#endif\n')
+    ov = s[a:b]
+    s = s[:a] + s[b:]
+    a = s.index('//#if PREFETCH\n      {\n        // the next tile')
+    b = s.index('//#endif\n', a) + len('//#endif\n')
+    pf = s[a:b]
+    s = s[:a] + s[b:]
+    anchor = "        if (i < BN * DP / 4u) { kp_s[kv_idx(i / (DP / 4u), i % (DP / 4u))] = k_pre[u]; }\n      }\n"
+    assert anchor in s
+    store_v = "      for (var u = 0u; u < NVL; u++) {\n        if (t + u * WG < BN * DP / 4u) { v_s[t + u * WG] = v_pre[u]; }\n      }\n"
+    inner = pf.split('\n', 1)[1].rsplit('//#endif', 1)[0]
+    s = s.replace(anchor, anchor + store_v + inner)
+open(f'{W}/shaders/bsattn_fwd.wgsl', 'w').write(s)
+subprocess.run('npm run build >/dev/null 2>&1', shell=True, cwd=W, check=True)
+shutil.rmtree(f'/work/main/dists/{name}', ignore_errors=True)
+shutil.copytree(f'{W}/dist', f'/work/main/dists/{name}')
