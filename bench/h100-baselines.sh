@@ -8,6 +8,9 @@
 #   b: PyTorch float32 at 65536 (all: SDPA and Flex; local)
 #   c: PyTorch float32 at 16384, every mode
 #   d: ours end to end and GPU-only at 4096, 16384, 65536; PyTorch at 4096, both dtypes
+#   e: ours GPU-only (16384, 65536), kernel-time scaling 1K→64K, end to end (4096, 16384, 65536)
+#   f: PyTorch float32 at 16384 (every mode) and 65536 (every mode)
+#   (e and f: the files bench/report.mjs reads, each under its own name)
 # TORCHINDUCTOR_COMPILE_THREADS=1: with Inductor's pool of compile workers, FlexAttention's
 # create_block_mask at nCtx 16384 waited forever on a worker (seen twice, 150 and 170 s;
 # a SIGINT traceback showed async_compile.wait); compiling in-process it takes ~30 s a mode.
@@ -25,7 +28,7 @@ torch() { # n_ctx dtype modes seconds
 }
 ours() { # extra arguments of bench/gpu.mjs
   echo "== ours $* ($(date +%T))"
-  timeout 200 node bench/gpu.mjs --no-crossover "$@" --out "$OUT/gpu-ours-$part.json" 2>&1 | grep -v '^ \|^{\|^}'
+  timeout 200 node bench/gpu.mjs --no-crossover "$@" --out "$OUT/gpu-ours-${name:-$part}.json" 2>&1 | grep -v '^ \|^{\|^}'
 }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,temperature.gpu --format=csv,noheader
 case $part in
@@ -43,6 +46,15 @@ case $part in
   d)
     ours --sizes 4096,16384,65536
     torch 4096 float32,bfloat16 all,local,strided 200
+    ;;
+  e)
+    name=gpu-only ours --gpu-only --sizes 16384,65536
+    name=scaling ours --gpu-only --sizes 1024,2048,4096,8192,16384,32768,65536
+    name=e2e ours --sizes 4096,16384,65536
+    ;;
+  f)
+    torch 16384 float32 all,local,strided 280
+    torch 65536 float32 all,local,strided 280
     ;;
 esac
 echo "== done ($(date +%T))"

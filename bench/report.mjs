@@ -103,13 +103,14 @@ function scalingSection(r) {
 
 /** The newest bench/results/h100-<date>/ directory: this library and PyTorch on one card. */
 function gpuRun() {
-  const dirs = readdirSync(DIR).filter((n) => /^h100-\d{4}-\d\d-\d\d$/.test(n)).sort();
+  const dirs = readdirSync(DIR).filter((n) => /^h100-\d{4}-\d\d-\d\d[a-z]?$/.test(n)).sort();
   if (!dirs.length) return null;
   const dir = `${DIR}/${dirs.at(-1)}`;
   const json = (n) => { try { return JSON.parse(readFileSync(`${dir}/${n}`, 'utf8')); } catch { return null; } };
   const lines = (path) => { try { return readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)); } catch { return []; } };
-  // Baselines not re-measured in that run come from the previous run's file, marked.
-  const older = lines(`${DIR}/torch-h100-2026-final.jsonl`).map((r) => ({ ...r, older: true }));
+  // Baselines not re-measured in that run come from earlier runs (the newest that has them), marked.
+  const earlier = [`${DIR}/torch-h100-2026-final.jsonl`, ...dirs.slice(0, -1).map((d) => `${DIR}/${d}/torch.jsonl`)];
+  const older = earlier.flatMap(lines).map((r) => ({ ...r, older: true }));
   return { dir, gpuOnly: json('gpu-ours-gpu-only.json'), e2e: json('gpu-ours-e2e.json'), scaling: json('gpu-ours-scaling.json'), torch: lines(`${dir}/torch.jsonl`), older };
 }
 
@@ -127,7 +128,7 @@ function gpuSection(files) {
     const ms = (...a) => row(...a)?.ms ?? NaN;
     out.push(`Source: \`${run.dir}/\` — NVIDIA H100 80GB HBM3, Dawn (npm \`webgpu\`) on Vulkan, f32, batch 1, 16 heads, headDim 64, causal; L = 512 (local), 128 (strided). ` +
       '"GPU ms": this library\'s kernel time with q/k/v resident (`forwardGPU`, timestamp queries, median); "end to end": `forward()` from Float32Arrays (upload, kernel, readback; PCIe through Dawn). ' +
-      'PyTorch 2.11 on the same card in the same session: `torch_attention.py` (median of 20 CUDA-event timings). * = from the previous session\'s run (`torch-h100-2026-final.jsonl`), not re-measured.', '');
+      'PyTorch 2.11 on the same card in the same session: `torch_attention.py` (median of 20 CUDA-event timings). * = not re-measured in this run: from the newest earlier run that has it (`h100-<date>/torch.jsonl` of an earlier session, else `torch-h100-2026-final.jsonl`); this run re-measured float32 only.', '');
     out.push('| mode | nCtx | ours GPU ms | ours end to end ms | SDPA fp32 | Flex fp32 | SDPA bf16 | Flex bf16 | issue-3 target (fp32) | |', '|---|---:|---:|---:|---:|---:|---:|---:|---|---|');
     for (const mode of ['all', 'local', 'strided']) {
       for (const n of [4096, 16384, 65536]) {
@@ -143,7 +144,7 @@ function gpuSection(files) {
       }
     }
     out.push('', 'FlexAttention does not regroup the strided pattern, so it visits almost every block; SDPA has no sparse masks (causal only). ' +
-      'Strided 65536 reads 4.39 ms in a GPU-only process but ~22 ms when it follows end-to-end calls of larger cases in the same process (`gpu-ours-e2e.json`), seen in every run; not explained (bench/NOTES-gpu.md). Kernel v6 (V pre-scan, see NOTES-gpu.md); v5 files in `v5/`.', '');
+      'Strided 65536 reads ~4 ms in a GPU-only process but ~20 ms when it follows end-to-end calls of larger cases in the same process (`gpu-ours-e2e.json`), seen in every run; not explained (bench/NOTES-gpu.md). Kernel v7 (V pre-scan; a row group\'s V reads on distinct banks, see NOTES-gpu.md); kernel v6 figures in `h100-2026-11-27/`, v5 in `h100-2026-11-27/v5/`.', '');
     if (scaling?.cases?.length) {
       const sizes = [...new Set(scaling.cases.map((c) => c.nCtx))].sort((a, b) => a - b);
       out.push('### Scaling with nCtx (GPU, kernel time)', '', '| nCtx | all | local | strided |', '|---:|---:|---:|---:|');

@@ -1,7 +1,17 @@
+# Kernel variants of shader v6 for the experiments in bench/NOTES-gpu.md (session of 2026-11-27,
+# third): edits the shader (and program.ts / config.ts) of a worktree of v6 at /tmp/v6, rebuilds
+# it and copies dist/ to dists/<name>. Timing-only variants (nobar, nopv, s1, noexp) compute
+# wrong results on purpose.  python3 variants-v6.py <name>
 import sys, subprocess, shutil
 name = sys.argv[1]
 s = open('/tmp/diag/v6.wgsl').read()
 L = s.split('\n')
+def drop_prefetch(s, x):
+    """The next-tile prefetch block without its loads of x ('k' or 'v')."""
+    i0 = s.index('// the next tile: (e, sub + 1)')
+    t = s[i0:].replace(f'          {x}_pre[u] = vec4<f32>(0.0);\n', '', 1).replace(f'            {x}_pre[u] = {x}[at];\n', '', 1)
+    assert t != s[i0:]
+    return s[:i0] + t
 def rep(a, b, count=1):
     global s
     assert s.count(a) >= 1, a
@@ -21,17 +31,12 @@ elif name == 'unrollc4':
     s = s.replace('for (var c4 = 0u; c4 < DP / 4u; c4++)', 'for (var c4 = 0u; c4 < DC; c4++)').replace('for (var c4 = 0u; c4 < BN / 4u; c4++) {\n          var pv: array<vec4<f32>, RPT>;\n          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[p_idx(rg * RPT + i, c4)]; }\n          for (var cc = 0u; cc < 4u; cc++) {\n            for', 'for (var c4 = 0u; c4 < BNC; c4++) {\n          var pv: array<vec4<f32>, RPT>;\n          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[p_idx(rg * RPT + i, c4)]; }\n          for (var cc = 0u; cc < 4u; cc++) {\n            for')
     assert 'c4 < BNC' in s and 'c4 < DC' in s
     s = s.replace('const TPR: u32 = 8u;', 'const TPR: u32 = 8u;\nconst DC: u32 = DP / 4u;\nconst BNC: u32 = BN / 4u;')
-elif name == 'vint':
+elif name in ('vint', 'vc', 'vc-rpt2', 'vint-rpt2'):
     rep('let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + cg * (DPT / 4u) + j];', 'let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];')
     rep('let vv = v_s[c * (DP / 4u) + cg * (DPT / 4u) + j];', 'let vv = v_s[c * (DP / 4u) + j * TPR + cg];')
     rep('if (cg * DPT + j * 4u < hd) { o[dst / 4u + cg * (DPT / 4u) + j] = acc[i][j] * inv; }', 'if ((j * TPR + cg) * 4u < hd) { o[dst / 4u + j * TPR + cg] = acc[i][j] * inv; }')
     rep('let d = cg * DPT + j;', 'let d = ((j / 4u) * TPR + cg) * 4u + j % 4u;')
-elif name in ('vc', 'vc-rpt2', 'vint-rpt2'):
-    rep('let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + cg * (DPT / 4u) + j];', 'let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];')
-    rep('let vv = v_s[c * (DP / 4u) + cg * (DPT / 4u) + j];', 'let vv = v_s[c * (DP / 4u) + j * TPR + cg];')
-    rep('if (cg * DPT + j * 4u < hd) { o[dst / 4u + cg * (DPT / 4u) + j] = acc[i][j] * inv; }', 'if ((j * TPR + cg) * 4u < hd) { o[dst / 4u + j * TPR + cg] = acc[i][j] * inv; }')
-    rep('let d = cg * DPT + j;', 'let d = ((j / 4u) * TPR + cg) * 4u + j % 4u;')
-    if name != 'vint-rpt2':
+    if name.startswith('vc'):
         rep('(c4 ^ ((row / CPT) & 7u))', '(c4 ^ (row & 7u))')
         rep('kp_s[kv_idx(cg * CPT + j, c4)]', 'kp_s[kv_idx(j * TPR + cg, c4)]')
         assert s.count('let c = cg * CPT + j;') == 2
@@ -50,11 +55,7 @@ elif name == 'pfk':
         v_pre[u] = vec4<f32>(0.0);
         if (i < BN * DP / 4u && c < ncols && d4 * 4u < hd) { v_pre[u] = v[(base + (key0 + c) * stride) / 4u + d4]; }
       }""")
-    i0 = s.index('// the next tile: (e, sub + 1)')
-    t = s[i0:]
-    t = t.replace('          v_pre[u] = vec4<f32>(0.0);\n', '', 1).replace('            v_pre[u] = v[at];\n', '', 1)
-    assert t != s[i0:]
-    s = s[:i0] + t
+    s = drop_prefetch(s, 'v')
 elif name == 'pfv':
     rep("""        if (i < BN * DP / 4u) { kp_s[kv_idx(i / (DP / 4u), i % (DP / 4u))] = k_pre[u]; }
       }""", """        let c = i / (DP / 4u);
@@ -63,11 +64,7 @@ elif name == 'pfv':
         if (i < BN * DP / 4u && c < ncols && d4 * 4u < hd) { kx = k[(base + (key0 + c) * stride) / 4u + d4]; }
         if (i < BN * DP / 4u) { kp_s[kv_idx(c, d4)] = kx; }
       }""")
-    i0 = s.index('// the next tile: (e, sub + 1)')
-    t = s[i0:]
-    t = t.replace('          k_pre[u] = vec4<f32>(0.0);\n', '', 1).replace('            k_pre[u] = k[at];\n', '', 1)
-    assert t != s[i0:]
-    s = s[:i0] + t
+    s = drop_prefetch(s, 'k')
 open('/tmp/v6/shaders/bsattn_fwd.wgsl', 'w').write(s)
 if name == 'unrollc4':
     p = '/tmp/v6/src/backends/webgpu/program.ts'

@@ -1,3 +1,5 @@
+# Kernel variants of shader v7 (bench/NOTES-gpu.md): 'pfe' issues the next tile's K/V loads at
+# the tile start (timing of the default, prefetching path only).  python3 variants-v7.py pfe
 # variants of the current main shader, built in /tmp/v7w (a worktree of HEAD with main's working files copied in)
 import sys, subprocess, shutil, os
 name = sys.argv[1]
