@@ -144,7 +144,7 @@ function gpuSection(files) {
       }
     }
     out.push('', 'FlexAttention does not regroup the strided pattern, so it visits almost every block; SDPA has no sparse masks (causal only). ' +
-      'Strided 65536 reads ~4 ms in a GPU-only process but ~20 ms when it follows end-to-end calls of larger cases in the same process (`gpu-ours-e2e.json`), seen in every run; not explained (bench/NOTES-gpu.md). Kernel v7 (V pre-scan; a row group\'s V reads on distinct banks, see NOTES-gpu.md); kernel v6 figures in `h100-2026-11-27/`, v5 in `h100-2026-11-27/v5/`.', '');
+      'Strided 65536 read ~4 ms in a GPU-only process but ~20 ms right after end-to-end calls (`gpu-ours-e2e.json`, 20.4 ms): the H100 had clocked down to ~700 MHz during the copy-bound calls and a few 4 ms kernels did not bring it back (nvidia-smi log in `strided-clock/`). bench/gpu.mjs now keeps the card busy ≥ 300 ms before timing: 4.13 ms after the same end-to-end calls (`gpu-ours-e2e-warm.json`). Kernel v7 (V pre-scan; a row group\'s V reads on distinct banks, see NOTES-gpu.md); kernel v6 figures in `h100-2026-11-27/`, v5 in `h100-2026-11-27/v5/`.', '');
     if (scaling?.cases?.length) {
       const sizes = [...new Set(scaling.cases.map((c) => c.nCtx))].sort((a, b) => a - b);
       out.push('### Scaling with nCtx (GPU, kernel time)', '', '| nCtx | all | local | strided |', '|---:|---:|---:|---:|');
