@@ -62,8 +62,12 @@ struct Params {
 // vflag[0] != 0: V holds an Inf or NaN somewhere (shaders/vscan.wgsl, run just before)
 @group(0) @binding(6) var<storage, read> vflag: array<u32>;
 
-// Workgroup memory, all row-major in vec4 chunks, chunk index XOR-swizzled per row so
-// that the 8 lanes of a row group hit distinct banks:
+// Workgroup memory, all row-major in vec4 chunks, the chunk index of a row rotated by its
+// row group (Q, P) or key group (K), (c4 + group) mod chunks, so that the lanes of a warp
+// reading one chunk of different rows hit distinct banks (a warp's 128-bit loads are served
+// together: distinct addresses in one bank serialise). The hot loads spell these indices
+// out inline: Tint's range analysis then proves them in bounds and Dawn adds no clamp
+// (robustness); it does not look through function calls (qk_idx/kv_idx: stores only).
 //   q_s [BM][DP] · kp_s: K [BN][DP] during S, then P [BM][BN] · v_s [BN][DP]
 //   BM=BN=DP=64: 3 tiles · 64 · 64 f32 = 48 KiB (+ red_s BM·8 f32 = 2 KiB without subgroups)
 var<workgroup> q_s: array<vec4<f32>, BM * DP / 4u>;
@@ -73,9 +77,8 @@ var<workgroup> v_s: array<vec4<f32>, BN * DP / 4u>;
 var<workgroup> red_s: array<f32, BM * TPR>;
 //#endif
 
-fn qk_idx(row: u32, c4: u32) -> u32 { return row * (DP / 4u) + (c4 ^ ((row / RPT) & 7u)); }
-fn kv_idx(row: u32, c4: u32) -> u32 { return row * (DP / 4u) + (c4 ^ ((row / CPT) & 7u)); }
-fn p_idx(row: u32, c4: u32) -> u32 { return row * (BN / 4u) + (c4 ^ ((row / RPT) & (BN / 4u - 1u))); }
+fn qk_idx(row: u32, c4: u32) -> u32 { return row * (DP / 4u) + (c4 + (row / RPT) % 8u) % (DP / 4u); }
+fn kv_idx(row: u32, c4: u32) -> u32 { return row * (DP / 4u) + (c4 + (row / CPT) % 8u) % (DP / 4u); }
 
 // Max over the TPR lanes of a row group; NaN may or may not win (it reaches P anyway).
 fn row_max(x: f32, rg: u32, cg: u32, i: u32) -> f32 {
@@ -272,9 +275,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var i = 0u; i < RPT; i++) { for (var j = 0u; j < CPT; j++) { s[i][j] = 0.0; } }
       for (var c4 = 0u; c4 < DP / 4u; c4++) {
         var qv: array<vec4<f32>, RPT>;
-        for (var i = 0u; i < RPT; i++) { qv[i] = q_s[qk_idx(rg * RPT + i, c4)]; }
+        for (var i = 0u; i < RPT; i++) { qv[i] = q_s[(rg * RPT + i) * (DP / 4u) + (c4 + rg % 8u) % (DP / 4u)]; }
         for (var j = 0u; j < CPT; j++) {
-          let kv = kp_s[kv_idx(cg * CPT + j, c4)];
+          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
 //#if FMA_S
           // an explicit fma chain: s += dot(q, k) costs a mul, 3 fma and an add per 4 MACs
           for (var i = 0u; i < RPT; i++) { s[i][j] = fma(qv[i].w, kv.w, fma(qv[i].z, kv.z, fma(qv[i].y, kv.y, fma(qv[i].x, kv.x, s[i][j])))); }
@@ -343,7 +346,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var i = 0u; i < RPT; i++) {
         for (var j = 0u; j < CPT; j++) {
           let c = cg * CPT + j;
-          kp_s[p_idx(rg * RPT + i, c / 4u)][c % 4u] = s[i][j];
+          kp_s[(rg * RPT + i) * (BN / 4u) + (c / 4u + rg) % (BN / 4u)][c % 4u] = s[i][j];
         }
         for (var j = 0u; j < DPT / 4u; j++) { acc[i][j] *= alpha[i]; }
       }
@@ -355,7 +358,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (masked && v_nonfinite) {
         for (var c4 = 0u; c4 < BN / 4u; c4++) {
           var pv: array<vec4<f32>, RPT>;
-          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[p_idx(rg * RPT + i, c4)]; }
+          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + rg) % (BN / 4u)]; }
           for (var cc = 0u; cc < 4u; cc++) {
             let c = c4 * 4u + cc;
             for (var j = 0u; j < DPT / 4u; j++) {
@@ -370,7 +373,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       } else {
         for (var c4 = 0u; c4 < BN / 4u; c4++) {
           var pv: array<vec4<f32>, RPT>;
-          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[p_idx(rg * RPT + i, c4)]; }
+          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + rg) % (BN / 4u)]; }
           for (var cc = 0u; cc < 4u; cc++) {
             for (var j = 0u; j < DPT / 4u; j++) {
               let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];
