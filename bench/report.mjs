@@ -144,7 +144,7 @@ function gpuSection(files) {
       }
     }
     out.push('', 'FlexAttention does not regroup the strided pattern, so it visits almost every block; SDPA has no sparse masks (causal only). ' +
-      'Strided 65536 read ~4 ms in a GPU-only process but ~20 ms right after end-to-end calls (`gpu-ours-e2e.json`, 20.4 ms): the H100 had clocked down to ~700 MHz during the copy-bound calls and a few 4 ms kernels did not bring it back (nvidia-smi log in `strided-clock/`). bench/gpu.mjs now keeps the card busy ≥ 300 ms before timing: 4.13 ms after the same end-to-end calls (`gpu-ours-e2e-warm.json`). Kernel v7 (V pre-scan; a row group\'s V reads on distinct banks, see NOTES-gpu.md); kernel v6 figures in `h100-2026-11-27/`, v5 in `h100-2026-11-27/v5/`.', '');
+      'Strided 65536 used to read ~4 ms in a GPU-only process but ~20 ms right after end-to-end calls (`h100-2026-11-27b/gpu-ours-e2e.json`, 20.4 ms): the H100 had clocked down to ~700 MHz during the copy-bound calls and a few 4 ms kernels did not bring it back (nvidia-smi log in `h100-2026-11-27b/strided-clock/`). bench/gpu.mjs now keeps the card busy ≥ 300 ms before timing, as in this run. Kernel v8 (V pre-scan; every hot shared-memory load on distinct banks and without robustness clamps, see NOTES-gpu.md); v7 figures in `h100-2026-11-27b/`, v6 in `h100-2026-11-27/`, v5 in `h100-2026-11-27/v5/`.', '');
     if (scaling?.cases?.length) {
       const sizes = [...new Set(scaling.cases.map((c) => c.nCtx))].sort((a, b) => a - b);
       out.push('### Scaling with nCtx (GPU, kernel time)', '', '| nCtx | all | local | strided |', '|---:|---:|---:|---:|');
