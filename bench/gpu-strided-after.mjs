@@ -10,11 +10,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SparseAttention } from '../dist/index.js';
-import { median, parseArgs, randomTensor } from './lib.mjs';
+import { GPU_USAGE, gpuBufferOf, median, parseArgs, randomTensor } from './lib.mjs';
 
 const args = parseArgs();
 const HEADS = 16, HEAD_DIM = 64, N = Number(args.n ?? 65536), BLOCK = 64;
-const STORAGE = 0x80, COPY_DST = 0x8, COPY_SRC = 0x4;
+const { STORAGE, COPY_DST, COPY_SRC } = GPU_USAGE;
 const shape = [1, N, HEADS * HEAD_DIM];
 const bytes = N * HEADS * HEAD_DIM * 4;
 const opts = { backend: 'webgpu', webgpu: { timestamps: true } };
@@ -24,11 +24,7 @@ const device = await probe.gpuDevice();
 const host = { q: randomTensor(shape, 1), k: randomTensor(shape, 2), v: randomTensor(shape, 3) };
 
 function upload() {
-  const b = {};
-  for (const n of ['q', 'k', 'v']) {
-    b[n] = device.createBuffer({ size: bytes, usage: STORAGE | COPY_DST });
-    device.queue.writeBuffer(b[n], 0, host[n].data);
-  }
+  const b = { q: gpuBufferOf(device, host.q.data), k: gpuBufferOf(device, host.k.data), v: gpuBufferOf(device, host.v.data) };
   b.out = device.createBuffer({ size: bytes, usage: STORAGE | COPY_SRC | COPY_DST });
   return b;
 }
@@ -49,9 +45,7 @@ async function filler(keep) {
   const held = [];
   const chunk = new Float32Array(64 << 20); // 256 MiB
   for (let i = 0; i < 8; i++) {
-    const b = device.createBuffer({ size: chunk.byteLength, usage: STORAGE | COPY_DST });
-    device.queue.writeBuffer(b, 0, chunk);
-    held.push(b);
+    held.push(gpuBufferOf(device, chunk));
   }
   await device.queue.onSubmittedWorkDone();
   if (!keep) for (const b of held) b.destroy();

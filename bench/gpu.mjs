@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { median, parseArgs, randomTensor } from './lib.mjs';
+import { GPU_USAGE, gpuBufferOf, median, parseArgs, randomTensor } from './lib.mjs';
 
 const args = parseArgs();
 const { SparseAttention } = await import(args.dist ? pathToFileURL(`${args.dist}/index.js`).href : '../dist/index.js');
@@ -29,7 +29,7 @@ const GPU_OPTS = {
   ...(args.prefetch ? { prefetch: true } : {}), ...(args['long-first'] ? { longFirst: true } : {}), ...(args.fma ? { fmaS: true } : {}),
   ...(args['no-scan'] ? { scanV: false } : {}),
 };
-const STORAGE = 0x80, COPY_DST = 0x8, COPY_SRC = 0x4;
+const { STORAGE, COPY_DST, COPY_SRC } = GPU_USAGE;
 
 const log = (...a) => console.error(...a);
 
@@ -88,11 +88,7 @@ for (const nCtx of SIZES) {
   const shape = [1, nCtx, HEADS * HEAD_DIM];
   const n = nCtx * HEADS * HEAD_DIM;
   const q = randomTensor(shape, 1), k = randomTensor(shape, 2), v = randomTensor(shape, 3);
-  const bufs = { bytes: n * 4 };
-  for (const [name, t] of [['q', q], ['k', k], ['v', v]]) {
-    bufs[name] = device.createBuffer({ size: n * 4, usage: STORAGE | COPY_DST });
-    device.queue.writeBuffer(bufs[name], 0, t.data);
-  }
+  const bufs = { bytes: n * 4, q: gpuBufferOf(device, q.data), k: gpuBufferOf(device, k.data), v: gpuBufferOf(device, v.data) };
   for (const [mode, L] of CASES) {
     const attn = new SparseAttention(HEADS, mode, L, BLOCK, { backend: 'webgpu', device, webgpu: GPU_OPTS });
     const plan = attn.plan(shape);

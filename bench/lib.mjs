@@ -196,3 +196,13 @@ export function machineInfo() {
 export function usefulFlops(w, mode, L, nCtx = w.nCtx) {
   return 4 * (w.nEmbd / w.heads) * allowedPairs(nCtx, mode, L) * w.batch * w.heads;
 }
+
+/** GPUBufferUsage bits (Node has no such global unless the 'webgpu' package installs it). */
+export const GPU_USAGE = { COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80 };
+
+/** A storage buffer on `device` holding `data` (an input of forwardGPU). */
+export function gpuBufferOf(device, data) {
+  const buf = device.createBuffer({ size: data.byteLength, usage: GPU_USAGE.STORAGE | GPU_USAGE.COPY_DST });
+  device.queue.writeBuffer(buf, 0, data);
+  return buf;
+}
