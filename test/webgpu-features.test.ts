@@ -191,6 +191,25 @@ describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu features', () => {
     expect(r.signal).toBeNull();
   });
 
+  it('a call refused before any GPU work, dispose(), then new instances: no crash, and the process exits', () => {
+    // The last instance's dispose() destroys the shared device; destroyed without any work
+    // submitted, the next device request crashed or hung Dawn (lavapipe) until the queue
+    // was drained before destroy() and the next request waited for the old device's loss.
+    const r = runScript(`
+      import { SparseAttention } from $DIST;
+      const t = (d) => ({ data: new Float32Array(21 * d).fill(0.25), shape: [1, 21, d] });
+      for (const d of [8, 1024, 1024, 8]) {
+        const a = new SparseAttention(1, 'all', undefined, 16, { backend: 'webgpu' });
+        const r = await a.forward(t(d), t(d), t(d)).then(() => a.lastRun.backend, (e) => /does not fit/.test(e.message) ? 'refused' : e.message);
+        console.log('head dim', d, r);
+        a.dispose();
+      }
+    `);
+    expect(r.out).toMatch(/head dim 8 webgpu[^]*head dim 1024 refused[^]*head dim 1024 refused[^]*head dim 8 webgpu/);
+    expect(r.status, r.out).toBe(0);
+    expect(r.signal).toBeNull();
+  });
+
   it("Deno's own navigator.gpu runs a case of the built package", () => {
     const r = runScript(`
       import { SparseAttention, attentionReference } from $DIST;

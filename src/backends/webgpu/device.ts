@@ -90,10 +90,17 @@ export async function acquireDevice(userDevice: unknown): Promise<GpuContext> {
 
 /** The library's own device, shared by every instance of the process (pipelines compile once). */
 let shared: { ctx: Promise<GpuContext>; users: number } | null = null;
+/**
+ * The last shared device's destruction, until its `lost` promise settles: a new device
+ * requested while Dawn is still tearing the old one down crashed the process (seen on
+ * lavapipe: a call refused before any GPU work, dispose(), then a new instance).
+ */
+let retiring: Promise<unknown> | null = null;
 
 export function acquireShared(): Promise<GpuContext> {
   if (!shared) {
-    const entry = { ctx: acquireDevice(undefined), users: 0 };
+    const after = retiring ?? Promise.resolve();
+    const entry = { ctx: after.then(() => acquireDevice(undefined)), users: 0 };
     // A failed or lost device is never handed to a later instance.
     const forget = () => {
       if (shared === entry) shared = null;
@@ -112,7 +119,14 @@ export function releaseShared(ctx: GpuContext): void {
     if (c !== ctx || !shared) return;
     if (--shared.users === 0) {
       shared = null;
-      c.device.destroy();
+      // Dawn is asked to drain the queue first (even when nothing was ever submitted)
+      const done: Promise<unknown> = c.device.queue.onSubmittedWorkDone().then(() => {
+        c.device.destroy();
+        return c.device.lost;
+      }).finally(() => {
+        if (retiring === done) retiring = null;
+      });
+      retiring = done;
     }
   }, () => undefined);
 }
