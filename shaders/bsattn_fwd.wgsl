@@ -1,5 +1,5 @@
 // Block-sparse attention forward pass, flash-style (FlashAttention-2 loop order), f32.
-// One workgroup per (sequence, query tile of BM rows). A sequence is one (batch, head[,
+// One workgroup per (sequence, query tile of BM rows: 128 when Q_GLOBAL and the block allows). A sequence is one (batch, head[,
 // group]) problem whose rows sit at a fixed element stride in q/k/v/o: nEmbd for the band
 // modes, L·nEmbd for 'strided' (OpenAI's regrouping, read in place, no gather pass).
 // Per query tile we walk the key blocks of its query block in the CSR layout, in key
@@ -18,13 +18,18 @@
 //
 // Compile-time parameters (the host rewrites these lines; the pipeline cache key):
 const BS: u32 = 64u;  // layout block size (8..128)
-const BM: u32 = 64u;  // query rows per workgroup, divides BS
+const BM: u32 = 64u;  // query rows per workgroup, divides BS (≤ 128)
 const BN: u32 = 64u;  // key rows per tile, divides BS
 const DP: u32 = 64u;  // head dim padded to a multiple of 32
 const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
-// SUBGROUPS, VEC4, OVERLAP_V, PREFETCH, FMA_S: flags; the host keeps the //#if or the //#else branch of each.
+// SUBGROUPS, VEC4, OVERLAP_V, PREFETCH, FMA_S, Q_GLOBAL, PADDED (head_dim < DP): flags; the host keeps the //#if or the //#else branch of each.
 // PREFETCH (VEC4 and OVERLAP_V only): the next tile's K and V are loaded into registers
 // right after S, so their global latency overlaps softmax and P·V of this tile.
+// Q_GLOBAL (VEC4 only): the S loop reads Q from the storage buffer (L1-resident: the same
+// BM rows every key tile) instead of workgroup memory, and the scale is applied to S. The
+// 48 KiB then hold K/P and V for 128-row query tiles: 8 warps per workgroup instead of 4.
+// (NVIDIA's Vulkan driver gives compute workgroups ~64 KiB of shared memory per SM, so a
+// 48 KiB workgroup runs alone on its SM: warps per workgroup are all the SM gets.)
 
 const TPR: u32 = 8u;               // threads per row group
 const CPT: u32 = BN / TPR;         // key columns per thread
@@ -68,9 +73,12 @@ struct Params {
 // together: distinct addresses in one bank serialise). The hot loads spell these indices
 // out inline: Tint's range analysis then proves them in bounds and Dawn adds no clamp
 // (robustness); it does not look through function calls (qk_idx/kv_idx: stores only).
-//   q_s [BM][DP] · kp_s: K [BN][DP] during S, then P [BM][BN] · v_s [BN][DP]
-//   BM=BN=DP=64: 3 tiles · 64 · 64 f32 = 48 KiB (+ red_s BM·8 f32 = 2 KiB without subgroups)
+//   q_s [BM][DP] (not with Q_GLOBAL) · kp_s: K [BN][DP] during S, then P [BM][BN] · v_s [BN][DP]
+//   BM=BN=DP=64: 3 tiles · 64 · 64 f32 = 48 KiB (+ red_s BM·8 f32 = 2 KiB without subgroups);
+//   Q_GLOBAL, BM=128, BN=DP=64: P 32 KiB + V 16 KiB = 48 KiB
+//#if !Q_GLOBAL
 var<workgroup> q_s: array<vec4<f32>, BM * DP / 4u>;
+//#endif
 var<workgroup> kp_s: array<vec4<f32>, max(BN * DP, BM * BN) / 4u>;
 var<workgroup> v_s: array<vec4<f32>, BN * DP / 4u>;
 //#if !SUBGROUPS
@@ -161,6 +169,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let cg = t % TPR;
   let v_nonfinite = vflag[0] != 0u;
 
+//#if Q_GLOBAL
+  // vec4 index of this thread's Q rows (rows past nq read whatever is there, clamped to
+  // the binding: their scores stay in their own rows, which are never stored); chunks
+  // past head_dim are not read (PADDED: the S loop stops at hd / 4)
+  var qrow: array<u32, RPT>;
+  for (var i = 0u; i < RPT; i++) { qrow[i] = (base + (row0 + rg * RPT + i) * stride) / 4u; }
+//#else
   // q_s = Q · scale (zero past nq and past head_dim)
 //#if VEC4
   for (var i = t; i < BM * DP / 4u; i += WG) {
@@ -178,6 +193,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (row0 + r < nq && d < hd) { x = q[base + (row0 + r) * stride + d] * prm.scale; }
     q_s[qk_idx(r, d / 4u)][d % 4u] = x;
   }
+//#endif
 //#endif
 
   var m_i: array<f32, RPT>;
@@ -273,9 +289,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       // S = Q·Kᵀ for rows rg·RPT + i, columns cg·CPT + j
       var s: array<array<f32, CPT>, RPT>;
       for (var i = 0u; i < RPT; i++) { for (var j = 0u; j < CPT; j++) { s[i][j] = 0.0; } }
+      // (the loop bound is a constant where it can be: a `let` bound costs ~3 % here)
+//#if Q_GLOBAL
+//#if PADDED
+      for (var c4 = 0u; c4 < hd / 4u; c4++) {
+//#else
       for (var c4 = 0u; c4 < DP / 4u; c4++) {
+//#endif
+//#else
+      for (var c4 = 0u; c4 < DP / 4u; c4++) {
+//#endif
         var qv: array<vec4<f32>, RPT>;
+//#if Q_GLOBAL
+        for (var i = 0u; i < RPT; i++) { qv[i] = q[qrow[i] + c4]; }
+//#else
         for (var i = 0u; i < RPT; i++) { qv[i] = q_s[(rg * RPT + i) * (DP / 4u) + (c4 + rg % 8u) % (DP / 4u)]; }
+//#endif
         for (var j = 0u; j < CPT; j++) {
           let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
 //#if FMA_S
@@ -286,6 +315,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#endif
         }
       }
+//#if Q_GLOBAL
+      for (var i = 0u; i < RPT; i++) { for (var j = 0u; j < CPT; j++) { s[i][j] *= prm.scale; } }
+//#endif
 
       // Allowed bits of this thread's rows over the tile's columns (partial tiles only)
       var okb: array<array<u32, NWB>, RPT>;

@@ -60,6 +60,8 @@ export interface WebGpuOptions {
   longFirst?: boolean;
   /** Accumulate S = Q·Kᵀ with explicit fma chains instead of dot() (default true). */
   fmaS?: boolean;
+  /** Read Q from the storage buffer in the S loop instead of workgroup memory, which frees room for 128-row query tiles (default true; vec4 head dims). */
+  qGlobal?: boolean;
   /**
    * Scan V for Inf/NaN first, and run partial tiles' P·V unmasked when it has none (default
    * true; false: always the masked P·V).
@@ -247,7 +249,7 @@ function checkWebGpuOptions(w: unknown): WebGpuOptions {
   if (w === undefined) return {};
   if (w === null || typeof w !== 'object') throw argError('options.webgpu', 'an object or undefined', w);
   const o = w as WebGpuOptions;
-  for (const key of ['subgroups', 'timestamps', 'overlapV', 'prefetch', 'longFirst', 'fmaS', 'scanV'] as const) {
+  for (const key of ['subgroups', 'timestamps', 'overlapV', 'prefetch', 'longFirst', 'fmaS', 'scanV', 'qGlobal'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw argError(`options.webgpu.${key}`, 'a boolean', o[key]);
   }
   if (o.maxBindingBytes !== undefined) checkPositiveInt('options.webgpu.maxBindingBytes', o.maxBindingBytes);

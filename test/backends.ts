@@ -27,10 +27,15 @@ export function wasmPaths(): PathUnderTest[] {
 
 const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
 
-/** The WebGPU kernel variants: subgroup shuffles (where the adapter has them) and plain. */
+/**
+ * The WebGPU kernel variants: subgroup shuffles (where the adapter has them) and plain;
+ * Q read from global memory (default: 128-row query tiles where the block allows) and Q
+ * staged in workgroup memory (64-row tiles, the band modes at block 64).
+ */
 export function webgpuPaths(): PathUnderTest[] {
   return [
     { name: 'webgpu default', options: { backend: 'webgpu' }, ...WEBGPU_TOL },
+    { name: 'webgpu Q staged in workgroup memory (qGlobal off)', options: { backend: 'webgpu', webgpu: { qGlobal: false } }, ...WEBGPU_TOL },
     {
       name: 'webgpu plain, 8 rows/thread, key tile <= 32, V not overlapped',
       options: { backend: 'webgpu', webgpu: { subgroups: false, rowsPerThread: 8, maxKeyTile: 32, overlapV: false } },

@@ -13,10 +13,10 @@ const PROBE = `
 const { create } = await import('webgpu');
 const gpu = create([]);
 const a = await gpu.requestAdapter();
-console.log(JSON.stringify(a ? { ok: true, info: a.info.description || a.info.vendor } : { ok: false }));
+console.log(JSON.stringify(a ? { ok: true, info: a.info.description || a.info.vendor, workgroupBytes: a.limits.maxComputeWorkgroupStorageSize } : { ok: false }));
 `;
 
-export function probeAdapter(): { ok: boolean; info?: string; error?: string } {
+export function probeAdapter(): { ok: boolean; info?: string; workgroupBytes?: number; error?: string } {
   try {
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', PROBE], {
       env: { XDG_RUNTIME_DIR: '/tmp', ...process.env },

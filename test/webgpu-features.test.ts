@@ -103,6 +103,28 @@ describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu features', () => {
     }
   });
 
+  it('large head dims: Q read from global memory leaves workgroup memory to K/V tiles; past the bound, a clear refusal', async () => {
+    // Smallest tiles (8×8, padded head dim dp): K + P + V = 64·dp bytes with Q read from
+    // global memory (vec4 head dims), 96·dp with Q staged too. On lavapipe's 32 KiB: 384
+    // runs only with Q global, 257 (not vec4, dp 288) runs staged, 1024 fits nowhere.
+    const smem = adapter.workgroupBytes ?? 32768;
+    for (const [headDim, qGlobal] of [[384, true], [384, false], [257, true], [1024, true]] as const) {
+      const dp = Math.ceil(headDim / 32) * 32;
+      const fits = (qGlobal && headDim % 4 === 0 ? 64 : 96) * dp + 256 <= smem;
+      const c: Case = { mode: 'all', bs: 16, batch: 1, nCtx: 21, heads: 1, headDim };
+      const attn = new SparseAttention(1, 'all', undefined, 16, { backend: 'webgpu', webgpu: { qGlobal } });
+      const { q, k, v } = inputs(c);
+      const name = `head dim ${headDim}, qGlobal ${qGlobal}, ${smem} bytes`;
+      if (fits) {
+        expectClose((await attn.forward(q, k, v)).data, reference(c), ...TOL, name);
+        expect(attn.lastRun?.backend, name).toBe('webgpu');
+      } else {
+        await expect(attn.forward(q, k, v), name).rejects.toThrow(new RegExp(`webgpu: head dim ${headDim} with block size \\d+ does not fit ${smem} bytes of workgroup memory`));
+      }
+      attn.dispose();
+    }
+  });
+
   it('forwardGPU takes and returns GPUBuffers (round trip, reused output)', async () => {
     const c: Case = { mode: 'all', bs: 32, batch: 2, nCtx: 50, heads: 2, headDim: 16 };
     const attn = new SparseAttention(2, 'all', undefined, 32, { backend: 'webgpu' });

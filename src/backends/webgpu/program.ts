@@ -26,28 +26,37 @@ export interface Tiles {
   prefetch: boolean;
   /** S = Q·Kᵀ accumulated by explicit fma chains instead of s += dot(q, k). */
   fmaS: boolean;
+  /** (vec4 only) Q read from the storage buffer in the S loop, not staged in workgroup memory. */
+  qGlobal: boolean;
+  /** Head dim < dp (the padding chunks are skipped, not read). */
+  padded: boolean;
 }
 
 /** Workgroup bytes of a tile shape (see the budget comment in the shader). */
 export function workgroupBytes(t: Tiles): number {
   const red = t.subgroups ? 0 : t.bm * 8;
-  return 4 * (t.bm * t.dp + Math.max(t.bn * t.dp, t.bm * t.bn) + t.bn * t.dp + red);
+  return 4 * ((t.qGlobal ? 0 : t.bm * t.dp) + Math.max(t.bn * t.dp, t.bm * t.bn) + t.bn * t.dp + red);
 }
 
-/** Largest tiles that fit the device's workgroup memory, or null when even 8×8 does not. */
+/**
+ * Largest tiles that fit the device's workgroup memory, or null when even 8×8 does not.
+ * Query tiles of 128 rows need Q read from global memory (qGlobal, vec4 head dims) and a
+ * block size of 128; key tiles stay ≤ 64.
+ */
 export function chooseTiles(
   bs: number, headDim: number, limitBytes: number, subgroups: boolean,
-  prefs: { rpt?: number; maxKeyTile?: number; overlapV?: boolean; prefetch?: boolean; fmaS?: boolean } = {},
+  prefs: { rpt?: number; maxKeyTile?: number; overlapV?: boolean; prefetch?: boolean; fmaS?: boolean; qGlobal?: boolean } = {},
 ): Tiles | null {
   const rpt = prefs.rpt ?? 4;
   const dp = Math.ceil(headDim / 32) * 32;
-  const sizes = [64, 32, 16, 8].filter((x) => x <= bs);
   const vec4 = headDim % 4 === 0;
+  const qGlobal = vec4 && !!prefs.qGlobal;
+  const sizes = [128, 64, 32, 16, 8].filter((x) => x <= bs);
   const options: Tiles[] = [];
-  for (const bm of sizes) {
-    for (const bn of sizes.filter((x) => x <= (prefs.maxKeyTile ?? 64))) {
+  for (const bm of sizes.filter((x) => x <= (qGlobal ? 128 : 64))) {
+    for (const bn of sizes.filter((x) => x <= Math.min(64, prefs.maxKeyTile ?? 64))) {
       const overlapV = vec4 && !!prefs.overlapV;
-      options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4, overlapV, prefetch: overlapV && !!prefs.prefetch, fmaS: !!prefs.fmaS });
+      options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4, overlapV, prefetch: overlapV && !!prefs.prefetch, fmaS: !!prefs.fmaS, qGlobal, padded: headDim < dp });
     }
   }
   // Most work per tile first; among equals, taller query tiles (fewer K/V reloads).
@@ -56,14 +65,14 @@ export function chooseTiles(
 }
 
 export function tilesKey(t: Tiles): string {
-  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}${t.overlapV ? '_ov' : ''}${t.prefetch ? '_pf' : ''}${t.fmaS ? '_fma' : ''}`;
+  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}${t.overlapV ? '_ov' : ''}${t.prefetch ? '_pf' : ''}${t.fmaS ? '_fma' : ''}${t.qGlobal ? '_qg' : ''}${t.padded ? '_pad' : ''}`;
 }
 
 /** The WGSL text for a tile shape: constants rewritten, one branch of each flag kept, tile loops unrolled. */
 export function programText(t: Tiles): string {
   const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp, RPT: t.rpt };
   let text = source.replace(/^const (BS|BM|BN|DP|RPT): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
-  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV, PREFETCH: t.prefetch, FMA_S: t.fmaS };
+  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV, PREFETCH: t.prefetch, FMA_S: t.fmaS, Q_GLOBAL: t.qGlobal, PADDED: t.padded };
   const out: string[] = [];
   const stack: boolean[] = []; // nested //#if branches: a line is kept when all are taken
   for (const line of text.split('\n')) {

@@ -14,8 +14,13 @@ import { ProgramCache, type Tiles, chooseTiles } from './program.js';
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
 const MODE_READ = 0x1;
-/** Block size the GPU runs the band modes at ('all', 'local', 'strided' do not depend on it). */
-const GPU_BAND_BLOCK = 64;
+/**
+ * Block size the GPU runs the band modes at ('all', 'local', 'strided' do not depend on it):
+ * 128 where 128-row query tiles apply (Q read from global memory: vec4 head dims), else 64
+ * (bench/NOTES-gpu.md, kernel v9: 64-row tiles are slower at block 128).
+ */
+const GPU_BAND_BLOCK = 128;
+const GPU_BAND_BLOCK_Q_SHARED = 64;
 const META_CACHE = 4;
 
 export interface GpuTensors {
@@ -35,7 +40,7 @@ export class WebGpuBackend implements Backend {
   private programs: ProgramCache | null = null;
   private readonly pool = new Map<string, GPUBuffer>();
   private readonly metas = new Map<string, GPUBuffer>();
-  private readonly bandGeometries = new Map<number, Geometry>();
+  private readonly bandGeometries = new Map<string, Geometry>();
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -121,15 +126,17 @@ export class WebGpuBackend implements Backend {
     return Math.floor(lim / 16) * 16;
   }
 
-  /** The band modes run at GPU_BAND_BLOCK whatever the user's blocksize (same result). */
+  /** The band modes run at GPU_BAND_BLOCK (or _Q_SHARED) whatever the user's blocksize (same result). */
   private gpuPlan(plan: Plan): Plan {
     if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return plan;
-    if (plan.blockSize === GPU_BAND_BLOCK) return plan;
-    let g = this.bandGeometries.get(plan.nCtx);
+    const block = plan.headDim % 4 === 0 && this.options.qGlobal !== false ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_Q_SHARED;
+    if (plan.blockSize === block) return plan;
+    const key = `${plan.nCtx}/${block}`;
+    let g = this.bandGeometries.get(key);
     if (!g) {
       if (this.bandGeometries.size >= 8) this.bandGeometries.clear();
-      g = buildGeometry(this.config, plan.nCtx, GPU_BAND_BLOCK);
-      this.bandGeometries.set(plan.nCtx, g);
+      g = buildGeometry(this.config, plan.nCtx, block);
+      this.bandGeometries.set(key, g);
     }
     return { ...plan, ...g };
   }
@@ -138,7 +145,7 @@ export class WebGpuBackend implements Backend {
     const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     const sg = this.ctx!.subgroups && this.options.subgroups !== false;
     const o = this.options;
-    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true });
+    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true, qGlobal: o.qGlobal ?? true });
   }
 
   private check(): GPUDevice {
