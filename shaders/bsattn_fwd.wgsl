@@ -1,7 +1,8 @@
 // Block-sparse attention forward pass, flash-style (FlashAttention-2 loop order), f32.
-// One workgroup per (sequence, query tile of BM rows: 128 when Q_GLOBAL and the block allows). A sequence is one (batch, head[,
-// group]) problem whose rows sit at a fixed element stride in q/k/v/o: nEmbd for the band
-// modes, L·nEmbd for 'strided' (OpenAI's regrouping, read in place, no gather pass).
+// One workgroup per (sequence, query tile of BM rows: 128 with Q_GLOBAL where the block
+// allows). A sequence is one (batch, head[, group]) problem whose rows sit at a fixed
+// element stride in q/k/v/o: nEmbd for the band modes, L·nEmbd for 'strided' (OpenAI's
+// regrouping, read in place, no gather pass).
 // Per query tile we walk the key blocks of its query block in the CSR layout, in key
 // tiles of BN rows:
 //   S = Q·Kᵀ (scale·log2 e folded into Q), masked on partial tiles only,
@@ -22,7 +23,8 @@ const BM: u32 = 64u;  // query rows per workgroup, divides BS (≤ 128)
 const BN: u32 = 64u;  // key rows per tile, divides BS
 const DP: u32 = 64u;  // head dim padded to a multiple of 32
 const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
-// SUBGROUPS, VEC4, OVERLAP_V, PREFETCH, FMA_S, Q_GLOBAL, PADDED (head_dim < DP): flags; the host keeps the //#if or the //#else branch of each.
+// SUBGROUPS, VEC4, OVERLAP_V, PREFETCH, FMA_S, Q_GLOBAL, PADDED (head_dim < DP): flags;
+// the host keeps the //#if or the //#else branch of each.
 // PREFETCH (VEC4 and OVERLAP_V only): the next tile's K and V are loaded into registers
 // right after S, so their global latency overlaps softmax and P·V of this tile.
 // Q_GLOBAL (VEC4 only): the S loop reads Q from the storage buffer (L1-resident: the same
@@ -73,7 +75,8 @@ struct Params {
 // together: distinct addresses in one bank serialise). The hot loads spell these indices
 // out inline: Tint's range analysis then proves them in bounds and Dawn adds no clamp
 // (robustness); it does not look through function calls (qk_idx/kv_idx: stores only).
-//   q_s [BM][DP] (not with Q_GLOBAL) · kp_s: K [BN][DP] during S, then P [BM][BN] · v_s [BN][DP]
+//   q_s [BM][DP] (not with Q_GLOBAL) · kp_s: K [BN][DP] during S, then P [BM][BN]
+//   · v_s [BN][DP]
 //   BM=BN=DP=64: 3 tiles · 64 · 64 f32 = 48 KiB (+ red_s BM·8 f32 = 2 KiB without subgroups);
 //   Q_GLOBAL, BM=128, BN=DP=64: P 32 KiB + V 16 KiB = 48 KiB
 //#if !Q_GLOBAL
