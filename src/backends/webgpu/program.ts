@@ -40,8 +40,9 @@ export function workgroupBytes(t: Tiles): number {
 
 /**
  * Largest tiles that fit the device's workgroup memory, or null when even 8×8 does not.
- * Query tiles of 128 rows need Q read from global memory (qGlobal, vec4 head dims) and a
- * block size of 128; key tiles stay ≤ 64.
+ * Query tiles of 128 rows need Q read from global memory (prefs.qGlobal, vec4 head dims)
+ * and a block size of 128; key tiles stay ≤ 64. Shorter tiles stage Q in workgroup memory;
+ * Q from global memory also serves head dims whose staged tiles do not fit.
  */
 export function chooseTiles(
   bs: number, headDim: number, limitBytes: number, subgroups: boolean,
@@ -50,18 +51,25 @@ export function chooseTiles(
   const rpt = prefs.rpt ?? 4;
   const dp = Math.ceil(headDim / 32) * 32;
   const vec4 = headDim % 4 === 0;
-  const qGlobal = vec4 && !!prefs.qGlobal;
   const sizes = [128, 64, 32, 16, 8].filter((x) => x <= bs);
-  const options: Tiles[] = [];
-  for (const bm of sizes.filter((x) => x <= (qGlobal ? 128 : 64))) {
-    for (const bn of sizes.filter((x) => x <= Math.min(64, prefs.maxKeyTile ?? 64))) {
-      const overlapV = vec4 && !!prefs.overlapV;
-      options.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4, overlapV, prefetch: overlapV && !!prefs.prefetch, fmaS: !!prefs.fmaS, qGlobal, padded: headDim < dp });
+  const tiles = (qGlobal: boolean, bms: number[]): Tiles[] => {
+    const out: Tiles[] = [];
+    for (const bm of bms) {
+      for (const bn of sizes.filter((x) => x <= Math.min(64, prefs.maxKeyTile ?? 64))) {
+        const overlapV = vec4 && !!prefs.overlapV;
+        out.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4, overlapV, prefetch: overlapV && !!prefs.prefetch, fmaS: !!prefs.fmaS, qGlobal, padded: headDim < dp });
+      }
     }
-  }
+    return out;
+  };
+  const global = vec4 && !!prefs.qGlobal;
+  // Q from global memory for 128-row tiles (v9); else Q staged (v8, measured faster at ≤ 64
+  // rows on the H100 and on lavapipe), and Q from global memory only when no staged tile fits.
+  const first = [...tiles(false, sizes.filter((x) => x <= 64)), ...(global ? tiles(true, sizes.filter((x) => x === 128)) : [])];
+  const fallback = global ? tiles(true, sizes.filter((x) => x <= 64)) : [];
   // Most work per tile first; among equals, taller query tiles (fewer K/V reloads).
-  options.sort((a, b) => b.bm * b.bn - a.bm * a.bn || b.bm - a.bm);
-  return options.find((t) => workgroupBytes(t) <= limitBytes) ?? null;
+  const best = (options: Tiles[]) => options.sort((a, b) => b.bm * b.bn - a.bm * a.bn || b.bm - a.bm).find((t) => workgroupBytes(t) <= limitBytes);
+  return best(first) ?? best(fallback) ?? null;
 }
 
 export function tilesKey(t: Tiles): string {

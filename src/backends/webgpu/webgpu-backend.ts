@@ -16,11 +16,12 @@ const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 
 const MODE_READ = 0x1;
 /**
  * Block size the GPU runs the band modes at ('all', 'local', 'strided' do not depend on it):
- * 128 where 128-row query tiles apply (Q read from global memory: vec4 head dims), else 64
- * (bench/NOTES-gpu.md, kernel v9: 64-row tiles are slower at block 128).
+ * 128 where 128-row query tiles apply (Q read from global memory: vec4 head dims) and the
+ * sequences are longer than 64 rows, else 64 (bench/NOTES-gpu.md, kernel v9: 64-row tiles
+ * are slower at block 128; a regrouped 'strided' sequence can be a few rows long).
  */
 const GPU_BAND_BLOCK = 128;
-const GPU_BAND_BLOCK_Q_SHARED = 64;
+const GPU_BAND_BLOCK_SMALL = 64;
 const META_CACHE = 4;
 
 export interface GpuTensors {
@@ -126,10 +127,12 @@ export class WebGpuBackend implements Backend {
     return Math.floor(lim / 16) * 16;
   }
 
-  /** The band modes run at GPU_BAND_BLOCK (or _Q_SHARED) whatever the user's blocksize (same result). */
+  /** The band modes run at GPU_BAND_BLOCK (or _SMALL) whatever the user's blocksize (same result). */
   private gpuPlan(plan: Plan): Plan {
     if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return plan;
-    const block = plan.headDim % 4 === 0 && this.options.qGlobal !== false ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_Q_SHARED;
+    const seqLen = plan.regroup > 0 ? Math.ceil(plan.nCtx / plan.regroup) : plan.nCtx;
+    const tall = plan.headDim % 4 === 0 && this.options.qGlobal !== false && seqLen > GPU_BAND_BLOCK_SMALL;
+    const block = tall ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_SMALL;
     if (plan.blockSize === block) return plan;
     const key = `${plan.nCtx}/${block}`;
     let g = this.bandGeometries.get(key);
