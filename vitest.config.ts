@@ -1,6 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // The shaders are imported as text (as scripts/build.mjs does), for unit tests on src/.
+  plugins: [{ name: 'wgsl-text', transform: (code, id) => (id.endsWith('.wgsl') ? { code: `export default ${JSON.stringify(code)};`, map: null } : undefined) }],
   test: {
     include: ['test/**/*.test.ts'],
     // forks: a crash inside a native GPU addon takes one child process, not the runner.

@@ -1,0 +1,66 @@
+// The WebGPU tile choice (src/backends/webgpu/program.ts), a pure function: which kernel
+// configuration each (block, head dim, workgroup memory) gets, and the shader text of the
+// flags. The H100 figures behind the policy are in bench/NOTES-gpu.md (kernels v8, v9).
+import { describe, expect, it } from 'vitest';
+import { chooseTiles, programText, workgroupBytes } from '../src/backends/webgpu/program.js';
+
+const DEFAULTS = { overlapV: true, prefetch: true, fmaS: true, qGlobal: true };
+const H100 = 49152, LAVAPIPE = 32768;
+
+describe('chooseTiles', () => {
+  it('block 128, head dim 64, 48 KiB: 128-row tiles with Q from global memory (v9), exactly 48 KiB', () => {
+    const t = chooseTiles(128, 64, H100, true, DEFAULTS)!;
+    expect([t.bm, t.bn, t.rpt, t.qGlobal, t.padded]).toEqual([128, 64, 4, true, false]);
+    expect(workgroupBytes(t)).toBe(H100);
+  });
+
+  it('block 64, head dim 64, 48 KiB: 64-row tiles with Q staged (v8)', () => {
+    const t = chooseTiles(64, 64, H100, true, DEFAULTS)!;
+    expect([t.bm, t.bn, t.qGlobal]).toEqual([64, 64, false]);
+    expect(workgroupBytes(t)).toBe(H100);
+  });
+
+  it('32 KiB (lavapipe): block 128 takes 128×32 tiles from global Q; block 64 stages Q in 64×32', () => {
+    const a = chooseTiles(128, 64, LAVAPIPE, true, DEFAULTS)!;
+    expect([a.bm, a.bn, a.qGlobal]).toEqual([128, 32, true]);
+    const b = chooseTiles(64, 64, LAVAPIPE, true, DEFAULTS)!;
+    expect([b.bm, b.bn, b.qGlobal]).toEqual([64, 32, false]);
+  });
+
+  it('qGlobal off, or a head dim not divisible by 4: Q is always staged, tiles ≤ 64 rows', () => {
+    for (const [hd, prefs] of [[64, { ...DEFAULTS, qGlobal: false }], [6, DEFAULTS]] as const) {
+      const t = chooseTiles(128, hd, H100, true, prefs)!;
+      expect(t.qGlobal, `head dim ${hd}`).toBe(false);
+      expect(t.bm, `head dim ${hd}`).toBeLessThanOrEqual(64);
+    }
+  });
+
+  it('large head dims: Q from global memory when no staged tile fits; null past the bound', () => {
+    const t = chooseTiles(64, 384, LAVAPIPE, true, DEFAULTS)!;
+    expect(t.qGlobal).toBe(true);
+    expect(workgroupBytes(t)).toBeLessThanOrEqual(LAVAPIPE);
+    expect(chooseTiles(64, 384, LAVAPIPE, true, { ...DEFAULTS, qGlobal: false })).toBeNull();
+    expect(chooseTiles(64, 385, LAVAPIPE, true, DEFAULTS)).toBeNull(); // not vec4: staged only
+    expect(chooseTiles(64, 768, H100, true, DEFAULTS)).not.toBeNull();
+    expect(chooseTiles(64, 800, H100, true, DEFAULTS)).toBeNull();
+  });
+
+  it('a padded head dim is flagged (the S loop then stops at head_dim / 4)', () => {
+    expect(chooseTiles(128, 80, H100, true, DEFAULTS)!.padded).toBe(true);
+    expect(chooseTiles(128, 96, H100, true, DEFAULTS)!.padded).toBe(false);
+  });
+});
+
+describe('programText', () => {
+  it('Q_GLOBAL drops the Q tile from workgroup memory and reads q in the S loop; PADDED bounds the loop by hd', () => {
+    const g = chooseTiles(128, 64, H100, true, DEFAULTS)!;
+    const text = programText(g);
+    expect(text).not.toMatch(/var<workgroup> q_s/);
+    expect(text).toMatch(/qv\[0u\] = q\[qrow\[0u\] \+ c4\]/);
+    expect(text).toMatch(/c4 < DP \/ 4u; c4\+\+\) \{\s*var qv/);
+    expect(programText({ ...g, padded: true })).toMatch(/c4 < hd \/ 4u; c4\+\+\) \{\s*var qv/);
+    const staged = programText(chooseTiles(64, 64, H100, true, DEFAULTS)!);
+    expect(staged).toMatch(/var<workgroup> q_s/);
+    expect(staged).not.toMatch(/q\[qrow/);
+  });
+});
