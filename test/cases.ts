@@ -39,6 +39,10 @@ export function conformanceCases(): Case[] {
   cases.push({ mode: 'all', bs: 16, batch: 3, nCtx: 40, heads: 2, headDim: 8, keyLengths: [40, 17, 0] });
   cases.push({ mode: 'strided', L: 4, bs: 16, batch: 2, nCtx: 40, heads: 2, headDim: 8, keyLengths: [13, 40] });
   cases.push({ mode: 'local', L: 9, bs: 16, batch: 2, nCtx: 40, heads: 2, headDim: 8, keyLengths: [21, 2], options: { causal: false } });
+  // regrouped 'strided' sequences longer than 64 rows (the GPU's 128-row tiles, Q read in place
+  // at the regrouped stride), with key lengths
+  cases.push({ mode: 'strided', L: 3, bs: 16, batch: 2, nCtx: 400, heads: 2, headDim: 8, keyLengths: [400, 251] });
+  cases.push({ mode: 'strided', L: 2, bs: 16, batch: 1, nCtx: 300, heads: 2, headDim: 12, options: { causal: false } });
   // custom: shared layout, per-head layouts with an empty block row, function layout + token mask
   const shared = [
     [1, 0, 0, 0],
