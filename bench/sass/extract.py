@@ -4,13 +4,11 @@
 # at 0x4c, u32 offset at 0x50, instructions from offset + 8) nvdisasm reads as a raw SM90
 # binary. nvdisasm comes with Triton (PyTorch's dependency) on the GPU machine.
 #   python3 bench/sass/extract.py <cache dir> <out dir>   (needs the zstd command)
+#   python3 bench/sass/extract.py --summary <file.sass>   (the summary of a saved disassembly)
 # Writes <out>/p<N>.code, p<N>.sass (when nvdisasm is found) and prints, per program, its
-# size, highest register and the instruction mix of each backward-branch loop.
+# size, highest register, spills and the instruction mix of each backward-branch loop.
 import glob, os, re, shutil, struct, subprocess, sys
 from collections import Counter
-
-src, dst = sys.argv[1], sys.argv[2]
-os.makedirs(dst, exist_ok=True)
 
 def find_nvdisasm():
     hits = glob.glob('/opt/**/triton/backends/nvidia/bin/nvdisasm', recursive=True)
@@ -43,28 +41,31 @@ def summary(sass):
                 out.append(f'  loop {int(m.group(1), 16):#x}..{addr:#x}: {len(body)} instr, ' + ', '.join(f'{k} {v}' for k, v in mix))
     return '\n'.join(out)
 
-nvd = find_nvdisasm()
-n = 0
-for p in sorted(glob.glob(f'{src}/**/*.bin', recursive=True)):
-    for f in frames(open(p, 'rb').read()):
-        if not f.startswith(b'NVDANVVMNVuc'):
-            continue
-        size, off = struct.unpack_from('<II', f, 0x4c)
-        code = f[off + 8:off + size]
-        code = code[:len(code) // 16 * 16]
-        n += 1
-        base = f'{dst}/p{n}'
-        open(base + '.code', 'wb').write(code)
-        print(f'p{n}: {len(code) // 16} instruction slots')
-        if nvd:
-            r = subprocess.run([nvd, '-b', 'SM90', base + '.code'], capture_output=True, text=True)
-            open(base + '.sass', 'w').write(r.stdout + r.stderr)
-            print(summary(r.stdout))
-            # live registers per instruction (nvdisasm's life ranges): the need, not the allocation
-            r = subprocess.run([nvd, '-b', 'SM90', '--print-life-ranges', '--life-range-mode', 'count', base + '.code'], capture_output=True, text=True)
-            open(base + '.live.sass', 'w').write(r.stdout + r.stderr)
-            live = [int(m.group(1)) for m in re.finditer(r'//\s*\|\s*(\d+)', r.stdout)]
-            if live:
-                print(f'  most live registers at one instruction: {max(live)}')
-if not n:
-    print('no programs found under', src)
+def extract(src, dst):
+    os.makedirs(dst, exist_ok=True)
+    nvd = find_nvdisasm()
+    n = 0
+    for p in sorted(glob.glob(f'{src}/**/*.bin', recursive=True)):
+        for f in frames(open(p, 'rb').read()):
+            if not f.startswith(b'NVDANVVMNVuc'):
+                continue
+            size, off = struct.unpack_from('<II', f, 0x4c)
+            code = f[off + 8:off + size]
+            code = code[:len(code) // 16 * 16]
+            n += 1
+            base = f'{dst}/p{n}'
+            open(base + '.code', 'wb').write(code)
+            print(f'p{n}: {len(code) // 16} instruction slots')
+            if nvd:
+                r = subprocess.run([nvd, '-b', 'SM90', base + '.code'], capture_output=True, text=True)
+                open(base + '.sass', 'w').write(r.stdout + r.stderr)
+                print(summary(r.stdout))
+    if not n:
+        print('no programs found under', src)
+
+
+if __name__ == '__main__':
+    if sys.argv[1] == '--summary':
+        print(summary(open(sys.argv[2]).read()))
+    else:
+        extract(sys.argv[1], sys.argv[2])

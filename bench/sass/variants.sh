@@ -8,9 +8,9 @@
 set -u
 FINAL=${OUT:-/tmp/out}
 OUT=/tmp/variants-out; rm -rf "$OUT"; mkdir -p "$OUT"
-# zstd: this repo's .gpu/zstd (copied there from the dev machine: /usr/bin/zstd and its libs)
+# zstd: .gpu/zstd, packed there by bench/sass/pack-zstd.sh (the GPU machine has none)
 [ -x .gpu/zstd/zstd ] && export PATH=$PWD/.gpu/zstd:$PATH LD_LIBRARY_PATH=$PWD/.gpu/zstd${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-which zstd || echo "no zstd here: caches are copied to \$OUT for extraction elsewhere"
+which zstd > /dev/null || echo "no zstd: timings only, no SASS (run bench/sass/pack-zstd.sh before the call)"
 for spec in "$@"; do
   name=${spec%%:*}; args=${spec#*:}
   cache=/tmp/glc-$name; rm -rf "$cache"; mkdir -p "$cache" "$OUT/$name"
@@ -21,7 +21,7 @@ for spec in "$@"; do
       --out "$OUT/$name/gpu.json" 2>&1 | grep -E '^(all|local|strided)|ms|rror' | grep -v '^ ' | head -20
   if which zstd > /dev/null; then python3 bench/sass/extract.py "$cache" "/tmp/sass-$name" > "$OUT/$name/sass.txt"
     cat "$OUT/$name/sass.txt"; tar czf "$OUT/$name/sass.tgz" -C "/tmp/sass-$name" .
-  else find "$cache" -name '*.bin' -exec cp {} "$OUT/$name/" \; ; fi
+  fi
   [ "${SMI:-0}" = 1 ] && { kill $smi; awk -F', ' 'NR>1 && $3+0 > 250 {n++; c=$2+0; if (!lo || c<lo) lo=c; if (c>hi) hi=c; p+=$3} END {if (n) printf "  under load (%d samples > 250 W): SM clock %d-%d MHz, mean %.0f W\n", n, lo, hi, p/n}' "$OUT/$name/smi.csv"; }
 done
 tar czf "$FINAL/variants.tgz" -C "$OUT" .

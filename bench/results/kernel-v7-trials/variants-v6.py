@@ -2,7 +2,9 @@
 # third): edits the shader (and program.ts / config.ts) of a worktree of v6 at /tmp/v6, rebuilds
 # it and copies dist/ to dists/<name>. Timing-only variants (nobar, nopv, s1, noexp) compute
 # wrong results on purpose.  python3 variants-v6.py <name>
-import sys, subprocess, shutil
+import os, subprocess, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from variant_build import build, worktree
 name = sys.argv[1]
 s = open('/tmp/diag/v6.wgsl').read()
 L = s.split('\n')
@@ -72,7 +74,5 @@ if name == 'unrollc4':
     t2 = t.replace("NWB: Math.ceil(t.bn / 32), '4u': 4,", "NWB: Math.ceil(t.bn / 32), '4u': 4, DC: t.dp / 4, BNC: t.bn / 4,")
     assert t2 != t
     open(p, 'w').write(t2)
-subprocess.run('npm run build >/dev/null 2>&1', shell=True, cwd='/tmp/v6', check=True)
-shutil.rmtree(f'/work/main/dists/{name}', ignore_errors=True)
-shutil.copytree('/tmp/v6/dist', f'/work/main/dists/{name}')
+build('/tmp/v6', name)
 subprocess.run('git checkout shaders src', shell=True, cwd='/tmp/v6', check=True)

@@ -1,13 +1,11 @@
 # Kernel variants of shader v7 (bench/NOTES-gpu.md): 'pfe' issues the next tile's K/V loads at
 # the tile start (timing of the default, prefetching path only).  python3 variants-v7.py pfe
-# variants of the current main shader, built in /tmp/v7w (a worktree of HEAD with main's working files copied in)
-import sys, subprocess, shutil, os
+# variants of kernel v7 (commit e68be41), built in /tmp/v7w (a worktree of HEAD with v7's kernel files)
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from variant_build import build, worktree
 name = sys.argv[1]
-W = '/tmp/v7w'
-if not os.path.exists(W):
-    subprocess.run(f'git worktree add -f {W} HEAD && ln -s /work/main/node_modules {W}/node_modules', shell=True, cwd='/work/main', check=True)
-for f in ['shaders/bsattn_fwd.wgsl', 'src/backends/webgpu/program.ts', 'src/config.ts', 'src/backends/webgpu/webgpu-backend.ts']:
-    shutil.copy(f'/work/main/{f}', f'{W}/{f}')
+W = worktree('/tmp/v7w', 'e68be41')  # the kernel v7 commit: the edits below are written against it
 s = open(f'{W}/shaders/bsattn_fwd.wgsl').read()
 L = s.split('\n')
 if name == 'pfe':
@@ -26,6 +24,4 @@ if name == 'pfe':
     inner = pf.split('\n', 1)[1].rsplit('//#endif', 1)[0]
     s = s.replace(anchor, anchor + store_v + inner)
 open(f'{W}/shaders/bsattn_fwd.wgsl', 'w').write(s)
-subprocess.run('npm run build >/dev/null 2>&1', shell=True, cwd=W, check=True)
-shutil.rmtree(f'/work/main/dists/{name}', ignore_errors=True)
-shutil.copytree(f'{W}/dist', f'/work/main/dists/{name}')
+build(W, name)

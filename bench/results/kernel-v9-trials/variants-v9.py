@@ -1,5 +1,6 @@
 # Kernel variants of shader v8 (bench/NOTES-gpu.md, "v9 trials"), built in /tmp/v9w (a worktree
-# of HEAD with main's working files copied in) into /work/main/dists/<name>.
+# of HEAD with the kernel files of the commit each variant was written against) into
+# /work/main/dists/<name>.
 #   python3 variants-v9.py <name>
 # Timing-only diagnostics (wrong results on purpose):
 #   pvlds: the unmasked P·V loads each V vec4 once per key and uses it for both of the lane's
@@ -26,13 +27,14 @@
 #   b256:  (on v9) 256-row query tiles with 32-key tiles (512 threads; K 8 + P 32 + V 8 KiB),
 #          the band modes at block 256
 #   u2:    the S and unmasked P·V chunk loops unrolled by 2 (the host unrolls a 2u loop)
-import sys, subprocess, shutil, os
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from variant_build import build, worktree
 name = variant = sys.argv[1]
-W = '/tmp/v9w'
-if not os.path.exists(W):
-    subprocess.run(f'git worktree add -f {W} HEAD && ln -s /work/main/node_modules {W}/node_modules', shell=True, cwd='/work/main', check=True)
-for f in ['shaders/bsattn_fwd.wgsl', 'src/backends/webgpu/program.ts', 'src/config.ts', 'src/backends/webgpu/webgpu-backend.ts']:
-    shutil.copy(f'/work/main/{f}', f'{W}/{f}')
+# The commit each variant's edits were written against: kernel v8 (14e28b7), or v9 as first
+# committed (8b38e9e, before the tile-choice refinement).
+ON_V9 = ('qcoal', 'r2', 'b256')
+W = worktree('/tmp/v9w', '8b38e9e' if name in ON_V9 else '14e28b7')
 s = open(f'{W}/shaders/bsattn_fwd.wgsl').read()
 prog = open(f'{W}/src/backends/webgpu/program.ts').read()
 
@@ -65,8 +67,8 @@ if name.startswith('vstart'):
       }
 //#endif""")
     name = name[len('vstart-'):] if name != 'vstart' else ''
-if name == '':
-    pass
+if name in ('', 'pvlds', 'slds'):
+    pass  # vstart alone, or edited above
 elif name == 'qcoal':
     sub("        for (var i = 0u; i < RPT; i++) { qv[i] = q[qrow[i] + c4]; }",
         "        for (var i = 0u; i < RPT; i++) { qv[i] = q[qt0 + (c4 * RPT + i) * (BM / RPT) + rg]; }")
@@ -189,7 +191,5 @@ else:
     raise SystemExit('unknown variant ' + name)
 open(f'{W}/shaders/bsattn_fwd.wgsl', 'w').write(s)
 open(f'{W}/src/backends/webgpu/program.ts', 'w').write(prog)
-subprocess.run('npm run build >/dev/null 2>&1', shell=True, cwd=W, check=True)
-shutil.rmtree(f'/work/main/dists/{variant}', ignore_errors=True)
-shutil.copytree(f'{W}/dist', f'/work/main/dists/{variant}')
+build(W, variant)
 print('built', variant)

@@ -52,16 +52,11 @@ export function chooseTiles(
   const dp = Math.ceil(headDim / 32) * 32;
   const vec4 = headDim % 4 === 0;
   const sizes = [128, 64, 32, 16, 8].filter((x) => x <= bs);
-  const tiles = (qGlobal: boolean, bms: number[]): Tiles[] => {
-    const out: Tiles[] = [];
-    for (const bm of bms) {
-      for (const bn of sizes.filter((x) => x <= Math.min(64, prefs.maxKeyTile ?? 64))) {
-        const overlapV = vec4 && !!prefs.overlapV;
-        out.push({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), subgroups, vec4, overlapV, prefetch: overlapV && !!prefs.prefetch, fmaS: !!prefs.fmaS, qGlobal, padded: headDim < dp });
-      }
-    }
-    return out;
-  };
+  const keyTiles = sizes.filter((x) => x <= Math.min(64, prefs.maxKeyTile ?? 64));
+  const overlapV = vec4 && !!prefs.overlapV;
+  const flags = { subgroups, vec4, overlapV, prefetch: overlapV && !!prefs.prefetch, fmaS: !!prefs.fmaS, padded: headDim < dp };
+  const tiles = (qGlobal: boolean, bms: number[]): Tiles[] =>
+    bms.flatMap((bm) => keyTiles.map((bn) => ({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), ...flags, qGlobal })));
   const global = vec4 && !!prefs.qGlobal;
   // Q from global memory for 128-row tiles (v9); else Q staged (v8, measured faster at ≤ 64
   // rows on the H100 and on lavapipe), and Q from global memory only when no staged tile fits.
