@@ -28,7 +28,8 @@ const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
 // PREFETCH (VEC4 and OVERLAP_V only): the next tile's K and V are loaded into registers
 // right after S, so their global latency overlaps softmax and P·V of this tile.
 // Q_GLOBAL (VEC4 only): the S loop reads Q from the storage buffer (L1-resident: the same
-// BM rows every key tile) instead of workgroup memory, and the scale is applied to S. The
+// BM rows every key tile) instead of workgroup memory, and the scale is applied in the
+// exponent, P = 2^(fma(S, scale, -m_new)) (m_new from rowmax S · scale: the scale is > 0). The
 // 48 KiB then hold K/P and V for 128-row query tiles: 8 warps per workgroup instead of 4.
 // (NVIDIA's Vulkan driver gives compute workgroups ~64 KiB of shared memory per SM, so a
 // 48 KiB workgroup runs alone on its SM: warps per workgroup are all the SM gets.)
@@ -173,11 +174,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let v_nonfinite = vflag[0] != 0u;
 
 //#if Q_GLOBAL
-  // vec4 index of this thread's Q rows (rows past nq read whatever is there, clamped to
-  // the binding: their scores stay in their own rows, which are never stored); chunks
-  // past head_dim are not read (PADDED: the S loop stops at hd / 4)
+  // vec4 index of this thread's Q rows (rows past nq read row nq - 1: their scores stay in
+  // their own rows, which are never stored); chunks past head_dim are not read (PADDED:
+  // the S loop stops at hd / 4)
   var qrow: array<u32, RPT>;
-  for (var i = 0u; i < RPT; i++) { qrow[i] = (base + (row0 + rg * RPT + i) * stride) / 4u; }
+  for (var i = 0u; i < RPT; i++) { qrow[i] = (base + min(row0 + rg * RPT + i, nq - 1u) * stride) / 4u; }
 //#else
   // q_s = Q · scale (zero past nq and past head_dim)
 //#if VEC4
@@ -318,29 +319,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#endif
         }
       }
-//#if Q_GLOBAL
-      for (var i = 0u; i < RPT; i++) { for (var j = 0u; j < CPT; j++) { s[i][j] *= prm.scale; } }
-//#endif
 
-      // Allowed bits of this thread's rows over the tile's columns (partial tiles only)
+      // Allowed bits of this thread's rows over the tile's columns, and S = allowed ? S : -inf
+      // (partial tiles only: one branch, not one per element)
       var okb: array<array<u32, NWB>, RPT>;
       if (masked) {
         for (var i = 0u; i < RPT; i++) {
           for (var w = 0u; w < NWB; w++) { okb[i][w] = tile_bits(mask_id, mask0, rg * RPT + i, sub * BN + w * 32u, ncols, w); }
+          for (var j = 0u; j < CPT; j++) { s[i][j] = select(ninf, s[i][j], allowed(okb[i], cg * CPT + j)); }
         }
       }
-      // S = allowed ? S : -inf (partial tiles only); m_new = max(m_i, rowmax S)
+      // m_new = max(m_i, rowmax S) (with Q_GLOBAL, S is unscaled: the scale is positive)
       var alpha: array<f32, RPT>;
       for (var i = 0u; i < RPT; i++) {
-        var mx = m_i[i];
-        for (var j = 0u; j < CPT; j++) {
-          if (masked) {
-            let c = cg * CPT + j;
-            s[i][j] = select(ninf, s[i][j], allowed(okb[i], c));
-          }
-          mx = max(mx, s[i][j]);
-        }
-        let m_new = row_max(mx, rg, cg, i);
+        var mx = s[i][0];
+        for (var j = 1u; j < CPT; j++) { mx = max(mx, s[i][j]); }
+//#if Q_GLOBAL
+        mx *= prm.scale;
+//#endif
+        let m_new = row_max(max(m_i[i], mx), rg, cg, i);
         // rows with no allowed key yet subtract 0 instead of -inf (no -inf - -inf NaN)
         let safe = select(m_new, 0.0, m_new == ninf);
         alpha[i] = exp2(m_i[i] - safe);
@@ -348,7 +345,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // P = 2^(S - m_new); l_i = l_i·α + rowsum P (this thread's columns)
         var sum = 0.0;
         for (var j = 0u; j < CPT; j++) {
+//#if Q_GLOBAL
+          s[i][j] = exp2(fma(s[i][j], prm.scale, -safe));
+//#else
           s[i][j] = exp2(s[i][j] - safe);
+//#endif
           sum += s[i][j];
         }
         l_i[i] = l_i[i] * alpha[i] + sum;

@@ -1,0 +1,132 @@
+# Kernel variants of shader v9 (bench/NOTES-gpu.md, "v10 trials"), built in /tmp/v10w (a
+# worktree of HEAD with main's working kernel files) into /work/main/dists/<name>.
+#   python3 variants-v10.py <name>
+# Timing-only diagnostics (wrong results on purpose):
+#   noS / noPV / noSPV: the S chunk loop / the unmasked P·V chunk loop / both removed
+# Real variants:
+#   qpipe: the S loop loads the next chunk's Q (global memory) while this chunk's FMAs run
+#   ppipe: the unmasked P·V loop loads the next chunk's P (workgroup memory) likewise
+#   qppipe: both
+#   soft:  the mask applied to S in one branch (was a branch per element of the unrolled max
+#          loop), and (Q_GLOBAL) the scale folded into the exponent: 2^(fma(S, scale, -m))
+#   su2:   the S chunk loop unrolled by 2 (the second chunk's loads can issue early)
+#   pvu2:  the unmasked P·V chunk loop unrolled by 2
+#   (names joined by '+' apply several)
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from variant_build import build, worktree
+name = sys.argv[1]
+parts = name.split('+')
+W = worktree('/tmp/v10w', sys.argv[2] if len(sys.argv) > 2 else None)
+s = open(f'{W}/shaders/bsattn_fwd.wgsl').read()
+
+def sub(old, new, count=1):
+    global s
+    assert s.count(old) == count, (old, s.count(old))
+    s = s.replace(old, new)
+
+S_HEAD = "//#else\n      for (var c4 = 0u; c4 < DP / 4u; c4++) {\n//#endif\n//#else"
+PV_HEAD = """        for (var c4 = 0u; c4 < BN / 4u; c4++) {
+          var pv: array<vec4<f32>, RPT>;
+          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + rg) % (BN / 4u)]; }
+          for (var cc = 0u; cc < 4u; cc++) {
+            for (var j"""
+if name in ('noS', 'noPV', 'noSPV'):
+    if name != 'noPV':
+        sub(S_HEAD, S_HEAD.replace('c4 < DP / 4u', 'c4 < 0u'))
+    if name != 'noS':
+        sub(PV_HEAD, PV_HEAD.replace('c4 < BN / 4u', 'c4 < 0u'))
+if name in ('qpipe', 'qppipe'):
+    sub("""//#if Q_GLOBAL
+//#if PADDED
+      for (var c4 = 0u; c4 < hd / 4u; c4++) {""", """//#if Q_GLOBAL
+      var qn: array<vec4<f32>, RPT>;
+      for (var i = 0u; i < RPT; i++) { qn[i] = q[qrow[i]]; }
+//#if PADDED
+      let nc4 = hd / 4u;
+      for (var c4 = 0u; c4 < hd / 4u; c4++) {""")
+    sub(S_HEAD, S_HEAD.replace("{\n//#endif", "{\n        let nc4 = DP / 4u;\n//#endif"))
+    sub("        for (var i = 0u; i < RPT; i++) { qv[i] = q[qrow[i] + c4]; }",
+        "        qv = qn;\n        let cn = select(c4 + 1u, 0u, c4 + 1u >= nc4);\n        for (var i = 0u; i < RPT; i++) { qn[i] = q[qrow[i] + cn]; }")
+if name in ('ppipe', 'qppipe'):
+    sub(PV_HEAD, """        var pn: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { pn[i] = kp_s[(rg * RPT + i) * (BN / 4u) + rg % (BN / 4u)]; }
+        for (var c4 = 0u; c4 < BN / 4u; c4++) {
+          let pv = pn;
+          for (var i = 0u; i < RPT; i++) { pn[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + 1u + rg) % (BN / 4u)]; }
+          for (var cc = 0u; cc < 4u; cc++) {
+            for (var j""")
+prog = open(f'{W}/src/backends/webgpu/program.ts').read()
+if 'soft' in parts:
+    sub("""        for (var i = 0u; i < RPT; i++) {
+          for (var w = 0u; w < NWB; w++) { okb[i][w] = tile_bits(mask_id, mask0, rg * RPT + i, sub * BN + w * 32u, ncols, w); }
+        }
+      }""", """        for (var i = 0u; i < RPT; i++) {
+          for (var w = 0u; w < NWB; w++) { okb[i][w] = tile_bits(mask_id, mask0, rg * RPT + i, sub * BN + w * 32u, ncols, w); }
+          for (var j = 0u; j < CPT; j++) { s[i][j] = select(ninf, s[i][j], allowed(okb[i], cg * CPT + j)); }
+        }
+      }""")
+    sub("""        var mx = m_i[i];
+        for (var j = 0u; j < CPT; j++) {
+          if (masked) {
+            let c = cg * CPT + j;
+            s[i][j] = select(ninf, s[i][j], allowed(okb[i], c));
+          }
+          mx = max(mx, s[i][j]);
+        }
+        let m_new = row_max(mx, rg, cg, i);""", """        var mx = s[i][0];
+        for (var j = 1u; j < CPT; j++) { mx = max(mx, s[i][j]); }
+//#if Q_GLOBAL
+        mx *= prm.scale;
+//#endif
+        let m_new = row_max(max(m_i[i], mx), rg, cg, i);""")
+    sub("""          s[i][j] = exp2(s[i][j] - safe);""", """//#if Q_GLOBAL
+          s[i][j] = exp2(fma(s[i][j], prm.scale, -safe));
+//#else
+          s[i][j] = exp2(s[i][j] - safe);
+//#endif""")
+    sub("""//#if Q_GLOBAL
+      for (var i = 0u; i < RPT; i++) { for (var j = 0u; j < CPT; j++) { s[i][j] *= prm.scale; } }
+//#endif
+""", "")
+if 'su2' in parts:
+    sub(S_HEAD, S_HEAD.replace('c4++) {', 'c4 += 2u) { for (var h = 0u; h < 2u; h++) {'))
+    sub("""//#endif
+        var qv: array<vec4<f32>, RPT>;""", """//#endif
+        let c4h = c4 + h;
+        var qv: array<vec4<f32>, RPT>;""")
+    sub("        for (var i = 0u; i < RPT; i++) { qv[i] = q[qrow[i] + c4]; }", "        for (var i = 0u; i < RPT; i++) { qv[i] = q[qrow[i] + c4h]; }")
+    sub("          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];", "          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4h + cg) % (DP / 4u)];")
+    sub("""        }
+      }
+//#if Q_GLOBAL
+      for (var i""" if 'soft' not in parts else """        }
+      }
+
+      // Allowed bits""", ("""        }
+      } }
+//#if Q_GLOBAL
+      for (var i""" if 'soft' not in parts else """        }
+      } }
+
+      // Allowed bits"""))
+if 'pvu2' in parts:
+    assert s.count(PV_HEAD) == 1
+    start = s.index(PV_HEAD)
+    # the unmasked loop: header, pv loads with c4 -> c4 + h, then its body closed by '        }\n      }\n    }\n  }'
+    end = s.index('\n        }\n      }\n    }\n  }', start)
+    body = s[start:end]
+    body = body.replace('for (var c4 = 0u; c4 < BN / 4u; c4++) {', 'for (var c4 = 0u; c4 < BN / 4u; c4 += 2u) { for (var h = 0u; h < 2u; h++) {\n          let c4h = c4 + h;', 1)
+    body = body.replace('(c4 + rg)', '(c4h + rg)').replace('(c4 * 4u + cc)', '(c4h * 4u + cc)')
+    s = s[:start] + body + ' }' + s[end:]
+if 'su2' in parts or 'pvu2' in parts:
+    old = "'4u': 4,"
+    assert old in prog
+    prog = prog.replace(old, "'4u': 4, '2u': 2,")
+known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2')
+if any(x not in known for x in parts):
+    raise SystemExit('unknown variant ' + name)
+open(f'{W}/src/backends/webgpu/program.ts', 'w').write(prog)
+open(f'{W}/shaders/bsattn_fwd.wgsl', 'w').write(s)
+build(W, name)
+print('built', name)
