@@ -23,7 +23,8 @@ const BM: u32 = 64u;  // query rows per workgroup, divides BS (≤ 128)
 const BN: u32 = 64u;  // key rows per tile, divides BS
 const DP: u32 = 64u;  // head dim padded to a multiple of 32
 const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
-// SUBGROUPS, VEC4, OVERLAP_V, PREFETCH, FMA_S, Q_GLOBAL, PADDED (head_dim < DP): flags;
+// SUBGROUPS, VEC4, OVERLAP_V, PREFETCH, FMA_S, Q_GLOBAL, PADDED (head_dim < DP), P_VEC4
+// (CPT % 4 == 0: P stored as vec4s; set from BN): flags;
 // the host keeps the //#if or the //#else branch of each.
 // PREFETCH (VEC4 and OVERLAP_V only): the next tile's K and V are loaded into registers
 // right after S, so their global latency overlaps softmax and P·V of this tile.
@@ -380,11 +381,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#endif
       workgroupBarrier(); // every lane is done reading K from kp_s
       for (var i = 0u; i < RPT; i++) {
+//#if P_VEC4
+        // (CPT % 4 == 0) the lane's columns as vec4s: chunks cg·CPT/4 + j4 of its rows
+        for (var j4 = 0u; j4 < CPT / 4u; j4++) {
+          kp_s[(rg * RPT + i) * (BN / 4u) + (cg * (CPT / 4u) + j4 + rg) % (BN / 4u)] =
+            vec4<f32>(s[i][j4 * 4u], s[i][j4 * 4u + 1u], s[i][j4 * 4u + 2u], s[i][j4 * 4u + 3u]);
+        }
+//#else
         for (var j = 0u; j < CPT; j++) {
           let c = cg * CPT + j;
           kp_s[(rg * RPT + i) * (BN / 4u) + (c / 4u + rg) % (BN / 4u)][c % 4u] = s[i][j];
         }
-        for (var j = 0u; j < DPT / 4u; j++) { acc[i][j] *= alpha[i]; }
+//#endif
+        // rows whose max did not move keep their O as it is (alpha == 1)
+        if (alpha[i] != 1.0) {
+          for (var j = 0u; j < DPT / 4u; j++) { acc[i][j] *= alpha[i]; }
+        }
       }
       workgroupBarrier();
 

@@ -75,7 +75,7 @@ export function tilesKey(t: Tiles): string {
 export function programText(t: Tiles): string {
   const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp, RPT: t.rpt };
   let text = source.replace(/^const (BS|BM|BN|DP|RPT): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
-  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV, PREFETCH: t.prefetch, FMA_S: t.fmaS, Q_GLOBAL: t.qGlobal, PADDED: t.padded };
+  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV, PREFETCH: t.prefetch, FMA_S: t.fmaS, Q_GLOBAL: t.qGlobal, PADDED: t.padded, P_VEC4: t.bn % 32 === 0 };
   const out: string[] = [];
   const stack: boolean[] = []; // nested //#if branches: a line is kept when all are taken
   for (const line of text.split('\n')) {
@@ -86,7 +86,7 @@ export function programText(t: Tiles): string {
     else if (stack.every(Boolean)) out.push(line);
   }
   text = unroll(out.join('\n'), {
-    RPT: t.rpt, CPT: t.bn / 8, DPT: t.dp / 8, 'DPT / 4u': t.dp / 32, NWB: Math.ceil(t.bn / 32), '4u': 4,
+    RPT: t.rpt, CPT: t.bn / 8, 'CPT / 4u': t.bn / 32, DPT: t.dp / 8, 'DPT / 4u': t.dp / 32, NWB: Math.ceil(t.bn / 32), '4u': 4,
     NVL: Math.ceil((t.bn * t.dp) / 4 / ((t.bm / t.rpt) * 8)),
   });
   return t.subgroups ? `enable subgroups;\n${text}` : text;
