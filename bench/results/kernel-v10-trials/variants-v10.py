@@ -11,7 +11,16 @@
 #          loop), and (Q_GLOBAL) the scale folded into the exponent: 2^(fma(S, scale, -m))
 #   su2:   the S chunk loop unrolled by 2 (the second chunk's loads can issue early)
 #   pvu2:  the unmasked P·V chunk loop unrolled by 2
-#   (names joined by '+' apply several)
+#   (names joined by '+' apply several; the ones below are written against v9.1, 4a1dcf0)
+#   nob12 / nob34 (timing only): the two barriers around the K store / around the P store removed
+#   noexp (timing only): P = S - m (no exp2)
+#   nomax (timing only): the row max is the lane's own (no shuffles)
+#   lazy:  O is rescaled only for rows whose max moved (alpha != 1)
+#   pst4:  (BN = 64 only) P stored as two vec4 a row instead of 8 scalars
+#   cstride: (timing, this benchmark's shapes only) the row stride a constant (nEmbd 1024,
+#          step 1): the cost of the runtime stride in the address arithmetic
+#   g64x32 / g64x64: (timing on the H100 only) every tile 64 query rows × 32 / 64 keys with Q
+#          from global memory: 128 threads, 16 / 32 KiB (3 / 1 workgroups per SM by memory)
 import os, sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from variant_build import build, worktree
@@ -123,7 +132,35 @@ if 'su2' in parts or 'pvu2' in parts:
     old = "'4u': 4,"
     assert old in prog
     prog = prog.replace(old, "'4u': 4, '2u': 2,")
-known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2')
+if 'nob12' in parts:
+    sub("      workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s\n", "")
+    sub("//#endif\n      workgroupBarrier();\n\n      // S = Q", "//#endif\n\n      // S = Q")
+if 'nob34' in parts:
+    sub("      workgroupBarrier(); // every lane is done reading K from kp_s\n", "")
+    sub("      }\n      workgroupBarrier();\n\n      // O += P", "      }\n\n      // O += P")
+if 'noexp' in parts:
+    sub("          s[i][j] = exp2(fma(s[i][j], prm.scale, -safe));", "          s[i][j] = fma(s[i][j], prm.scale, -safe);")
+if 'nomax' in parts:
+    sub("""  var m = max(x, subgroupShuffleXor(x, 1u));
+  m = max(m, subgroupShuffleXor(m, 2u));
+  return max(m, subgroupShuffleXor(m, 4u));""", "  return x;")
+if 'lazy' in parts:
+    sub("        for (var j = 0u; j < DPT / 4u; j++) { acc[i][j] *= alpha[i]; }",
+        "        if (alpha[i] != 1.0) { for (var j = 0u; j < DPT / 4u; j++) { acc[i][j] *= alpha[i]; } }")
+if 'pst4' in parts:
+    sub("""        for (var j = 0u; j < CPT; j++) {
+          let c = cg * CPT + j;
+          kp_s[(rg * RPT + i) * (BN / 4u) + (c / 4u + rg) % (BN / 4u)][c % 4u] = s[i][j];
+        }""", """        kp_s[(rg * RPT + i) * (BN / 4u) + (cg * 2u + rg) % (BN / 4u)] = vec4<f32>(s[i][0], s[i][1], s[i][2], s[i][3]);
+        kp_s[(rg * RPT + i) * (BN / 4u) + (cg * 2u + 1u + rg) % (BN / 4u)] = vec4<f32>(s[i][4], s[i][5], s[i][6], s[i][7]);""")
+if 'cstride' in parts:
+    sub("  let stride = prm.step * prm.n_embd;", "  let stride = 1024u;")
+for g in ('g64x32', 'g64x64'):
+    if g in parts:
+        old = "  const first = "
+        assert prog.count(old) == 1
+        prog = prog.replace(old, f"  const first = tiles(true, [64]).filter((t) => t.bn === {g[-2:]});\n  const first0 = ")
+known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride')
 if any(x not in known for x in parts):
     raise SystemExit('unknown variant ' + name)
 open(f'{W}/src/backends/webgpu/program.ts', 'w').write(prog)
