@@ -124,6 +124,15 @@ fn row_sum(x: f32, rg: u32, cg: u32, i: u32) -> f32 {
 //#endif
 }
 
+// s + q·k (FMA_S: an explicit fma chain; s += dot(q, k) costs a mul, 3 fma and an add per 4 MACs)
+fn mac(s: f32, q: vec4<f32>, k: vec4<f32>) -> f32 {
+//#if FMA_S
+  return fma(q.w, k.w, fma(q.z, k.z, fma(q.y, k.y, fma(q.x, k.x, s))));
+//#else
+  return s + dot(q, k);
+//#endif
+}
+
 // Allowed bits of tile row `row`, tile columns w·32 … w·32+31 (block column col0 = the
 // first of them): the token mask (if any) AND column < ncols (keys past nk are masked).
 fn tile_bits(mask_id: i32, mask0: u32, row: u32, col0: u32, ncols: u32, w: u32) -> u32 {
@@ -294,32 +303,48 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       // S = Q·Kᵀ for rows rg·RPT + i, columns cg·CPT + j
       var s: array<array<f32, CPT>, RPT>;
       for (var i = 0u; i < RPT; i++) { for (var j = 0u; j < CPT; j++) { s[i][j] = 0.0; } }
-      // (the loop bound is a constant where it can be: a `let` bound costs ~3 % here)
+      // The chunk loops load the next chunk's operands before this chunk's FMAs (two buffers,
+      // a pair of chunks an iteration: the driver issues each chunk's loads at the top and waits
+      // on them otherwise); the pair loop counts c2++ so that Tint proves its indices in bounds.
 //#if Q_GLOBAL
-//#if PADDED
-      for (var c4 = 0u; c4 < hd / 4u; c4++) {
-//#else
-      for (var c4 = 0u; c4 < DP / 4u; c4++) {
-//#endif
-//#else
-      for (var c4 = 0u; c4 < DP / 4u; c4++) {
-//#endif
-        var qv: array<vec4<f32>, RPT>;
-//#if Q_GLOBAL
-        for (var i = 0u; i < RPT; i++) { qv[i] = q[qrow[i] + c4]; }
-//#else
-        for (var i = 0u; i < RPT; i++) { qv[i] = q_s[(rg * RPT + i) * (DP / 4u) + (c4 + rg % 8u) % (DP / 4u)]; }
-//#endif
+//#if !PADDED
+      var qa: array<vec4<f32>, RPT>;
+      for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }
+      for (var c2 = 0u; c2 < DP / 8u; c2++) {
+        let c4 = c2 * 2u;
+        var qb: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { qb[i] = q[qrow[i] + c4 + 1u]; }
         for (var j = 0u; j < CPT; j++) {
           let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
-//#if FMA_S
-          // an explicit fma chain: s += dot(q, k) costs a mul, 3 fma and an add per 4 MACs
-          for (var i = 0u; i < RPT; i++) { s[i][j] = fma(qv[i].w, kv.w, fma(qv[i].z, kv.z, fma(qv[i].y, kv.y, fma(qv[i].x, kv.x, s[i][j])))); }
-//#else
-          for (var i = 0u; i < RPT; i++) { s[i][j] += dot(qv[i], kv); }
-//#endif
+          for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qa[i], kv); }
+        }
+        for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i] + (c4 + 2u) % (DP / 4u)]; }
+        for (var j = 0u; j < CPT; j++) {
+          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + 1u + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qb[i], kv); }
         }
       }
+//#else
+      // (a `let` loop bound: the padding chunks are not read)
+      for (var c4 = 0u; c4 < hd / 4u; c4++) {
+        var qv: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { qv[i] = q[qrow[i] + c4]; }
+        for (var j = 0u; j < CPT; j++) {
+          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qv[i], kv); }
+        }
+      }
+//#endif
+//#else
+      for (var c4 = 0u; c4 < DP / 4u; c4++) {
+        var qv: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { qv[i] = q_s[(rg * RPT + i) * (DP / 4u) + (c4 + rg % 8u) % (DP / 4u)]; }
+        for (var j = 0u; j < CPT; j++) {
+          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qv[i], kv); }
+        }
+      }
+//#endif
 
       // Allowed bits of this thread's rows over the tile's columns, and S = allowed ? S : -inf
       // (partial tiles only: one branch, not one per element)
@@ -419,13 +444,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           }
         }
       } else {
-        for (var c4 = 0u; c4 < BN / 4u; c4++) {
-          var pv: array<vec4<f32>, RPT>;
-          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + rg) % (BN / 4u)]; }
+        // (P of the next chunk loads before this chunk's FMAs, as in the S loop)
+        var pa: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { pa[i] = kp_s[(rg * RPT + i) * (BN / 4u) + rg % (BN / 4u)]; }
+        for (var c2 = 0u; c2 < BN / 8u; c2++) {
+          let c4 = c2 * 2u;
+          var pb: array<vec4<f32>, RPT>;
+          for (var i = 0u; i < RPT; i++) { pb[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + 1u + rg) % (BN / 4u)]; }
           for (var cc = 0u; cc < 4u; cc++) {
             for (var j = 0u; j < DPT / 4u; j++) {
               let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];
-              for (var i = 0u; i < RPT; i++) { acc[i][j] += pv[i][cc] * vv; }
+              for (var i = 0u; i < RPT; i++) { acc[i][j] += pa[i][cc] * vv; }
+            }
+          }
+          for (var i = 0u; i < RPT; i++) { pa[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + 2u + rg) % (BN / 4u)]; }
+          for (var cc = 0u; cc < 4u; cc++) {
+            for (var j = 0u; j < DPT / 4u; j++) {
+              let vv = v_s[((c4 + 1u) * 4u + cc) * (DP / 4u) + j * TPR + cg];
+              for (var i = 0u; i < RPT; i++) { acc[i][j] += pb[i][cc] * vv; }
             }
           }
         }

@@ -52,15 +52,30 @@ describe('chooseTiles', () => {
 });
 
 describe('programText', () => {
-  it('Q_GLOBAL drops the Q tile from workgroup memory and reads q in the S loop; PADDED bounds the loop by hd', () => {
+  it('Q_GLOBAL drops the Q tile from workgroup memory and reads q in the S loop (chunk pairs, the next chunk loaded ahead); PADDED bounds the loop by hd', () => {
     const g = chooseTiles(128, 64, H100, true, DEFAULTS)!;
     const text = programText(g);
     expect(text).not.toMatch(/var<workgroup> q_s/);
-    expect(text).toMatch(/qv\[0u\] = q\[qrow\[0u\] \+ c4\]/);
-    expect(text).toMatch(/c4 < DP \/ 4u; c4\+\+\) \{\s*var qv/);
-    expect(programText({ ...g, padded: true })).toMatch(/c4 < hd \/ 4u; c4\+\+\) \{\s*var qv/);
+    expect(text).toMatch(/c2 < DP \/ 8u; c2\+\+\) \{\s*let c4 = c2 \* 2u;\s*var qb/);
+    expect(text).toMatch(/qb\[0u\] = q\[qrow\[0u\] \+ c4 \+ 1u\]/);
+    expect(text).toMatch(/qa\[0u\] = q\[qrow\[0u\] \+ \(c4 \+ 2u\) % \(DP \/ 4u\)\]/);
+    const padded = programText({ ...g, padded: true });
+    expect(padded).toMatch(/c4 < hd \/ 4u; c4\+\+\) \{\s*var qv/);
+    expect(padded).not.toMatch(/var qb/);
     const staged = programText(chooseTiles(64, 64, H100, true, DEFAULTS)!);
+    expect(staged).toMatch(/for \(var c4 = 0u; c4 < DP \/ 4u; c4\+\+\) \{\s*var qv/);
     expect(staged).toMatch(/var<workgroup> q_s/);
     expect(staged).not.toMatch(/q\[qrow/);
+  });
+
+  it('P is stored as vec4s when the key tile is a multiple of 32, else as scalars; the P·V loop walks chunk pairs', () => {
+    const g = chooseTiles(128, 64, H100, true, DEFAULTS)!;
+    expect(g.bn).toBe(64);
+    const text = programText(g);
+    expect(text).toMatch(/=\s*vec4<f32>\(s\[0u\]\[0u \* 4u\], s\[0u\]\[0u \* 4u \+ 1u\]/);
+    expect(text).toMatch(/c2 < BN \/ 8u; c2\+\+\) \{\s*let c4 = c2 \* 2u;\s*var pb/);
+    const narrow = programText({ ...g, bn: 16 });
+    expect(narrow).not.toMatch(/vec4<f32>\(s\[/);
+    expect(narrow).toMatch(/\[c % 4u\] = s\[0u\]\[0u\]/);
   });
 });

@@ -19,6 +19,17 @@
 #   pst4:  (BN = 64 only) P stored as two vec4 a row instead of 8 scalars
 #   cstride: (timing, this benchmark's shapes only) the row stride a constant (nEmbd 1024,
 #          step 1): the cost of the runtime stride in the address arithmetic
+#   sping: (Q_GLOBAL, not PADDED) the S loop by chunk pairs with two Q buffers: the next
+#          chunk's Q loads while this chunk computes, no array copies (qpipe copied)
+#   pping: the unmasked P·V loop likewise with two P buffers
+#   pping2: pping with the pair loop counted by c2++ (c4 = 2·c2), so that Tint's range
+#          analysis proves the workgroup indices (pping's `c4 += 2u` loop got a clamp on
+#          every V load: 16 VIMNMX)
+#   sping2: sping with the pair loop counted by c2++
+#   qkeep: (on v9.3, 0f…) Q's first chunk loaded once before the tile loop: each tile's pair loop
+#          ends by loading chunk 0 again (the wrap), which the next tile then uses
+#   kping: (on v9.3) the S pair loop also holds over the first K vec4 of the next chunk (ka / kb)
+#   pvping: pping2 plus the first key's V rows of each chunk held over too (va / vb)
 #   g64x32 / g64x64: (timing on the H100 only) every tile 64 query rows × 32 / 64 keys with Q
 #          from global memory: 128 threads, 16 / 32 KiB (3 / 1 workgroups per SM by memory)
 import os, sys
@@ -153,6 +164,139 @@ if 'pst4' in parts:
           kp_s[(rg * RPT + i) * (BN / 4u) + (c / 4u + rg) % (BN / 4u)][c % 4u] = s[i][j];
         }""", """        kp_s[(rg * RPT + i) * (BN / 4u) + (cg * 2u + rg) % (BN / 4u)] = vec4<f32>(s[i][0], s[i][1], s[i][2], s[i][3]);
         kp_s[(rg * RPT + i) * (BN / 4u) + (cg * 2u + 1u + rg) % (BN / 4u)] = vec4<f32>(s[i][4], s[i][5], s[i][6], s[i][7]);""")
+if 'sping' in parts or 'sping2' in parts:
+    fa = "fma({q}[i].w, kv.w, fma({q}[i].z, kv.z, fma({q}[i].y, kv.y, fma({q}[i].x, kv.x, s[i][j]))))"
+    sub("""//#if Q_GLOBAL
+//#if PADDED
+      for (var c4 = 0u; c4 < hd / 4u; c4++) {
+//#else
+      for (var c4 = 0u; c4 < DP / 4u; c4++) {
+//#endif
+//#else""", """//#if Q_GLOBAL
+//#if !PADDED
+      var qa: array<vec4<f32>, RPT>;
+      for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }
+      for (var c4 = 0u; c4 < DP / 4u; c4 += 2u) {
+        var qb: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { qb[i] = q[qrow[i] + c4 + 1u]; }
+        for (var j = 0u; j < CPT; j++) {
+          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) { s[i][j] = """ + fa.format(q='qa') + """; }
+        }
+        for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i] + (c4 + 2u) % (DP / 4u)]; }
+        for (var j = 0u; j < CPT; j++) {
+          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + 1u + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) { s[i][j] = """ + fa.format(q='qb') + """; }
+        }
+      }
+      for (var c4 = 0u; c4 < 0u; c4++) {
+//#else
+      for (var c4 = 0u; c4 < hd / 4u; c4++) {
+//#endif
+//#else""")
+if 'pping' in parts or 'pping2' in parts:
+    sub(PV_HEAD + """ = 0u; j < DPT / 4u; j++) {
+              let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];
+              for (var i = 0u; i < RPT; i++) { acc[i][j] += pv[i][cc] * vv; }
+            }
+          }
+        }""", """        var pa: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { pa[i] = kp_s[(rg * RPT + i) * (BN / 4u) + rg % (BN / 4u)]; }
+        for (var c4 = 0u; c4 < BN / 4u; c4 += 2u) {
+          var pb: array<vec4<f32>, RPT>;
+          for (var i = 0u; i < RPT; i++) { pb[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + 1u + rg) % (BN / 4u)]; }
+          for (var cc = 0u; cc < 4u; cc++) {
+            for (var j = 0u; j < DPT / 4u; j++) {
+              let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];
+              for (var i = 0u; i < RPT; i++) { acc[i][j] += pa[i][cc] * vv; }
+            }
+          }
+          for (var i = 0u; i < RPT; i++) { pa[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + 2u + rg) % (BN / 4u)]; }
+          for (var cc = 0u; cc < 4u; cc++) {
+            for (var j = 0u; j < DPT / 4u; j++) {
+              let vv = v_s[((c4 + 1u) * 4u + cc) * (DP / 4u) + j * TPR + cg];
+              for (var i = 0u; i < RPT; i++) { acc[i][j] += pb[i][cc] * vv; }
+            }
+          }
+        }""")
+if 'sping2' in parts:
+    sub("      for (var c4 = 0u; c4 < DP / 4u; c4 += 2u) {\n        var qb", "      for (var c2 = 0u; c2 < DP / 8u; c2++) {\n        let c4 = c2 * 2u;\n        var qb")
+if 'pping2' in parts:
+    sub("        for (var c4 = 0u; c4 < BN / 4u; c4 += 2u) {\n          var pb", "        for (var c2 = 0u; c2 < BN / 8u; c2++) {\n          let c4 = c2 * 2u;\n          var pb")
+if 'pvping' in parts:
+    def half(p, v, c4):
+        return f"""          for (var j = 0u; j < DPT / 4u; j++) {{
+            for (var i = 0u; i < RPT; i++) {{ acc[i][j] += {p}[i][0] * {v}[j]; }}
+          }}
+          for (var c1 = 0u; c1 < 3u; c1++) {{
+            for (var j = 0u; j < DPT / 4u; j++) {{
+              let vv = v_s[({c4} * 4u + c1 + 1u) * (DP / 4u) + j * TPR + cg];
+              for (var i = 0u; i < RPT; i++) {{ acc[i][j] += {p}[i][c1 + 1u] * vv; }}
+            }}
+          }}"""
+    sub(PV_HEAD + """ = 0u; j < DPT / 4u; j++) {
+              let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];
+              for (var i = 0u; i < RPT; i++) { acc[i][j] += pv[i][cc] * vv; }
+            }
+          }
+        }""", """        var pa: array<vec4<f32>, RPT>;
+        var va: array<vec4<f32>, DPT / 4u>;
+        for (var i = 0u; i < RPT; i++) { pa[i] = kp_s[(rg * RPT + i) * (BN / 4u) + rg %% (BN / 4u)]; }
+        for (var j = 0u; j < DPT / 4u; j++) { va[j] = v_s[j * TPR + cg]; }
+        for (var c2 = 0u; c2 < BN / 8u; c2++) {
+          let c4 = c2 * 2u;
+          var pb: array<vec4<f32>, RPT>;
+          var vb: array<vec4<f32>, DPT / 4u>;
+          for (var i = 0u; i < RPT; i++) { pb[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + 1u + rg) %% (BN / 4u)]; }
+          for (var j = 0u; j < DPT / 4u; j++) { vb[j] = v_s[(c4 + 1u) * 4u * (DP / 4u) + j * TPR + cg]; }
+%s
+          for (var i = 0u; i < RPT; i++) { pa[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + 2u + rg) %% (BN / 4u)]; }
+          for (var j = 0u; j < DPT / 4u; j++) { va[j] = v_s[(c4 + 2u) %% (BN / 4u) * 4u * (DP / 4u) + j * TPR + cg]; }
+%s
+        }""" % (half('pa', 'va', 'c4'), half('pb', 'vb', '(c4 + 1u)')))
+    old = "'4u': 4,"
+    assert old in prog
+    prog = prog.replace(old, "'4u': 4, '3u': 3,")
+if 'qkeep' in parts:
+    sub("""      var qa: array<vec4<f32>, RPT>;
+      for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }
+      for (var c2 = 0u; c2 < DP / 8u; c2++) {""", "      for (var c2 = 0u; c2 < DP / 8u; c2++) {")
+    sub("  for (var i = 0u; i < RPT; i++) { qrow[i] = (base + min(row0 + rg * RPT + i, nq - 1u) * stride) / 4u; }\n",
+        "  for (var i = 0u; i < RPT; i++) { qrow[i] = (base + min(row0 + rg * RPT + i, nq - 1u) * stride) / 4u; }\n//#if !PADDED\n  var qa: array<vec4<f32>, RPT>;\n  for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }\n//#endif\n")
+if 'kping' in parts:
+    def half(qn, kn, c4):
+        return f"""        for (var i = 0u; i < RPT; i++) {{ s[i][0] = mac(s[i][0], {qn}[i], {kn}); }}
+        for (var j1 = 0u; j1 < CPT - 1u; j1++) {{
+          let kv = kp_s[(cg * CPT + j1 + 1u) * (DP / 4u) + ({c4} + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) {{ s[i][j1 + 1u] = mac(s[i][j1 + 1u], {qn}[i], kv); }}
+        }}"""
+    sub("""      for (var c2 = 0u; c2 < DP / 8u; c2++) {
+        let c4 = c2 * 2u;
+        var qb: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { qb[i] = q[qrow[i] + c4 + 1u]; }
+        for (var j = 0u; j < CPT; j++) {
+          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qa[i], kv); }
+        }
+        for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i] + (c4 + 2u) % (DP / 4u)]; }
+        for (var j = 0u; j < CPT; j++) {
+          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + 1u + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qb[i], kv); }
+        }
+      }""", """      var ka = kp_s[(cg * CPT) * (DP / 4u) + cg % (DP / 4u)];
+      for (var c2 = 0u; c2 < DP / 8u; c2++) {
+        let c4 = c2 * 2u;
+        var qb: array<vec4<f32>, RPT>;
+        for (var i = 0u; i < RPT; i++) { qb[i] = q[qrow[i] + c4 + 1u]; }
+        let kb = kp_s[(cg * CPT) * (DP / 4u) + (c4 + 1u + cg) % (DP / 4u)];
+""" + half('qa', 'ka', 'c4') + """
+        for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i] + (c4 + 2u) % (DP / 4u)]; }
+        ka = kp_s[(cg * CPT) * (DP / 4u) + (c4 + 2u + cg) % (DP / 4u)];
+""" + half('qb', 'kb', '(c4 + 1u)') + """
+      }""")
+    old = "'4u': 4,"
+    assert old in prog
+    prog = prog.replace(old, "'4u': 4, 'CPT - 1u': " + "t.bn / 8 - 1,")
 if 'cstride' in parts:
     sub("  let stride = prm.step * prm.n_embd;", "  let stride = 1024u;")
 for g in ('g64x32', 'g64x64'):
@@ -160,7 +304,7 @@ for g in ('g64x32', 'g64x64'):
         old = "  const first = "
         assert prog.count(old) == 1
         prog = prog.replace(old, f"  const first = tiles(true, [64]).filter((t) => t.bn === {g[-2:]});\n  const first0 = ")
-known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride')
+known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride', 'sping', 'pping', 'pping2', 'pvping', 'sping2', 'qkeep', 'kping')
 if any(x not in known for x in parts):
     raise SystemExit('unknown variant ' + name)
 open(f'{W}/src/backends/webgpu/program.ts', 'w').write(prog)
