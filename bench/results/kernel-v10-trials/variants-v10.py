@@ -29,6 +29,8 @@
 #   qkeep: (on v9.3, 0f…) Q's first chunk loaded once before the tile loop: each tile's pair loop
 #          ends by loading chunk 0 again (the wrap), which the next tile then uses
 #   kping: (on v9.3) the S pair loop also holds over the first K vec4 of the next chunk (ka / kb)
+#   qearly: (on v9.3) the first Q chunk of a tile is loaded before the K store and its barriers
+#   rsearly: (on v9.3) O is rescaled before the barrier that precedes the P stores
 #   pvping: pping2 plus the first key's V rows of each chunk held over too (va / vb)
 #   g64x32 / g64x64: (timing on the H100 only) every tile 64 query rows × 32 / 64 keys with Q
 #          from global memory: 128 threads, 16 / 32 KiB (3 / 1 workgroups per SM by memory)
@@ -297,6 +299,27 @@ if 'kping' in parts:
     old = "'4u': 4,"
     assert old in prog
     prog = prog.replace(old, "'4u': 4, 'CPT - 1u': " + "t.bn / 8 - 1,")
+if 'qearly' in parts:
+    sub("""      var qa: array<vec4<f32>, RPT>;
+      for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }
+      for (var c2 = 0u; c2 < DP / 8u; c2++) {""", "      for (var c2 = 0u; c2 < DP / 8u; c2++) {")
+    sub("      workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s\n",
+        "//#if Q_GLOBAL\n//#if !PADDED\n      var qa: array<vec4<f32>, RPT>;\n      for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }\n//#endif\n//#endif\n      workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s\n")
+if 'rsearly' in parts:
+    sub("""        // rows whose max did not move keep their O as it is (alpha == 1)
+        if (alpha[i] != 1.0) {
+          for (var j = 0u; j < DPT / 4u; j++) { acc[i][j] *= alpha[i]; }
+        }
+      }
+      workgroupBarrier();""", """      }
+      workgroupBarrier();""")
+    sub("      workgroupBarrier(); // every lane is done reading K from kp_s\n", """      for (var i = 0u; i < RPT; i++) {
+        if (alpha[i] != 1.0) {
+          for (var j = 0u; j < DPT / 4u; j++) { acc[i][j] *= alpha[i]; }
+        }
+      }
+      workgroupBarrier(); // every lane is done reading K from kp_s
+""")
 if 'cstride' in parts:
     sub("  let stride = prm.step * prm.n_embd;", "  let stride = 1024u;")
 for g in ('g64x32', 'g64x64'):
@@ -304,7 +327,7 @@ for g in ('g64x32', 'g64x64'):
         old = "  const first = "
         assert prog.count(old) == 1
         prog = prog.replace(old, f"  const first = tiles(true, [64]).filter((t) => t.bn === {g[-2:]});\n  const first0 = ")
-known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride', 'sping', 'pping', 'pping2', 'pvping', 'sping2', 'qkeep', 'kping')
+known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride', 'sping', 'pping', 'pping2', 'pvping', 'sping2', 'qkeep', 'kping', 'qearly', 'rsearly')
 if any(x not in known for x in parts):
     raise SystemExit('unknown variant ' + name)
 open(f'{W}/src/backends/webgpu/program.ts', 'w').write(prog)
