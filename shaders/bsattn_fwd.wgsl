@@ -23,11 +23,15 @@ const BM: u32 = 64u;  // query rows per workgroup, divides BS (≤ 128)
 const BN: u32 = 64u;  // key rows per tile, divides BS
 const DP: u32 = 64u;  // head dim padded to a multiple of 32
 const RPT: u32 = 4u;  // query rows per thread (4 or 8), divides BM
-// SUBGROUPS, VEC4, OVERLAP_V, PREFETCH, FMA_S, Q_GLOBAL, PADDED (head_dim < DP), P_VEC4
+// SUBGROUPS, VEC4, OVERLAP_V, PREFETCH, FMA_S, Q_GLOBAL, Q_TILE, PADDED (head_dim < DP), P_VEC4
 // (CPT % 4 == 0: P stored as vec4s; set from BN): flags;
 // the host keeps the //#if or the //#else branch of each.
 // PREFETCH (VEC4 and OVERLAP_V only): the next tile's K and V are loaded into registers
 // right after S, so their global latency overlaps softmax and P·V of this tile.
+// Q_TILE (Q_GLOBAL and PREFETCH, head dim not padded, and Q fits beside K): every tile
+// stages Q into the workgroup memory that K leaves free during S (P's second half and V),
+// so that the S loop reads it with shared-memory loads at immediate offsets instead of
+// bounds-checked global loads; V is then stored after the barrier that ends S.
 // Q_GLOBAL (VEC4 only): the S loop reads Q from the storage buffer (L1-resident: the same
 // BM rows every key tile) instead of workgroup memory, and the scale is applied in the
 // exponent, P = 2^(fma(S, scale, -m_new)) (m_new from rowmax S · scale: the scale is > 0). The
@@ -77,15 +81,16 @@ struct Params {
 // together: distinct addresses in one bank serialise). The hot loads spell these indices
 // out inline: Tint's range analysis then proves them in bounds and Dawn adds no clamp
 // (robustness); it does not look through function calls (qk_idx/kv_idx: stores only).
-//   q_s [BM][DP] (not with Q_GLOBAL) · kp_s: K [BN][DP] during S, then P [BM][BN]
-//   · v_s [BN][DP]
+//   q_s [BM][DP] (not with Q_GLOBAL) · sm: K [BN][DP] during S, then P [BM][BN] (from 0),
+//   and V [BN][DP] (from VOFF); with Q_TILE, Q [BM][DP] from QOFF (after K) during S
 //   BM=BN=DP=64: 3 tiles · 64 · 64 f32 = 48 KiB (+ red_s BM·8 f32 = 2 KiB without subgroups);
-//   Q_GLOBAL, BM=128, BN=DP=64: P 32 KiB + V 16 KiB = 48 KiB
+//   Q_GLOBAL, BM=128, BN=DP=64: P 32 KiB + V 16 KiB = 48 KiB (Q_TILE: K 16 + Q 32 during S)
 //#if !Q_GLOBAL
 var<workgroup> q_s: array<vec4<f32>, BM * DP / 4u>;
 //#endif
-var<workgroup> kp_s: array<vec4<f32>, max(BN * DP, BM * BN) / 4u>;
-var<workgroup> v_s: array<vec4<f32>, BN * DP / 4u>;
+const VOFF: u32 = max(BN * DP, BM * BN) / 4u;
+const QOFF: u32 = BN * DP / 4u; // (Q_TILE: the host checks QOFF + BM·DP/4 <= VOFF + BN·DP/4)
+var<workgroup> sm: array<vec4<f32>, VOFF + BN * DP / 4u>;
 //#if !SUBGROUPS
 var<workgroup> red_s: array<f32, BM * TPR>;
 //#endif
@@ -251,18 +256,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let ncols = min(BN, nk - key0);
       let masked = mask_id >= 0 || ncols < BN;
 
-      workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s
+      workgroupBarrier(); // the previous tile's P·V is done with P and V
       // K, V tiles (keys >= nk are never read: zero rows)
 //#if PREFETCH
       // K and V of this tile were loaded into registers during the previous tile
       for (var u = 0u; u < NVL; u++) {
         let i = t + u * WG;
-        if (i < BN * DP / 4u) { kp_s[kv_idx(i / (DP / 4u), i % (DP / 4u))] = k_pre[u]; }
+        if (i < BN * DP / 4u) { sm[kv_idx(i / (DP / 4u), i % (DP / 4u))] = k_pre[u]; }
       }
+//#if Q_TILE
+      // Q of this query tile (rows past nq: row nq - 1), from L1 after the first tile
+      for (var u = 0u; u < NQL; u++) {
+        let i = t + u * WG;
+        let r = i / (DP / 4u);
+        sm[QOFF + qk_idx(r, i % (DP / 4u))] = q[(base + min(row0 + r, nq - 1u) * stride) / 4u + i % (DP / 4u)];
+      }
+//#endif
 //#else
 //#if VEC4
       // V stays in registers until it is stored: with OVERLAP_V after S, so that its
-      // global latency overlaps Q·Kᵀ (v_s is free: the barrier above ended the last P·V)
+      // global latency overlaps Q·Kᵀ (V is free: the barrier above ended the last P·V)
       var v_pre: array<vec4<f32>, NVL>;
       for (var u = 0u; u < NVL; u++) {
         let i = t + u * WG;
@@ -275,11 +288,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           kx = k[at];
           v_pre[u] = v[at];
         }
-        if (i < BN * DP / 4u) { kp_s[kv_idx(c, d4)] = kx; }
+        if (i < BN * DP / 4u) { sm[kv_idx(c, d4)] = kx; }
       }
 //#if !OVERLAP_V
       for (var u = 0u; u < NVL; u++) {
-        if (t + u * WG < BN * DP / 4u) { v_s[t + u * WG] = v_pre[u]; }
+        if (t + u * WG < BN * DP / 4u) { sm[VOFF + t + u * WG] = v_pre[u]; }
       }
 //#endif
 //#else
@@ -293,8 +306,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           kx = k[at];
           vx = v[at];
         }
-        kp_s[kv_idx(c, d / 4u)][d % 4u] = kx;
-        v_s[c * (DP / 4u) + d / 4u][d % 4u] = vx;
+        sm[kv_idx(c, d / 4u)][d % 4u] = kx;
+        sm[VOFF + c * (DP / 4u) + d / 4u][d % 4u] = vx;
       }
 //#endif
 //#endif
@@ -309,18 +322,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#if Q_GLOBAL
 //#if !PADDED
       var qa: array<vec4<f32>, RPT>;
+//#if Q_TILE
+      for (var i = 0u; i < RPT; i++) { qa[i] = sm[QOFF + (rg * RPT + i) * (DP / 4u) + rg % 8u]; }
+//#else
       for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }
+//#endif
       for (var c2 = 0u; c2 < DP / 8u; c2++) {
         let c4 = c2 * 2u;
         var qb: array<vec4<f32>, RPT>;
+//#if Q_TILE
+        for (var i = 0u; i < RPT; i++) { qb[i] = sm[QOFF + (rg * RPT + i) * (DP / 4u) + (c4 + 1u + rg % 8u) % (DP / 4u)]; }
+//#else
         for (var i = 0u; i < RPT; i++) { qb[i] = q[qrow[i] + c4 + 1u]; }
+//#endif
         for (var j = 0u; j < CPT; j++) {
-          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
+          let kv = sm[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
           for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qa[i], kv); }
         }
+//#if Q_TILE
+        for (var i = 0u; i < RPT; i++) { qa[i] = sm[QOFF + (rg * RPT + i) * (DP / 4u) + (c4 + 2u + rg % 8u) % (DP / 4u)]; }
+//#else
         for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i] + (c4 + 2u) % (DP / 4u)]; }
+//#endif
         for (var j = 0u; j < CPT; j++) {
-          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + 1u + cg) % (DP / 4u)];
+          let kv = sm[(cg * CPT + j) * (DP / 4u) + (c4 + 1u + cg) % (DP / 4u)];
           for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qb[i], kv); }
         }
       }
@@ -330,7 +355,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var qv: array<vec4<f32>, RPT>;
         for (var i = 0u; i < RPT; i++) { qv[i] = q[qrow[i] + c4]; }
         for (var j = 0u; j < CPT; j++) {
-          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
+          let kv = sm[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
           for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qv[i], kv); }
         }
       }
@@ -340,7 +365,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var qv: array<vec4<f32>, RPT>;
         for (var i = 0u; i < RPT; i++) { qv[i] = q_s[(rg * RPT + i) * (DP / 4u) + (c4 + rg % 8u) % (DP / 4u)]; }
         for (var j = 0u; j < CPT; j++) {
-          let kv = kp_s[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
+          let kv = sm[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
           for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qv[i], kv); }
         }
       }
@@ -380,9 +405,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         l_i[i] = l_i[i] * alpha[i] + sum;
       }
+//#if Q_TILE
+      workgroupBarrier(); // every lane is done reading K and Q: V may overwrite Q
+//#endif
 //#if OVERLAP_V
       for (var u = 0u; u < NVL; u++) {
-        if (t + u * WG < BN * DP / 4u) { v_s[t + u * WG] = v_pre[u]; }
+        if (t + u * WG < BN * DP / 4u) { sm[VOFF + t + u * WG] = v_pre[u]; }
       }
 //#endif
 //#if PREFETCH
@@ -404,18 +432,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
       }
 //#endif
-      workgroupBarrier(); // every lane is done reading K from kp_s
+//#if !Q_TILE
+      workgroupBarrier(); // every lane is done reading K
+//#endif
       for (var i = 0u; i < RPT; i++) {
 //#if P_VEC4
         // (CPT % 4 == 0) the lane's columns as vec4s: chunks cg·CPT/4 + j4 of its rows
         for (var j4 = 0u; j4 < CPT / 4u; j4++) {
-          kp_s[(rg * RPT + i) * (BN / 4u) + (cg * (CPT / 4u) + j4 + rg) % (BN / 4u)] =
+          sm[(rg * RPT + i) * (BN / 4u) + (cg * (CPT / 4u) + j4 + rg) % (BN / 4u)] =
             vec4<f32>(s[i][j4 * 4u], s[i][j4 * 4u + 1u], s[i][j4 * 4u + 2u], s[i][j4 * 4u + 3u]);
         }
 //#else
         for (var j = 0u; j < CPT; j++) {
           let c = cg * CPT + j;
-          kp_s[(rg * RPT + i) * (BN / 4u) + (c / 4u + rg) % (BN / 4u)][c % 4u] = s[i][j];
+          sm[(rg * RPT + i) * (BN / 4u) + (c / 4u + rg) % (BN / 4u)][c % 4u] = s[i][j];
         }
 //#endif
         // rows whose max did not move keep their O as it is (alpha == 1)
@@ -431,11 +461,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (masked && v_nonfinite) {
         for (var c4 = 0u; c4 < BN / 4u; c4++) {
           var pv: array<vec4<f32>, RPT>;
-          for (var i = 0u; i < RPT; i++) { pv[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + rg) % (BN / 4u)]; }
+          for (var i = 0u; i < RPT; i++) { pv[i] = sm[(rg * RPT + i) * (BN / 4u) + (c4 + rg) % (BN / 4u)]; }
           for (var cc = 0u; cc < 4u; cc++) {
             let c = c4 * 4u + cc;
             for (var j = 0u; j < DPT / 4u; j++) {
-              let vv = v_s[c * (DP / 4u) + j * TPR + cg];
+              let vv = sm[VOFF + c * (DP / 4u) + j * TPR + cg];
               for (var i = 0u; i < RPT; i++) {
                 let ok = allowed(okb[i], c);
                 acc[i][j] += select(vec4<f32>(0.0), pv[i][cc] * vv, ok);
@@ -446,21 +476,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       } else {
         // (P of the next chunk loads before this chunk's FMAs, as in the S loop)
         var pa: array<vec4<f32>, RPT>;
-        for (var i = 0u; i < RPT; i++) { pa[i] = kp_s[(rg * RPT + i) * (BN / 4u) + rg % (BN / 4u)]; }
+        for (var i = 0u; i < RPT; i++) { pa[i] = sm[(rg * RPT + i) * (BN / 4u) + rg % (BN / 4u)]; }
         for (var c2 = 0u; c2 < BN / 8u; c2++) {
           let c4 = c2 * 2u;
           var pb: array<vec4<f32>, RPT>;
-          for (var i = 0u; i < RPT; i++) { pb[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + 1u + rg) % (BN / 4u)]; }
+          for (var i = 0u; i < RPT; i++) { pb[i] = sm[(rg * RPT + i) * (BN / 4u) + (c4 + 1u + rg) % (BN / 4u)]; }
           for (var cc = 0u; cc < 4u; cc++) {
             for (var j = 0u; j < DPT / 4u; j++) {
-              let vv = v_s[(c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];
+              let vv = sm[VOFF + (c4 * 4u + cc) * (DP / 4u) + j * TPR + cg];
               for (var i = 0u; i < RPT; i++) { acc[i][j] += pa[i][cc] * vv; }
             }
           }
-          for (var i = 0u; i < RPT; i++) { pa[i] = kp_s[(rg * RPT + i) * (BN / 4u) + (c4 + 2u + rg) % (BN / 4u)]; }
+          for (var i = 0u; i < RPT; i++) { pa[i] = sm[(rg * RPT + i) * (BN / 4u) + (c4 + 2u + rg) % (BN / 4u)]; }
           for (var cc = 0u; cc < 4u; cc++) {
             for (var j = 0u; j < DPT / 4u; j++) {
-              let vv = v_s[((c4 + 1u) * 4u + cc) * (DP / 4u) + j * TPR + cg];
+              let vv = sm[VOFF + ((c4 + 1u) * 4u + cc) * (DP / 4u) + j * TPR + cg];
               for (var i = 0u; i < RPT; i++) { acc[i][j] += pb[i][cc] * vv; }
             }
           }

@@ -63,6 +63,11 @@ export interface WebGpuOptions {
   /** Read Q from the storage buffer in the S loop instead of workgroup memory, which frees room for 128-row query tiles (default true; vec4 head dims). */
   qGlobal?: boolean;
   /**
+   * Tests and benchmarks: a kernel tile shape (query rows, key rows, Q from global memory) to
+   * use wherever it divides the layout block and fits the device; elsewhere the automatic choice.
+   */
+  tileShape?: { bm: 128 | 64 | 32 | 16 | 8; bn: 64 | 32 | 16 | 8; qGlobal: boolean };
+  /**
    * Scan V for Inf/NaN first, and run partial tiles' P·V unmasked when it has none (default
    * true; false: always the masked P·V).
    */
@@ -255,6 +260,12 @@ function checkWebGpuOptions(w: unknown): WebGpuOptions {
   if (o.maxBindingBytes !== undefined) checkPositiveInt('options.webgpu.maxBindingBytes', o.maxBindingBytes);
   if (o.rowsPerThread !== undefined && o.rowsPerThread !== 4 && o.rowsPerThread !== 8) {
     throw argError('options.webgpu.rowsPerThread', '4 or 8', o.rowsPerThread);
+  }
+  if (o.tileShape !== undefined) {
+    const t = o.tileShape as { bm?: unknown; bn?: unknown; qGlobal?: unknown } | null;
+    const ok = typeof t === 'object' && t !== null && [8, 16, 32, 64, 128].includes(t.bm as number) &&
+      [8, 16, 32, 64].includes(t.bn as number) && typeof t.qGlobal === 'boolean';
+    if (!ok) throw argError('options.webgpu.tileShape', '{ bm: 8..128, bn: 8..64 (powers of 2), qGlobal: boolean }', o.tileShape);
   }
   if (o.maxKeyTile !== undefined && ![8, 16, 32, 64].includes(o.maxKeyTile)) {
     throw argError('options.webgpu.maxKeyTile', 'one of 8, 16, 32, 64', o.maxKeyTile);

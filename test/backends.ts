@@ -29,13 +29,20 @@ const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
 
 /**
  * The WebGPU kernel variants: subgroup shuffles (where the adapter has them) and plain;
- * Q read from global memory (default: 128-row query tiles where the block allows) and Q
- * staged in workgroup memory (64-row tiles, the band modes at block 64).
+ * Q read from global memory (default: 128-row query tiles where the block allows), Q staged
+ * in workgroup memory (64-row tiles, the band modes at block 64), and Q staged every tile
+ * beside K (Q_TILE: the H100's default 128×64 tiles; here 64×64, which fit lavapipe).
  */
 export function webgpuPaths(): PathUnderTest[] {
   return [
     { name: 'webgpu default', options: { backend: 'webgpu' }, ...WEBGPU_TOL },
     { name: 'webgpu Q staged in workgroup memory (qGlobal off)', options: { backend: 'webgpu', webgpu: { qGlobal: false } }, ...WEBGPU_TOL },
+    {
+      // lavapipe's 32 KiB pick 128×32 tiles by default, where Q does not fit beside K
+      name: 'webgpu Q staged per tile beside K (64×64 tiles from global Q)',
+      options: { backend: 'webgpu', webgpu: { tileShape: { bm: 64, bn: 64, qGlobal: true } } },
+      ...WEBGPU_TOL,
+    },
     {
       name: 'webgpu plain, 8 rows/thread, key tile <= 32, V not overlapped',
       options: { backend: 'webgpu', webgpu: { subgroups: false, rowsPerThread: 8, maxKeyTile: 32, overlapV: false } },

@@ -53,7 +53,7 @@ describe('chooseTiles', () => {
 
 describe('programText', () => {
   it('Q_GLOBAL drops the Q tile from workgroup memory and reads q in the S loop (chunk pairs, the next chunk loaded ahead); PADDED bounds the loop by hd', () => {
-    const g = chooseTiles(128, 64, H100, true, DEFAULTS)!;
+    const g = { ...chooseTiles(128, 64, H100, true, DEFAULTS)!, qTile: false };
     const text = programText(g);
     expect(text).not.toMatch(/var<workgroup> q_s/);
     expect(text).toMatch(/c2 < DP \/ 8u; c2\+\+\) \{\s*let c4 = c2 \* 2u;\s*var qb/);
@@ -77,5 +77,30 @@ describe('programText', () => {
     const narrow = programText({ ...g, bn: 16 });
     expect(narrow).not.toMatch(/vec4<f32>\(s\[/);
     expect(narrow).toMatch(/\[c % 4u\] = s\[0u\]\[0u\]/);
+  });
+
+  it('Q_TILE: 128×64 tiles at head dim 64 stage Q beside K every tile; not where Q does not fit (128×32 on 32 KiB, head dim 128) or is padded', () => {
+    const g = chooseTiles(128, 64, H100, true, DEFAULTS)!;
+    expect([g.bm, g.bn, g.qGlobal, g.qTile]).toEqual([128, 64, true, true]);
+    const text = programText(g);
+    expect(text).toMatch(/sm\[QOFF \+ qk_idx\(r, i % \(DP \/ 4u\)\)\] = q\[/);
+    expect(text).toMatch(/qb\[0u\] = sm\[QOFF \+/);
+    expect(text).not.toMatch(/q\[qrow/);
+    // V is stored after the barrier that ends S (its memory held Q)
+    expect(text.indexOf('V may overwrite Q')).toBeLessThan(text.indexOf('sm[VOFF + t + 0u * WG] = v_pre[0u]'));
+    expect(chooseTiles(128, 64, LAVAPIPE, true, DEFAULTS)!.qTile).toBe(false);
+    expect(chooseTiles(128, 128, H100, true, DEFAULTS)!.qTile).toBe(false);
+    expect(chooseTiles(128, 60, H100, true, DEFAULTS)!.qTile).toBe(false);
+    expect(chooseTiles(128, 64, H100, true, { ...DEFAULTS, prefetch: false })!.qTile).toBe(false);
+    expect(programText(chooseTiles(128, 64, LAVAPIPE, true, DEFAULTS)!)).toMatch(/qb\[0u\] = q\[qrow\[0u\] \+ c4 \+ 1u\]/);
+  });
+
+  it('a preferred tile shape is used where it divides the block and fits, else the automatic choice', () => {
+    const shape = { bm: 64, bn: 64, qGlobal: true };
+    const t = chooseTiles(128, 64, LAVAPIPE, true, { ...DEFAULTS, shape })!;
+    expect([t.bm, t.bn, t.qGlobal, t.qTile]).toEqual([64, 64, true, true]);
+    expect(chooseTiles(32, 64, LAVAPIPE, true, { ...DEFAULTS, shape })).toEqual(chooseTiles(32, 64, LAVAPIPE, true, DEFAULTS));
+    expect(chooseTiles(128, 64, 16384, true, { ...DEFAULTS, shape })).toEqual(chooseTiles(128, 64, 16384, true, DEFAULTS));
+    expect(chooseTiles(128, 6, LAVAPIPE, true, { ...DEFAULTS, shape })!.qGlobal).toBe(false);
   });
 });

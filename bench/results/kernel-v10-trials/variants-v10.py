@@ -31,6 +31,10 @@
 #   kping: (on v9.3) the S pair loop also holds over the first K vec4 of the next chunk (ka / kb)
 #   qearly: (on v9.3) the first Q chunk of a tile is loaded before the K store and its barriers
 #   rsearly: (on v9.3) O is rescaled before the barrier that precedes the P stores
+#   qstage: (on v9.3; 128×64 and 64×64 tiles with DP <= BN only) Q staged into workgroup
+#          memory every tile, in the part that K does not use during S (P's upper half and V:
+#          one array `sm`), so that the S loop reads Q with LDS at immediate offsets instead of
+#          bounds-checked global loads; V is then stored after the barrier that ends S
 #   pvping: pping2 plus the first key's V rows of each chunk held over too (va / vb)
 #   g64x32 / g64x64: (timing on the H100 only) every tile 64 query rows × 32 / 64 keys with Q
 #          from global memory: 128 threads, 16 / 32 KiB (3 / 1 workgroups per SM by memory)
@@ -320,6 +324,43 @@ if 'rsearly' in parts:
       }
       workgroupBarrier(); // every lane is done reading K from kp_s
 """)
+if 'qstage' in parts:
+    sub("""var<workgroup> kp_s: array<vec4<f32>, max(BN * DP, BM * BN) / 4u>;
+var<workgroup> v_s: array<vec4<f32>, BN * DP / 4u>;""", """const VOFF: u32 = max(BN * DP, BM * BN) / 4u;
+const QOFF: u32 = BN * DP / 4u;
+var<workgroup> sm: array<vec4<f32>, max(BN * DP, BM * BN) / 4u + BN * DP / 4u>;""")
+    s = s.replace('kp_s[', 'sm[').replace('v_s[', 'sm[VOFF + ')
+    # Q staging after the K store (prefetch path)
+    sub("""        if (i < BN * DP / 4u) { sm[kv_idx(i / (DP / 4u), i % (DP / 4u))] = k_pre[u]; }
+      }""", """        if (i < BN * DP / 4u) { sm[kv_idx(i / (DP / 4u), i % (DP / 4u))] = k_pre[u]; }
+      }
+      for (var u = 0u; u < QL; u++) {
+        let i = t + u * WG;
+        sm[QOFF + qk_idx(i / (DP / 4u), i % (DP / 4u))] = q[(base + min(row0 + i / (DP / 4u), nq - 1u) * stride) / 4u + i % (DP / 4u)];
+      }""")
+    sub("      for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }",
+        "      for (var i = 0u; i < RPT; i++) { qa[i] = sm[QOFF + (rg * RPT + i) * (DP / 4u) + rg % 8u]; }")
+    sub("        for (var i = 0u; i < RPT; i++) { qb[i] = q[qrow[i] + c4 + 1u]; }",
+        "        for (var i = 0u; i < RPT; i++) { qb[i] = sm[QOFF + (rg * RPT + i) * (DP / 4u) + (c4 + 1u + rg % 8u) % (DP / 4u)]; }")
+    sub("        for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i] + (c4 + 2u) % (DP / 4u)]; }",
+        "        for (var i = 0u; i < RPT; i++) { qa[i] = sm[QOFF + (rg * RPT + i) * (DP / 4u) + (c4 + 2u + rg % 8u) % (DP / 4u)]; }")
+    # V stored after the barrier that ends S (Q overlaps V)
+    vst = """//#if OVERLAP_V
+      for (var u = 0u; u < NVL; u++) {
+        if (t + u * WG < BN * DP / 4u) { sm[VOFF + t + u * WG] = v_pre[u]; }
+      }
+//#endif
+"""
+    # the V store, and after it the next tile's prefetch (which overwrites v_pre), move below it
+    a = s.index(vst)
+    b = s.index("      workgroupBarrier(); // every lane is done reading K from kp_s\n")
+    moved = s[a:b]
+    assert moved.startswith(vst) and '//#if PREFETCH' in moved
+    s = s[:a] + s[b:]
+    sub("      workgroupBarrier(); // every lane is done reading K from kp_s\n", "      workgroupBarrier(); // every lane is done reading K from kp_s\n" + moved)
+    old = "'4u': 4,"
+    assert old in prog
+    prog = prog.replace(old, "'4u': 4, QL: t.bm * t.dp / 4 / ((t.bm / t.rpt) * 8),")
 if 'cstride' in parts:
     sub("  let stride = prm.step * prm.n_embd;", "  let stride = 1024u;")
 for g in ('g64x32', 'g64x64'):
@@ -327,7 +368,7 @@ for g in ('g64x32', 'g64x64'):
         old = "  const first = "
         assert prog.count(old) == 1
         prog = prog.replace(old, f"  const first = tiles(true, [64]).filter((t) => t.bn === {g[-2:]});\n  const first0 = ")
-known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride', 'sping', 'pping', 'pping2', 'pvping', 'sping2', 'qkeep', 'kping', 'qearly', 'rsearly')
+known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride', 'sping', 'pping', 'pping2', 'pvping', 'sping2', 'qkeep', 'kping', 'qearly', 'rsearly', 'qstage')
 if any(x not in known for x in parts):
     raise SystemExit('unknown variant ' + name)
 open(f'{W}/src/backends/webgpu/program.ts', 'w').write(prog)

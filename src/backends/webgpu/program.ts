@@ -28,6 +28,11 @@ export interface Tiles {
   fmaS: boolean;
   /** (vec4 only) Q read from the storage buffer in the S loop, not staged in workgroup memory. */
   qGlobal: boolean;
+  /**
+   * (qGlobal, prefetch, head dim not padded) Q staged every tile into the workgroup memory K
+   * leaves free during S, when it fits there (bm·dp <= max(bn·dp, bm·bn)); no extra memory.
+   */
+  qTile: boolean;
   /** Head dim < dp (the padding chunks are skipped, not read). */
   padded: boolean;
 }
@@ -46,7 +51,11 @@ export function workgroupBytes(t: Tiles): number {
  */
 export function chooseTiles(
   bs: number, headDim: number, limitBytes: number, subgroups: boolean,
-  prefs: { rpt?: number; maxKeyTile?: number; overlapV?: boolean; prefetch?: boolean; fmaS?: boolean; qGlobal?: boolean } = {},
+  prefs: {
+    rpt?: number; maxKeyTile?: number; overlapV?: boolean; prefetch?: boolean; fmaS?: boolean; qGlobal?: boolean;
+    /** A tile shape to use where it divides the block and fits (tests, benchmarks). */
+    shape?: { bm: number; bn: number; qGlobal: boolean };
+  } = {},
 ): Tiles | null {
   const rpt = prefs.rpt ?? 4;
   const dp = Math.ceil(headDim / 32) * 32;
@@ -55,9 +64,15 @@ export function chooseTiles(
   const keyTiles = sizes.filter((x) => x <= Math.min(64, prefs.maxKeyTile ?? 64));
   const overlapV = vec4 && !!prefs.overlapV;
   const flags = { subgroups, vec4, overlapV, prefetch: overlapV && !!prefs.prefetch, fmaS: !!prefs.fmaS, padded: headDim < dp };
-  const tiles = (qGlobal: boolean, bms: number[]): Tiles[] =>
-    bms.flatMap((bm) => keyTiles.map((bn) => ({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), ...flags, qGlobal })));
   const global = vec4 && !!prefs.qGlobal;
+  const qTile = (bm: number, bn: number) => global && flags.prefetch && !flags.padded && bm * dp <= Math.max(bn * dp, bm * bn);
+  const tile = (qGlobal: boolean, bm: number, bn: number): Tiles => ({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), ...flags, qGlobal, qTile: qGlobal && qTile(bm, bn) });
+  const tiles = (qGlobal: boolean, bms: number[]): Tiles[] => bms.flatMap((bm) => keyTiles.map((bn) => tile(qGlobal, bm, bn)));
+  const s = prefs.shape;
+  if (s && bs % s.bm === 0 && bs % s.bn === 0 && s.bn <= 64 && (global || !s.qGlobal)) {
+    const t = tile(s.qGlobal, s.bm, s.bn);
+    if (workgroupBytes(t) <= limitBytes) return t;
+  }
   // Q from global memory for 128-row tiles (v9); else Q staged (v8, measured faster at ≤ 64
   // rows on the H100 and on lavapipe), and Q from global memory only when no staged tile fits.
   const first = [...tiles(false, sizes.filter((x) => x <= 64)), ...(global ? tiles(true, sizes.filter((x) => x === 128)) : [])];
@@ -68,14 +83,14 @@ export function chooseTiles(
 }
 
 export function tilesKey(t: Tiles): string {
-  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}${t.overlapV ? '_ov' : ''}${t.prefetch ? '_pf' : ''}${t.fmaS ? '_fma' : ''}${t.qGlobal ? '_qg' : ''}${t.padded ? '_pad' : ''}`;
+  return `bs${t.bs}_bm${t.bm}_bn${t.bn}_dp${t.dp}_r${t.rpt}${t.subgroups ? '_sg' : ''}${t.vec4 ? '_v4' : ''}${t.overlapV ? '_ov' : ''}${t.prefetch ? '_pf' : ''}${t.fmaS ? '_fma' : ''}${t.qGlobal ? '_qg' : ''}${t.qTile ? '_qt' : ''}${t.padded ? '_pad' : ''}`;
 }
 
 /** The WGSL text for a tile shape: constants rewritten, one branch of each flag kept, tile loops unrolled. */
 export function programText(t: Tiles): string {
   const consts: Record<string, number> = { BS: t.bs, BM: t.bm, BN: t.bn, DP: t.dp, RPT: t.rpt };
   let text = source.replace(/^const (BS|BM|BN|DP|RPT): u32 = \d+u;/gm, (_m, name: string) => `const ${name}: u32 = ${consts[name]}u;`);
-  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV, PREFETCH: t.prefetch, FMA_S: t.fmaS, Q_GLOBAL: t.qGlobal, PADDED: t.padded, P_VEC4: t.bn % 32 === 0 };
+  const flags: Record<string, boolean> = { SUBGROUPS: t.subgroups, VEC4: t.vec4, OVERLAP_V: t.overlapV, PREFETCH: t.prefetch, FMA_S: t.fmaS, Q_GLOBAL: t.qGlobal, Q_TILE: t.qTile, PADDED: t.padded, P_VEC4: t.bn % 32 === 0 };
   const out: string[] = [];
   const stack: boolean[] = []; // nested //#if branches: a line is kept when all are taken
   for (const line of text.split('\n')) {
@@ -87,7 +102,7 @@ export function programText(t: Tiles): string {
   }
   text = unroll(out.join('\n'), {
     RPT: t.rpt, CPT: t.bn / 8, 'CPT / 4u': t.bn / 32, DPT: t.dp / 8, 'DPT / 4u': t.dp / 32, NWB: Math.ceil(t.bn / 32), '4u': 4,
-    NVL: Math.ceil((t.bn * t.dp) / 4 / ((t.bm / t.rpt) * 8)),
+    NVL: Math.ceil((t.bn * t.dp) / 4 / ((t.bm / t.rpt) * 8)), NQL: (t.bm * t.dp) / 4 / ((t.bm / t.rpt) * 8),
   });
   return t.subgroups ? `enable subgroups;\n${text}` : text;
 }

@@ -148,7 +148,7 @@ export class WebGpuBackend implements Backend {
     const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     const sg = this.ctx!.subgroups && this.options.subgroups !== false;
     const o = this.options;
-    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true, qGlobal: o.qGlobal ?? true });
+    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true, qGlobal: o.qGlobal ?? true, shape: o.tileShape });
   }
 
   private check(): GPUDevice {
