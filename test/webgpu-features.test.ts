@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" />
 // WebGPU path features beyond the conformance cases: forcing the path without an adapter,
 // NaN propagation, chunked bindings, forwardGPU, device loss mid-call (CPU re-run), exit
 // after dispose, and Deno's own navigator.gpu.
@@ -128,11 +129,12 @@ describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu features', () => {
   it('forwardGPU takes and returns GPUBuffers (round trip, reused output)', async () => {
     const c: Case = { mode: 'all', bs: 32, batch: 2, nCtx: 50, heads: 2, headDim: 16 };
     const attn = new SparseAttention(2, 'all', undefined, 32, { backend: 'webgpu' });
-    const device = await attn.gpuDevice();
+    // gpuDevice() is typed minimally (no @webgpu/types in the public API); here it is Dawn's GPUDevice
+    const device = (await attn.gpuDevice()) as unknown as GPUDevice;
     const { q, k, v } = inputs(c);
     const upload = (x: Float32Array) => {
       const b = device.createBuffer({ size: x.byteLength, usage: 0x80 | 0x8 });
-      device.queue.writeBuffer(b, 0, x);
+      device.queue.writeBuffer(b, 0, x as Float32Array<ArrayBuffer>);
       return b;
     };
     const [qb, kb, vb] = [upload(q.data), upload(k.data), upload(v.data)];
@@ -142,7 +144,7 @@ describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu features', () => {
     expect(again.shape).toEqual(q.shape);
     const read = device.createBuffer({ size: q.data.byteLength, usage: 0x1 | 0x8 });
     const enc = device.createCommandEncoder();
-    enc.copyBufferToBuffer(again.buffer, 0, read, 0, q.data.byteLength);
+    enc.copyBufferToBuffer(again.buffer as GPUBuffer, 0, read, 0, q.data.byteLength);
     device.queue.submit([enc.finish()]);
     await read.mapAsync(1);
     const got = new Float32Array(read.getMappedRange().slice(0));
