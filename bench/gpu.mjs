@@ -6,7 +6,7 @@
 // and a max-error check against the CPU path. Then a CPU-vs-GPU crossover sweep (end to
 // end, small to large) as input for the 'auto' cost model.
 // Plain Node on dist/ (no dev dependencies), so it runs on the GPU machine.
-//   node bench/gpu.mjs [--sizes 4096,16384,65536] [--rpt 4|8] [--bn 64|32] [--no-overlap] [--v4] [--prefetch] [--long-first] [--fma] [--no-scan] [--no-qglobal] [--gpu-only]
+//   node bench/gpu.mjs [--sizes 4096,16384,65536] [--rpt 4|8] [--bn 64|32] [--no-overlap] [--v4] [--prefetch] [--long-first] [--fma] [--no-scan] [--no-qglobal] [--tile-shape 64x64] [--gpu-only]
 //                      [--no-crossover] [--quick] [--out file.json]
 //                      [--modes all,local,strided] [--dist dir] (another build of the package, for A/B runs of kernel versions)
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,6 +28,8 @@ const GPU_OPTS = {
   ...(args.v4 ? { prefetch: false, longFirst: false, fmaS: false } : {}),
   ...(args.prefetch ? { prefetch: true } : {}), ...(args['long-first'] ? { longFirst: true } : {}), ...(args.fma ? { fmaS: true } : {}),
   ...(args['no-scan'] ? { scanV: false } : {}), ...(args['no-qglobal'] ? { qGlobal: false } : {}),
+  // --tile-shape 64x64: that tile shape (Q from global memory) where it divides the block and fits
+  ...(args['tile-shape'] ? { tileShape: { bm: Number(String(args['tile-shape']).split('x')[0]), bn: Number(String(args['tile-shape']).split('x')[1]), qGlobal: true } } : {}),
 };
 const { STORAGE, COPY_DST, COPY_SRC } = GPU_USAGE;
 

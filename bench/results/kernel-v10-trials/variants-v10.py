@@ -35,6 +35,10 @@
 #          memory every tile, in the part that K does not use during S (P's upper half and V:
 #          one array `sm`), so that the S loop reads Q with LDS at immediate offsets instead of
 #          bounds-checked global loads; V is then stored after the barrier that ends S
+#   (on v9.4, bf24c2c:)
+#   kping4: the S pair loop holds over the first K vec4 of the next chunk (ka / kb)
+#   vlate4: the next tile's K/V prefetch issued before the barrier that ends S (the V of this
+#          tile kept in v_cur until its store behind that barrier)
 #   pvping: pping2 plus the first key's V rows of each chunk held over too (va / vb)
 #   g64x32 / g64x64: (timing on the H100 only) every tile 64 query rows × 32 / 64 keys with Q
 #          from global memory: 128 threads, 16 / 32 KiB (3 / 1 workgroups per SM by memory)
@@ -361,6 +365,35 @@ var<workgroup> sm: array<vec4<f32>, max(BN * DP, BM * BN) / 4u + BN * DP / 4u>;"
     old = "'4u': 4,"
     assert old in prog
     prog = prog.replace(old, "'4u': 4, QL: t.bm * t.dp / 4 / ((t.bm / t.rpt) * 8),")
+if 'kping4' in parts:
+    A = """        for (var j = 0u; j < CPT; j++) {
+          let kv = sm[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qa[i], kv); }
+        }"""
+    B = A.replace('(c4 + cg)', '(c4 + 1u + cg)').replace('qa[i]', 'qb[i]')
+    def one(qn, kn, c4):
+        return f"""        for (var i = 0u; i < RPT; i++) {{ s[i][0] = mac(s[i][0], {qn}[i], {kn}); }}
+        for (var j1 = 0u; j1 < CPT - 1u; j1++) {{
+          let kv = sm[(cg * CPT + j1 + 1u) * (DP / 4u) + ({c4} + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) {{ s[i][j1 + 1u] = mac(s[i][j1 + 1u], {qn}[i], kv); }}
+        }}"""
+    sub(A, "        let kb = sm[(cg * CPT) * (DP / 4u) + (c4 + 1u + cg) % (DP / 4u)];\n" + one('qa', 'ka', 'c4'))
+    sub(B, "        ka = sm[(cg * CPT) * (DP / 4u) + (c4 + 2u + cg) % (DP / 4u)];\n" + one('qb', 'kb', 'c4 + 1u'))
+    sub("      for (var c2 = 0u; c2 < DP / 8u; c2++) {\n        let c4 = c2 * 2u;\n        var qb",
+        "      var ka = sm[(cg * CPT) * (DP / 4u) + cg % (DP / 4u)];\n      for (var c2 = 0u; c2 < DP / 8u; c2++) {\n        let c4 = c2 * 2u;\n        var qb")
+    old = "'4u': 4,"
+    assert old in prog
+    prog = prog.replace(old, "'4u': 4, 'CPT - 1u': t.bn / 8 - 1,")
+if 'vlate4' in parts:
+    a = s.index("//#if Q_TILE\n      workgroupBarrier(); // every lane is done reading K and Q: V may overwrite Q\n//#endif\n")
+    b = s.index("//#if !Q_TILE\n      workgroupBarrier(); // every lane is done reading K\n//#endif\n")
+    seg = s[a:b]
+    pf = seg[seg.index("//#if PREFETCH"):]
+    s = s[:a] + "      let v_cur = v_pre;\n" + pf + """      workgroupBarrier(); // every lane is done reading K and Q: V may overwrite Q
+      for (var u = 0u; u < NVL; u++) {
+        if (t + u * WG < BN * DP / 4u) { sm[VOFF + t + u * WG] = v_cur[u]; }
+      }
+""" + s[b + len("//#if !Q_TILE\n      workgroupBarrier(); // every lane is done reading K\n//#endif\n"):]
 if 'cstride' in parts:
     sub("  let stride = prm.step * prm.n_embd;", "  let stride = 1024u;")
 for g in ('g64x32', 'g64x64'):
@@ -368,7 +401,7 @@ for g in ('g64x32', 'g64x64'):
         old = "  const first = "
         assert prog.count(old) == 1
         prog = prog.replace(old, f"  const first = tiles(true, [64]).filter((t) => t.bn === {g[-2:]});\n  const first0 = ")
-known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride', 'sping', 'pping', 'pping2', 'pvping', 'sping2', 'qkeep', 'kping', 'qearly', 'rsearly', 'qstage')
+known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride', 'sping', 'pping', 'pping2', 'pvping', 'sping2', 'qkeep', 'kping', 'qearly', 'rsearly', 'qstage', 'kping4', 'vlate4')
 if any(x not in known for x in parts):
     raise SystemExit('unknown variant ' + name)
 open(f'{W}/src/backends/webgpu/program.ts', 'w').write(prog)
