@@ -39,6 +39,8 @@
 #   kping4: the S pair loop holds over the first K vec4 of the next chunk (ka / kb)
 #   vlate4: the next tile's K/V prefetch issued before the barrier that ends S (the V of this
 #          tile kept in v_cur until its store behind that barrier)
+#   pvfull4 / sfull4: (v9.4) the P·V / S pair loop unrolled completely by the host (BN/8, DP/8
+#          copies): no loop-carried buffers, no moves between iterations
 #   pvping: pping2 plus the first key's V rows of each chunk held over too (va / vb)
 #   g64x32 / g64x64: (timing on the H100 only) every tile 64 query rows × 32 / 64 keys with Q
 #          from global memory: 128 threads, 16 / 32 KiB (3 / 1 workgroups per SM by memory)
@@ -394,6 +396,14 @@ if 'vlate4' in parts:
         if (t + u * WG < BN * DP / 4u) { sm[VOFF + t + u * WG] = v_cur[u]; }
       }
 """ + s[b + len("//#if !Q_TILE\n      workgroupBarrier(); // every lane is done reading K\n//#endif\n"):]
+if 'pvfull4' in parts:
+    old = "'4u': 4,"
+    assert old in prog
+    prog = prog.replace(old, "'4u': 4, 'BN / 8u': t.bn / 8,")
+if 'sfull4' in parts:
+    old = "'4u': 4,"
+    assert old in prog
+    prog = prog.replace(old, "'4u': 4, 'DP / 8u': t.dp / 8,")
 if 'cstride' in parts:
     sub("  let stride = prm.step * prm.n_embd;", "  let stride = 1024u;")
 for g in ('g64x32', 'g64x64'):
@@ -401,7 +411,7 @@ for g in ('g64x32', 'g64x64'):
         old = "  const first = "
         assert prog.count(old) == 1
         prog = prog.replace(old, f"  const first = tiles(true, [64]).filter((t) => t.bn === {g[-2:]});\n  const first0 = ")
-known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride', 'sping', 'pping', 'pping2', 'pvping', 'sping2', 'qkeep', 'kping', 'qearly', 'rsearly', 'qstage', 'kping4', 'vlate4')
+known = ('noS', 'noPV', 'noSPV', 'qpipe', 'ppipe', 'qppipe', 'head', 'soft', 'su2', 'pvu2', 'nob12', 'nob34', 'noexp', 'nomax', 'lazy', 'pst4', 'g64x32', 'g64x64', 'cstride', 'sping', 'pping', 'pping2', 'pvping', 'sping2', 'qkeep', 'kping', 'qearly', 'rsearly', 'qstage', 'kping4', 'vlate4', 'pvfull4', 'sfull4')
 if any(x not in known for x in parts):
     raise SystemExit('unknown variant ' + name)
 open(f'{W}/src/backends/webgpu/program.ts', 'w').write(prog)

@@ -103,6 +103,9 @@ export function programText(t: Tiles): string {
   text = unroll(out.join('\n'), {
     RPT: t.rpt, CPT: t.bn / 8, 'CPT / 4u': t.bn / 32, DPT: t.dp / 8, 'DPT / 4u': t.dp / 32, NWB: Math.ceil(t.bn / 32), '4u': 4,
     NVL: Math.ceil((t.bn * t.dp) / 4 / ((t.bm / t.rpt) * 8)), NQL: (t.bm * t.dp) / 4 / ((t.bm / t.rpt) * 8),
+    // The chunk-pair loops too, up to 8 pairs (head dims <= 64, every key tile): no buffers
+    // carried between iterations, no moves (v9.5: -6.5 % on the H100; ~4,500 more instructions)
+    'BN / 8u': t.bn / 8, ...(t.dp <= 64 ? { 'DP / 8u': t.dp / 8 } : {}),
   });
   return t.subgroups ? `enable subgroups;\n${text}` : text;
 }
