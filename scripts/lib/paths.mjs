@@ -12,7 +12,14 @@ export function cpuPaths(lib) {
 
 const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
 
-/** The GPU path (forced, so that a silent CPU fallback fails the check). */
+/**
+ * The GPU path (forced, so that a silent CPU fallback fails the check): the default tiles,
+ * and 64×64 tiles that stage Q every tile beside K (the H100's Q_TILE kernel; lavapipe's
+ * default 128×32 tiles have no room for it), as test/backends.ts runs them.
+ */
 export function gpuPaths() {
-  return [{ name: 'webgpu', options: { backend: 'webgpu' }, ...WEBGPU_TOL }];
+  return [
+    { name: 'webgpu', options: { backend: 'webgpu' }, ...WEBGPU_TOL },
+    { name: 'webgpu Q_TILE 64x64', options: { backend: 'webgpu', webgpu: { tileShape: { bm: 64, bn: 64, qGlobal: true } } }, ...WEBGPU_TOL },
+  ];
 }
