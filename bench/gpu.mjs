@@ -22,6 +22,7 @@ const HEADS = 16;
 const HEAD_DIM = 64;
 const BLOCK = 64; // a performance parameter only for these modes
 const CASES = [['all', undefined], ['local', 512], ['strided', 128]].filter(([m]) => !args.modes || String(args.modes).split(',').includes(m));
+const tileShape = (spec) => { const [bm, bn] = spec.split('x').map(Number); return { bm, bn, qGlobal: true }; };
 const GPU_OPTS = {
   timestamps: true, rowsPerThread: Number(args.rpt ?? 4), maxKeyTile: Number(args.bn ?? 64), overlapV: !args['no-overlap'],
   // v5 defaults (prefetch, longFirst, fmaS on); --v4 turns all three off, --prefetch/--long-first/--fma turn one on after it
@@ -29,7 +30,7 @@ const GPU_OPTS = {
   ...(args.prefetch ? { prefetch: true } : {}), ...(args['long-first'] ? { longFirst: true } : {}), ...(args.fma ? { fmaS: true } : {}),
   ...(args['no-scan'] ? { scanV: false } : {}), ...(args['no-qglobal'] ? { qGlobal: false } : {}),
   // --tile-shape 64x64: that tile shape (Q from global memory) where it divides the block and fits
-  ...(args['tile-shape'] ? { tileShape: { bm: Number(String(args['tile-shape']).split('x')[0]), bn: Number(String(args['tile-shape']).split('x')[1]), qGlobal: true } } : {}),
+  ...(args['tile-shape'] ? { tileShape: tileShape(String(args['tile-shape'])) } : {}),
 };
 const { STORAGE, COPY_DST, COPY_SRC } = GPU_USAGE;
 

@@ -189,11 +189,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let v_nonfinite = vflag[0] != 0u;
 
 //#if Q_GLOBAL
+//#if !Q_TILE
   // vec4 index of this thread's Q rows (rows past nq read row nq - 1: their scores stay in
   // their own rows, which are never stored); chunks past head_dim are not read (PADDED:
-  // the S loop stops at hd / 4)
+  // the S loop stops at hd / 4). (Q_TILE stages Q every tile instead.)
   var qrow: array<u32, RPT>;
   for (var i = 0u; i < RPT; i++) { qrow[i] = (base + min(row0 + rg * RPT + i, nq - 1u) * stride) / 4u; }
+//#endif
 //#else
   // q_s = Q · scale (zero past nq and past head_dim)
 //#if VEC4

@@ -57,6 +57,20 @@ def sub(old, new, count=1):
     assert s.count(old) == count, (old, s.count(old))
     s = s.replace(old, new)
 
+def unroll_bounds(extra):
+    """More loop bounds for program.ts's unroll() (a JS object-literal fragment)."""
+    global prog
+    assert "'4u': 4," in prog
+    prog = prog.replace("'4u': 4,", "'4u': 4, " + extra, 1)
+
+def k_held(arr, qn, kn, c4):
+    """(kping, kping4) one chunk of the S pair loop with its first K vec4 held in `kn`."""
+    return f"""        for (var i = 0u; i < RPT; i++) {{ s[i][0] = mac(s[i][0], {qn}[i], {kn}); }}
+        for (var j1 = 0u; j1 < CPT - 1u; j1++) {{
+          let kv = {arr}[(cg * CPT + j1 + 1u) * (DP / 4u) + ({c4} + cg) % (DP / 4u)];
+          for (var i = 0u; i < RPT; i++) {{ s[i][j1 + 1u] = mac(s[i][j1 + 1u], {qn}[i], kv); }}
+        }}"""
+
 S_HEAD = "//#else\n      for (var c4 = 0u; c4 < DP / 4u; c4++) {\n//#endif\n//#else"
 PV_HEAD = """        for (var c4 = 0u; c4 < BN / 4u; c4++) {
           var pv: array<vec4<f32>, RPT>;
@@ -152,9 +166,7 @@ if 'pvu2' in parts:
     body = body.replace('(c4 + rg)', '(c4h + rg)').replace('(c4 * 4u + cc)', '(c4h * 4u + cc)')
     s = s[:start] + body + ' }' + s[end:]
 if 'su2' in parts or 'pvu2' in parts:
-    old = "'4u': 4,"
-    assert old in prog
-    prog = prog.replace(old, "'4u': 4, '2u': 2,")
+    unroll_bounds("'2u': 2,")
 if 'nob12' in parts:
     sub("      workgroupBarrier(); // the previous tile's P·V is done with kp_s and v_s\n", "")
     sub("//#endif\n      workgroupBarrier();\n\n      // S = Q", "//#endif\n\n      // S = Q")
@@ -266,9 +278,7 @@ if 'pvping' in parts:
           for (var j = 0u; j < DPT / 4u; j++) { va[j] = v_s[(c4 + 2u) %% (BN / 4u) * 4u * (DP / 4u) + j * TPR + cg]; }
 %s
         }""" % (half('pa', 'va', 'c4'), half('pb', 'vb', '(c4 + 1u)')))
-    old = "'4u': 4,"
-    assert old in prog
-    prog = prog.replace(old, "'4u': 4, '3u': 3,")
+    unroll_bounds("'3u': 3,")
 if 'qkeep' in parts:
     sub("""      var qa: array<vec4<f32>, RPT>;
       for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }
@@ -276,12 +286,7 @@ if 'qkeep' in parts:
     sub("  for (var i = 0u; i < RPT; i++) { qrow[i] = (base + min(row0 + rg * RPT + i, nq - 1u) * stride) / 4u; }\n",
         "  for (var i = 0u; i < RPT; i++) { qrow[i] = (base + min(row0 + rg * RPT + i, nq - 1u) * stride) / 4u; }\n//#if !PADDED\n  var qa: array<vec4<f32>, RPT>;\n  for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }\n//#endif\n")
 if 'kping' in parts:
-    def half(qn, kn, c4):
-        return f"""        for (var i = 0u; i < RPT; i++) {{ s[i][0] = mac(s[i][0], {qn}[i], {kn}); }}
-        for (var j1 = 0u; j1 < CPT - 1u; j1++) {{
-          let kv = kp_s[(cg * CPT + j1 + 1u) * (DP / 4u) + ({c4} + cg) % (DP / 4u)];
-          for (var i = 0u; i < RPT; i++) {{ s[i][j1 + 1u] = mac(s[i][j1 + 1u], {qn}[i], kv); }}
-        }}"""
+    half = lambda qn, kn, c4: k_held('kp_s', qn, kn, c4)
     sub("""      for (var c2 = 0u; c2 < DP / 8u; c2++) {
         let c4 = c2 * 2u;
         var qb: array<vec4<f32>, RPT>;
@@ -306,9 +311,7 @@ if 'kping' in parts:
         ka = kp_s[(cg * CPT) * (DP / 4u) + (c4 + 2u + cg) % (DP / 4u)];
 """ + half('qb', 'kb', '(c4 + 1u)') + """
       }""")
-    old = "'4u': 4,"
-    assert old in prog
-    prog = prog.replace(old, "'4u': 4, 'CPT - 1u': " + "t.bn / 8 - 1,")
+    unroll_bounds("'CPT - 1u': " + "t.bn / 8 - 1,")
 if 'qearly' in parts:
     sub("""      var qa: array<vec4<f32>, RPT>;
       for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }
@@ -364,28 +367,19 @@ var<workgroup> sm: array<vec4<f32>, max(BN * DP, BM * BN) / 4u + BN * DP / 4u>;"
     assert moved.startswith(vst) and '//#if PREFETCH' in moved
     s = s[:a] + s[b:]
     sub("      workgroupBarrier(); // every lane is done reading K from kp_s\n", "      workgroupBarrier(); // every lane is done reading K from kp_s\n" + moved)
-    old = "'4u': 4,"
-    assert old in prog
-    prog = prog.replace(old, "'4u': 4, QL: t.bm * t.dp / 4 / ((t.bm / t.rpt) * 8),")
+    unroll_bounds("QL: t.bm * t.dp / 4 / ((t.bm / t.rpt) * 8),")
 if 'kping4' in parts:
     A = """        for (var j = 0u; j < CPT; j++) {
           let kv = sm[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
           for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qa[i], kv); }
         }"""
     B = A.replace('(c4 + cg)', '(c4 + 1u + cg)').replace('qa[i]', 'qb[i]')
-    def one(qn, kn, c4):
-        return f"""        for (var i = 0u; i < RPT; i++) {{ s[i][0] = mac(s[i][0], {qn}[i], {kn}); }}
-        for (var j1 = 0u; j1 < CPT - 1u; j1++) {{
-          let kv = sm[(cg * CPT + j1 + 1u) * (DP / 4u) + ({c4} + cg) % (DP / 4u)];
-          for (var i = 0u; i < RPT; i++) {{ s[i][j1 + 1u] = mac(s[i][j1 + 1u], {qn}[i], kv); }}
-        }}"""
+    one = lambda qn, kn, c4: k_held('sm', qn, kn, c4)
     sub(A, "        let kb = sm[(cg * CPT) * (DP / 4u) + (c4 + 1u + cg) % (DP / 4u)];\n" + one('qa', 'ka', 'c4'))
     sub(B, "        ka = sm[(cg * CPT) * (DP / 4u) + (c4 + 2u + cg) % (DP / 4u)];\n" + one('qb', 'kb', 'c4 + 1u'))
     sub("      for (var c2 = 0u; c2 < DP / 8u; c2++) {\n        let c4 = c2 * 2u;\n        var qb",
         "      var ka = sm[(cg * CPT) * (DP / 4u) + cg % (DP / 4u)];\n      for (var c2 = 0u; c2 < DP / 8u; c2++) {\n        let c4 = c2 * 2u;\n        var qb")
-    old = "'4u': 4,"
-    assert old in prog
-    prog = prog.replace(old, "'4u': 4, 'CPT - 1u': t.bn / 8 - 1,")
+    unroll_bounds("'CPT - 1u': t.bn / 8 - 1,")
 if 'vlate4' in parts:
     a = s.index("//#if Q_TILE\n      workgroupBarrier(); // every lane is done reading K and Q: V may overwrite Q\n//#endif\n")
     b = s.index("//#if !Q_TILE\n      workgroupBarrier(); // every lane is done reading K\n//#endif\n")
@@ -397,13 +391,9 @@ if 'vlate4' in parts:
       }
 """ + s[b + len("//#if !Q_TILE\n      workgroupBarrier(); // every lane is done reading K\n//#endif\n"):]
 if 'pvfull4' in parts:
-    old = "'4u': 4,"
-    assert old in prog
-    prog = prog.replace(old, "'4u': 4, 'BN / 8u': t.bn / 8,")
+    unroll_bounds("'BN / 8u': t.bn / 8,")
 if 'sfull4' in parts:
-    old = "'4u': 4,"
-    assert old in prog
-    prog = prog.replace(old, "'4u': 4, 'DP / 8u': t.dp / 8,")
+    unroll_bounds("'DP / 8u': t.dp / 8,")
 if 'cstride' in parts:
     sub("  let stride = prm.step * prm.n_embd;", "  let stride = 1024u;")
 for g in ('g64x32', 'g64x64'):

@@ -37,6 +37,11 @@ export interface Tiles {
   padded: boolean;
 }
 
+/** Whether Q can be read from global memory (vec4 rows) rather than staged: the kernel then takes 128-row query tiles. */
+export function qGlobalApplies(headDim: number, qGlobal: boolean): boolean {
+  return headDim % 4 === 0 && qGlobal;
+}
+
 /** Workgroup bytes of a tile shape (see the budget comment in the shader). */
 export function workgroupBytes(t: Tiles): number {
   const red = t.subgroups ? 0 : t.bm * 8;
@@ -64,7 +69,7 @@ export function chooseTiles(
   const keyTiles = sizes.filter((x) => x <= Math.min(64, prefs.maxKeyTile ?? 64));
   const overlapV = vec4 && !!prefs.overlapV;
   const flags = { subgroups, vec4, overlapV, prefetch: overlapV && !!prefs.prefetch, fmaS: !!prefs.fmaS, padded: headDim < dp };
-  const global = vec4 && !!prefs.qGlobal;
+  const global = qGlobalApplies(headDim, !!prefs.qGlobal);
   const qTile = (bm: number, bn: number) => global && flags.prefetch && !flags.padded && bm * dp <= Math.max(bn * dp, bm * bn);
   const tile = (qGlobal: boolean, bm: number, bn: number): Tiles => ({ bs, bm, bn, dp, rpt: Math.min(rpt, bm), ...flags, qGlobal, qTile: qGlobal && qTile(bm, bn) });
   const tiles = (qGlobal: boolean, bms: number[]): Tiles[] => bms.flatMap((bm) => keyTiles.map((bn) => tile(qGlobal, bm, bn)));
@@ -101,7 +106,7 @@ export function programText(t: Tiles): string {
     else if (stack.every(Boolean)) out.push(line);
   }
   text = unroll(out.join('\n'), {
-    RPT: t.rpt, CPT: t.bn / 8, 'CPT / 4u': t.bn / 32, DPT: t.dp / 8, 'DPT / 4u': t.dp / 32, NWB: Math.ceil(t.bn / 32), '4u': 4,
+    RPT: t.rpt, CPT: t.bn / 8, 'CPT / 4u': Math.floor(t.bn / 32), DPT: t.dp / 8, 'DPT / 4u': t.dp / 32, NWB: Math.ceil(t.bn / 32), '4u': 4,
     NVL: Math.ceil((t.bn * t.dp) / 4 / ((t.bm / t.rpt) * 8)), NQL: (t.bm * t.dp) / 4 / ((t.bm / t.rpt) * 8),
     // The chunk-pair loops too, up to 8 pairs (head dims <= 64, every key tile): no buffers
     // carried between iterations, no moves (v9.5: -6.5 % on the H100; ~4,500 more instructions)

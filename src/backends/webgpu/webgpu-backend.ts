@@ -9,7 +9,7 @@ import { type Geometry, type Plan, buildGeometry } from '../../plan.js';
 import type { Backend, RunInputs } from '../backend.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
 import { type Chunk, buildDispatch, buildMeta, planChunks } from './marshal.js';
-import { ProgramCache, type Tiles, chooseTiles } from './program.js';
+import { ProgramCache, type Tiles, chooseTiles, qGlobalApplies } from './program.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
@@ -131,7 +131,7 @@ export class WebGpuBackend implements Backend {
   private gpuPlan(plan: Plan): Plan {
     if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return plan;
     const seqLen = plan.regroup > 0 ? Math.ceil(plan.nCtx / plan.regroup) : plan.nCtx;
-    const tall = plan.headDim % 4 === 0 && this.options.qGlobal !== false && seqLen > GPU_BAND_BLOCK_SMALL;
+    const tall = qGlobalApplies(plan.headDim, this.options.qGlobal ?? true) && seqLen > GPU_BAND_BLOCK_SMALL;
     const block = tall ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_SMALL;
     if (plan.blockSize === block) return plan;
     const key = `${plan.nCtx}/${block}`;
