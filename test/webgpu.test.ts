@@ -14,8 +14,9 @@ const adapter = probeAdapter();
 if (!adapter.ok && !REQUIRE_GPU) console.log(ENABLE_HINT);
 
 // In CI (SPARSE_ATTENTION_REQUIRE_GPU=1) a missing adapter is a failure, not a skip.
-describe.runIf(REQUIRE_GPU)('webgpu adapter', () => {
-  it('exists (SPARSE_ATTENTION_REQUIRE_GPU=1)', () => {
+describe('webgpu adapter', () => {
+  it('exists (SPARSE_ATTENTION_REQUIRE_GPU=1)', (ctx) => {
+    if (!REQUIRE_GPU) ctx.skip('checked only with SPARSE_ATTENTION_REQUIRE_GPU=1 (as .ci/run sets it); without it a machine with no adapter skips the GPU suites and prints how to enable them');
     expect(adapter.ok, `no WebGPU adapter (${adapter.error ?? 'requestAdapter returned null'}). ${ENABLE_HINT}`).toBe(true);
   });
 });
