@@ -1,31 +1,123 @@
-// Error helpers: every message names the op, the argument, the value received and what
-// was expected, e.g. "SparseAttention: localAttnCtx must be a positive integer for mode
-// 'local' (got 0)".
+// Errors. Every error this library raises is a SparseAttentionError with a stable `code`;
+// decisions inside the library (GPU → CPU fallback, splitting a call that does not fit)
+// are taken on the class or code, never on message text. Messages name the op, the
+// argument, the value received and what was expected, e.g. "SparseAttention: localAttnCtx
+// must be a positive integer for mode 'local' (got 0)".
 
 const OP = 'SparseAttention';
 
-/** Renders a received value for an error message, short and unambiguous. */
-export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'string') return `'${value}'`;
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  if (typeof value === 'function') return 'a function';
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as unknown as ArrayLike<number>).length})`;
-  if (Array.isArray(value)) {
-    const text = JSON.stringify(value);
-    return text.length <= 60 ? text : `an array of length ${value.length}`;
+export type ErrorCode =
+  | 'ERR_ARGUMENT'
+  | 'ERR_MEMORY_LIMIT'
+  | 'ERR_UNSUPPORTED'
+  | 'ERR_DEVICE_LOST'
+  | 'ERR_ABORTED'
+  | 'ERR_DISPOSED'
+  | 'ERR_WORKER'
+  | 'ERR_STATE'
+  | 'ERR_KERNEL';
+
+/** Base class of every error the library raises; `code` is stable across versions. */
+export class SparseAttentionError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message.startsWith(`${OP}:`) ? message : `${OP}: ${message}`, options);
+    this.code = code;
+    this.name = new.target.name;
   }
-  const name = (value as object).constructor?.name;
-  return name && name !== 'Object' ? `a ${name}` : 'an object';
 }
 
-export function argError(arg: string, expectation: string, got: unknown): Error {
-  return new Error(`${OP}: ${arg} must be ${expectation} (got ${describe(got)})`);
+/** A bad argument, option, tensor or shape (the message names which, the value and the expectation). */
+export class ArgumentError extends SparseAttentionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_ARGUMENT', message, options);
+  }
 }
 
-export function stateError(message: string): Error {
-  return new Error(`${OP}: ${message}`);
+/** The call needs more memory than the path can give (wasm32's 4 GiB, a layout too large to build); nothing ran. */
+export class MemoryLimitError extends SparseAttentionError {
+  constructor(message: string, readonly needed = NaN, readonly limit = NaN, options?: { cause?: unknown }) {
+    super('ERR_MEMORY_LIMIT', message, options);
+  }
+}
+
+/** The requested path cannot run here or cannot run this call (no adapter, head dim too large for the device…). */
+export class UnsupportedError extends SparseAttentionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_UNSUPPORTED', message, options);
+  }
+}
+
+/** The GPU device was lost, destroyed or failed during a call. */
+export class DeviceLostError extends SparseAttentionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_DEVICE_LOST', message, options);
+  }
+}
+
+/** The call's AbortSignal fired; `cause` is the signal's reason. */
+export class AbortedError extends SparseAttentionError {
+  constructor(reason: unknown) {
+    const why = reason instanceof Error ? reason.message : reason === undefined ? 'aborted' : String(reason);
+    super('ERR_ABORTED', `the call was aborted (${why})`, { cause: reason });
+  }
+}
+
+/** The instance was disposed (before or during the call). */
+export class DisposedError extends SparseAttentionError {
+  constructor(message = 'this instance was disposed; create a new SparseAttention') {
+    super('ERR_DISPOSED', message);
+  }
+}
+
+/** A CPU worker could not start, died or failed during a call. */
+export class WorkerError extends SparseAttentionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_WORKER', message, options);
+  }
+}
+
+/** A call made in a state that does not allow it (e.g. forwardSync while forward() computes). */
+export class StateError extends SparseAttentionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_STATE', message, options);
+  }
+}
+
+/** A kernel trapped or an internal invariant failed: a bug of this library, please report it. */
+export class KernelError extends SparseAttentionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_KERNEL', message, options);
+  }
+}
+
+/** Renders a received value for an error message, short and unambiguous; never throws. */
+export function describe(value: unknown): string {
+  try {
+    if (value === null) return 'null';
+    if (value === undefined) return 'undefined';
+    if (typeof value === 'string') return `'${value}'`;
+    if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+    if (typeof value === 'symbol') return value.toString();
+    if (typeof value === 'function') return 'a function';
+    if (ArrayBuffer.isView(value)) {
+      const n = (value as unknown as ArrayLike<number>).length;
+      const detached = value.buffer.byteLength === 0 && value.byteLength === 0;
+      return `${value.constructor.name}(${n})${detached ? ' with a detached buffer' : ''}`;
+    }
+    if (Array.isArray(value)) {
+      const text = JSON.stringify(value);
+      return text.length <= 60 ? text : `an array of length ${value.length}`;
+    }
+    const name = (value as object).constructor?.name;
+    return name && name !== 'Object' ? `a ${name}` : 'an object';
+  } catch {
+    return 'a value that cannot be inspected';
+  }
+}
+
+export function argError(arg: string, expectation: string, got: unknown): ArgumentError {
+  return new ArgumentError(`${arg} must be ${expectation} (got ${describe(got)})`);
 }
 
 export function isPositiveInt(x: unknown): x is number {
@@ -35,4 +127,24 @@ export function isPositiveInt(x: unknown): x is number {
 export function checkPositiveInt(arg: string, x: unknown, context = ''): number {
   if (!isPositiveInt(x)) throw argError(arg, `a positive integer${context}`, x);
   return x;
+}
+
+/** The error of an aborted signal, as this library reports it. */
+export function abortError(signal: AbortSignal): AbortedError {
+  return new AbortedError(signal.reason);
+}
+
+/** Throws the library's AbortedError when the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortError(signal);
+}
+
+/**
+ * Wraps an unexpected error from inside the library (a TypeError from a detached buffer, a
+ * throwing getter) as an ArgumentError naming what was being read; library errors pass.
+ */
+export function asLibraryError(e: unknown, reading: string): SparseAttentionError {
+  if (e instanceof SparseAttentionError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new ArgumentError(`${reading} could not be read (${msg})`, { cause: e });
 }

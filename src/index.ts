@@ -14,3 +14,16 @@ export type { CalibrateOptions } from './calibrate.js';
 export type { Calibration, PathRate } from './cost-model.js';
 /** @internal Test-only hooks (fault injection, live counters); not part of the API. See docs/reliability.md. */
 export { testing as __testing } from './backends/wasm/wasm-backend.js';
+export {
+  AbortedError,
+  ArgumentError,
+  DeviceLostError,
+  DisposedError,
+  KernelError,
+  MemoryLimitError,
+  SparseAttentionError,
+  StateError,
+  UnsupportedError,
+  WorkerError,
+} from './errors.js';
+export type { ErrorCode } from './errors.js';

@@ -3,7 +3,7 @@
 // 'strided'), their block layouts, and the useful work (allowed pairs, FLOPs).
 // see: openai/sparse_attention attention.py (strided_transpose, get_blocksparse_obj)
 import type { Config } from './config.js';
-import { argError, checkPositiveInt, stateError } from './errors.js';
+import { DisposedError, argError, checkPositiveInt } from './errors.js';
 import { bandLayout } from './layout/band.js';
 import { type BlockLayout, countAllowedPairs } from './layout/block-layout.js';
 import { fixedLayout, patternLayout } from './layout/pattern.js';
@@ -285,5 +285,5 @@ export function forEachSequence(
 }
 
 export function checkNotDisposed(disposed: boolean): void {
-  if (disposed) throw stateError('this instance was disposed; create a new SparseAttention');
+  if (disposed) throw new DisposedError();
 }

@@ -1,7 +1,7 @@
 // The facade: validate → plan → choose a backend → run. Holds per-instance caches
 // (block layouts per nCtx) and records which path ran and why.
 import { type AttnMode, type Config, type SparseAttentionOptions, makeConfig } from './config.js';
-import { argError, stateError } from './errors.js';
+import { ArgumentError, StateError, UnsupportedError, argError } from './errors.js';
 import {
   type ForwardOptions,
   type Geometry,
@@ -174,7 +174,7 @@ export class SparseAttention {
         // A device lost since choose() counts as a failure of this call, not a usage error.
         if (gpu.deadReason) throw new Error(gpu.deadReason);
         const why = gpu.canRun(plan);
-        if (why) throw stateError(`backend 'webgpu' cannot run this call: ${why}`);
+        if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
         // An abort rejects at once; a GPU submit cannot be recalled, its result is dropped.
         const data = await rejectOnAbort(gpu.run(plan, inputs), forwardOptions.signal);
         checkNotDisposed(this.disposed);
@@ -210,7 +210,7 @@ export class SparseAttention {
     forwardOptions: Omit<ForwardOptions, 'signal' | 'out'> & { out?: GpuBufferLike } = {},
   ): Promise<GpuTensor> {
     checkNotDisposed(this.disposed);
-    if (this.config.backend === 'wasm') throw stateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
+    if (this.config.backend === 'wasm') throw new StateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
     const dims = this.checkShape(shape);
     const plan = this.makePlan(dims, forwardOptions);
     const t0 = now();
@@ -334,7 +334,7 @@ export class SparseAttention {
     try {
       await gpu.init();
     } catch (e) {
-      throw stateError(`backend 'webgpu' is unavailable: ${(e as Error).message.replace(/^SparseAttention: /, '')}`);
+      throw new UnsupportedError(`backend 'webgpu' is unavailable: ${(e as Error).message.replace(/^SparseAttention: /, '')}`, { cause: e });
     }
     checkNotDisposed(this.disposed);
   }
@@ -344,7 +344,7 @@ export class SparseAttention {
     const gpu = this.gpuBackend();
     await this.initGpu(gpu);
     const why = gpu.canRun(plan);
-    if (why) throw stateError(`backend 'webgpu' cannot run this call: ${why}`);
+    if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
     return gpu;
   }
 
@@ -356,7 +356,7 @@ export class SparseAttention {
 
   private makePlan(shape: [number, number, number], forwardOptions: Pick<ForwardOptions, 'keyLengths'>): Plan {
     if (forwardOptions === null || typeof forwardOptions !== 'object') {
-      throw new Error(`SparseAttention: forward options must be an object or undefined (got ${String(forwardOptions)})`);
+      throw new ArgumentError(`forward options must be an object or undefined (got ${String(forwardOptions)})`);
     }
     const keyLengths = checkKeyLengths(forwardOptions.keyLengths, shape[0], shape[1]);
     const nCtx = shape[1];
