@@ -3,6 +3,7 @@
 // counts bytes moved as well as FLOPs. Defaults are measurements (see DEFAULT_CALIBRATION);
 // calibrate() re-measures them on the user's machine and the result can be persisted.
 import type { Plan } from './plan.js';
+import { ArgumentError } from './errors.js';
 
 export interface PathRate {
   /** Cost of a call with no work: dispatch, synchronisation, result allocation (ms). */
@@ -52,7 +53,7 @@ let current: Calibration = DEFAULT_CALIBRATION;
 export function setCalibration(c: Calibration): void {
   for (const [name, r] of [['wasm', c?.wasm], ['webgpu.software', c?.webgpu?.software], ['webgpu.hardware', c?.webgpu?.hardware]] as const) {
     if (!r || !(r.fixedMs >= 0) || !(r.gflops > 0) || !(r.gbps > 0)) {
-      throw new Error(`SparseAttention: calibration.${name} must have fixedMs >= 0, gflops > 0 and gbps > 0 (got ${JSON.stringify(r)})`);
+      throw new ArgumentError(`calibration.${name} must have fixedMs >= 0, gflops > 0 and gbps > 0 (got ${JSON.stringify(r)})`);
     }
   }
   current = { ...c };

@@ -3,7 +3,7 @@
 // every backend with it. Exported for users who want to check results themselves.
 // see: openai/sparse_attention attention.py (get_attn_mask, get_blocksparse_obj)
 import { type SparseAttentionOptions, makeConfig } from './config.js';
-import { type ForwardOptions, type Tensor, checkInputs, checkKeyLengths } from './plan.js';
+import { type ForwardOptions, type Tensor, checkKeyLengths, readInputs } from './tensors.js';
 
 export interface ReferenceResult {
   data: Float64Array;
@@ -66,8 +66,10 @@ export function attentionReference(
   forwardOptions: ForwardOptions = {},
 ): ReferenceResult {
   const config = makeConfig(heads, attnMode, localAttnCtx, blocksize, options);
-  const [batch, nCtx, nEmbd] = checkInputs(config, q, k, v);
+  const inputs = readInputs(config, q, k, v);
+  const [batch, nCtx, nEmbd] = inputs.shape;
   const keyLengths = checkKeyLengths(forwardOptions.keyLengths, batch, nCtx);
+  const [qd, kd, vd] = [inputs.q, inputs.k, inputs.v];
   const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, options);
   const d = nEmbd / heads;
   const scale = 1 / Math.sqrt(d);
@@ -86,7 +88,7 @@ export function attentionReference(
           if (!ok[j]) continue;
           const kj = (b * nCtx + j) * nEmbd + h * d;
           let s = 0;
-          for (let t = 0; t < d; t++) s += q.data[qi + t] * k.data[kj + t];
+          for (let t = 0; t < d; t++) s += qd[qi + t] * kd[kj + t];
           s *= scale;
           w[j] = s;
           m = any ? (Number.isNaN(m) || Number.isNaN(s) ? NaN : Math.max(m, s)) : s;
@@ -103,7 +105,7 @@ export function attentionReference(
           if (!ok[j]) continue;
           const p = w[j] / sum;
           const vj = (b * nCtx + j) * nEmbd + h * d;
-          for (let t = 0; t < d; t++) out[qi + t] += p * v.data[vj + t];
+          for (let t = 0; t < d; t++) out[qi + t] += p * vd[vj + t];
         }
       }
     }

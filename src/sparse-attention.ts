@@ -1,25 +1,36 @@
 // The facade: validate → plan → choose a backend → run. Holds per-instance caches
 // (block layouts per nCtx) and records which path ran and why.
 import { type AttnMode, type Config, type SparseAttentionOptions, makeConfig } from './config.js';
-import { ArgumentError, StateError, UnsupportedError, argError } from './errors.js';
+import {
+  ArgumentError,
+  DeviceLostError,
+  DisposedError,
+  KernelError,
+  SparseAttentionError,
+  StateError,
+  UnsupportedError,
+  abortError,
+  argError,
+  throwIfAborted,
+} from './errors.js';
+import { type Geometry, type Plan, buildGeometry, buildPlan, checkNotDisposed } from './plan.js';
 import {
   type ForwardOptions,
-  type Geometry,
-  type Plan,
   type Tensor,
-  buildGeometry,
-  buildPlan,
+  type TensorResult,
   checkHeads,
-  checkInputs,
   checkKeyLengths,
-  checkNotDisposed,
-  checkShape,
   checkOut,
-} from './plan.js';
+  checkShape,
+  readCallOptions,
+  readInputs,
+  result,
+} from './tensors.js';
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
 import { estimateGpuMs, estimateWasmMs, isSoftwareAdapter } from './cost-model.js';
 import { rejectOnAbort } from './abort.js';
+import { progressReporter } from './progress.js';
 
 /**
  * A WebGPU GPUBuffer, typed structurally so that this package's types need no
@@ -91,6 +102,26 @@ interface Choice {
 const fmt = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
 const fmtFlops = (f: number) => (f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `${(f / 1e6).toFixed(1)} MFLOP`);
 
+/**
+ * Backends an instance owns, held apart from the instance so that an instance the caller
+ * forgot to dispose() releases them when it is garbage-collected.
+ */
+interface Owned {
+  wasm: WasmBackend;
+  gpu: WebGpuBackend | null;
+}
+const forgotten = typeof FinalizationRegistry === 'undefined'
+  ? null
+  : new FinalizationRegistry<Owned>((owned) => {
+    owned.wasm.dispose();
+    owned.gpu?.dispose();
+  });
+
+/** A failure of the GPU itself (lost, out of memory, a failing submit), after which the CPU re-runs the call. */
+function isGpuFailure(e: unknown): boolean {
+  return !(e instanceof SparseAttentionError) || e instanceof DeviceLostError || e instanceof KernelError;
+}
+
 export class SparseAttention {
   readonly heads: number;
   readonly attnMode: AttnMode;
@@ -101,8 +132,7 @@ export class SparseAttention {
 
   private readonly config: Config;
   private readonly geometries = new Map<number, Geometry>();
-  private readonly wasm: WasmBackend;
-  private gpu: WebGpuBackend | null = null;
+  private readonly owned: Owned;
   /** Why 'auto' found no adapter (asked once per instance). */
   private gpuUnavailable: string | null = null;
   private disposed = false;
@@ -119,14 +149,24 @@ export class SparseAttention {
     this.attnMode = this.config.mode;
     this.localAttnCtx = this.config.localAttnCtx || undefined;
     this.blocksize = this.config.blocksize;
-    this.wasm = new WasmBackend(this.config.threads, this.config.wasmVariant);
+    this.owned = { wasm: new WasmBackend(this.config.threads, this.config.wasmVariant), gpu: null };
+    forgotten?.register(this, this.owned, this.owned);
+  }
+
+  private get wasm(): WasmBackend {
+    return this.owned.wasm;
+  }
+
+  private get gpu(): WebGpuBackend | null {
+    return this.owned.gpu;
   }
 
   /** What a call with this input shape would compute, on which path, and why. */
-  plan(shape: readonly number[], forwardOptions: ForwardOptions = {}): PlanInfo {
+  plan(shape: readonly number[], forwardOptions: Pick<ForwardOptions, 'keyLengths'> = {}): PlanInfo {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
-    const plan = this.makePlan(dims, forwardOptions);
+    const opts = readCallOptions(forwardOptions, ['keyLengths']);
+    const plan = this.makePlan(dims, opts.keyLengths);
     const choice = this.choose(plan);
     let blocksVisited = 0;
     for (let h = 0; h < plan.heads; h++) blocksVisited += plan.layouts[plan.headLayout[h]].cols.length;
@@ -152,48 +192,63 @@ export class SparseAttention {
     };
   }
 
-  /** Attention of q, k, v ({ data: Float32Array, shape: [batch, nCtx, nEmbd] }); same shape out. */
-  async forward(q: Tensor, k: Tensor, v: Tensor, forwardOptions: ForwardOptions = {}): Promise<Tensor> {
+  /**
+   * Attention of q, k, v ({ data: Float32Array, shape: [batch, nCtx, nEmbd] }, or ONNX
+   * Runtime tensors); same shape out. The tensors' data references and shapes are taken
+   * once, now: replacing `q.data` or editing `q.shape` afterwards does not affect this call
+   * (changing the arrays' contents before the call settles does).
+   */
+  async forward(q: Tensor, k: Tensor, v: Tensor, forwardOptions: ForwardOptions = {}): Promise<TensorResult> {
     checkNotDisposed(this.disposed);
-    const shape = checkInputs(this.config, q, k, v);
-    const plan = this.makePlan(shape, forwardOptions);
-    const out = checkOut(forwardOptions.out, shape, [q.data, k.data, v.data]);
-    forwardOptions.signal?.throwIfAborted();
+    const call = readInputs(this.config, q, k, v);
+    const opts = readCallOptions(forwardOptions);
+    const { shape } = call;
+    const plan = this.makePlan(shape, opts.keyLengths);
+    const out = checkOut(opts.out, shape, [call.q, call.k, call.v]);
+    const signal = opts.signal;
+    throwIfAborted(signal);
+    const progress = progressReporter(opts.onProgress);
     await this.wasm.init();
-    checkNotDisposed(this.disposed);
+    this.checkLive();
     // createTensor tensors cost the CPU path no copy: the estimate counts only the others.
-    const copied = [q.data, k.data, v.data, out].filter((d) => !this.wasm.isResident(d)).length;
+    const copied = [call.q, call.k, call.v, out].filter((d) => !this.wasm.isResident(d)).length;
     let choice = await this.settle(plan, this.choose(plan, copied), copied);
-    checkNotDisposed(this.disposed);
+    this.checkLive();
+    throwIfAborted(signal);
     const t0 = now();
-    const inputs = { q: q.data, k: k.data, v: v.data, signal: forwardOptions.signal, out };
+    const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report };
     if (choice.backend === 'webgpu') {
       const gpu = this.gpuBackend();
       await this.initGpu(gpu);
       try {
         // A device lost since choose() counts as a failure of this call, not a usage error.
-        if (gpu.deadReason) throw new Error(gpu.deadReason);
+        if (gpu.deadReason) throw new DeviceLostError(gpu.deadReason);
         const why = gpu.canRun(plan);
         if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
         // An abort rejects at once; a GPU submit cannot be recalled, its result is dropped.
-        const data = await rejectOnAbort(gpu.run(plan, inputs), forwardOptions.signal);
-        checkNotDisposed(this.disposed);
+        const data = await rejectOnAbort(gpu.run(plan, inputs), signal);
+        this.checkLive();
+        progress.done();
         this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: choice.reason, ms: now() - t0 };
-        return { data, shape: [...shape] };
+        return result(data, shape);
       } catch (e) {
-        checkNotDisposed(this.disposed);
-        forwardOptions.signal?.throwIfAborted();
-        if (!gpu.deadReason && /cannot run this call/.test((e as Error).message)) throw e;
-        // The device is not retried: lost, destroyed or failing, this instance now runs on the CPU.
-        gpu.deadReason ??= `a GPU call failed (${(e as Error).message})`;
+        this.checkLive();
+        throwIfAborted(signal);
+        // Usage errors (a detached input, a call the GPU cannot run) are the caller's: the
+        // device stays in use. Only a failure of the GPU itself switches this instance to the CPU.
+        if (!isGpuFailure(e)) throw e;
+        gpu.deadReason ??= `a GPU call failed (${(e as Error).message.replace(/^SparseAttention: /, '')})`;
         choice = { backend: 'wasm', reason: `wasm: the webgpu call failed, re-ran on the CPU: ${gpu.deadReason}` };
       }
     }
     await this.wasm.init();
-    checkNotDisposed(this.disposed);
+    this.checkLive();
     const data = await this.wasm.run(plan, inputs);
-    this.lastRun = { backend: 'wasm', detail: this.wasm.describe(), reason: choice.reason, ms: now() - t0 };
-    return { data, shape: [...shape] };
+    this.checkLive();
+    progress.done();
+    const note = this.wasm.note;
+    this.lastRun = { backend: 'wasm', detail: this.wasm.describe(), reason: note ? `${choice.reason}; ${note}` : choice.reason, ms: now() - t0 };
+    return result(data, shape);
   }
 
   /**
@@ -207,19 +262,21 @@ export class SparseAttention {
     k: GpuBufferLike,
     v: GpuBufferLike,
     shape: readonly number[],
-    forwardOptions: Omit<ForwardOptions, 'signal' | 'out'> & { out?: GpuBufferLike } = {},
+    forwardOptions: Pick<ForwardOptions, 'keyLengths'> & { out?: GpuBufferLike } = {},
   ): Promise<GpuTensor> {
     checkNotDisposed(this.disposed);
     if (this.config.backend === 'wasm') throw new StateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
     const dims = this.checkShape(shape);
-    const plan = this.makePlan(dims, forwardOptions);
+    const opts = readCallOptions(forwardOptions, ['keyLengths', 'out']);
+    const plan = this.makePlan(dims, opts.keyLengths);
     const t0 = now();
     const gpu = await this.gpuReady(plan);
     const buffer = await gpu.runResident(
       plan,
       { q: q as GPUBuffer, k: k as GPUBuffer, v: v as GPUBuffer },
-      forwardOptions.out as GPUBuffer | undefined,
+      opts.out as GPUBuffer | undefined,
     );
+    this.checkLive();
     const gpuMs = gpu.lastGpuMs ?? undefined;
     this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: 'forwardGPU runs on the GPU', ms: now() - t0, gpuMs };
     return { buffer, shape: dims };
@@ -234,15 +291,16 @@ export class SparseAttention {
   }
 
   /** The same computation on the calling thread (CPU path only), for code that cannot await. */
-  forwardSync(q: Tensor, k: Tensor, v: Tensor, forwardOptions: Omit<ForwardOptions, 'signal'> = {}): Tensor {
+  forwardSync(q: Tensor, k: Tensor, v: Tensor, forwardOptions: Omit<ForwardOptions, 'signal' | 'onProgress'> = {}): TensorResult {
     checkNotDisposed(this.disposed);
-    const shape = checkInputs(this.config, q, k, v);
-    const plan = this.makePlan(shape, forwardOptions);
+    const call = readInputs(this.config, q, k, v);
+    const opts = readCallOptions(forwardOptions, ['keyLengths', 'out']);
+    const plan = this.makePlan(call.shape, opts.keyLengths);
     const t0 = now();
-    const out = checkOut(forwardOptions.out, shape, [q.data, k.data, v.data]);
-    const data = this.wasm.runSync(plan, { q: q.data, k: k.data, v: v.data, out });
+    const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v]);
+    const data = this.wasm.runSync(plan, { q: call.q, k: call.k, v: call.v, out });
     this.lastRun = { backend: 'wasm', detail: this.wasm.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0 };
-    return { data, shape: [...shape] };
+    return result(data, call.shape);
   }
 
   /**
@@ -252,12 +310,12 @@ export class SparseAttention {
    * after dispose) it is an ordinary Float32Array. Any path accepts it like any tensor.
    * Give it back with releaseTensor() when done; engine memory never shrinks, it is reused.
    */
-  createTensor(shape: readonly number[]): Tensor {
+  createTensor(shape: readonly number[]): TensorResult {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
     const n = dims[0] * dims[1] * dims[2];
     const data = this.config.backend === 'webgpu' ? null : this.wasm.allocTensor(n);
-    return { data: data ?? new Float32Array(n), shape: dims };
+    return result(data ?? new Float32Array(n), dims);
   }
 
   /**
@@ -272,13 +330,22 @@ export class SparseAttention {
     return this.wasm.releaseTensor(tensor.data);
   }
 
-  /** Releases workers and memory; the instance cannot be used afterwards. */
+  /**
+   * Releases workers and memory; the instance cannot be used afterwards. A call in flight
+   * rejects with a DisposedError (code ERR_DISPOSED) or completes; no worker outlives it.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    forgotten?.unregister(this.owned);
     this.geometries.clear();
     this.wasm.dispose();
     this.gpu?.dispose();
+  }
+
+  /** Throws DisposedError when dispose() ran while this call was waiting. */
+  private checkLive(): void {
+    if (this.disposed) throw new DisposedError('this instance was disposed while the call was in flight; the call was dropped');
   }
 
   /**
@@ -326,14 +393,15 @@ export class SparseAttention {
   }
 
   private gpuBackend(): WebGpuBackend {
-    this.gpu ??= new WebGpuBackend(this.config, this.config.webgpu);
-    return this.gpu;
+    this.owned.gpu ??= new WebGpuBackend(this.config, this.config.webgpu);
+    return this.owned.gpu;
   }
 
   private async initGpu(gpu: WebGpuBackend): Promise<void> {
     try {
       await gpu.init();
     } catch (e) {
+      if (e instanceof DisposedError) throw e;
       throw new UnsupportedError(`backend 'webgpu' is unavailable: ${(e as Error).message.replace(/^SparseAttention: /, '')}`, { cause: e });
     }
     checkNotDisposed(this.disposed);
@@ -354,11 +422,8 @@ export class SparseAttention {
     return [shape[0], shape[1], shape[2]];
   }
 
-  private makePlan(shape: [number, number, number], forwardOptions: Pick<ForwardOptions, 'keyLengths'>): Plan {
-    if (forwardOptions === null || typeof forwardOptions !== 'object') {
-      throw new ArgumentError(`forward options must be an object or undefined (got ${String(forwardOptions)})`);
-    }
-    const keyLengths = checkKeyLengths(forwardOptions.keyLengths, shape[0], shape[1]);
+  private makePlan(shape: [number, number, number], keyLengthsIn: unknown): Plan {
+    const keyLengths = checkKeyLengths(keyLengthsIn, shape[0], shape[1]);
     const nCtx = shape[1];
     let geometry = this.geometries.get(nCtx);
     if (geometry) {

@@ -66,7 +66,7 @@ describe('forward inputs', () => {
     }, /nEmbd must be a multiple of heads \(2\); the shape is \[2, 20, 7\] \(got 7\)/],
     ['Float64Array', () => [{ data: new Float64Array(320), shape: q.shape }, k, v], /q\.data must be a Float32Array \(got Float64Array\(320\)\)/],
     ['plain array', () => [{ data: [1, 2, 3], shape: q.shape }, k, v], /q\.data must be a Float32Array \(got \[1,2,3\]\)/],
-    ['missing tensor', () => [q, undefined, v], /k must be a tensor \{ data: Float32Array, shape: \[batch, nCtx, nEmbd\] \} \(got undefined\)/],
+    ['missing tensor', () => [q, undefined, v], /k must be a tensor \{ data: Float32Array, shape: \[batch, nCtx, nEmbd\] \} or an ONNX Runtime tensor \{ type: 'float32', dims, data \} \(got undefined\)/],
     ['detached buffer', () => {
       const data = q.data.slice();
       structuredClone(data.buffer, { transfer: [data.buffer] });

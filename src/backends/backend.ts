@@ -10,6 +10,8 @@ export interface RunInputs {
   signal?: AbortSignal;
   /** Result array to fill (forward's `out` option); a new one when absent. */
   out?: Float32Array;
+  /** Fraction of the call done, reported while it computes (throttled by the caller). */
+  progress?: (fraction: number) => void;
 }
 
 export interface Backend {

@@ -4,7 +4,9 @@
 // and released when the last instance using them is disposed.
 import type { Plan } from '../../plan.js';
 import type { Backend, RunInputs } from '../backend.js';
-import { MemoryLimitError, type RunRequest, WasmEngine } from './engine.js';
+import { type RunRequest, WasmEngine } from './engine.js';
+import { MemoryLimitError } from '../../errors.js';
+import { checkStillWhole } from '../../tensors.js';
 import { counters, faults } from './faults.js';
 import type { Variant } from './kernels.js';
 import { splitInTwo } from './split.js';
@@ -55,19 +57,24 @@ async function runSplit(engine: WasmEngine, req: RunRequest): Promise<Float32Arr
   try {
     return await engine.run(req);
   } catch (e) {
-    const parts = e instanceof MemoryLimitError ? splitInTwo(req.plan, req.q, req.k, req.v) : null;
+    const parts = e instanceof MemoryLimitError ? splitParts(req) : null;
     if (!parts) throw e;
     const out = req.out ?? new Float32Array(req.q.length);
-    for (const p of parts) p.place(await runSplit(engine, { ...req, ...p, out: undefined }), out);
+    for (const p of parts) p.place(await runSplit(engine, { ...req, ...p, out: undefined, progress: undefined }), out);
     return out;
   }
+}
+
+function splitParts(req: RunRequest) {
+  checkStillWhole({ 'q.data': req.q, 'k.data': req.k, 'v.data': req.v, out: req.out }, req.q.length);
+  return splitInTwo(req.plan, req.q, req.k, req.v);
 }
 
 function runSplitSync(engine: WasmEngine, req: RunRequest): Float32Array {
   try {
     return engine.runSync(req);
   } catch (e) {
-    const parts = e instanceof MemoryLimitError ? splitInTwo(req.plan, req.q, req.k, req.v) : null;
+    const parts = e instanceof MemoryLimitError ? splitParts(req) : null;
     if (!parts) throw e;
     const out = req.out ?? new Float32Array(req.q.length);
     for (const p of parts) p.place(runSplitSync(engine, { ...req, ...p, out: undefined }), out);
@@ -154,10 +161,16 @@ export class WasmBackend implements Backend {
     return runSplitSync(this.syncEngine, { plan, ...inputs, threads: 1 });
   }
 
+  /** Why the last forward() ran differently than described (workers unavailable), else null. */
+  get note(): string | null {
+    const why = this.engine?.workersUnavailable;
+    return why ? `${why}; ran on the calling thread` : null;
+  }
+
   describe(): string {
     const e = this.engine ?? this.syncEngine;
     if (!e) return 'wasm (not initialised)';
-    const n = this.engine?.threaded ? this.threads : 1;
+    const n = this.engine?.threaded && !this.engine.workersUnavailable ? this.threads : 1;
     return `wasm ${e.variant}, ${n} thread${n > 1 ? 's' : ''}`;
   }
 

@@ -7,6 +7,8 @@
 import type { Config, WebGpuOptions } from '../../config.js';
 import { type Geometry, type Plan, buildGeometry } from '../../plan.js';
 import type { Backend, RunInputs } from '../backend.js';
+import { ArgumentError, DeviceLostError, DisposedError, KernelError, UnsupportedError, abortError } from '../../errors.js';
+import { checkStillWhole } from '../../tensors.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
 import { type Chunk, buildDispatch, buildMeta, planChunks } from './marshal.js';
 import { ProgramCache, type Tiles, chooseTiles, qGlobalApplies } from './program.js';
@@ -152,8 +154,8 @@ export class WebGpuBackend implements Backend {
   }
 
   private check(): GPUDevice {
-    if (this.deadReason) throw new Error(`SparseAttention: ${this.deadReason}`);
-    if (!this.ctx) throw new Error('SparseAttention: the webgpu backend is not initialised or was disposed');
+    if (this.deadReason) throw new DeviceLostError(this.deadReason);
+    if (!this.ctx) throw new DisposedError('the webgpu backend is not initialised or was disposed');
     return this.ctx.device;
   }
 
@@ -225,8 +227,13 @@ export class WebGpuBackend implements Backend {
     const chunks = planChunks(plan, this.maxBinding())!;
     const out = inputs.out ?? new Float32Array(plan.batch * plan.nCtx * plan.nEmbd);
     const d = plan.headDim;
-    for (const c of chunks) {
-      inputs.signal?.throwIfAborted();
+    const n0 = plan.batch * plan.nCtx * plan.nEmbd;
+    for (let ci = 0; ci < chunks.length; ci++) {
+      const c = chunks[ci];
+      if (inputs.signal?.aborted) throw abortError(inputs.signal);
+      // The caller's arrays may have been detached or swapped since the call was made (or
+      // between chunks): a usage error, raised before anything is uploaded.
+      checkStillWhole({ 'q.data': inputs.q, 'k.data': inputs.k, 'v.data': inputs.v, out }, n0);
       const whole = c.h0 === 0 && c.h1 === plan.heads;
       const n = (c.b1 - c.b0) * plan.nCtx * (c.h1 - c.h0) * d;
       const bytes = n * 4;
@@ -248,11 +255,16 @@ export class WebGpuBackend implements Backend {
         device.queue.submit([enc.finish()]);
       });
       await staging.mapAsync(MODE_READ, 0, bytes);
-      if (this.deadReason) throw new Error(`SparseAttention: ${this.deadReason}`);
+      if (this.deadReason) throw new DeviceLostError(this.deadReason);
       const result = new Float32Array(staging.getMappedRange(0, bytes));
-      if (whole) out.set(result, c.b0 * plan.nCtx * plan.nEmbd);
-      else scatterHeads(result, out, plan, c);
-      staging.unmap();
+      try {
+        checkStillWhole({ out }, n0);
+        if (whole) out.set(result, c.b0 * plan.nCtx * plan.nEmbd);
+        else scatterHeads(result, out, plan, c);
+      } finally {
+        staging.unmap();
+      }
+      inputs.progress?.((ci + 1) / chunks.length);
     }
     return out;
   }
@@ -263,17 +275,17 @@ export class WebGpuBackend implements Backend {
     const total = plan.batch * item;
     for (const [name, b] of Object.entries(tensors)) {
       if (!b || typeof (b as GPUBuffer).size !== 'number' || (b as GPUBuffer).size < total) {
-        throw new Error(`SparseAttention: forwardGPU ${name} must be a GPUBuffer of at least ${total} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
+        throw new ArgumentError(`forwardGPU ${name} must be a GPUBuffer of at least ${total} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
       }
     }
     const o = out ?? device.createBuffer({ label: 'sparse-attention output', size: Math.ceil(total / 16) * 16, usage: STORAGE | COPY_SRC | COPY_DST });
-    if (o.size < total) throw new Error(`SparseAttention: forwardGPU out must hold ${total} bytes (got ${o.size})`);
+    if (o.size < total) throw new ArgumentError(`forwardGPU out must hold ${total} bytes (got ${o.size})`);
     // Resident tensors can only be split by whole batch items, at aligned binding offsets.
     const max = this.maxBinding();
     const per = Math.floor(max / item);
     const align = device.limits.minStorageBufferOffsetAlignment;
     if (per < 1 || (per < plan.batch && (per * item) % align !== 0)) {
-      throw new Error(`SparseAttention: forwardGPU cannot split a batch item of ${item} bytes into storage bindings of at most ${max} bytes; use forward()`);
+      throw new UnsupportedError(`forwardGPU cannot split a batch item of ${item} bytes into storage bindings of at most ${max} bytes; use forward()`);
     }
     const chunks: Chunk[] = [];
     for (let b0 = 0; b0 < plan.batch; b0 += per) chunks.push({ b0, b1: Math.min(plan.batch, b0 + per), h0: 0, h1: plan.heads });
@@ -304,7 +316,7 @@ export class WebGpuBackend implements Backend {
       for (let i = 0; i < chunks.length; i++) ns += ts[2 * i + 1] - ts[2 * i];
       this.lastGpuMs = Number(ns) / 1e6;
     }
-    if (this.deadReason) throw new Error(`SparseAttention: ${this.deadReason}`);
+    if (this.deadReason) throw new DeviceLostError(this.deadReason);
     return o;
   }
 
@@ -323,7 +335,7 @@ export class WebGpuBackend implements Backend {
     const oom = await device.popErrorScope();
     if (thrown) throw thrown;
     const err = validation ?? oom;
-    if (err) throw new Error(`SparseAttention: WebGPU ${validation ? 'validation' : 'out-of-memory'} error: ${err.message}`);
+    if (err) throw new KernelError(`WebGPU ${validation ? 'validation' : 'out-of-memory'} error: ${err.message}`);
   }
 }
 
