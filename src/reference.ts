@@ -3,7 +3,7 @@
 // every backend with it. Exported for users who want to check results themselves.
 // see: openai/sparse_attention attention.py (get_attn_mask, get_blocksparse_obj)
 import { type SparseAttentionOptions, makeConfig } from './config.js';
-import { type ForwardOptions, type Tensor, checkKeyLengths, readInputs } from './tensors.js';
+import { type ForwardOptions, type Tensor, checkKeyLengths, readCallOptions, readInputs } from './tensors.js';
 
 export interface ReferenceResult {
   data: Float64Array;
@@ -63,12 +63,12 @@ export function attentionReference(
   localAttnCtx?: number,
   blocksize = 32,
   options: SparseAttentionOptions = {},
-  forwardOptions: ForwardOptions = {},
+  forwardOptions: Pick<ForwardOptions, 'keyLengths'> = {},
 ): ReferenceResult {
   const config = makeConfig(heads, attnMode, localAttnCtx, blocksize, options);
   const inputs = readInputs(config, q, k, v);
   const [batch, nCtx, nEmbd] = inputs.shape;
-  const keyLengths = checkKeyLengths(forwardOptions.keyLengths, batch, nCtx);
+  const keyLengths = checkKeyLengths(readCallOptions(forwardOptions, ['keyLengths']).keyLengths, batch, nCtx);
   const [qd, kd, vd] = [inputs.q, inputs.k, inputs.v];
   const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, options);
   const d = nEmbd / heads;

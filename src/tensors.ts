@@ -3,7 +3,7 @@
 // those afterwards: a caller that reuses its tensor objects (`v.data = other`, a mutated
 // shape) cannot change what a call already in flight computes. Getters that throw,
 // detached buffers and non-signals become ArgumentErrors naming the argument.
-import type { Config } from './config.js';
+import { type Config, FORWARD_OPTION_KEYS, NOT_YET_FORWARD_OPTIONS, checkKeys } from './config.js';
 import { ArgumentError, argError, asLibraryError, checkPositiveInt } from './errors.js';
 
 /**
@@ -190,25 +190,16 @@ export interface CallOptions {
   onProgress: ((fraction: number) => void) | undefined;
 }
 
-const FORWARD_KEYS = ['keyLengths', 'signal', 'out', 'onProgress'];
-
-/** Reads forward's options once; unknown keys are errors (a typo would silently change the call). */
-export function readCallOptions(options: unknown, allowed: readonly string[] = FORWARD_KEYS): CallOptions {
-  if (options === undefined || options === null) return { keyLengths: undefined, signal: undefined, out: undefined, onProgress: undefined };
-  if (typeof options !== 'object') throw argError('forward options', 'an object or undefined', options);
-  let keys: string[];
-  try {
-    keys = Object.keys(options);
-  } catch (e) {
-    throw asLibraryError(e, 'forward options');
-  }
-  for (const key of keys) {
-    if (!allowed.includes(key)) {
-      throw new ArgumentError(`forward options: '${key}' is not an option here (valid: ${allowed.join(', ')})`);
-    }
-  }
-  const o = options as Record<string, unknown>;
-  const get = (key: string) => (keys.includes(key) ? read(o, key, 'forward options') : undefined);
+/**
+ * Reads forward's options once (each getter runs once); unknown keys are errors naming the
+ * nearest valid one (a typo would silently change the call). `allowed`: the keys this entry
+ * point takes (forwardSync and plan take fewer).
+ */
+export function readCallOptions(options: unknown, allowed: readonly string[] = FORWARD_OPTION_KEYS): CallOptions {
+  if (options === undefined) return { keyLengths: undefined, signal: undefined, out: undefined, onProgress: undefined };
+  if (options === null || typeof options !== 'object') throw argError('forward options', 'an object or undefined', options);
+  const o = checkKeys('forward options', options, allowed, NOT_YET_FORWARD_OPTIONS);
+  const get = (key: string) => o[key];
   const onProgress = get('onProgress');
   if (onProgress !== undefined && typeof onProgress !== 'function') throw argError('onProgress', 'a function (fraction) => void', onProgress);
   return {

@@ -92,7 +92,7 @@ describe('inputs are taken once, at the call', () => {
     const trap = { get data(): Float32Array { throw new TypeError('boom'); }, shape };
     await expectCode(a.forward(trap as never, k, v), 'ERR_ARGUMENT', /q\.data could not be read \(boom\)/);
     await expectCode(a.forward(q, k, v, { signal: {} as AbortSignal }), 'ERR_ARGUMENT', /signal must be an AbortSignal/);
-    await expectCode(a.forward(q, k, v, { sginal: 1 } as never), 'ERR_ARGUMENT', /'sginal' is not an option/);
+    await expectCode(a.forward(q, k, v, { sginal: 1 } as never), 'ERR_ARGUMENT', /forward options\.sginal is not an option; did you mean 'signal'\?/);
     await expectCode(a.forward({ data: q.data, shape: 'x' } as never, k, v), 'ERR_ARGUMENT', /q\.shape must be an array/);
     const out = await a.forward(q, k, v);
     expectClose(out.data, reference(c, 9), ...TOL, 'after bad calls');

@@ -19,7 +19,7 @@ const MODE_READ = 0x1;
 /**
  * Block size the GPU runs the band modes at ('all', 'local', 'strided' do not depend on it):
  * 128 where 128-row query tiles apply (Q read from global memory: vec4 head dims) and the
- * sequences are longer than 64 rows, else 64 (bench/NOTES-gpu.md, kernel v9: 64-row tiles
+ * sequences are longer than 64 rows, else 64 (docs/kernel-history.md, GPU v9: 64-row tiles
  * are slower at block 128; a regrouped 'strided' sequence can be a few rows long).
  */
 const GPU_BAND_BLOCK = 128;
