@@ -2,8 +2,10 @@
 // threaded over a shared memory where the runtime allows. Engines are shared by every
 // SparseAttention instance of the process (one pool of workers, not one per instance)
 // and released when the last instance using them is disposed.
-import type { Plan } from '../../plan.js';
-import type { Backend, RunInputs } from '../backend.js';
+import type { Config } from '../../config.js';
+import { type Plan, bandBlockSize } from '../../plan.js';
+import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
+import { estimateWasmMs } from '../../cost-model.js';
 import { type RunRequest, WasmEngine } from './engine.js';
 import { MemoryLimitError } from '../../errors.js';
 import { checkStillWhole } from '../../tensors.js';
@@ -99,8 +101,13 @@ export const testing = {
     })),
 };
 
+const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
+
 export class WasmBackend implements Backend {
-  readonly name = 'wasm' as const;
+  readonly id = 'wasm' as const;
+  readonly capabilities: Capabilities = { sync: true, resident: true, gpuBuffers: false };
+  /** The CPU path is always usable (workers that cannot start fall back to the calling thread). */
+  readonly unavailable = null;
   /** Threaded engine for forward(); single-threaded engine for forwardSync(). */
   private engine: WasmEngine | null = null;
   private syncEngine: WasmEngine | null = null;
@@ -149,6 +156,18 @@ export class WasmBackend implements Backend {
 
   canRun(): string | null {
     return null;
+  }
+
+  /** Block size for the band modes: bandBlockSize() in plan.ts (an L1-cache argument for the CPU kernel). */
+  bandBlockSize(config: Config, seqLen: number): number {
+    return bandBlockSize(config.blocksize, seqLen);
+  }
+
+  estimate(plan: Plan, copied: number): Estimate {
+    const threads = this.threadCount;
+    const ms = estimateWasmMs(plan, threads, undefined, copied);
+    const inPlace = copied < 4 ? `, ${4 - copied} of q, k, v, out in place` : '';
+    return { ms, bestCase: false, text: `${fmtMs(ms)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''}${inPlace})` };
   }
 
   run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
