@@ -16,6 +16,7 @@ import {
 import { type Geometry, type Plan, buildGeometry, buildPlan, checkNotDisposed } from './plan.js';
 import type { Backend, BackendId } from './backends/backend.js';
 import { isBandMode, sequenceGroups } from './geometry.js';
+import { type Choice, choose } from './choice.js';
 import {
   type ForwardOptions,
   type Tensor,
@@ -93,15 +94,6 @@ export interface RunInfo {
 }
 
 const GEOMETRY_CACHE = 8;
-
-interface Choice {
-  backend: Backend;
-  /** The call planned on that backend's block geometry. */
-  plan: Plan;
-  reason: string;
-  /** The choice rests on a best case: the backend must initialise (find a device) first. */
-  probe?: boolean;
-}
 
 /**
  * Backends an instance owns, held apart from the instance so that an instance the caller
@@ -362,41 +354,15 @@ export class SparseAttention {
     return b.unavailable ?? this.excluded.get(b.id) ?? null;
   }
 
-  /**
-   * Which backend runs this call, on its own blocks, and why. A forced backend runs unless
-   * it became unusable; 'auto' compares the cost model's estimates (src/cost-model.ts) of
-   * every usable backend, where a backend not initialised yet offers its kind's best case
-   * (a GPU is asked for only when even a real GPU's best case wins).
-   */
+  /** Which backend runs this call, on its own blocks, and why (src/choice.ts). */
   private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4): Choice {
-    const backends = this.owned.backends;
-    const forced = this.config.backend;
-    if (forced !== 'auto') {
-      const b = backends.find((x) => x.id === forced)!;
-      const why = this.usable(b);
-      if (!why) return { backend: b, plan: this.planOn(b, shape, keyLengths), reason: `${b.id}: forced by options.backend = '${b.id}'` };
-      const other = backends.find((x) => x !== b && !this.usable(x))!;
-      return { backend: other, plan: this.planOn(other, shape, keyLengths), reason: `${other.id}: ${b.id} was requested but ${why}; the device is not retried` };
-    }
-    const skipped: string[] = [];
-    const ranked: { b: Backend; plan: Plan; ms: number; text: string; bestCase: boolean }[] = [];
-    for (const b of backends) {
-      const why = this.usable(b);
-      if (why) {
-        skipped.push(`${b.id}: ${why}`);
-        continue;
-      }
-      const plan = this.planOn(b, shape, keyLengths);
-      ranked.push({ b, plan, ...b.estimate(plan, copied) });
-    }
-    ranked.sort((x, y) => x.ms - y.ms); // stable: ties keep the list's order (the CPU first)
-    const [best, ...rest] = ranked;
-    const notUsed = skipped.length ? `; not used: ${skipped.join('; ')}` : '';
-    if (best.bestCase) {
-      return { backend: best.b, plan: best.plan, probe: true, reason: `${best.b.id} if it initialises: ${best.text} < ${rest.map((r) => r.text).join('; ')}` };
-    }
-    const others = rest.length ? ` <= ${rest.map((r) => r.text).join('; ')}` : '';
-    return { backend: best.b, plan: best.plan, reason: `${best.b.id}: ${best.text}${others}${notUsed}` };
+    return choose({
+      backends: this.owned.backends,
+      forced: this.config.backend,
+      usable: (b) => this.usable(b),
+      planOn: (b) => this.planOn(b, shape, keyLengths),
+      copied,
+    });
   }
 
   /** Resolves a choice that rests on a best case: initialises that backend once (a failure is remembered), then chooses again. */
