@@ -2,11 +2,12 @@
 // is split by batch item, then by head, and computed right; one that cannot be split (a
 // single batch item × head too large) is rejected before any work or allocation, with an
 // error that says the limit and the size asked for. The ceiling is lowered through the
-// test-only hook __testing.faults.maxMemoryBytes so that splitting runs on small shapes;
+// test-only hook __testing.faults.maxMemoryBytes (test/internal.ts) so that splitting runs on small shapes;
 // the real 4 GiB case uses lazily zeroed inputs and must not grow memory. An AbortSignal
 // stops a huge call promptly.
 import { afterEach, describe, expect, it } from 'vitest';
-import { SparseAttention, __testing } from '../dist/index.js';
+import { SparseAttention } from '../dist/index.js';
+import { __testing } from './internal.js';
 import { describeCase, expectClose, inputs, reference, type Case } from './helpers.js';
 
 const { faults } = __testing;
