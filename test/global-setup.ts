@@ -23,7 +23,7 @@ export default function setup(project: TestProject): () => void {
     }
     rmSync(dir, { recursive: true, force: true });
     if (skipped.size === 0) return;
-    const all = [...skipped.values()];
+    const all = [...skipped.values()].sort((a, b) => a.what.localeCompare(b.what));
     const what = all.map((r) => `${r.what} (${r.why})`).join('; ');
     const enable = all.map((r) => r.enable).join('; ');
     console.log(`\nSkipped: ${what}. To run them: ${enable} (sudo bash .ci/setup-system.sh does both on Debian); SPARSE_ATTENTION_CI=1 turns these skips into failures.`);
