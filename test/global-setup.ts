@@ -1,8 +1,9 @@
 // vitest globalSetup: gives the test files a folder to record skipped optional suites in
 // (test/optional.ts), and at the end of the run prints one line naming them and the
 // commands that enable them, e.g.
-//   Skipped: WebGPU suites (no WebGPU adapter); browser suite (no chromium at /usr/bin/chromium (ENOENT)).
-//   To run them: install a Vulkan driver (…); install chromium (…) (…); SPARSE_ATTENTION_CI=1 turns these skips into failures.
+//   Skipped: browser suite (no chromium at /usr/bin/chromium (ENOENT)); WebGPU suites (no WebGPU adapter).
+//   To run them: install chromium (…); install a Vulkan driver (…); on Debian, sudo bash .ci/setup-system.sh
+//   installs what is missing. SPARSE_ATTENTION_CI=1 turns these skips into failures.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,6 @@ export default function setup(project: TestProject): () => void {
     const all = [...skipped.values()].sort((a, b) => a.what.localeCompare(b.what));
     const what = all.map((r) => `${r.what} (${r.why})`).join('; ');
     const enable = all.map((r) => r.enable).join('; ');
-    console.log(`\nSkipped: ${what}. To run them: ${enable} (sudo bash .ci/setup-system.sh does both on Debian); SPARSE_ATTENTION_CI=1 turns these skips into failures.`);
+    console.log(`\nSkipped: ${what}. To run them: ${enable}; on Debian, sudo bash .ci/setup-system.sh installs what is missing. SPARSE_ATTENTION_CI=1 turns these skips into failures.`);
   };
 }

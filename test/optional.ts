@@ -28,7 +28,7 @@ export interface SkipRecord {
   enable: string;
 }
 
-export const GPU_ENABLE = 'install a Vulkan driver (Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers, lavapipe)';
+export const GPU_ENABLE = 'install a Vulkan driver (Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers, i.e. lavapipe)';
 export const BROWSER_ENABLE = 'install chromium (Debian: apt-get install chromium) or set CHROMIUM_PATH';
 
 /** Records a skipped optional suite for the end-of-run line; prints it where the run has no such line. */
