@@ -12,8 +12,9 @@ export { DEFAULT_CALIBRATION, getCalibration, setCalibration } from './cost-mode
 export { calibrate } from './calibrate.js';
 export type { CalibrateOptions } from './calibrate.js';
 export type { Calibration, PathRate } from './cost-model.js';
-/** @internal Test-only hooks (fault injection, live counters); not part of the API. See docs/reliability.md. */
-export { testing as __testing } from './backends/wasm/wasm-backend.js';
+// Test-only hooks (fault injection, live counters) go on a global slot, not the API: src/testing.ts.
+import { registerTestingHooks } from './testing.js';
+registerTestingHooks();
 export {
   AbortedError,
   ArgumentError,
