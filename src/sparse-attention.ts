@@ -128,8 +128,6 @@ export class SparseAttention {
     const dims = this.checkShape(shape);
     const plan = this.makePlan(dims, forwardOptions);
     const choice = this.choose(plan);
-    let blocksVisited = 0;
-    for (let h = 0; h < plan.heads; h++) blocksVisited += plan.layouts[plan.headLayout[h]].cols.length;
     const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
     return {
       backend: choice.backend,
@@ -140,7 +138,7 @@ export class SparseAttention {
       headDim: plan.headDim,
       blockSize: plan.blockSize,
       sequences: plan.batch * plan.heads * groups,
-      blocksVisited: blocksVisited * (plan.regroup > 0 ? groups : 1),
+      blocksVisited: plan.blocksVisited,
       allowedPairs: plan.allowedPairs,
       usefulFlops: plan.usefulFlops,
       visitedFlops: plan.visitedFlops,
