@@ -6,10 +6,12 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { SparseAttention } from '../dist/index.js';
+import { SparseAttention, __testing } from '../dist/index.js';
 import { type SparseAttentionOptions, makeConfig } from '../src/config.js';
 import { bandCount, fixedBlockCount, fixedPairCount, sumClamp } from '../src/layout/count.js';
+import { CUSTOM_CALLS_MAX } from '../src/layout/pattern.js';
 import { bandBlockSize, buildGeometry, buildPlan } from '../src/plan.js';
+import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
 import { type OldBlockLayout, oldBuildGeometry, oldCounts } from './oracle/old-layout.js';
 
 const HANG_GUARD = 20_000; // ms; plan() takes milliseconds, this only stops a hang
@@ -22,6 +24,16 @@ function rng(seed: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** What fn throws (null when it returns). */
+function thrown(fn: () => unknown): { code?: string; message: string } | null {
+  try {
+    fn();
+    return null;
+  } catch (e) {
+    return e as { code?: string; message: string };
+  }
 }
 
 type Mode = 'all' | 'local' | 'strided' | 'fixed' | 'custom';
@@ -238,4 +250,84 @@ describe('plan() of very large shapes returns at once, with exact counts rounded
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   }, HANG_GUARD + 5000);
+});
+
+describe('a call whose layout cannot be held is refused before allocating', () => {
+  const memory = () => Math.max(0, ...__testing.engines().map((e) => e.memoryBytes));
+  const tiny = { data: Float32Array.from({ length: 16 }, (_, i) => i / 16), shape: [1, 2, 8] };
+
+  it("'all' at 2,097,152 tokens: ERR_MEMORY_LIMIT naming the shape and wasm32's 4 GiB; the instance still runs", async () => {
+    const n = 2 ** 21;
+    const x = { data: new Float32Array(n * 8), shape: [1, n, 8] }; // 64 MiB, zero pages never touched
+    const attn = new SparseAttention(1, 'all', undefined, 32, { backend: 'wasm', threads: 2 });
+    const before = await attn.forward(tiny, tiny, tiny);
+    const mem0 = memory();
+    const err = await attn.forward(x, x, x).then(() => null, (e) => e);
+    expect(err?.code).toBe('ERR_MEMORY_LIMIT');
+    expect(err.message).toMatch(
+      /^SparseAttention: a call of shape \[1, 2097152, 8\] needs 16\.\d\d GiB \(\d+ bytes\) of WebAssembly memory; wasm32 allows at most 4\.00 GiB \(4294967296 bytes\): the block layout of mode 'all' at nCtx 2097152 \(65536 × 65536 blocks of 32\) has 2147516416 block pairs \(16\.\d\d GiB of tables\)/,
+    );
+    expect(() => attn.forwardSync(x, x, x)).toThrow(/needs 16\.\d\d GiB/);
+    expect(memory()).toBe(mem0);
+    expect(attn.plan([1, n, 8]).allowedPairs).toBe(n * (n + 1) / 2);
+    expect((await attn.forward(tiny, tiny, tiny)).data).toEqual(before.data);
+    attn.dispose();
+  }, HANG_GUARD);
+
+  it.each([
+    ['local', 16, { causal: false }],
+    ['strided', 3, {}],
+    ['fixed', 64, { numVerts: 2, vertsize: 1 }],
+  ] as const)('%s, under a lowered memory ceiling: refused (tables + one head > the ceiling), runs once it is lifted', async (mode, L, options) => {
+    const shape = [2, 3000, 16];
+    const x = { data: Float32Array.from({ length: 2 * 3000 * 16 }, (_, i) => Math.sin(i)), shape };
+    const attn = new SparseAttention(2, mode, L, 16, { backend: 'wasm', threads: 2, ...options });
+    await attn.forward(tiny, tiny, tiny);
+    __testing.faults.maxMemoryBytes = 16 * 3000 * 8; // one head's q, k, v, o: no room left for tables
+    try {
+      const err = await attn.forward(x, x, x).then(() => null, (e) => e);
+      expect(err?.code).toBe('ERR_MEMORY_LIMIT');
+      expect(err.message).toMatch(new RegExp(`a call of shape \\[2, 3000, 16\\] needs .* bytes\\) of WebAssembly memory; wasm32 allows at most 0\\.0004 GiB \\(384000 bytes\\): .*the block layout of mode '${mode}'`));
+    } finally {
+      __testing.faults.maxMemoryBytes = null;
+    }
+    const out = await attn.forward(x, x, x);
+    expect(out.data.every(Number.isFinite)).toBe(true);
+    attn.dispose();
+  }, HANG_GUARD);
+
+  it('a custom function layout past the call budget: refused before the first call, at plan()', () => {
+    let calls = 0;
+    const layout = () => {
+      calls++;
+      return true;
+    };
+    const attn = new SparseAttention(1, 'custom', undefined, 8, { backend: 'wasm', layout });
+    const nB = Math.ceil(Math.sqrt(CUSTOM_CALLS_MAX)) + 1;
+    const err = thrown(() => attn.plan([1, nB * 8, 8]));
+    expect(err?.code).toBe('ERR_MEMORY_LIMIT');
+    expect(err?.message).toMatch(/the custom block layout at nCtx \d+ \(\d+ × \d+ blocks of 8\) needs more than 67108864 calls of options\.layout/);
+    expect(calls).toBe(0);
+    expect(attn.plan([1, 64, 8]).allowedPairs).toBe(64 * 64);
+    attn.dispose();
+  });
+});
+
+describe.runIf(probeAdapter().ok || REQUIRE_GPU)('webgpu: a layout larger than the storage binding', () => {
+  it('is refused before it is built, naming the binding limit; the instance still runs on the GPU', async () => {
+    // 'all' at 65,536 tokens, head dim 1: 256 KiB per tensor, but 131,072+ block pairs of layout metadata
+    const n = 65_536;
+    const attn = new SparseAttention(1, 'all', undefined, 32, { backend: 'webgpu', webgpu: { maxBindingBytes: 512 * 1024 } });
+    const x = { data: new Float32Array(n), shape: [1, n, 1] };
+    const err = await attn.forward(x, x, x).then(() => null, (e) => e);
+    expect(err?.code).toMatch(/^ERR_/);
+    expect(err.message).toMatch(
+      /a call of shape \[1, 65536, 1\] needs [\d.]+ GiB \(\d+ bytes\) of one storage binding \(the layout metadata\); the WebGPU device allows at most 0\.0005 GiB \(524288 bytes\): the block layout of mode 'all' at nCtx 65536/,
+    );
+    const tiny = { data: Float32Array.from({ length: 32 }, (_, i) => Math.cos(i)), shape: [1, 4, 8] };
+    const out = await attn.forward(tiny, tiny, tiny);
+    expect(attn.lastRun?.backend).toBe('webgpu');
+    expect(out.data.every(Number.isFinite)).toBe(true);
+    attn.dispose();
+  }, 120_000);
 });

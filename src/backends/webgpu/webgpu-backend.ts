@@ -8,7 +8,8 @@ import type { Config, WebGpuOptions } from '../../config.js';
 import { type Geometry, type Plan, buildGeometry } from '../../plan.js';
 import type { Backend, RunInputs } from '../backend.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
-import { type Chunk, buildDispatch, buildMeta, planChunks } from './marshal.js';
+import { type Chunk, buildDispatch, buildMeta, layoutWordCount, planChunks } from './marshal.js';
+import { tablesTooLarge } from '../../layout/block-layout.js';
 import { ProgramCache, type Tiles, chooseTiles, qGlobalApplies } from './program.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
@@ -85,6 +86,10 @@ export class WebGpuBackend implements Backend {
       return `webgpu: head dim ${plan.headDim} with block size ${this.gpuPlan(plan).blockSize} does not fit ` +
         `${this.ctx.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
     }
+    // The layouts go to the kernel in one storage binding: refused here, before they are built.
+    const g = this.gpuPlan(plan);
+    const tables = tablesTooLarge([plan.batch, plan.nCtx, plan.nEmbd], g.layouts, (l) => 4 * layoutWordCount(l), { where: 'one storage binding (the layout metadata)', setBy: 'the WebGPU device', limit: this.maxBinding() });
+    if (tables) return `webgpu: ${tables.message}`;
     if (!planChunks(plan, this.maxBinding())) return `webgpu: one head of one sequence exceeds the ${this.maxBinding()}-byte storage binding limit`;
     return null;
   }
