@@ -48,12 +48,19 @@ interface GridCase {
   bandBlock?: number;
 }
 
+/** First index where two arrays differ (a length difference counts), or -1. */
+function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
 function expectSameCsr(a: OldBlockLayout, b: OldBlockLayout, what: string): void {
   expect([b.blockSize, b.nQB, b.nKB], what).toEqual([a.blockSize, a.nQB, a.nKB]);
-  expect(Array.from(b.rowPtr), `${what} rowPtr`).toEqual(Array.from(a.rowPtr));
-  expect(Array.from(b.cols), `${what} cols`).toEqual(Array.from(a.cols));
-  expect(Array.from(b.maskIds), `${what} maskIds`).toEqual(Array.from(a.maskIds));
-  expect(b.masks.map((m) => Array.from(m)), `${what} masks`).toEqual(a.masks.map((m) => Array.from(m)));
+  for (const field of ['rowPtr', 'cols', 'maskIds'] as const) {
+    expect(firstDifference(a[field], b[field]), `${what} ${field}: first index that differs`).toBe(-1);
+  }
+  expect(b.masks.length, `${what} masks`).toBe(a.masks.length);
+  a.masks.forEach((m, i) => expect(firstDifference(m, b.masks[i]), `${what} mask ${i}: first index that differs`).toBe(-1));
 }
 
 /** The grid: every mode × causal, L and block sizes around each other, nCtx around the blocks, key lengths. */
