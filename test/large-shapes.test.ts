@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { SparseAttention, __testing } from '../dist/index.js';
 import { type SparseAttentionOptions, makeConfig } from '../src/config.js';
 import { bandCount, fixedBlockCount, fixedPairCount, sumClamp } from '../src/layout/count.js';
-import { CUSTOM_CALLS_MAX } from '../src/layout/pattern.js';
+import { BandLayout } from '../src/layout/band.js';
+import { CUSTOM_CALLS_MAX, FixedLayout } from '../src/layout/pattern.js';
 import { bandBlockSize, buildGeometry, buildPlan } from '../src/plan.js';
 import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
 import { type OldBlockLayout, oldBuildGeometry, oldCounts } from './oracle/old-layout.js';
@@ -302,6 +303,18 @@ describe('a call whose layout cannot be held is refused before allocating', () =
     expect(out.data.every(Number.isFinite)).toBe(true);
     attn.dispose();
   }, HANG_GUARD);
+
+  it('a layout over 4 GiB of tables is never built, whoever asks for its CSR', () => {
+    const all = new BandLayout(2 ** 21, 32, -Infinity, 0, "the block layout of mode 'all' at nCtx 2097152");
+    const fixed = new FixedLayout(2 ** 21, 32, 0, { localAttnCtx: 64, numVerts: 1, vertsize: 1, causal: false }, "the block layout of mode 'fixed'");
+    for (const l of [all, fixed]) {
+      const err = thrown(() => l.cols);
+      expect(err?.code).toBe('ERR_MEMORY_LIMIT');
+      expect(err?.message).toMatch(/\(\d+ block pairs\) needs \d+\.\d\d GiB \(\d+ bytes\) of block tables; any path \(wasm32 memory, one WebGPU binding\) allows at most 4\.00 GiB/);
+      expect(l.isBuilt).toBe(false);
+    }
+    expect(new BandLayout(1000, 32, -Infinity, 0, 'small').cols.length).toBe(32 * 33 / 2);
+  });
 
   it('a custom function layout past the call budget: refused before the first call, at plan()', () => {
     let calls = 0;

@@ -27,6 +27,7 @@ export interface BlockLayout {
  * its own, smaller, room before it asks for the CSR (see checkRoom).
  */
 export const LAYOUT_MAX_BYTES = 2 ** 32;
+const ANY_PATH = 'any path (wasm32 memory, one WebGPU binding)';
 
 /** Bytes of a CSR with `entries` entries and `masks` token masks (as BlockLayout holds it). */
 export function csrBytes(nQB: number, entries: number, masks: number, blockSize: number): number {
@@ -101,7 +102,7 @@ export abstract class Layout implements BlockLayout {
     readonly blockSize: number,
     readonly nQB: number,
     readonly nKB: number,
-    /** Names the layout in errors, e.g. "the block layout of mode 'all' for 2097152 tokens". */
+    /** Names the layout in errors, e.g. "the block layout of mode 'all' at nCtx 2097152 (65536 × 65536 blocks of 32)". */
     readonly label: string,
   ) {}
 
@@ -128,7 +129,7 @@ export abstract class Layout implements BlockLayout {
   /** The CSR, built once; refused before allocating when over LAYOUT_MAX_BYTES. */
   csr(): BlockLayout {
     if (!this.built) {
-      checkRoom(`${this.label} (${this.entries} block pairs)`, this.bytes, LAYOUT_MAX_BYTES, 'a block layout');
+      checkRoom(`${this.label} (${this.entries} block pairs)`, this.bytes, LAYOUT_MAX_BYTES, ANY_PATH);
       this.built = this.build();
     }
     return this.built;
@@ -227,7 +228,7 @@ export class LayoutBuilder {
   private grow(): void {
     const cap = this.cols.length * 2;
     const bs = this.blockSize;
-    checkRoom(`${this.label} (at least ${cap} block pairs)`, csrBytes(this.nQB, cap, this.masks.length, bs), LAYOUT_MAX_BYTES, 'a block layout');
+    checkRoom(`${this.label} (at least ${cap} block pairs)`, csrBytes(this.nQB, cap, this.masks.length, bs), LAYOUT_MAX_BYTES, ANY_PATH);
     const cols = new Int32Array(cap);
     const maskIds = new Int32Array(cap);
     cols.set(this.cols);
