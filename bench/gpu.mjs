@@ -40,7 +40,7 @@ const log = (...a) => console.error(...a);
 async function gpuTime(attn, device, bufs, shape, runs) {
   const out = device.createBuffer({ size: bufs.bytes, usage: STORAGE | COPY_SRC | COPY_DST });
   // Warm-up: pipelines, and the SM clock — after copy-bound work (uploads, readbacks) the H100
-  // idles down to ~700 MHz and a few short kernels do not bring it back (bench/NOTES-gpu.md),
+  // idles down to ~700 MHz and a few short kernels do not bring it back (docs/kernel-history.md),
   // so keep the card busy for at least 300 ms first.
   const warm0 = performance.now();
   for (let i = 0; i < 2 || performance.now() - warm0 < 300; i++) await attn.forwardGPU(bufs.q, bufs.k, bufs.v, shape, { out });

@@ -1,8 +1,10 @@
 // Regenerates bench/REPORT.md and bench/charts/*.svg from bench/results/*.json: the latest
 // full CPU run of bench/run.mjs (peers on W1–W3, wasm SIMD peak, nCtx scaling), the issue-5
-// targets checked against it, a list of every other result file, the GPU comparison of
+// targets checked against it, a list of every other result file, and the GPU comparison of
 // the newest H100 run (bench/results/h100-<date>/: bench/gpu.mjs beside PyTorch, written by
-// bench/h100-baselines.sh) and the older GPU result files (kernel history) by name.
+// bench/h100-baselines.sh). Earlier H100 runs keep only their PyTorch lines (torch.jsonl), for
+// the baselines the newest run did not re-measure; the kernel versions behind them are in
+// docs/kernel-history.md.
 //   node bench/report.mjs
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { WORKLOADS } from './lib.mjs';
@@ -109,12 +111,12 @@ function gpuRun() {
   const json = (n) => { try { return JSON.parse(readFileSync(`${dir}/${n}`, 'utf8')); } catch { return null; } };
   const lines = (path) => { try { return readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)); } catch { return []; } };
   // Baselines not re-measured in that run come from earlier runs (the newest that has them), marked.
-  const earlier = [`${DIR}/torch-h100-2026-final.jsonl`, ...dirs.slice(0, -1).map((d) => `${DIR}/${d}/torch.jsonl`)];
+  const earlier = dirs.slice(0, -1).map((d) => `${DIR}/${d}/torch.jsonl`);
   const older = earlier.flatMap(lines).map((r) => ({ ...r, older: true }));
   return { dir, gpuOnly: json('gpu-ours-gpu-only.json'), e2e: json('gpu-ours-e2e.json'), scaling: json('gpu-ours-scaling.json'), torch: lines(`${dir}/torch.jsonl`), older };
 }
 
-function gpuSection(files) {
+function gpuSection() {
   const run = gpuRun();
   const out = [];
   if (run) {
@@ -128,7 +130,7 @@ function gpuSection(files) {
     const ms = (...a) => row(...a)?.ms ?? NaN;
     out.push(`Source: \`${run.dir}/\` — NVIDIA H100 80GB HBM3, Dawn (npm \`webgpu\`) on Vulkan, f32, batch 1, 16 heads, headDim 64, causal; L = 512 (local), 128 (strided). ` +
       '"GPU ms": this library\'s kernel time with q/k/v resident (`forwardGPU`, timestamp queries, median); "end to end": `forward()` from Float32Arrays (upload, kernel, readback; PCIe through Dawn). ' +
-      'PyTorch 2.11 on the same card in the same session: `torch_attention.py` (median of 20 CUDA-event timings; SDPA alone: `bench/sdpa.py`, the same timing, when the FlexAttention compile does not fit the call). * = not re-measured in this run: from the newest earlier run that has it (`h100-<date>/torch.jsonl`, else `torch-h100-2026-final.jsonl`); this run re-measured SDPA float32 only (twice, before and after ours: the later line is shown; both in `torch.jsonl`).', '');
+      'PyTorch 2.11 on the same card in the same session: `torch_attention.py` (median of 20 CUDA-event timings; SDPA alone: `bench/sdpa.py`, the same timing, when the FlexAttention compile does not fit the call). * = not re-measured in this run: from the newest earlier run that has it (`h100-<date>/torch.jsonl`); this run re-measured SDPA float32 only (twice, before and after ours: the later line is shown; both in `torch.jsonl`).', '');
     out.push('| mode | nCtx | ours GPU ms | ours end to end ms | SDPA fp32 | Flex fp32 | SDPA bf16 | Flex bf16 | issue-3 target (fp32) | |', '|---|---:|---:|---:|---:|---:|---:|---:|---|---|');
     for (const mode of ['all', 'local', 'strided']) {
       for (const n of [4096, 16384, 65536]) {
@@ -144,7 +146,7 @@ function gpuSection(files) {
       }
     }
     out.push('', 'FlexAttention does not regroup the strided pattern, so it visits almost every block; SDPA has no sparse masks (causal only). ' +
-      'Strided 65536 used to read ~4 ms in a GPU-only process but ~20 ms right after end-to-end calls (`h100-2026-11-27b/gpu-ours-e2e.json`, 20.4 ms): the H100 had clocked down to ~700 MHz during the copy-bound calls and a few 4 ms kernels did not bring it back (nvidia-smi log in `h100-2026-11-27b/strided-clock/`). bench/gpu.mjs keeps the card busy ≥ 300 ms before timing; that is not always enough: in `h100-2026-11-27f` the end-to-end process read strided 65536 at 10.55 ms against 3.146 ms GPU-only; in this run 3.080 ms in both. Kernel v9.5 (v9: 128-row query tiles with Q read from global memory, 8 warps per SM where the driver runs one 48 KiB workgroup per SM; v9.1–v9.5: the mask in one branch a tile, the scale in the exponent, P stored as vec4s, O rescaled only where the row max moved, the S and P·V loops by chunk pairs with the loads of the next chunk issued ahead, Q staged every tile beside K, the pair loops unrolled completely; see NOTES-gpu.md). Regrouped strided sequences of ≤ 64 rows (strided at nCtx ≤ 8192 here) run the v8 configuration (block 64, Q staged). v9.4 figures in `h100-2026-11-27g/`, v9.3 in `h100-2026-11-27f/`, v9.2 in `h100-2026-11-27e/`, v9 in `h100-2026-11-27d/`, v8 in `h100-2026-11-27c/`, v7 in `h100-2026-11-27b/`, v6 in `h100-2026-11-27/`, v5 in `h100-2026-11-27/v5/`.', '');
+      'Strided 65536 used to read ~4 ms in a GPU-only process but ~20 ms right after end-to-end calls (kernel v7, 20.4 ms): the H100 had clocked down to ~700 MHz during the copy-bound calls and a few 4 ms kernels did not bring it back (nvidia-smi log: docs/kernel-history.md). bench/gpu.mjs keeps the card busy ≥ 300 ms before timing; that is not always enough: with kernel v9.3 the end-to-end process read strided 65536 at 10.55 ms against 3.146 ms GPU-only; in this run 3.080 ms in both. Kernel v9.5 (v9: 128-row query tiles with Q read from global memory, 8 warps per SM where the driver runs one 48 KiB workgroup per SM; v9.1–v9.5: the mask in one branch a tile, the scale in the exponent, P stored as vec4s, O rescaled only where the row max moved, the S and P·V loops by chunk pairs with the loads of the next chunk issued ahead, Q staged every tile beside K, the pair loops unrolled completely; see docs/kernel-history.md). Regrouped strided sequences of ≤ 64 rows (strided at nCtx ≤ 8192 here) run the v8 configuration (block 64, Q staged). Figures of v5–v9.4: docs/kernel-history.md (raw runs: `git show 371e1bb:bench/results/`).', '');
     if (scaling?.cases?.length) {
       const sizes = [...new Set(scaling.cases.map((c) => c.nCtx))].sort((a, b) => a - b);
       out.push('### Scaling with nCtx (GPU, kernel time)', '', '| nCtx | all | local | strided |', '|---:|---:|---:|---:|');
@@ -160,9 +162,6 @@ function gpuSection(files) {
       out.push('', 'Timestamps on this adapter come in steps of 65.5 µs (Dawn quantizes timestamp queries), so the small cases (≤ 0.6 ms) are coarse; the flat start of strided is that plus launch latency.', '');
     }
   }
-  if (files.length) {
-    out.push('### Earlier GPU result files (kernel versions, bench/NOTES-gpu.md)', '', files.map((x) => `\`${x.name}\``).join(', '), '');
-  }
   return out.length ? out : ['No GPU results yet.', ''];
 }
 
@@ -175,7 +174,6 @@ export function writeReport() {
   mkdirSync(CHARTS, { recursive: true });
   const all = loadResults();
   const cpu = all.filter((x) => x.data?.kind === 'cpu').sort((a, b) => (a.data.date < b.data.date ? -1 : 1));
-  const gpu = all.filter((x) => x.name.startsWith('gpu-'));
   const main = [...cpu].reverse().find((x) => !x.data.quick) ?? cpu.at(-1);
   const md = ['<!-- Generated by bench/report.mjs from bench/results/*.json; edit the scripts, not this file. -->',
     '# Benchmarks: sparse-attention vs the peers a user would otherwise pick', ''];
@@ -216,7 +214,7 @@ export function writeReport() {
       'node bench/report.mjs                   # regenerate REPORT.md and charts from bench/results/',
       '```', '');
   }
-  md.push('## GPU', '', ...gpuSection(gpu));
+  md.push('## GPU', '', ...gpuSection());
   md.push('## All result files', '', '| file | date | kind | note |', '|---|---|---|---|');
   for (const x of all) {
     const d = x.data ?? {};

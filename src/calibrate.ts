@@ -4,6 +4,7 @@
 import { type Calibration, type PathRate, bytesMoved, getCalibration, isSoftwareAdapter, setCalibration } from './cost-model.js';
 import type { SparseAttentionOptions } from './config.js';
 import { SparseAttention } from './sparse-attention.js';
+import { UnsupportedError } from './errors.js';
 
 export interface CalibrateOptions {
   /** Measure the GPU path too (default true: skipped when no adapter is found). */
@@ -67,7 +68,7 @@ async function measure(backend: 'wasm' | 'webgpu', opts: CalibrateOptions, runs:
         times.push(performance.now() - t0);
       }
       times.sort((a, b) => a - b);
-      if (attn.lastRun?.backend !== backend) throw new Error(attn.lastRun?.reason ?? `${backend} did not run`);
+      if (attn.lastRun?.backend !== backend) throw new UnsupportedError(attn.lastRun?.reason ?? `${backend} did not run`);
       detail = attn.lastRun.detail;
       threads = Number(/(\d+) threads?/.exec(detail)?.[1] ?? 1);
       samples.push({ ms: times[times.length >> 1], bytes: bytesMoved({ ...plan, batch: shape[0], nCtx: shape[1], nEmbd: shape[2] } as never), flops: plan.visitedFlops });

@@ -1,6 +1,8 @@
 // Constructor arguments of SparseAttention, checked once and normalised. Every rejection
-// names the argument, the value received and what was expected.
-import { argError, checkPositiveInt, describe } from './errors.js';
+// names the argument, the value received and what was expected; an unknown option key is an
+// error naming the nearest valid one, and an option of a later version is refused until it
+// is implemented (NOT_YET_OPTIONS), never silently ignored.
+import { ArgumentError, UnsupportedError, argError, asLibraryError, checkPositiveInt, describe } from './errors.js';
 
 export type AttnMode = 'all' | 'local' | 'strided' | 'fixed' | 'custom';
 export type BackendName = 'auto' | 'wasm' | 'webgpu';
@@ -13,10 +15,10 @@ export type BackendName = 'auto' | 'wasm' | 'webgpu';
 export type CustomLayout =
   | ArrayLike<ArrayLike<number | boolean>>
   | ArrayLike<ArrayLike<ArrayLike<number | boolean>>>
-  | ((head: number, queryBlock: number, keyBlock: number) => boolean);
+  | ((head: number, queryBlock: number, keyBlock: number) => boolean | 0 | 1);
 
-/** Token-level mask inside visited blocks of a custom layout: true = allowed. */
-export type TokenMask = (head: number, query: number, key: number) => boolean;
+/** Token-level mask inside visited blocks of a custom layout: true (or 1) = allowed. */
+export type TokenMask = (head: number, query: number, key: number) => boolean | 0 | 1;
 
 export interface SparseAttentionOptions {
   /** Causal masking for 'all', 'local', 'strided', 'fixed' (default true). */
@@ -25,7 +27,7 @@ export interface SparseAttentionOptions {
   backend?: BackendName;
   /** A GPUDevice to run the WebGPU path on (else one is requested from the runtime). */
   device?: unknown;
-  /** CPU worker threads (default: the machine's cores, at most 8). */
+  /** CPU worker threads, an integer 1 to 64 (default: the machine's cores, at most 8). */
   threads?: number;
   /** 'fixed' mode: number of distinct summary-column patterns across heads (default 1). */
   numVerts?: number;
@@ -44,7 +46,7 @@ export interface SparseAttentionOptions {
 export interface WebGpuOptions {
   /** Use subgroup shuffles when the adapter has them (default true). */
   subgroups?: boolean;
-  /** Cap on one storage binding in bytes, below the device limit (tests of the chunked path). */
+  /** Cap on one storage binding in bytes, below the device limit (tests of the chunked path); 16 to 2^32. */
   maxBindingBytes?: number;
   /** Time kernels with timestamp queries (forwardGPU; lastRun.gpuMs). */
   timestamps?: boolean;
@@ -92,7 +94,8 @@ export interface Config {
   readonly customBlocks: ((head: number, qb: number, kb: number) => boolean) | null;
   readonly customBlockCount: number;
   readonly customPerHead: boolean;
-  readonly mask: TokenMask | null;
+  /** The user's token mask, wrapped: returns a boolean, throws an ArgumentError on any other value. */
+  readonly mask: ((head: number, query: number, key: number) => boolean) | null;
   readonly wasmVariant: WasmVariant | undefined;
   readonly webgpu: WebGpuOptions;
 }
@@ -100,6 +103,36 @@ export interface Config {
 const MODES: readonly AttnMode[] = ['all', 'local', 'strided', 'fixed', 'custom'];
 const BLOCK_SIZES = [8, 16, 32, 64, 128];
 const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'webgpu'];
+
+/** Constructor option keys implemented today (order: as the README's Options table). */
+export const OPTION_KEYS = [
+  'causal', 'backend', 'device', 'threads', 'numVerts', 'vertsize', 'layout', 'mask', 'wasmVariant', 'webgpu',
+] as const;
+/**
+ * Constructor options of the round-2 contract (DESIGN.md §2, issues 17 and 18) that are not
+ * implemented yet: giving one is an UnsupportedError, since ignoring it would compute a
+ * different function than asked. Move a key to OPTION_KEYS when its feature lands.
+ */
+export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 'sinks', 'kvHeads', 'dtype'];
+/** Forward call option keys implemented today, for checkKeys in the facade. */
+export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'signal', 'out', 'onProgress'];
+/** Forward call options of the round-2 contract not implemented yet (move each when it lands). */
+export const NOT_YET_FORWARD_OPTIONS: readonly string[] = ['lse', 'seqLengths', 'cache'];
+const WEBGPU_KEYS: readonly (keyof WebGpuOptions)[] = [
+  'subgroups', 'timestamps', 'maxBindingBytes', 'rowsPerThread', 'maxKeyTile', 'overlapV', 'prefetch',
+  'longFirst', 'fmaS', 'qGlobal', 'tileShape', 'scanV',
+];
+const WEBGPU_BOOLEANS = ['subgroups', 'timestamps', 'overlapV', 'prefetch', 'longFirst', 'fmaS', 'scanV', 'qGlobal'] as const;
+
+/**
+ * Upper bound of options.threads. Each worker costs ~8.5 MiB and ~60 ms to start (measured
+ * for issue 15) and threads beyond the cores buy nothing (the default is min(cores, 8)); a
+ * typo such as 1e6 must fail here, not after minutes of spawning.
+ */
+export const MAX_THREADS = 64;
+/** options.webgpu.maxBindingBytes: one vec4<f32> (bindings are sized in 16-byte units) to 2^32. */
+export const MIN_BINDING_BYTES = 16;
+export const MAX_BINDING_BYTES = 2 ** 32;
 
 export function makeConfig(
   heads: unknown,
@@ -117,10 +150,11 @@ export function makeConfig(
   if (typeof blocksize !== 'number' || !BLOCK_SIZES.includes(blocksize)) {
     throw argError('blocksize', `one of ${BLOCK_SIZES.join(', ')}`, blocksize);
   }
-  if (options !== undefined && (options === null || typeof options !== 'object')) {
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
     throw argError('options', 'an object or undefined', options);
   }
-  const o = options ?? {};
+  // One read of each option (a getter runs once); everything below uses this snapshot.
+  const o = checkKeys('options', options ?? {}, OPTION_KEYS, NOT_YET_OPTIONS) as SparseAttentionOptions;
 
   let L = 0;
   if (mode === 'local' || mode === 'strided' || mode === 'fixed') {
@@ -133,11 +167,20 @@ export function makeConfig(
 
   const causal = o.causal ?? true;
   if (typeof causal !== 'boolean') throw argError('options.causal', 'a boolean', causal);
+  if (mode === 'custom' && o.causal !== undefined) {
+    // A causal flag would be ignored here: the layout and mask alone decide what is allowed.
+    throw argError('options.causal', "undefined for mode 'custom' (the layout and mask decide what is allowed)", o.causal);
+  }
   const backend = o.backend ?? 'auto';
   if (!BACKENDS.includes(backend)) {
     throw argError('options.backend', `one of ${BACKENDS.map((m) => `'${m}'`).join(', ')}`, backend);
   }
-  if (o.threads !== undefined) checkPositiveInt('options.threads', o.threads);
+  if (o.threads !== undefined) {
+    checkPositiveInt('options.threads', o.threads);
+    if (o.threads > MAX_THREADS) {
+      throw argError('options.threads', `at most ${MAX_THREADS} (each worker costs ~8.5 MiB and ~60 ms to start; more than the cores buys nothing)`, o.threads);
+    }
+  }
   if (o.wasmVariant !== undefined && !['relaxed', 'simd', 'scalar'].includes(o.wasmVariant)) {
     throw argError('options.wasmVariant', "one of 'relaxed', 'simd', 'scalar'", o.wasmVariant);
   }
@@ -173,12 +216,12 @@ export function makeConfig(
   let customBlocks: Config['customBlocks'] = null;
   let customBlockCount = 0;
   let customPerHead = false;
-  let mask: TokenMask | null = null;
+  let mask: Config['mask'] = null;
   if (mode === 'custom') {
     ({ customBlocks, customBlockCount, customPerHead } = normaliseLayout(o.layout, heads as number));
     if (o.mask !== undefined) {
       if (typeof o.mask !== 'function') throw argError('options.mask', 'a function (head, query, key) => boolean', o.mask);
-      mask = o.mask;
+      mask = checkedPredicate(o.mask, 'options.mask', ['head', 'query', 'key']);
     }
   } else {
     if (o.layout !== undefined) throw argError('options.layout', `undefined for mode '${mode}' (use mode 'custom')`, o.layout);
@@ -211,8 +254,8 @@ function normaliseLayout(
 ): Pick<Config, 'customBlocks' | 'customBlockCount' | 'customPerHead'> {
   const expected = 'a block layout: [nBlocks][nBlocks], [heads][nBlocks][nBlocks] of 0/1, or a function (head, qb, kb) => boolean';
   if (typeof layout === 'function') {
-    const fn = layout as (h: number, qb: number, kb: number) => boolean;
-    return { customBlocks: (h, qb, kb) => Boolean(fn(h, qb, kb)), customBlockCount: Infinity, customPerHead: true };
+    const fn = checkedPredicate(layout as TokenMask, 'options.layout', ['head', 'queryBlock', 'keyBlock']);
+    return { customBlocks: fn, customBlockCount: Infinity, customPerHead: true };
   }
   if (!isArrayLike(layout) || layout.length === 0) throw argError('options.layout', expected, layout);
   const first = layout[0];
@@ -235,7 +278,8 @@ function normaliseLayout(
       if (!isArrayLike(row) || row.length !== n) {
         throw argError(`options.layout${perHead ? `[${h}]` : ''}[${qb}]`, `a row of ${n} entries`, row);
       }
-      out.push(Uint8Array.from(row as ArrayLike<number>, (x) => (x ? 1 : 0)));
+      const at = `options.layout${perHead ? `[${h}]` : ''}[${qb}]`;
+      out.push(Uint8Array.from(row as ArrayLike<unknown>, (x, kb) => blockFlag(x, `${at}[${kb}]`)));
     }
     rows.push(out);
   }
@@ -246,29 +290,143 @@ function normaliseLayout(
   };
 }
 
+/** A layout entry as 0/1: only the numbers 0 and 1 and the booleans are layout values. */
+function blockFlag(x: unknown, at: string): 0 | 1 {
+  if (x === 1 || x === true) return 1;
+  if (x === 0 || x === false) return 0;
+  throw argError(at, '0, 1, true or false', x);
+}
+
+/**
+ * Wraps a user predicate (a layout or mask function) so that it returns a boolean: true/1
+ * and false/0 are its only accepted results, anything else ('false', 2, undefined…) is an
+ * ArgumentError naming the call; an exception it throws becomes one too, with it as cause.
+ */
+function checkedPredicate(fn: TokenMask, name: string, params: readonly [string, string, string]) {
+  const call = (a: number, b: number, c: number) => `${name}(${params[0]} ${a}, ${params[1]} ${b}, ${params[2]} ${c})`;
+  return (a: number, b: number, c: number): boolean => {
+    let r: unknown;
+    try {
+      r = fn(a, b, c);
+    } catch (e) {
+      throw new ArgumentError(`${call(a, b, c)} threw: ${e instanceof Error ? e.message : describe(e)}`, { cause: e });
+    }
+    if (r === true || r === 1) return true;
+    if (r === false || r === 0) return false;
+    throw new ArgumentError(`${call(a, b, c)} must return true, false, 1 or 0 (got ${describe(r)})`);
+  };
+}
+
 function isArrayLike(x: unknown): x is ArrayLike<unknown> {
   return (Array.isArray(x) || ArrayBuffer.isView(x)) && typeof (x as ArrayLike<unknown>).length === 'number';
 }
 
 function checkWebGpuOptions(w: unknown): WebGpuOptions {
   if (w === undefined) return {};
-  if (w === null || typeof w !== 'object') throw argError('options.webgpu', 'an object or undefined', w);
-  const o = w as WebGpuOptions;
-  for (const key of ['subgroups', 'timestamps', 'overlapV', 'prefetch', 'longFirst', 'fmaS', 'scanV', 'qGlobal'] as const) {
+  if (w === null || typeof w !== 'object' || Array.isArray(w)) throw argError('options.webgpu', 'an object or undefined', w);
+  const o = checkKeys('options.webgpu', w, WEBGPU_KEYS) as WebGpuOptions;
+  for (const key of WEBGPU_BOOLEANS) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw argError(`options.webgpu.${key}`, 'a boolean', o[key]);
   }
-  if (o.maxBindingBytes !== undefined) checkPositiveInt('options.webgpu.maxBindingBytes', o.maxBindingBytes);
+  if (o.maxBindingBytes !== undefined) {
+    checkPositiveInt('options.webgpu.maxBindingBytes', o.maxBindingBytes);
+    if (o.maxBindingBytes < MIN_BINDING_BYTES || o.maxBindingBytes > MAX_BINDING_BYTES) {
+      throw argError('options.webgpu.maxBindingBytes', `from ${MIN_BINDING_BYTES} (one vec4<f32>) to 2^32 bytes`, o.maxBindingBytes);
+    }
+  }
   if (o.rowsPerThread !== undefined && o.rowsPerThread !== 4 && o.rowsPerThread !== 8) {
     throw argError('options.webgpu.rowsPerThread', '4 or 8', o.rowsPerThread);
   }
   if (o.tileShape !== undefined) {
-    const t = o.tileShape as { bm?: unknown; bn?: unknown; qGlobal?: unknown } | null;
-    const ok = typeof t === 'object' && t !== null && [8, 16, 32, 64, 128].includes(t.bm as number) &&
-      [8, 16, 32, 64].includes(t.bn as number) && typeof t.qGlobal === 'boolean';
-    if (!ok) throw argError('options.webgpu.tileShape', '{ bm: 8..128, bn: 8..64 (powers of 2), qGlobal: boolean }', o.tileShape);
+    const expected = '{ bm: 8..128, bn: 8..64 (powers of 2), qGlobal: boolean }';
+    if (o.tileShape === null || typeof o.tileShape !== 'object') throw argError('options.webgpu.tileShape', expected, o.tileShape);
+    const t = checkKeys('options.webgpu.tileShape', o.tileShape, ['bm', 'bn', 'qGlobal']);
+    const ok = [8, 16, 32, 64, 128].includes(t.bm as number) && [8, 16, 32, 64].includes(t.bn as number) && typeof t.qGlobal === 'boolean';
+    if (!ok) throw argError('options.webgpu.tileShape', expected, o.tileShape);
+    o.tileShape = t as unknown as WebGpuOptions['tileShape'];
   }
   if (o.maxKeyTile !== undefined && ![8, 16, 32, 64].includes(o.maxKeyTile)) {
     throw argError('options.webgpu.maxKeyTile', 'one of 8, 16, 32, 64', o.maxKeyTile);
   }
-  return { ...o };
+  return o;
+}
+
+/**
+ * Checks an options object's own keys and returns a snapshot of it (each property read
+ * once, so a getter cannot answer differently later). A key not in `valid` is an
+ * ArgumentError naming it, the nearest valid name when one is close, and the valid names;
+ * a key in `notYet` (valid in a later version) with a value other than undefined is an
+ * UnsupportedError. `objName` prefixes the key in messages: checkKeys('options', …) says
+ * "options.thread is not an option; did you mean 'threads'? (valid: …)".
+ */
+export function checkKeys(
+  objName: string,
+  obj: object,
+  valid: readonly string[],
+  notYet: readonly string[] = [],
+): Record<string, unknown> {
+  let keys: string[];
+  try {
+    keys = Object.keys(obj);
+  } catch (e) {
+    throw asLibraryError(e, objName);
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of keys) {
+    let value: unknown;
+    try {
+      value = (obj as Record<string, unknown>)[key];
+    } catch (e) {
+      throw asLibraryError(e, `${objName}.${key}`);
+    }
+    if (valid.includes(key)) {
+      out[key] = value;
+      continue;
+    }
+    if (notYet.includes(key)) {
+      if (value === undefined) continue;
+      throw new UnsupportedError(`${objName}.${key} is not supported yet (got ${describe(value)})`);
+    }
+    const near = nearestName(key, [...valid, ...notYet]);
+    const hint = near === null ? '' : `; did you mean '${near}'${notYet.includes(near) ? ' (not supported yet)' : ''}?`;
+    throw new ArgumentError(`${objName}.${key} is not an option${hint} (valid: ${valid.join(', ')})`);
+  }
+  return out;
+}
+
+/**
+ * The candidate closest to `name` by optimal-string-alignment distance (Damerau–Levenshtein
+ * with adjacent transpositions, ignoring case), or null when none is within
+ * max(2, ⌈length/3⌉) edits — a suggestion further away would only mislead.
+ */
+export function nearestName(name: string, candidates: readonly string[]): string | null {
+  const limit = Math.max(2, Math.ceil(name.length / 3));
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(name.toLowerCase(), c.toLowerCase());
+    if (d < bestD) {
+      best = c;
+      bestD = d;
+    }
+  }
+  return bestD <= limit ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  // d[i][j]: edits turning a[0, i) into b[0, j); three rows suffice for the transposition.
+  let prev2 = new Array<number>(b.length + 1).fill(0);
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2] + 1);
+      cur.push(d);
+    }
+    prev2 = prev;
+    prev = cur;
+  }
+  return prev[b.length];
 }

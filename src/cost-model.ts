@@ -3,6 +3,7 @@
 // counts bytes moved as well as FLOPs. Defaults are measurements (see DEFAULT_CALIBRATION);
 // calibrate() re-measures them on the user's machine and the result can be persisted.
 import type { Plan } from './plan.js';
+import { ArgumentError } from './errors.js';
 
 export interface PathRate {
   /** Cost of a call with no work: dispatch, synchronisation, result allocation (ms). */
@@ -25,13 +26,13 @@ export interface Calibration {
 /**
  * Measured defaults.
  * - wasm: 2-core Intel Xeon, Node 20 plain SIMD, one thread: W1 `all` 116 ms CPU time for
- *   2.2 GFLOP of visited blocks (19 GFLOP/s); sparse cases lower, 16 kept (bench/NOTES.md);
+ *   2.2 GFLOP of visited blocks (19 GFLOP/s); sparse cases lower, 16 kept (docs/kernel-history.md, CPU);
  *   copies ~12 GB/s (bulk TypedArray.set into linear memory); fixed cost of a threaded call
  *   (postMessage round trip, barrier) ~0.15 ms.
  * - webgpu software: Mesa lavapipe 25.0.7 on the same 2 cores: 1.99–2.13 useful GFLOP/s on
  *   dense causal, 0.7 on sparse; 1–2 ms for a call of nCtx 64 — 5–15× slower than the CPU
  *   path in every case measured (bench/results/auto-*.json).
- * - webgpu hardware: NVIDIA H100 through Dawn/Vulkan in Node (bench/results/gpu-h100-*.log,
+ * - webgpu hardware: NVIDIA H100 through Dawn/Vulkan in Node (GPU kernel v1, docs/kernel-history.md;
  *   batch 1, 16 heads, headDim 64): kernels at 8.8 TFLOP/s useful on `all`, 6.0 on `local`
  *   L=512, 1.8–2.3 on `strided` L=128 (6 TFLOP/s kept for visited blocks); a call of
  *   nCtx 128 took 1.2 ms end to end; uploads + readback ran at ~1.2 GB/s (nCtx 4096: 64 MB
@@ -52,7 +53,7 @@ let current: Calibration = DEFAULT_CALIBRATION;
 export function setCalibration(c: Calibration): void {
   for (const [name, r] of [['wasm', c?.wasm], ['webgpu.software', c?.webgpu?.software], ['webgpu.hardware', c?.webgpu?.hardware]] as const) {
     if (!r || !(r.fixedMs >= 0) || !(r.gflops > 0) || !(r.gbps > 0)) {
-      throw new Error(`SparseAttention: calibration.${name} must have fixedMs >= 0, gflops > 0 and gbps > 0 (got ${JSON.stringify(r)})`);
+      throw new ArgumentError(`calibration.${name} must have fixedMs >= 0, gflops > 0 and gbps > 0 (got ${JSON.stringify(r)})`);
     }
   }
   current = { ...c };

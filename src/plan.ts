@@ -3,29 +3,10 @@
 // 'strided'), their block layouts, and the useful work (allowed pairs, FLOPs).
 // see: openai/sparse_attention attention.py (strided_transpose, get_blocksparse_obj)
 import type { Config } from './config.js';
-import { DisposedError, argError, checkPositiveInt } from './errors.js';
+import { DisposedError, argError } from './errors.js';
 import { BandLayout } from './layout/band.js';
 import { CsrLayout, type Layout } from './layout/block-layout.js';
 import { CallBudget, FixedLayout, patternLayout } from './layout/pattern.js';
-
-export interface Tensor {
-  data: Float32Array;
-  shape: readonly number[];
-}
-
-export interface ForwardOptions {
-  /** Per batch item, keys at positions >= keyLengths[b] are masked out. */
-  keyLengths?: ArrayLike<number>;
-  /** Aborts the call (its promise rejects with the signal's reason). */
-  signal?: AbortSignal;
-  /**
-   * Float32Array of batch·nCtx·nEmbd floats the result is written to (and returned as
-   * `data`), instead of a new array: a caller that reuses it avoids allocating (and page
-   * faulting) a fresh result per call. A tensor from createTensor() is written in place by
-   * the CPU kernel. Must not overlap q, k or v.
-   */
-  out?: Float32Array;
-}
 
 /**
  * Block layouts for one nCtx; cached per instance. The layouts are counted without being
@@ -74,79 +55,6 @@ export interface Sequence {
   nQ: number;
   nK: number;
   layout: number;
-}
-
-/** Checks q, k, v and returns [batch, nCtx, nEmbd]. */
-export function checkInputs(config: Config, q: unknown, k: unknown, v: unknown): [number, number, number] {
-  const shape = checkTensor('q', q);
-  const ks = checkTensor('k', k);
-  const vs = checkTensor('v', v);
-  for (const [name, s] of [['k', ks], ['v', vs]] as const) {
-    if (s[0] !== shape[0] || s[1] !== shape[1] || s[2] !== shape[2]) {
-      throw argError(`${name}.shape`, `equal to q.shape [${shape.join(', ')}]`, s);
-    }
-  }
-  checkHeads(shape, config.heads);
-  return shape;
-}
-
-/** Checks forward's `out` option against the call's shape and inputs; returns it. */
-export function checkOut(out: unknown, shape: readonly number[], inputs: readonly Float32Array[]): Float32Array | undefined {
-  if (out === undefined) return undefined;
-  const n = shape[0] * shape[1] * shape[2];
-  if (!(out instanceof Float32Array) || out.length !== n) {
-    throw argError('out', `a Float32Array of ${n} floats (batch·nCtx·nEmbd for [${shape.join(', ')}])`, out);
-  }
-  for (const [name, t] of inputs.map((t, i) => [['q', 'k', 'v'][i], t] as const)) {
-    const apart = out.buffer !== t.buffer || out.byteOffset + out.byteLength <= t.byteOffset || t.byteOffset + t.byteLength <= out.byteOffset;
-    if (!apart) throw argError('out', `memory apart from ${name}.data (the inputs are never modified)`, out);
-  }
-  return out;
-}
-
-/** Checks a [batch, nCtx, nEmbd] shape of positive integers. */
-export function checkShape(name: string, shape: unknown): asserts shape is [number, number, number] {
-  if (!Array.isArray(shape) || shape.length !== 3) throw argError(name, 'an array [batch, nCtx, nEmbd]', shape);
-  shape.forEach((x, i) => checkPositiveInt(`${name}[${i}]`, x));
-}
-
-export function checkHeads(shape: readonly [number, number, number], heads: number): void {
-  if (shape[2] % heads !== 0) {
-    throw argError('nEmbd', `a multiple of heads (${heads}); the shape is [${shape.join(', ')}]`, shape[2]);
-  }
-}
-
-function checkTensor(name: string, t: unknown): [number, number, number] {
-  if (t === null || typeof t !== 'object') throw argError(name, 'a tensor { data: Float32Array, shape: [batch, nCtx, nEmbd] }', t);
-  const { data, shape } = t as Partial<Tensor>;
-  if (!(data instanceof Float32Array)) throw argError(`${name}.data`, 'a Float32Array', data);
-  checkShape(`${name}.shape`, shape);
-  const n = shape[0] * shape[1] * shape[2];
-  if (data.length !== n) {
-    const detached = data.length === 0 && data.buffer.byteLength === 0;
-    throw argError(
-      `${name}.data.length`,
-      `${n} for shape [${shape.join(', ')}]${detached ? ' (its buffer is detached)' : ''}`,
-      data.length,
-    );
-  }
-  return shape as [number, number, number];
-}
-
-export function checkKeyLengths(keyLengths: unknown, batch: number, nCtx: number): Int32Array | null {
-  if (keyLengths === undefined || keyLengths === null) return null;
-  if (!(Array.isArray(keyLengths) || ArrayBuffer.isView(keyLengths)) || (keyLengths as ArrayLike<number>).length !== batch) {
-    throw argError('keyLengths', `an array of ${batch} lengths (one per batch item)`, keyLengths);
-  }
-  const out = new Int32Array(batch);
-  for (let b = 0; b < batch; b++) {
-    const x = (keyLengths as ArrayLike<number>)[b];
-    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > nCtx) {
-      throw argError(`keyLengths[${b}]`, `an integer in [0, ${nCtx}]`, x);
-    }
-    out[b] = x;
-  }
-  return out;
 }
 
 /**

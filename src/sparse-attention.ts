@@ -1,25 +1,38 @@
 // The facade: validate → plan → choose a backend → run. Holds per-instance caches
 // (block layouts per nCtx) and records which path ran and why.
 import { type AttnMode, type Config, type SparseAttentionOptions, makeConfig } from './config.js';
-import { ArgumentError, StateError, UnsupportedError, argError } from './errors.js';
+import {
+  ArgumentError,
+  DeviceLostError,
+  DisposedError,
+  KernelError,
+  SparseAttentionError,
+  StateError,
+  UnsupportedError,
+  abortError,
+  argError,
+  throwIfAborted,
+} from './errors.js';
+import { type Geometry, type Plan, buildGeometry, buildPlan, checkNotDisposed } from './plan.js';
+import type { Backend, BackendId } from './backends/backend.js';
+import { isBandMode, sequenceGroups } from './geometry.js';
+import { type Choice, choose } from './choice.js';
 import {
   type ForwardOptions,
-  type Geometry,
-  type Plan,
   type Tensor,
-  buildGeometry,
-  buildPlan,
+  type TensorResult,
   checkHeads,
-  checkInputs,
   checkKeyLengths,
-  checkNotDisposed,
-  checkShape,
   checkOut,
-} from './plan.js';
+  checkShape,
+  readCallOptions,
+  readInputs,
+  result,
+} from './tensors.js';
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
-import { estimateGpuMs, estimateWasmMs, isSoftwareAdapter } from './cost-model.js';
 import { rejectOnAbort } from './abort.js';
+import { progressReporter } from './progress.js';
 
 /**
  * A WebGPU GPUBuffer, typed structurally so that this package's types need no
@@ -47,14 +60,14 @@ export interface GpuTensor {
 
 export interface PlanInfo {
   /** The path forward() would take for this shape. */
-  backend: 'wasm' | 'webgpu';
-  /** Why that path (and why not the other). */
+  backend: BackendId;
+  /** Why that path (and why not the others). */
   reason: string;
   shape: [number, number, number];
   mode: AttnMode;
   causal: boolean;
   headDim: number;
-  /** Block size of the layout the kernels run. */
+  /** Block size of the layout the chosen backend's kernels run. */
   blockSize: number;
   /** Independent attention problems (batch × heads, × L groups for 'strided'). */
   sequences: number;
@@ -64,14 +77,14 @@ export interface PlanInfo {
   usefulFlops: number;
   /** Work of the visited blocks (what a block kernel computes): the cost model's measure. */
   visitedFlops: number;
-  /** The cost model's estimates (ms); webgpu is null until an adapter is known. */
-  estimatedMs: { wasm: number; webgpu: number | null };
+  /** The cost model's estimate per backend (ms); null where unknown (a GPU before its adapter) or unusable. */
+  estimatedMs: Record<BackendId, number | null>;
   /** allowedPairs / (batch · heads · nCtx²). */
   density: number;
 }
 
 export interface RunInfo {
-  backend: 'wasm' | 'webgpu';
+  backend: BackendId;
   /** Variant and threads, or adapter. */
   detail: string;
   reason: string;
@@ -82,14 +95,23 @@ export interface RunInfo {
 
 const GEOMETRY_CACHE = 8;
 
-interface Choice {
-  backend: 'wasm' | 'webgpu';
-  reason: string;
-  probeGpu?: boolean;
+/**
+ * Backends an instance owns, held apart from the instance so that an instance the caller
+ * forgot to dispose() releases them when it is garbage-collected.
+ */
+interface Owned {
+  backends: Backend[];
 }
+const forgotten = typeof FinalizationRegistry === 'undefined'
+  ? null
+  : new FinalizationRegistry<Owned>((owned) => {
+    for (const b of owned.backends) b.dispose();
+  });
 
-const fmt = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
-const fmtFlops = (f: number) => (f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `${(f / 1e6).toFixed(1)} MFLOP`);
+/** A failure of the device itself (lost, out of memory, a failing submit), after which another backend re-runs the call. */
+function isDeviceFailure(e: unknown): boolean {
+  return !(e instanceof SparseAttentionError) || e instanceof DeviceLostError || e instanceof KernelError;
+}
 
 export class SparseAttention {
   readonly heads: number;
@@ -100,11 +122,12 @@ export class SparseAttention {
   lastRun: RunInfo | null = null;
 
   private readonly config: Config;
-  private readonly geometries = new Map<number, Geometry>();
-  private readonly wasm: WasmBackend;
-  private gpu: WebGpuBackend | null = null;
-  /** Why 'auto' found no adapter (asked once per instance). */
-  private gpuUnavailable: string | null = null;
+  /** Block layouts per (nCtx, block size): each backend plans on its own blocks. */
+  private readonly geometries = new Map<string, Geometry>();
+  /** Backends in order of preference on equal estimates: the CPU first. */
+  private readonly owned: Owned;
+  /** Why a backend is not used by this instance: it failed to initialise, or a call on it failed (not retried). */
+  private readonly excluded = new Map<BackendId, string>();
   private disposed = false;
 
   constructor(
@@ -119,19 +142,27 @@ export class SparseAttention {
     this.attnMode = this.config.mode;
     this.localAttnCtx = this.config.localAttnCtx || undefined;
     this.blocksize = this.config.blocksize;
-    this.wasm = new WasmBackend(this.config.threads, this.config.wasmVariant);
+    this.owned = {
+      backends: [new WasmBackend(this.config.threads, this.config.wasmVariant), new WebGpuBackend(this.config, this.config.webgpu)],
+    };
+    forgotten?.register(this, this.owned, this.owned);
   }
 
   /** What a call with this input shape would compute, on which path, and why. */
-  plan(shape: readonly number[], forwardOptions: ForwardOptions = {}): PlanInfo {
+  plan(shape: readonly number[], forwardOptions: Pick<ForwardOptions, 'keyLengths'> = {}): PlanInfo {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
-    const plan = this.makePlan(dims, forwardOptions);
-    const choice = this.choose(plan);
-    const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
+    const keyLengths = checkKeyLengths(readCallOptions(forwardOptions, ['keyLengths']).keyLengths, dims[0], dims[1]);
+    const { backend, plan, reason } = this.choose(dims, keyLengths);
+    const groups = sequenceGroups(plan);
+    const estimatedMs = {} as Record<BackendId, number | null>;
+    for (const b of this.owned.backends) {
+      const est = this.usable(b) ? null : b.estimate(this.planOn(b, dims, keyLengths), 4);
+      estimatedMs[b.id] = est && !est.bestCase ? est.ms : null;
+    }
     return {
-      backend: choice.backend,
-      reason: choice.reason,
+      backend: backend.id,
+      reason,
       shape: dims,
       mode: plan.mode,
       causal: plan.causal,
@@ -142,56 +173,62 @@ export class SparseAttention {
       allowedPairs: plan.allowedPairs,
       usefulFlops: plan.usefulFlops,
       visitedFlops: plan.visitedFlops,
-      estimatedMs: {
-        wasm: estimateWasmMs(plan, this.wasm.threadCount),
-        webgpu: this.gpu?.adapterName ? estimateGpuMs(plan, isSoftwareAdapter(this.gpu.adapterName)) : null,
-      },
+      estimatedMs,
       density: plan.density,
     };
   }
 
-  /** Attention of q, k, v ({ data: Float32Array, shape: [batch, nCtx, nEmbd] }); same shape out. */
-  async forward(q: Tensor, k: Tensor, v: Tensor, forwardOptions: ForwardOptions = {}): Promise<Tensor> {
+  /**
+   * Attention of q, k, v ({ data: Float32Array, shape: [batch, nCtx, nEmbd] }, or ONNX
+   * Runtime tensors); same shape out. The tensors' data references and shapes are taken
+   * once, now: replacing `q.data` or editing `q.shape` afterwards does not affect this call
+   * (changing the arrays' contents before the call settles does).
+   */
+  async forward(q: Tensor, k: Tensor, v: Tensor, forwardOptions: ForwardOptions = {}): Promise<TensorResult> {
     checkNotDisposed(this.disposed);
-    const shape = checkInputs(this.config, q, k, v);
-    const plan = this.makePlan(shape, forwardOptions);
-    const out = checkOut(forwardOptions.out, shape, [q.data, k.data, v.data]);
-    forwardOptions.signal?.throwIfAborted();
-    await this.wasm.init();
-    checkNotDisposed(this.disposed);
-    // createTensor tensors cost the CPU path no copy: the estimate counts only the others.
-    const copied = [q.data, k.data, v.data, out].filter((d) => !this.wasm.isResident(d)).length;
-    let choice = await this.settle(plan, this.choose(plan, copied), copied);
-    checkNotDisposed(this.disposed);
+    const call = readInputs(this.config, q, k, v);
+    const opts = readCallOptions(forwardOptions);
+    const { shape } = call;
+    const keyLengths = checkKeyLengths(opts.keyLengths, shape[0], shape[1]);
+    const out = checkOut(opts.out, shape, [call.q, call.k, call.v]);
+    const signal = opts.signal;
+    throwIfAborted(signal);
+    const progress = progressReporter(opts.onProgress);
+    const cpu = this.resident();
+    await cpu?.init();
+    this.checkLive();
+    // Tensors resident in a backend's memory cost it no copy: the estimates count only the others.
+    const copied = [call.q, call.k, call.v, out].filter((d) => !cpu?.isResident?.(d)).length;
+    let choice = await this.settle(this.choose(shape, keyLengths, copied), shape, keyLengths, copied);
+    this.checkLive();
+    throwIfAborted(signal);
     const t0 = now();
-    const inputs = { q: q.data, k: k.data, v: v.data, signal: forwardOptions.signal, out };
-    if (choice.backend === 'webgpu') {
-      const gpu = this.gpuBackend();
-      await this.initGpu(gpu);
+    const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report };
+    for (;;) {
+      const { backend, plan } = choice;
       try {
+        await this.initBackend(backend);
         // A device lost since choose() counts as a failure of this call, not a usage error.
-        if (gpu.deadReason) throw new Error(gpu.deadReason);
-        const why = gpu.canRun(plan);
-        if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
-        // An abort rejects at once; a GPU submit cannot be recalled, its result is dropped.
-        const data = await rejectOnAbort(gpu.run(plan, inputs), forwardOptions.signal);
-        checkNotDisposed(this.disposed);
-        this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: choice.reason, ms: now() - t0 };
-        return { data, shape: [...shape] };
+        if (backend.unavailable) throw new DeviceLostError(backend.unavailable);
+        const why = backend.canRun(plan);
+        if (why) throw new UnsupportedError(`backend '${backend.id}' cannot run this call: ${why}`);
+        // An abort rejects at once; work already submitted cannot be recalled, its result is dropped.
+        const data = await rejectOnAbort(backend.run(plan, inputs), signal);
+        this.checkLive();
+        progress.done();
+        const note = backend.note;
+        this.lastRun = { backend: backend.id, detail: backend.describe(), reason: note ? `${choice.reason}; ${note}` : choice.reason, ms: now() - t0 };
+        return result(data, shape);
       } catch (e) {
-        checkNotDisposed(this.disposed);
-        forwardOptions.signal?.throwIfAborted();
-        if (!gpu.deadReason && /cannot run this call/.test((e as Error).message)) throw e;
-        // The device is not retried: lost, destroyed or failing, this instance now runs on the CPU.
-        gpu.deadReason ??= `a GPU call failed (${(e as Error).message})`;
-        choice = { backend: 'wasm', reason: `wasm: the webgpu call failed, re-ran on the CPU: ${gpu.deadReason}` };
+        this.checkLive();
+        throwIfAborted(signal);
+        // Usage errors (a detached input, a call the path cannot run) are the caller's: the
+        // backend stays in use. Only a failure of the device itself moves this instance on.
+        const next = isDeviceFailure(e) ? this.fallbackFrom(backend, e as Error) : null;
+        if (!next) throw e;
+        choice = { backend: next, plan: this.planOn(next, shape, keyLengths), reason: `${next.id}: the ${backend.id} call failed, re-ran on ${next.id === 'wasm' ? 'the CPU' : next.id}: ${this.excluded.get(backend.id)}` };
       }
     }
-    await this.wasm.init();
-    checkNotDisposed(this.disposed);
-    const data = await this.wasm.run(plan, inputs);
-    this.lastRun = { backend: 'wasm', detail: this.wasm.describe(), reason: choice.reason, ms: now() - t0 };
-    return { data, shape: [...shape] };
   }
 
   /**
@@ -205,21 +242,27 @@ export class SparseAttention {
     k: GpuBufferLike,
     v: GpuBufferLike,
     shape: readonly number[],
-    forwardOptions: Omit<ForwardOptions, 'signal' | 'out'> & { out?: GpuBufferLike } = {},
+    forwardOptions: Pick<ForwardOptions, 'keyLengths'> & { out?: GpuBufferLike } = {},
   ): Promise<GpuTensor> {
     checkNotDisposed(this.disposed);
     if (this.config.backend === 'wasm') throw new StateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
     const dims = this.checkShape(shape);
-    const plan = this.makePlan(dims, forwardOptions);
+    const opts = readCallOptions(forwardOptions, ['keyLengths', 'out']);
+    const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], dims[1]);
     const t0 = now();
-    const gpu = await this.gpuReady(plan);
+    const gpu = this.gpuBackend();
+    await this.initBackend(gpu);
+    const plan = this.planOn(gpu, dims, keyLengths);
+    const why = this.usable(gpu) ?? gpu.canRun(plan);
+    if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
     const buffer = await gpu.runResident(
       plan,
       { q: q as GPUBuffer, k: k as GPUBuffer, v: v as GPUBuffer },
-      forwardOptions.out as GPUBuffer | undefined,
+      opts.out as GPUBuffer | undefined,
     );
+    this.checkLive();
     const gpuMs = gpu.lastGpuMs ?? undefined;
-    this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: 'forwardGPU runs on the GPU', ms: now() - t0, gpuMs };
+    this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: 'forwardGPU runs on the GPU', ms: now() - t0, gpuMs };
     return { buffer, shape: dims };
   }
 
@@ -227,20 +270,23 @@ export class SparseAttention {
   async gpuDevice(): Promise<GpuDeviceLike> {
     checkNotDisposed(this.disposed);
     const gpu = this.gpuBackend();
-    await this.initGpu(gpu);
+    await this.initBackend(gpu);
     return gpu.device! as unknown as GpuDeviceLike;
   }
 
   /** The same computation on the calling thread (CPU path only), for code that cannot await. */
-  forwardSync(q: Tensor, k: Tensor, v: Tensor, forwardOptions: Omit<ForwardOptions, 'signal'> = {}): Tensor {
+  forwardSync(q: Tensor, k: Tensor, v: Tensor, forwardOptions: Omit<ForwardOptions, 'signal' | 'onProgress'> = {}): TensorResult {
     checkNotDisposed(this.disposed);
-    const shape = checkInputs(this.config, q, k, v);
-    const plan = this.makePlan(shape, forwardOptions);
+    const call = readInputs(this.config, q, k, v);
+    const opts = readCallOptions(forwardOptions, ['keyLengths', 'out']);
+    const keyLengths = checkKeyLengths(opts.keyLengths, call.shape[0], call.shape[1]);
+    const backend = this.owned.backends.find((b) => b.capabilities.sync && b.runSync)!;
+    const plan = this.planOn(backend, call.shape, keyLengths);
     const t0 = now();
-    const out = checkOut(forwardOptions.out, shape, [q.data, k.data, v.data]);
-    const data = this.wasm.runSync(plan, { q: q.data, k: k.data, v: v.data, out });
-    this.lastRun = { backend: 'wasm', detail: this.wasm.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0 };
-    return { data, shape: [...shape] };
+    const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v]);
+    const data = backend.runSync!(plan, { q: call.q, k: call.k, v: call.v, out });
+    this.lastRun = { backend: backend.id, detail: backend.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0 };
+    return result(data, call.shape);
   }
 
   /**
@@ -250,12 +296,12 @@ export class SparseAttention {
    * after dispose) it is an ordinary Float32Array. Any path accepts it like any tensor.
    * Give it back with releaseTensor() when done; engine memory never shrinks, it is reused.
    */
-  createTensor(shape: readonly number[]): Tensor {
+  createTensor(shape: readonly number[]): TensorResult {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
     const n = dims[0] * dims[1] * dims[2];
-    const data = this.config.backend === 'webgpu' ? null : this.wasm.allocTensor(n);
-    return { data: data ?? new Float32Array(n), shape: dims };
+    const data = this.config.backend === 'webgpu' ? null : this.resident()?.allocTensor!(n);
+    return result(data ?? new Float32Array(n), dims);
   }
 
   /**
@@ -267,83 +313,91 @@ export class SparseAttention {
     if (tensor === null || typeof tensor !== 'object' || !(tensor.data instanceof Float32Array)) {
       throw argError('tensor', 'a tensor from createTensor()', tensor);
     }
-    return this.wasm.releaseTensor(tensor.data);
-  }
-
-  /** Releases workers and memory; the instance cannot be used afterwards. */
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.geometries.clear();
-    this.wasm.dispose();
-    this.gpu?.dispose();
+    return this.resident()?.releaseTensor!(tensor.data) ?? false;
   }
 
   /**
-   * Which path runs this plan, and why. 'auto' compares the cost model's estimates
-   * (src/cost-model.ts): it asks for a GPU only when even a real GPU's best case beats the
-   * CPU estimate, then decides on the adapter it got. `probeGpu` says that the decision
-   * needs an adapter that has not been asked for yet.
+   * Releases workers and memory; the instance cannot be used afterwards. A call in flight
+   * rejects with a DisposedError (code ERR_DISPOSED) or completes; no worker outlives it.
    */
-  private choose(plan: Plan, copied = 4): Choice {
-    const dead = this.gpu?.deadReason;
-    if (this.config.backend === 'webgpu') {
-      if (dead) return { backend: 'wasm', reason: `wasm: webgpu was requested but ${dead}; the device is not retried` };
-      return { backend: 'webgpu', reason: "webgpu: forced by options.backend = 'webgpu'" };
-    }
-    if (this.config.backend === 'wasm') return { backend: 'wasm', reason: "wasm: forced by options.backend = 'wasm'" };
-    const threads = this.wasm.threadCount;
-    const cpuMs = estimateWasmMs(plan, threads, undefined, copied);
-    const cpu = `${fmt(cpuMs)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''}${copied < 4 ? `, ${4 - copied} of q, k, v, out in place` : ''})`;
-    if (dead) return { backend: 'wasm', reason: `wasm: ${dead}` };
-    if (this.gpuUnavailable) return { backend: 'wasm', reason: `wasm: no usable WebGPU adapter (${this.gpuUnavailable})` };
-    const adapter = this.gpu?.adapterName;
-    if (!adapter) {
-      const best = estimateGpuMs(plan, false);
-      if (cpuMs <= best) {
-        return { backend: 'wasm', reason: `wasm: ${cpu} <= ${fmt(best)} ms for a GPU at best (upload, readback and compute of ${fmtFlops(plan.visitedFlops)})` };
-      }
-      return { backend: 'webgpu', probeGpu: true, reason: `webgpu if an adapter is found: ${cpu} > ${fmt(best)} ms for a GPU at best` };
-    }
-    const software = isSoftwareAdapter(adapter);
-    const gpuMs = estimateGpuMs(plan, software);
-    const on = `${fmt(gpuMs)} ms estimated on ${software ? 'the software adapter' : 'the GPU'} (${adapter})`;
-    if (gpuMs < cpuMs) return { backend: 'webgpu', reason: `webgpu: ${on} < ${cpu}` };
-    return { backend: 'wasm', reason: `wasm: ${cpu} <= ${on}` };
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    forgotten?.unregister(this.owned);
+    this.geometries.clear();
+    for (const b of this.owned.backends) b.dispose();
   }
 
-  /** Resolves a choice that needs an adapter: asks for one once; a failure is remembered. */
-  private async settle(plan: Plan, choice: Choice, copied = 4): Promise<Choice> {
-    if (!choice.probeGpu) return choice;
-    try {
-      await this.initGpu(this.gpuBackend());
-    } catch (e) {
-      this.gpuUnavailable = (e as Error).message.replace(/^SparseAttention: /, '');
-    }
-    return this.choose(plan, copied);
+  /** The GPU backend (for the webgpu-only entry points and tests). */
+  private get gpu(): WebGpuBackend | null {
+    return this.gpuBackend();
   }
 
   private gpuBackend(): WebGpuBackend {
-    this.gpu ??= new WebGpuBackend(this.config, this.config.webgpu);
-    return this.gpu;
+    return this.owned.backends.find((b): b is WebGpuBackend => b.capabilities.gpuBuffers)!;
   }
 
-  private async initGpu(gpu: WebGpuBackend): Promise<void> {
+  /** The backend whose memory holds createTensor() tensors. */
+  private resident(): Backend | undefined {
+    return this.owned.backends.find((b) => b.capabilities.resident);
+  }
+
+  /** Throws DisposedError when dispose() ran while this call was waiting. */
+  private checkLive(): void {
+    if (this.disposed) throw new DisposedError('this instance was disposed while the call was in flight; the call was dropped');
+  }
+
+  /** Why this instance does not use `b` (device lost, failed to initialise, a failed call); null when usable. */
+  private usable(b: Backend): string | null {
+    return b.unavailable ?? this.excluded.get(b.id) ?? null;
+  }
+
+  /** Which backend runs this call, on its own blocks, and why (src/choice.ts). */
+  private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4): Choice {
+    return choose({
+      backends: this.owned.backends,
+      forced: this.config.backend,
+      usable: (b) => this.usable(b),
+      planOn: (b) => this.planOn(b, shape, keyLengths),
+      copied,
+    });
+  }
+
+  /** Resolves a choice that rests on a best case: initialises that backend once (a failure is remembered), then chooses again. */
+  private async settle(choice: Choice, shape: [number, number, number], keyLengths: Int32Array | null, copied: number): Promise<Choice> {
+    if (!choice.probe) return choice;
     try {
-      await gpu.init();
+      await this.initBackend(choice.backend);
     } catch (e) {
-      throw new UnsupportedError(`backend 'webgpu' is unavailable: ${(e as Error).message.replace(/^SparseAttention: /, '')}`, { cause: e });
+      if (e instanceof DisposedError) throw e;
+      this.excluded.set(choice.backend.id, `no usable device (${(e as Error).message.replace(/^SparseAttention: backend '\w+' is unavailable: /, '')})`);
     }
-    checkNotDisposed(this.disposed);
+    return this.choose(shape, keyLengths, copied);
   }
 
-  /** The GPU backend, initialised and able to run this plan; else a clear Error. */
-  private async gpuReady(plan: Plan): Promise<WebGpuBackend> {
-    const gpu = this.gpuBackend();
-    await this.initGpu(gpu);
-    const why = gpu.canRun(plan);
-    if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
-    return gpu;
+  /**
+   * After a device failure on `failed` (lost, out of memory, a failing submit): the CPU
+   * backend, which always runs, re-runs the call and `failed` is not used again by this
+   * instance. A failure of the CPU backend itself is the call's error (null).
+   */
+  private fallbackFrom(failed: Backend, e: Error): Backend | null {
+    const cpu = this.owned.backends.find((b) => b.capabilities.sync)!;
+    if (failed === cpu) return null;
+    if (!this.excluded.has(failed.id)) {
+      this.excluded.set(failed.id, failed.unavailable ?? `a ${failed.id} call failed (${e.message.replace(/^SparseAttention: /, '')})`);
+    }
+    return cpu;
+  }
+
+  /** init() of a backend, its failure as an UnsupportedError (code ERR_UNSUPPORTED) naming it. */
+  private async initBackend(b: Backend): Promise<void> {
+    try {
+      await b.init();
+    } catch (e) {
+      if (e instanceof DisposedError) throw e;
+      throw new UnsupportedError(`backend '${b.id}' is unavailable: ${(e as Error).message.replace(/^SparseAttention: /, '')}`, { cause: e });
+    }
+    this.checkLive();
   }
 
   private checkShape(shape: readonly number[]): [number, number, number] {
@@ -352,20 +406,25 @@ export class SparseAttention {
     return [shape[0], shape[1], shape[2]];
   }
 
-  private makePlan(shape: [number, number, number], forwardOptions: Pick<ForwardOptions, 'keyLengths'>): Plan {
-    if (forwardOptions === null || typeof forwardOptions !== 'object') {
-      throw new ArgumentError(`forward options must be an object or undefined (got ${String(forwardOptions)})`);
-    }
-    const keyLengths = checkKeyLengths(forwardOptions.keyLengths, shape[0], shape[1]);
+  /**
+   * The call planned on `backend`'s block geometry: for the band modes each backend picks
+   * the block size its kernels run best (the result does not depend on it); other modes run
+   * the user's blocksize. Geometries are cached per (nCtx, block size).
+   */
+  private planOn(backend: Backend, shape: [number, number, number], keyLengths: Int32Array | null): Plan {
     const nCtx = shape[1];
-    let geometry = this.geometries.get(nCtx);
+    const { mode, localAttnCtx: L } = this.config;
+    let block = this.config.blocksize;
+    if (isBandMode(mode)) block = backend.bandBlockSize(this.config, mode === 'strided' ? Math.ceil(nCtx / L) : nCtx, shape[2] / this.config.heads);
+    const key = `${nCtx}/${block}`;
+    let geometry = this.geometries.get(key);
     if (geometry) {
-      this.geometries.delete(nCtx); // re-insert: most recently used last
+      this.geometries.delete(key); // re-insert: most recently used last
     } else {
-      geometry = buildGeometry(this.config, nCtx);
+      geometry = buildGeometry(this.config, nCtx, isBandMode(mode) ? block : undefined);
       if (this.geometries.size >= GEOMETRY_CACHE) this.geometries.delete(this.geometries.keys().next().value!);
     }
-    this.geometries.set(nCtx, geometry);
+    this.geometries.set(key, geometry);
     return buildPlan(this.config, geometry, shape, keyLengths);
   }
 }

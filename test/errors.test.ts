@@ -39,6 +39,10 @@ describe('constructor arguments', () => {
     ['layout outside custom', () => new SparseAttention(2, 'all', undefined, 16, { layout: [[1]] }), /options\.layout must be undefined for mode 'all'/],
     ['mask not a function', () => new SparseAttention(2, 'custom', undefined, 16, { layout: [[1]], mask: 3 as never }), /options\.mask must be a function/],
     ['options not an object', () => new SparseAttention(2, 'all', undefined, 32, 5 as never), /options must be an object or undefined \(got 5\)/],
+    ['unknown option thread', () => new SparseAttention(2, 'all', undefined, 32, { thread: 4 } as never), /options\.thread is not an option; did you mean 'threads'\?/],
+    ['option of a later version', () => new SparseAttention(2, 'all', undefined, 32, { softcap: 5 } as never), /options\.softcap is not supported yet \(got 5\)/],
+    ['threads 1e6', () => new SparseAttention(2, 'all', undefined, 32, { threads: 1e6 }), /options\.threads must be at most 64 .*\(got 1000000\)/],
+    ["layout entry '1'", () => new SparseAttention(2, 'custom', undefined, 16, { layout: [[1, 0], ['1', 1]] as never }), /options\.layout\[1\]\[0\] must be 0, 1, true or false \(got '1'\)/],
   ];
   it.each(bad)('%s', (_name, make, message) => {
     expect(make).toThrow(Error);
@@ -66,7 +70,7 @@ describe('forward inputs', () => {
     }, /nEmbd must be a multiple of heads \(2\); the shape is \[2, 20, 7\] \(got 7\)/],
     ['Float64Array', () => [{ data: new Float64Array(320), shape: q.shape }, k, v], /q\.data must be a Float32Array \(got Float64Array\(320\)\)/],
     ['plain array', () => [{ data: [1, 2, 3], shape: q.shape }, k, v], /q\.data must be a Float32Array \(got \[1,2,3\]\)/],
-    ['missing tensor', () => [q, undefined, v], /k must be a tensor \{ data: Float32Array, shape: \[batch, nCtx, nEmbd\] \} \(got undefined\)/],
+    ['missing tensor', () => [q, undefined, v], /k must be a tensor \{ data: Float32Array, shape: \[batch, nCtx, nEmbd\] \} or an ONNX Runtime tensor \{ type: 'float32', dims, data \} \(got undefined\)/],
     ['detached buffer', () => {
       const data = q.data.slice();
       structuredClone(data.buffer, { transfer: [data.buffer] });

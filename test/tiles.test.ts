@@ -1,6 +1,6 @@
 // The WebGPU tile choice (src/backends/webgpu/program.ts), a pure function: which kernel
 // configuration each (block, head dim, workgroup memory) gets, and the shader text of the
-// flags. The H100 figures behind the policy are in bench/NOTES-gpu.md (kernels v8, v9).
+// flags. The H100 figures behind the policy are in docs/kernel-history.md (GPU kernels v8, v9).
 import { describe, expect, it } from 'vitest';
 import { chooseTiles, programText, workgroupBytes } from '../src/backends/webgpu/program.js';
 

@@ -8,6 +8,8 @@ import type { BlockLayout } from '../../layout/block-layout.js';
 import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK_WORDS, scratchBytes } from './abi.js';
 import { type KernelChoice, type Variant, chooseKernel } from './kernels.js';
 import { rejectOnAbort } from '../../abort.js';
+import { DisposedError, KernelError, MemoryLimitError, StateError, WorkerError, abortError, throwIfAborted } from '../../errors.js';
+import { checkStillWhole } from '../../tensors.js';
 import { WorkerLostError, WorkerPool, cancelCall } from './pool.js';
 import { applyTrap, counters, faults } from './faults.js';
 
@@ -70,14 +72,14 @@ function masksFor(layout: BlockLayout): Int32Array {
 }
 
 /** A call needs more linear memory than wasm32 (or faults.maxMemoryBytes) allows; nothing was computed. */
-export class MemoryLimitError extends Error {
-  constructor(readonly needed: number, readonly limit: number, shape: readonly number[]) {
-    super(
-      `SparseAttention: a call of shape [${shape.join(', ')}] needs ${gib(needed)} (${needed} bytes) of WebAssembly ` +
-        `memory; wasm32 allows at most ${gib(limit)} (${limit} bytes). Larger calls are split by batch item and ` +
-        `head; one batch item of one head must fit (use a shorter nCtx, or the webgpu backend)`,
-    );
-  }
+function memoryLimitError(needed: number, limit: number, shape: readonly number[]): MemoryLimitError {
+  return new MemoryLimitError(
+    `a call of shape [${shape.join(', ')}] needs ${gib(needed)} (${needed} bytes) of WebAssembly ` +
+      `memory; wasm32 allows at most ${gib(limit)} (${limit} bytes). Larger calls are split by batch item and ` +
+      `head; one batch item of one head must fit (use a shorter nCtx, or the webgpu backend)`,
+    needed,
+    limit,
+  );
 }
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 4 : 2)} GiB`;
 
@@ -92,6 +94,9 @@ function staticKey(plan: Plan, threads: number, parties: number): string {
     `${plan.keyLengths?.join(',') ?? ''}|${threads}|${parties}`;
 }
 
+/** The pool could not start its workers (as opposed to a worker lost during a call). */
+class WorkerStartError extends WorkerError {}
+
 export interface RunRequest {
   plan: Plan;
   q: Float32Array;
@@ -101,6 +106,8 @@ export interface RunRequest {
   signal?: AbortSignal;
   /** Where the result goes (a tensor of this engine: written in place, no copy); else a new array. */
   out?: Float32Array;
+  /** Fraction of the call's tasks done, while it computes. */
+  progress?: (fraction: number) => void;
 }
 
 export class WasmEngine {
@@ -115,6 +122,9 @@ export class WasmEngine {
   /** Tables of the last call (layOut): reused while the plan shape repeats. */
   private lastStatic: ({ key: string } & ReturnType<WasmEngine['writeTables']>) | null = null;
   private running = false;
+  private disposed = false;
+  /** Why worker threads could not start for this engine; calls then run on the calling thread. */
+  workersUnavailable: string | null = null;
   /**
    * Tensors handed out by allocTensor() live in [heapBase, tensorTop); every call lays out
    * its work area above them. `tensors` maps each live tensor's data to its byte offset.
@@ -177,9 +187,11 @@ export class WasmEngine {
         this.reserve(at + bytes, [length]);
       } catch (e) {
         const limit = e instanceof MemoryLimitError ? e.limit : MAX_BYTES;
-        throw new Error(
-          `SparseAttention: createTensor of ${length} floats does not fit: the engine's tensors would need ${gib(at + bytes)} ` +
+        throw new MemoryLimitError(
+          `createTensor of ${length} floats does not fit: the engine's tensors would need ${gib(at + bytes)} ` +
             `of WebAssembly memory, at most ${gib(limit)} is possible (release tensors, or pass ordinary arrays)`,
+          at + bytes,
+          limit,
           { cause: e },
         );
       }
@@ -233,7 +245,7 @@ export class WasmEngine {
   /** Computes on the calling thread; throws if a threaded call is in flight. */
   runSync(req: RunRequest): Float32Array {
     if (this.running) {
-      throw new Error('SparseAttention: forwardSync cannot run while a forward() call is computing; await it first');
+      throw new StateError('forwardSync cannot run while a forward() call is computing; await it first');
     }
     this.running = true;
     try {
@@ -246,7 +258,7 @@ export class WasmEngine {
       } catch (e) {
         // A trap leaves the instance usable (the kernels keep no state between calls).
         this.lastStatic = null;
-        throw new Error(`SparseAttention: the wasm kernel trapped: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        throw new KernelError(`the wasm kernel trapped: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       }
       return job.read(req.out ?? new Float32Array(job.outLength));
     } finally {
@@ -262,21 +274,27 @@ export class WasmEngine {
   }
 
   private async runNow(req: RunRequest): Promise<Float32Array> {
-    req.signal?.throwIfAborted();
-    // Threaded builds always compute in workers, even with one thread: forward() never
-    // blocks the caller's event loop and an AbortSignal can stop it between tasks.
-    if (!this.threaded) return this.runSync(req);
+    if (this.disposed) throw new DisposedError('the CPU engine was disposed before this call ran');
+    throwIfAborted(req.signal);
+    // Threaded builds compute in workers, even with one thread: forward() never blocks the
+    // caller's event loop and an AbortSignal can stop it between tasks. Where the workers
+    // cannot start (a bundle without worker.js, a blocked script), the call runs here.
+    if (!this.threaded || this.workersUnavailable) return this.runSync(req);
     try {
       return await this.runThreaded(req);
     } catch (e) {
+      if (e instanceof WorkerStartError) {
+        this.workersUnavailable = e.message.replace(/^SparseAttention: /, '');
+        return this.runSync(req);
+      }
       if (!(e instanceof WorkerLostError)) throw e;
       // Inputs are still the caller's: run the call once more on fresh workers.
       try {
         return await this.runThreaded(req);
       } catch (again) {
         if (!(again instanceof WorkerLostError)) throw again;
-        throw new Error(
-          `SparseAttention: a CPU worker died during this call and again during its retry (${again.message}); ` +
+        throw new WorkerError(
+          `a CPU worker died during this call and again during its retry (${again.message}); ` +
             'no result was produced; later calls start new workers',
           { cause: again },
         );
@@ -290,15 +308,25 @@ export class WasmEngine {
     this.running = true;
     try {
       // The calling thread is one more party to the barrier between packing and attention:
-      // workers pack K and V while it copies Q in, then it arrives.
+      // workers pack K and V while it copies Q in, then it arrives. layOut checks every
+      // input first and copies K and V, so nothing is handed out before they are in place;
+      // from there to the barrier nothing awaits, so Q cannot change in between.
       const job = this.layOut(req, threads, threads + 1);
       applyTrap(this.memory, job.params);
       // No more packing or attention tasks are taken; the running ones finish.
       const onAbort = () => cancelCall(this.memory, job.params, false);
       req.signal?.addEventListener('abort', onAbort, { once: true });
+      const done = this.pool!.run(threads, job.params, job.scratch);
+      const stopProgress = req.progress ? this.watchTasks(job.counter, job.nTasks, threads, req.progress) : null;
       try {
-        const done = this.pool!.run(threads, job.params, job.scratch);
-        job.copyQ();
+        try {
+          job.copyQ();
+        } catch (e) {
+          // Release the workers waiting at the barrier, let the call settle, then report.
+          cancelCall(this.memory, job.params, true);
+          await done.catch(() => undefined);
+          throw e;
+        }
         const i32 = new Int32Array(this.memory.buffer);
         Atomics.add(i32, job.barrier >> 2, 1);
         Atomics.notify(i32, job.barrier >> 2);
@@ -310,9 +338,10 @@ export class WasmEngine {
           for (let i = 0; i < out.length; i += 1024) out[i] = 0;
         }
         await done;
-        req.signal?.throwIfAborted();
+        if (req.signal?.aborted) throw abortError(req.signal);
         return job.read(out);
       } finally {
+        stopProgress?.();
         req.signal?.removeEventListener('abort', onAbort);
       }
     } catch (e) {
@@ -323,18 +352,42 @@ export class WasmEngine {
     }
   }
 
+  /** Polls the task counter while workers compute: tasks taken less those still running, of all. */
+  private watchTasks(counter: number, nTasks: number, threads: number, report: (f: number) => void): () => void {
+    const i32 = new Int32Array(this.memory.buffer);
+    const timer = setInterval(() => {
+      const taken = Math.min(nTasks, Atomics.load(i32, counter >> 2));
+      report(Math.max(0, taken - threads) / Math.max(1, nTasks));
+    }, 50);
+    return () => clearInterval(timer);
+  }
+
   private async ensurePool(threads: number): Promise<void> {
     if (this.pool && !this.pool.broken && this.poolSize >= threads) return;
     // A pool that lost a worker is replaced (its survivors are idle: the call settled).
     const old = this.pool;
     this.pool = null;
     await old?.terminate();
-    this.pool = await WorkerPool.create(threads, this.module, this.memory);
+    let pool: WorkerPool;
+    try {
+      pool = await WorkerPool.create(threads, this.module, this.memory);
+    } catch (e) {
+      if (this.disposed) throw new DisposedError('the CPU engine was disposed while its workers started');
+      throw new WorkerStartError(`CPU workers could not start (${e instanceof Error ? e.message.replace(/^SparseAttention: /, '') : String(e)})`, { cause: e });
+    }
+    // dispose() during the start: the new workers must not outlive it.
+    if (this.disposed) {
+      await pool.terminate();
+      throw new DisposedError('the CPU engine was disposed while its workers started');
+    }
+    this.pool = pool;
     this.poolSize = threads;
   }
 
+  /** Ends the workers (a call in flight rejects with a DisposedError); later calls are refused. */
   dispose(): void {
-    void this.pool?.terminate();
+    this.disposed = true;
+    void this.pool?.terminate(new DisposedError('the CPU engine was disposed during the call'));
     this.pool = null;
   }
 
@@ -435,7 +488,7 @@ export class WasmEngine {
     // Packing tasks: (batch, group) units × chunks of PACK_ROWS tokens; sequence (b, h, g)
     // is entry (b·heads + h)·groups + g, which forEachSequence's order guarantees.
     const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
-    if (seqs.length !== plan.batch * plan.heads * groups) throw new Error('SparseAttention: internal error: sequence count');
+    if (seqs.length !== plan.batch * plan.heads * groups) throw new KernelError('internal error: sequence count');
     i32[(params >> 2) + P.heads] = plan.heads;
     i32[(params >> 2) + P.groups] = groups;
     i32[(params >> 2) + P.packUnits] = plan.batch * groups;
@@ -484,6 +537,8 @@ export class WasmEngine {
   private layOut(req: RunRequest, threads: number, parties = threads) {
     const { plan } = req;
     const n = plan.batch * plan.nCtx * plan.nEmbd;
+    // The caller's arrays may have been detached or swapped since the call was made.
+    checkStillWhole({ 'q.data': req.q, 'k.data': req.k, 'v.data': req.v, out: req.out }, n);
     // Tensors of this engine are read and written in place (their offsets join the key).
     const resident = [req.q, req.k, req.v, req.out].map((t) => this.tensorAt(t, n));
     const key = `${staticKey(plan, threads, parties)}|${this.tensorTop}|${resident.join(',')}`;
@@ -510,6 +565,7 @@ export class WasmEngine {
         if (resident[0] < 0) new Float32Array(this.memory.buffer).set(req.q, qAt >>> 2);
       },
       read: (out: Float32Array) => {
+        checkStillWhole({ out }, n);
         if (resident[3] < 0) out.set(new Float32Array(this.memory.buffer, oAt, n));
         return out;
       },
@@ -519,15 +575,17 @@ export class WasmEngine {
   /** Grows memory to `end` bytes, or throws before anything was written. */
   private reserve(end: number, shape: readonly number[]): void {
     const limit = Math.min(MAX_BYTES, faults.maxMemoryBytes ?? MAX_BYTES);
-    if (end > limit) throw new MemoryLimitError(end, limit, shape);
+    if (end > limit) throw memoryLimitError(end, limit, shape);
     const have = this.memory.buffer.byteLength;
     if (end <= have) return;
     try {
       this.memory.grow(Math.ceil((end - have) / PAGE));
     } catch (e) {
-      throw new Error(
-        `SparseAttention: could not grow WebAssembly memory from ${gib(have)} to ${gib(end)} ` +
+      throw new MemoryLimitError(
+        `could not grow WebAssembly memory from ${gib(have)} to ${gib(end)} ` +
           `(${e instanceof Error ? e.message : String(e)}); nothing was computed`,
+        end,
+        have,
         { cause: e },
       );
     }

@@ -3,7 +3,7 @@
 // the bytes, or a URL to fetch (bundlers that emit the .wasm as an asset). It wraps
 // provideKernels(); the default entry does not need it (its kernels are embedded), the
 // 'sparse-attention/core' entry does (it embeds none).
-import { argError, describe } from '../../errors.js';
+import { UnsupportedError, argError, describe } from '../../errors.js';
 import { provideKernels } from './kernels.js';
 
 /** A kernel build, as named in dist/bsattn.<build>.wasm. ".mt" builds import a shared memory (threads). */
@@ -57,8 +57,8 @@ export async function init(sources: KernelSource | readonly KernelSource[]): Pro
     loaded[build] = source;
   }
   if (Object.keys(loaded).length === 0) {
-    throw new Error(
-      `SparseAttention: init(): none of the given kernel builds validates in this runtime (got ${rejected.join(', ')}; ` +
+    throw new UnsupportedError(
+      `init(): none of the given kernel builds validates in this runtime (got ${rejected.join(', ')}; ` +
         `'simd' runs wherever WebAssembly SIMD does, 'scalar' everywhere)`,
     );
   }
@@ -71,9 +71,9 @@ async function fetchBytes(arg: string, url: string | URL): Promise<ArrayBuffer> 
   try {
     response = await fetch(url);
   } catch (e) {
-    throw new Error(`SparseAttention: init() could not fetch ${describe(String(url))}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UnsupportedError(`init() could not fetch ${describe(String(url))}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
-  if (!response.ok) throw new Error(`SparseAttention: init() could not fetch ${describe(String(url))}: HTTP ${response.status}`);
+  if (!response.ok) throw new UnsupportedError(`init() could not fetch ${describe(String(url))}: HTTP ${response.status}`);
   return response.arrayBuffer();
 }
 

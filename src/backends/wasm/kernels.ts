@@ -3,6 +3,7 @@
 // workers over a SharedArrayBuffer. Feature detection is WebAssembly.validate on the
 // kernels themselves, never a user-agent check.
 import { KERNEL_BASE64 } from './kernels.generated.js';
+import { UnsupportedError } from '../../errors.js';
 
 export type Variant = 'scalar' | 'simd' | 'relaxed';
 export const VARIANTS: readonly Variant[] = ['relaxed', 'simd', 'scalar'];
@@ -84,8 +85,8 @@ export function chooseKernel(wantThreads: boolean, variant?: Variant): KernelCho
   }
   // No threaded build is usable (init() was given only single-threaded ones): one thread.
   if (threaded) return chooseKernel(false, variant);
-  throw new Error(
-    `SparseAttention: no WebAssembly kernel build is usable in this runtime (asked for ${variant ? `'${variant}'` : 'any'}; ` +
+  throw new UnsupportedError(
+    `no WebAssembly kernel build is usable in this runtime (asked for ${variant ? `'${variant}'` : 'any'}; ` +
       `available: ${availableVariants().join(', ') || 'none'}; the sparse-attention/core entry embeds none: call init() first)`,
   );
 }

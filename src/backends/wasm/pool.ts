@@ -9,11 +9,15 @@
 // tasks; the barrier between the phases released) so that the others return promptly,
 // then rejects. A pool that lost a worker is `broken`; the engine replaces it.
 import { P } from './abi.js';
+import { KernelError, WorkerError } from '../../errors.js';
 import { type WorkerFault, counters, faults, takeWorkerFault } from './faults.js';
 
 interface WorkerLike {
   postMessage(m: unknown): void;
   terminate(): unknown;
+  /** worker_threads: whether the worker keeps the process alive (referenced only during calls). */
+  ref?(): void;
+  unref?(): void;
 }
 
 type Message = { type: 'ready' } | { type: 'done'; id: number } | { type: 'error'; id: number; message: string };
@@ -22,7 +26,7 @@ type Message = { type: 'ready' } | { type: 'done'; id: number } | { type: 'error
 export const BARRIER_RELEASED = 0x40000000;
 
 /** A worker of the pool died (exited or was terminated) during a call. */
-export class WorkerLostError extends Error {}
+export class WorkerLostError extends WorkerError {}
 
 /** Stops a laid-out call: no more packing or attention tasks are taken; optionally releases the barrier. */
 export function cancelCall(memory: WebAssembly.Memory, params: number, releaseBarrier: boolean): void {
@@ -64,8 +68,7 @@ export class WorkerPool {
     const pool = new WorkerPool(memory);
     counters.poolsStarted++;
     const url = new URL('./worker.js', import.meta.url);
-    const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
-      && typeof (globalThis as { Deno?: unknown }).Deno === 'undefined';
+    const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
     const ready: Promise<void>[] = [];
     for (let i = 0; i < size; i++) {
       let w: WorkerLike;
@@ -77,7 +80,7 @@ export class WorkerPool {
         else pool.settle(i, m);
       };
       const onLost = (why: string) => {
-        const err = new WorkerLostError(`SparseAttention: CPU worker ${i} ${why}`);
+        const err = new WorkerLostError(`CPU worker ${i} ${why}`);
         onFail(err);
         pool.lost(i, err);
       };
@@ -86,9 +89,10 @@ export class WorkerPool {
       if (isNode) {
         const { Worker } = await import('node:worker_threads');
         const nw = new Worker(url);
-        nw.unref();
+        // Listeners first, then unref(): in Node 20 a 'message' listener added after
+        // unref() re-refs the worker, and a forgotten dispose() then keeps the process alive.
         nw.on('message', onMessage);
-        nw.on('error', (e) => onLost(`failed: ${e instanceof Error ? e.message : String(e)}`));
+        nw.on('error', (e) => onLost(`failed to load or run ${url.href}: ${e instanceof Error ? e.message : String(e)}`));
         pool.exited.push(new Promise<void>((res) => nw.once('exit', (code) => {
           counters.workersAlive--;
           if (!pool.terminating) onLost(`exited with code ${code}`);
@@ -98,7 +102,7 @@ export class WorkerPool {
       } else {
         const ww = new Worker(url, { type: 'module' });
         ww.onmessage = (e: MessageEvent) => onMessage(e.data as Message);
-        ww.onerror = (e: ErrorEvent) => { e.preventDefault?.(); onLost(`failed: ${e.message}`); };
+        ww.onerror = (e: ErrorEvent) => { e.preventDefault?.(); onLost(`failed to load or run ${url.href}: ${e.message || 'the script could not be loaded'}`); };
         // Web workers report no exit: count them gone once terminated.
         pool.exited.push(new Promise<void>((res) => pool.onTerminate.push(() => { counters.workersAlive--; res(); })));
         w = ww;
@@ -112,6 +116,9 @@ export class WorkerPool {
       await pool.terminate();
       throw e;
     }
+    // Idle workers never keep the process alive (a forgotten dispose() must not hang it);
+    // run() references them while a call computes.
+    pool.setRef(false);
     return pool;
   }
 
@@ -127,6 +134,7 @@ export class WorkerPool {
     if (this.broken) return Promise.reject(this.broken);
     const id = this.nextId++;
     const fault = takeWorkerFault();
+    this.setRef(true);
     return new Promise<void>((resolve, reject) => {
       this.call = { id, params, waiting: new Set(Array.from({ length: count }, (_, i) => i)), error: null, resolve, reject };
       for (let i = 0; i < count; i++) {
@@ -137,13 +145,13 @@ export class WorkerPool {
     });
   }
 
-  /** Ends every worker; resolves once they have exited (Node) or been told to (web). */
-  terminate(): Promise<void> {
+  /** Ends every worker; resolves once they have exited (Node) or been told to (web). A call in flight rejects with `reason`. */
+  terminate(reason: Error = new WorkerError('the CPU worker pool was terminated')): Promise<void> {
     this.terminating = true;
     for (const w of this.workers) void w.terminate();
     this.workers.length = 0;
     this.onTerminate.splice(0).forEach((f) => f());
-    this.broken ??= new Error('SparseAttention: the CPU worker pool was terminated');
+    this.broken ??= reason;
     if (this.call) this.finish(this.broken);
     return Promise.all(this.exited).then(() => undefined);
   }
@@ -152,7 +160,7 @@ export class WorkerPool {
     const call = this.call;
     if (m.type === 'ready' || !call || m.id !== call.id || !call.waiting.has(worker)) return;
     if (m.type === 'error') {
-      call.error ??= new Error(`SparseAttention: the wasm kernel failed in a worker: ${m.message}`);
+      call.error ??= new KernelError(`the wasm kernel failed in a worker: ${m.message}`);
       cancelCall(this.memory, call.params, true);
     }
     call.waiting.delete(worker);
@@ -170,9 +178,14 @@ export class WorkerPool {
     if (call.waiting.size === 0) this.finish(call.error);
   }
 
+  private setRef(on: boolean): void {
+    for (const w of this.workers) (on ? w.ref : w.unref)?.call(w);
+  }
+
   private finish(error: Error | null): void {
     const call = this.call!;
     this.call = null;
+    this.setRef(false);
     if (error) call.reject(error);
     else call.resolve();
   }

@@ -2,11 +2,14 @@
 // threaded over a shared memory where the runtime allows. Engines are shared by every
 // SparseAttention instance of the process (one pool of workers, not one per instance)
 // and released when the last instance using them is disposed.
-import type { Plan } from '../../plan.js';
-import { MemoryLimitError as TablesLimitError } from '../../errors.js';
+import type { Config } from '../../config.js';
+import { type Plan, bandBlockSize } from '../../plan.js';
+import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
+import { estimateWasmMs } from '../../cost-model.js';
+import { type RunRequest, WasmEngine, maskRecordWords } from './engine.js';
+import { MemoryLimitError } from '../../errors.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
-import type { Backend, RunInputs } from '../backend.js';
-import { MemoryLimitError, type RunRequest, WasmEngine, maskRecordWords } from './engine.js';
+import { checkStillWhole } from '../../tensors.js';
 import { counters, faults } from './faults.js';
 import type { Variant } from './kernels.js';
 import { splitInTwo } from './split.js';
@@ -57,19 +60,24 @@ async function runSplit(engine: WasmEngine, req: RunRequest): Promise<Float32Arr
   try {
     return await engine.run(req);
   } catch (e) {
-    const parts = e instanceof MemoryLimitError ? splitInTwo(req.plan, req.q, req.k, req.v) : null;
+    const parts = e instanceof MemoryLimitError ? splitParts(req) : null;
     if (!parts) throw e;
     const out = req.out ?? new Float32Array(req.q.length);
-    for (const p of parts) p.place(await runSplit(engine, { ...req, ...p, out: undefined }), out);
+    for (const p of parts) p.place(await runSplit(engine, { ...req, ...p, out: undefined, progress: undefined }), out);
     return out;
   }
+}
+
+function splitParts(req: RunRequest) {
+  checkStillWhole({ 'q.data': req.q, 'k.data': req.k, 'v.data': req.v, out: req.out }, req.q.length);
+  return splitInTwo(req.plan, req.q, req.k, req.v);
 }
 
 function runSplitSync(engine: WasmEngine, req: RunRequest): Float32Array {
   try {
     return engine.runSync(req);
   } catch (e) {
-    const parts = e instanceof MemoryLimitError ? splitInTwo(req.plan, req.q, req.k, req.v) : null;
+    const parts = e instanceof MemoryLimitError ? splitParts(req) : null;
     if (!parts) throw e;
     const out = req.out ?? new Float32Array(req.q.length);
     for (const p of parts) p.place(runSplitSync(engine, { ...req, ...p, out: undefined }), out);
@@ -104,7 +112,7 @@ function checkTables(plan: Plan): void {
       },
     },
   );
-  if (why) throw new TablesLimitError(why.message, why.needed, limit);
+  if (why) throw new MemoryLimitError(why.message, why.needed, limit);
 }
 
 /**
@@ -124,8 +132,13 @@ export const testing = {
     })),
 };
 
+const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
+
 export class WasmBackend implements Backend {
-  readonly name = 'wasm' as const;
+  readonly id = 'wasm' as const;
+  readonly capabilities: Capabilities = { sync: true, resident: true, gpuBuffers: false };
+  /** The CPU path is always usable (workers that cannot start fall back to the calling thread). */
+  readonly unavailable = null;
   /** Threaded engine for forward(); single-threaded engine for forwardSync(). */
   private engine: WasmEngine | null = null;
   private syncEngine: WasmEngine | null = null;
@@ -176,6 +189,18 @@ export class WasmBackend implements Backend {
     return null;
   }
 
+  /** Block size for the band modes: bandBlockSize() in plan.ts (an L1-cache argument for the CPU kernel). */
+  bandBlockSize(config: Config, seqLen: number): number {
+    return bandBlockSize(config.blocksize, seqLen);
+  }
+
+  estimate(plan: Plan, copied: number): Estimate {
+    const threads = this.threadCount;
+    const ms = estimateWasmMs(plan, threads, undefined, copied);
+    const inPlace = copied < 4 ? `, ${4 - copied} of q, k, v, out in place` : '';
+    return { ms, bestCase: false, text: `${fmtMs(ms)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''}${inPlace})` };
+  }
+
   async run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
     checkTables(plan);
     return runSplit(this.engine!, { plan, ...inputs, threads: this.threads });
@@ -188,10 +213,16 @@ export class WasmBackend implements Backend {
     return runSplitSync(this.syncEngine, { plan, ...inputs, threads: 1 });
   }
 
+  /** Why the last forward() ran differently than described (workers unavailable), else null. */
+  get note(): string | null {
+    const why = this.engine?.workersUnavailable;
+    return why ? `${why}; ran on the calling thread` : null;
+  }
+
   describe(): string {
     const e = this.engine ?? this.syncEngine;
     if (!e) return 'wasm (not initialised)';
-    const n = this.engine?.threaded ? this.threads : 1;
+    const n = this.engine?.threaded && !this.engine.workersUnavailable ? this.threads : 1;
     return `wasm ${e.variant}, ${n} thread${n > 1 ? 's' : ''}`;
   }
 

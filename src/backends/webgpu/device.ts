@@ -3,7 +3,7 @@
 // dependency, never loaded unless the GPU path is used). Requests the adapter's real
 // limits instead of the 128 MiB binding default, and watches for device loss.
 /// <reference types="@webgpu/types" />
-import { describe } from '../../errors.js';
+import { ArgumentError, UnsupportedError, describe } from '../../errors.js';
 
 export interface GpuContext {
   device: GPUDevice;
@@ -32,7 +32,7 @@ export function checkDevice(device: unknown): GPUDevice {
   const ok =
     d !== null && typeof d === 'object' && typeof d.createShaderModule === 'function' &&
     typeof d.createBuffer === 'function' && typeof d.queue?.submit === 'function' && typeof d.limits === 'object';
-  if (!ok) throw new Error(`SparseAttention: options.device must be a GPUDevice (got ${describe(device)})`);
+  if (!ok) throw new ArgumentError(`options.device must be a GPUDevice (got ${describe(device)})`);
   return d as GPUDevice;
 }
 
@@ -44,13 +44,13 @@ function isNode(): boolean {
 async function findGpu(): Promise<{ gpu: GPU; via: string }> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, via: 'navigator.gpu' };
-  if (!isNode()) throw new Error('SparseAttention: WebGPU is not available here (no navigator.gpu)');
+  if (!isNode()) throw new UnsupportedError('WebGPU is not available here (no navigator.gpu)');
   let mod: { create: (flags: string[]) => GPU };
   try {
     const name = 'webgpu'; // a variable: bundlers leave the optional peer dependency alone
     mod = (await import(/* @vite-ignore */ name)) as typeof mod;
   } catch (e) {
-    throw new Error(`SparseAttention: WebGPU needs the optional 'webgpu' package in Node (npm install webgpu): ${(e as Error).message}`);
+    throw new UnsupportedError(`WebGPU needs the optional 'webgpu' package in Node (npm install webgpu): ${(e as Error).message}`);
   }
   return { gpu: mod.create([]), via: "the 'webgpu' package (Dawn)" };
 }
@@ -69,8 +69,8 @@ export async function acquireDevice(userDevice: unknown): Promise<GpuContext> {
   const { gpu, via } = await findGpu();
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
-    throw new Error(
-      `SparseAttention: no WebGPU adapter found via ${via} (in Node on Linux: a Vulkan driver, e.g. ` +
+    throw new UnsupportedError(
+      `no WebGPU adapter found via ${via} (in Node on Linux: a Vulkan driver, e.g. ` +
         `mesa-vulkan-drivers, and XDG_RUNTIME_DIR set)`,
     );
   }

@@ -5,8 +5,12 @@
 // device loss during a call rejects it; the facade then re-runs it on the CPU.
 /// <reference types="@webgpu/types" />
 import type { Config, WebGpuOptions } from '../../config.js';
-import { type Geometry, type Plan, buildGeometry } from '../../plan.js';
-import type { Backend, RunInputs } from '../backend.js';
+import type { Plan } from '../../plan.js';
+import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
+import { estimateGpuMs, isSoftwareAdapter } from '../../cost-model.js';
+import { layoutId } from '../../geometry.js';
+import { ArgumentError, DeviceLostError, DisposedError, KernelError, UnsupportedError, abortError } from '../../errors.js';
+import { checkStillWhole } from '../../tensors.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
 import { type Chunk, buildDispatch, buildMeta, layoutWordCount, planChunks } from './marshal.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
@@ -18,7 +22,7 @@ const MODE_READ = 0x1;
 /**
  * Block size the GPU runs the band modes at ('all', 'local', 'strided' do not depend on it):
  * 128 where 128-row query tiles apply (Q read from global memory: vec4 head dims) and the
- * sequences are longer than 64 rows, else 64 (bench/NOTES-gpu.md, kernel v9: 64-row tiles
+ * sequences are longer than 64 rows, else 64 (docs/kernel-history.md, GPU v9: 64-row tiles
  * are slower at block 128; a regrouped 'strided' sequence can be a few rows long).
  */
 const GPU_BAND_BLOCK = 128;
@@ -31,8 +35,12 @@ export interface GpuTensors {
   v: GPUBuffer;
 }
 
+const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
+const fmtFlops = (f: number) => (f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `${(f / 1e6).toFixed(1)} MFLOP`);
+
 export class WebGpuBackend implements Backend {
-  readonly name = 'webgpu' as const;
+  readonly id = 'webgpu' as const;
+  readonly capabilities: Capabilities = { sync: false, resident: false, gpuBuffers: true };
   /** Why the device is unusable (lost, destroyed, failed); null while it works. */
   deadReason: string | null = null;
   /** GPU time of the last call's kernels in ms, when timestamp queries are on. */
@@ -42,7 +50,6 @@ export class WebGpuBackend implements Backend {
   private programs: ProgramCache | null = null;
   private readonly pool = new Map<string, GPUBuffer>();
   private readonly metas = new Map<string, GPUBuffer>();
-  private readonly bandGeometries = new Map<string, Geometry>();
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -65,6 +72,34 @@ export class WebGpuBackend implements Backend {
     return this.initialising;
   }
 
+  get unavailable(): string | null {
+    return this.deadReason;
+  }
+
+  /**
+   * Block size the band modes run at: 128 where 128-row query tiles apply (Q read from
+   * global memory: vec4 head dims) and the sequences are longer than 64 rows, else 64.
+   */
+  bandBlockSize(_config: Config, seqLen: number, headDim: number): number {
+    const tall = qGlobalApplies(headDim, this.options.qGlobal ?? true) && seqLen > GPU_BAND_BLOCK_SMALL;
+    return tall ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_SMALL;
+  }
+
+  /**
+   * Before an adapter is known: the best case of a real GPU (init() is worth trying only if
+   * that beats the alternatives); then the adapter's own constants (software or hardware).
+   */
+  estimate(plan: Plan): Estimate {
+    const adapter = this.adapterName;
+    if (!adapter) {
+      const ms = estimateGpuMs(plan, false);
+      return { ms, bestCase: true, text: `${fmtMs(ms)} ms for a GPU at best (upload, readback and compute of ${fmtFlops(plan.visitedFlops)})` };
+    }
+    const software = isSoftwareAdapter(adapter);
+    const ms = estimateGpuMs(plan, software);
+    return { ms, bestCase: false, text: `${fmtMs(ms)} ms estimated on ${software ? 'the software adapter' : 'the GPU'} (${adapter})` };
+  }
+
   /** GPU buffers this backend holds now (pooled tensors and layout metadata); for soak tests. */
   get bufferCount(): number {
     return this.pool.size + this.metas.size;
@@ -83,12 +118,11 @@ export class WebGpuBackend implements Backend {
     if (this.deadReason) return this.deadReason;
     if (!this.ctx) return 'webgpu: not initialised';
     if (!this.tilesFor(plan)) {
-      return `webgpu: head dim ${plan.headDim} with block size ${this.gpuPlan(plan).blockSize} does not fit ` +
+      return `webgpu: head dim ${plan.headDim} with block size ${plan.blockSize} does not fit ` +
         `${this.ctx.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
     }
     // The layouts go to the kernel in one storage binding: refused here, before they are built.
-    const g = this.gpuPlan(plan);
-    const tables = tablesTooLarge([plan.batch, plan.nCtx, plan.nEmbd], g.layouts, (l) => 4 * layoutWordCount(l), { where: 'one storage binding (the layout metadata)', setBy: 'the WebGPU device', limit: this.maxBinding() });
+    const tables = tablesTooLarge([plan.batch, plan.nCtx, plan.nEmbd], plan.layouts, (l) => 4 * layoutWordCount(l), { where: 'one storage binding (the layout metadata)', setBy: 'the WebGPU device', limit: this.maxBinding() });
     if (tables) return `webgpu: ${tables.message}`;
     if (!planChunks(plan, this.maxBinding())) return `webgpu: one head of one sequence exceeds the ${this.maxBinding()}-byte storage binding limit`;
     return null;
@@ -101,12 +135,12 @@ export class WebGpuBackend implements Backend {
 
   /** Float32Arrays in and out: upload, compute (chunked if needed), read back. */
   run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
-    return this.serial(() => this.runHost(this.gpuPlan(plan), inputs));
+    return this.serial(() => this.runHost(plan, inputs));
   }
 
   /** GPU-resident: q/k/v already on this device; writes `out` (or a new buffer) and returns it. */
   runResident(plan: Plan, tensors: GpuTensors, out?: GPUBuffer): Promise<GPUBuffer> {
-    return this.serial(() => this.runDevice(this.gpuPlan(plan), tensors, out));
+    return this.serial(() => this.runDevice(plan, tensors, out));
   }
 
   dispose(): void {
@@ -132,33 +166,16 @@ export class WebGpuBackend implements Backend {
     return Math.floor(lim / 16) * 16;
   }
 
-  /** The band modes run at GPU_BAND_BLOCK (or _SMALL) whatever the user's blocksize (same result). */
-  private gpuPlan(plan: Plan): Plan {
-    if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return plan;
-    const seqLen = plan.regroup > 0 ? Math.ceil(plan.nCtx / plan.regroup) : plan.nCtx;
-    const tall = qGlobalApplies(plan.headDim, this.options.qGlobal ?? true) && seqLen > GPU_BAND_BLOCK_SMALL;
-    const block = tall ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_SMALL;
-    if (plan.blockSize === block) return plan;
-    const key = `${plan.nCtx}/${block}`;
-    let g = this.bandGeometries.get(key);
-    if (!g) {
-      if (this.bandGeometries.size >= 8) this.bandGeometries.clear();
-      g = buildGeometry(this.config, plan.nCtx, block);
-      this.bandGeometries.set(key, g);
-    }
-    return { ...plan, ...g };
-  }
-
   private tilesFor(plan: Plan): Tiles | null {
     const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     const sg = this.ctx!.subgroups && this.options.subgroups !== false;
     const o = this.options;
-    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true, qGlobal: o.qGlobal ?? true, shape: o.tileShape });
+    return chooseTiles(plan.blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true, qGlobal: o.qGlobal ?? true, shape: o.tileShape });
   }
 
   private check(): GPUDevice {
-    if (this.deadReason) throw new Error(`SparseAttention: ${this.deadReason}`);
-    if (!this.ctx) throw new Error('SparseAttention: the webgpu backend is not initialised or was disposed');
+    if (this.deadReason) throw new DeviceLostError(this.deadReason);
+    if (!this.ctx) throw new DisposedError('the webgpu backend is not initialised or was disposed');
     return this.ctx.device;
   }
 
@@ -173,8 +190,7 @@ export class WebGpuBackend implements Backend {
   }
 
   private metaBuffer(plan: Plan, chunk: Chunk) {
-    let id = layoutIds.get(plan.layouts);
-    if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
+    const id = layoutId(plan.layouts);
     const lens = plan.keyLengths ? Array.from(plan.keyLengths.subarray(chunk.b0, chunk.b1)).join(',') : '-';
     const key = `${id}|${chunk.b0}-${chunk.b1}|${chunk.h0}-${chunk.h1}|${lens}`;
     let buf = this.metas.get(key);
@@ -230,8 +246,13 @@ export class WebGpuBackend implements Backend {
     const chunks = planChunks(plan, this.maxBinding())!;
     const out = inputs.out ?? new Float32Array(plan.batch * plan.nCtx * plan.nEmbd);
     const d = plan.headDim;
-    for (const c of chunks) {
-      inputs.signal?.throwIfAborted();
+    const n0 = plan.batch * plan.nCtx * plan.nEmbd;
+    for (let ci = 0; ci < chunks.length; ci++) {
+      const c = chunks[ci];
+      if (inputs.signal?.aborted) throw abortError(inputs.signal);
+      // The caller's arrays may have been detached or swapped since the call was made (or
+      // between chunks): a usage error, raised before anything is uploaded.
+      checkStillWhole({ 'q.data': inputs.q, 'k.data': inputs.k, 'v.data': inputs.v, out }, n0);
       const whole = c.h0 === 0 && c.h1 === plan.heads;
       const n = (c.b1 - c.b0) * plan.nCtx * (c.h1 - c.h0) * d;
       const bytes = n * 4;
@@ -253,11 +274,16 @@ export class WebGpuBackend implements Backend {
         device.queue.submit([enc.finish()]);
       });
       await staging.mapAsync(MODE_READ, 0, bytes);
-      if (this.deadReason) throw new Error(`SparseAttention: ${this.deadReason}`);
+      if (this.deadReason) throw new DeviceLostError(this.deadReason);
       const result = new Float32Array(staging.getMappedRange(0, bytes));
-      if (whole) out.set(result, c.b0 * plan.nCtx * plan.nEmbd);
-      else scatterHeads(result, out, plan, c);
-      staging.unmap();
+      try {
+        checkStillWhole({ out }, n0);
+        if (whole) out.set(result, c.b0 * plan.nCtx * plan.nEmbd);
+        else scatterHeads(result, out, plan, c);
+      } finally {
+        staging.unmap();
+      }
+      inputs.progress?.((ci + 1) / chunks.length);
     }
     return out;
   }
@@ -268,17 +294,17 @@ export class WebGpuBackend implements Backend {
     const total = plan.batch * item;
     for (const [name, b] of Object.entries(tensors)) {
       if (!b || typeof (b as GPUBuffer).size !== 'number' || (b as GPUBuffer).size < total) {
-        throw new Error(`SparseAttention: forwardGPU ${name} must be a GPUBuffer of at least ${total} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
+        throw new ArgumentError(`forwardGPU ${name} must be a GPUBuffer of at least ${total} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
       }
     }
     const o = out ?? device.createBuffer({ label: 'sparse-attention output', size: Math.ceil(total / 16) * 16, usage: STORAGE | COPY_SRC | COPY_DST });
-    if (o.size < total) throw new Error(`SparseAttention: forwardGPU out must hold ${total} bytes (got ${o.size})`);
+    if (o.size < total) throw new ArgumentError(`forwardGPU out must hold ${total} bytes (got ${o.size})`);
     // Resident tensors can only be split by whole batch items, at aligned binding offsets.
     const max = this.maxBinding();
     const per = Math.floor(max / item);
     const align = device.limits.minStorageBufferOffsetAlignment;
     if (per < 1 || (per < plan.batch && (per * item) % align !== 0)) {
-      throw new Error(`SparseAttention: forwardGPU cannot split a batch item of ${item} bytes into storage bindings of at most ${max} bytes; use forward()`);
+      throw new UnsupportedError(`forwardGPU cannot split a batch item of ${item} bytes into storage bindings of at most ${max} bytes; use forward()`);
     }
     const chunks: Chunk[] = [];
     for (let b0 = 0; b0 < plan.batch; b0 += per) chunks.push({ b0, b1: Math.min(plan.batch, b0 + per), h0: 0, h1: plan.heads });
@@ -309,7 +335,7 @@ export class WebGpuBackend implements Backend {
       for (let i = 0; i < chunks.length; i++) ns += ts[2 * i + 1] - ts[2 * i];
       this.lastGpuMs = Number(ns) / 1e6;
     }
-    if (this.deadReason) throw new Error(`SparseAttention: ${this.deadReason}`);
+    if (this.deadReason) throw new DeviceLostError(this.deadReason);
     return o;
   }
 
@@ -328,13 +354,9 @@ export class WebGpuBackend implements Backend {
     const oom = await device.popErrorScope();
     if (thrown) throw thrown;
     const err = validation ?? oom;
-    if (err) throw new Error(`SparseAttention: WebGPU ${validation ? 'validation' : 'out-of-memory'} error: ${err.message}`);
+    if (err) throw new KernelError(`WebGPU ${validation ? 'validation' : 'out-of-memory'} error: ${err.message}`);
   }
 }
-
-/** Identity of a geometry's layout list (geometries are cached, so ids repeat across calls). */
-const layoutIds = new WeakMap<object, number>();
-let nextLayoutId = 0;
 
 /** [items, nCtx, heads h0..h1 · d] copy of a [batch, nCtx, nEmbd] tensor. */
 function gatherHeads(x: Float32Array, plan: Plan, c: Chunk): Float32Array {

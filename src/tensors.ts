@@ -1,0 +1,211 @@
+// Call inputs, read once. forward() takes each tensor's data reference and shape (or an
+// ONNX Runtime tensor's dims) exactly once, at the call, validates those and uses only
+// those afterwards: a caller that reuses its tensor objects (`v.data = other`, a mutated
+// shape) cannot change what a call already in flight computes. Getters that throw,
+// detached buffers and non-signals become ArgumentErrors naming the argument.
+import { type Config, FORWARD_OPTION_KEYS, NOT_YET_FORWARD_OPTIONS, checkKeys } from './config.js';
+import { ArgumentError, argError, asLibraryError, checkPositiveInt } from './errors.js';
+
+/**
+ * A tensor: `{ data, shape }`, or an ONNX Runtime / transformers.js tensor
+ * `{ type: 'float32', dims, data }` (e.g. `new ort.Tensor('float32', data, dims)`).
+ */
+export type Tensor =
+  | { data: Float32Array; shape: readonly number[] }
+  | { type: 'float32'; dims: readonly number[]; data: Float32Array };
+
+/** A result: `shape` and `dims` (the same values) so that it also reads as an ORT tensor's fields. */
+export interface TensorResult {
+  data: Float32Array;
+  shape: [number, number, number];
+  dims: [number, number, number];
+}
+
+/** What a call took from its q, k, v: the data references and the validated shape. */
+export interface CallInputs {
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  shape: [number, number, number];
+}
+
+export function result(data: Float32Array, shape: readonly number[]): TensorResult {
+  return { data, shape: [shape[0], shape[1], shape[2]], dims: [shape[0], shape[1], shape[2]] };
+}
+
+/** Reads one property once; a throwing getter becomes an ArgumentError naming it. */
+function read(obj: object, key: string, name: string): unknown {
+  try {
+    return (obj as Record<string, unknown>)[key];
+  } catch (e) {
+    throw asLibraryError(e, `${name}.${key}`);
+  }
+}
+
+/** Checks a [batch, nCtx, nEmbd] shape of positive integers. */
+export function checkShape(name: string, shape: unknown): asserts shape is [number, number, number] {
+  if (!Array.isArray(shape) || shape.length !== 3) throw argError(name, 'an array [batch, nCtx, nEmbd]', shape);
+  shape.forEach((x, i) => checkPositiveInt(`${name}[${i}]`, x));
+}
+
+export function checkHeads(shape: readonly [number, number, number], heads: number): void {
+  if (shape[2] % heads !== 0) {
+    throw argError('nEmbd', `a multiple of heads (${heads}); the shape is [${shape.join(', ')}]`, shape[2]);
+  }
+}
+
+/** Takes `{ data, shape }` or `{ type, dims, data }` once; returns the data and a copy of the shape. */
+export function readTensor(name: string, t: unknown): { data: Float32Array; shape: [number, number, number] } {
+  const expected = "a tensor { data: Float32Array, shape: [batch, nCtx, nEmbd] } or an ONNX Runtime tensor { type: 'float32', dims, data }";
+  if (t === null || typeof t !== 'object') throw argError(name, expected, t);
+  const data = read(t, 'data', name);
+  let shapeIn = read(t, 'shape', name);
+  let shapeName = `${name}.shape`;
+  if (shapeIn === undefined) {
+    const type = read(t, 'type', name);
+    shapeIn = read(t, 'dims', name);
+    shapeName = `${name}.dims`;
+    if (shapeIn === undefined) throw argError(name, expected, t);
+    if (type !== 'float32') throw argError(`${name}.type`, "'float32'", type);
+  }
+  if (!(data instanceof Float32Array)) throw argError(`${name}.data`, 'a Float32Array', data);
+  // A copy taken now: the caller's array may change while the call is in flight.
+  if (!Array.isArray(shapeIn)) throw argError(shapeName, 'an array [batch, nCtx, nEmbd]', shapeIn);
+  let shape: unknown[];
+  try {
+    shape = Array.from(shapeIn as unknown[]);
+  } catch (e) {
+    throw asLibraryError(e, shapeName);
+  }
+  checkShape(shapeName, shape);
+  const n = shape[0] * shape[1] * shape[2];
+  if (data.length !== n) {
+    throw argError(`${name}.data.length`, `${n} for shape [${shape.join(', ')}]${isDetached(data) ? ' (its buffer is detached)' : ''}`, data.length);
+  }
+  return { data, shape: [shape[0], shape[1], shape[2]] };
+}
+
+/** Reads and checks q, k, v (same shape, nEmbd a multiple of heads), each exactly once. */
+export function readInputs(config: Pick<Config, 'heads'>, q: unknown, k: unknown, v: unknown): CallInputs {
+  const tq = readTensor('q', q);
+  const tk = readTensor('k', k);
+  const tv = readTensor('v', v);
+  const shape = tq.shape;
+  for (const [name, s] of [['k', tk.shape], ['v', tv.shape]] as const) {
+    if (s[0] !== shape[0] || s[1] !== shape[1] || s[2] !== shape[2]) {
+      throw argError(`${name}.shape`, `equal to q.shape [${shape.join(', ')}]`, s);
+    }
+  }
+  checkHeads(shape, config.heads);
+  return { q: tq.data, k: tk.data, v: tv.data, shape };
+}
+
+/** Checks forward's `out` option against the call's shape and inputs; returns it. */
+export function checkOut(out: unknown, shape: readonly number[], inputs: readonly Float32Array[]): Float32Array | undefined {
+  if (out === undefined) return undefined;
+  const n = shape[0] * shape[1] * shape[2];
+  if (!(out instanceof Float32Array) || out.length !== n) {
+    throw argError('out', `a Float32Array of ${n} floats (batch·nCtx·nEmbd for [${shape.join(', ')}])`, out);
+  }
+  for (const [name, t] of inputs.map((t, i) => [['q', 'k', 'v'][i], t] as const)) {
+    const apart = out.buffer !== t.buffer || out.byteOffset + out.byteLength <= t.byteOffset || t.byteOffset + t.byteLength <= out.byteOffset;
+    if (!apart) throw argError('out', `memory apart from ${name}.data (the inputs are never modified)`, out);
+  }
+  return out;
+}
+
+export function checkKeyLengths(keyLengths: unknown, batch: number, nCtx: number): Int32Array | null {
+  if (keyLengths === undefined || keyLengths === null) return null;
+  if (!(Array.isArray(keyLengths) || ArrayBuffer.isView(keyLengths)) || (keyLengths as ArrayLike<number>).length !== batch) {
+    throw argError('keyLengths', `an array of ${batch} lengths (one per batch item)`, keyLengths);
+  }
+  const out = new Int32Array(batch);
+  for (let b = 0; b < batch; b++) {
+    const x = (keyLengths as ArrayLike<number>)[b];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > nCtx) {
+      throw argError(`keyLengths[${b}]`, `an integer in [0, ${nCtx}]`, x);
+    }
+    out[b] = x;
+  }
+  return out;
+}
+
+export function isDetached(data: ArrayBufferView): boolean {
+  return data.byteLength === 0 && data.buffer.byteLength === 0;
+}
+
+/**
+ * Checks, when a call starts computing, that the arrays it took are still whole: a buffer
+ * transferred (detached) or resized since the call was made is an ArgumentError, raised
+ * before any work is handed out.
+ */
+export function checkStillWhole(arrays: Record<string, Float32Array | undefined>, length: number): void {
+  for (const [name, a] of Object.entries(arrays)) {
+    if (a === undefined) continue;
+    if (a.length !== length) {
+      throw new ArgumentError(
+        `${name} changed after the call was made: it holds ${a.length} floats, the call needs ${length}` +
+          `${isDetached(a) ? ' (its buffer was detached, e.g. transferred to a worker)' : ''}; ` +
+          'keep inputs and out unchanged until the call settles',
+      );
+    }
+  }
+}
+
+/** An AbortSignal, or an ArgumentError (a `{}` or a string would fail later with a TypeError). */
+export function checkSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  const s = signal as Partial<AbortSignal> | null;
+  if (s === null || typeof s !== 'object' || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function' || typeof s.removeEventListener !== 'function') {
+    throw argError('signal', 'an AbortSignal (e.g. new AbortController().signal)', signal);
+  }
+  return signal as AbortSignal;
+}
+
+export interface ForwardOptions {
+  /** Per batch item, keys at positions >= keyLengths[b] are masked out. */
+  keyLengths?: ArrayLike<number>;
+  /** Aborts the call (its promise rejects with an AbortedError whose cause is the signal's reason). */
+  signal?: AbortSignal;
+  /**
+   * Float32Array of batch·nCtx·nEmbd floats the result is written to (and returned as
+   * `data`), instead of a new array: a caller that reuses it avoids allocating (and page
+   * faulting) a fresh result per call. A tensor from createTensor() is written in place by
+   * the CPU kernel. Must not overlap q, k or v.
+   */
+  out?: Float32Array;
+  /**
+   * Called with the fraction of the call done (0 < f <= 1), at most about 20 times a second
+   * while it computes (CPU: by finished kernel tasks; GPU: by chunks), and once with 1 at
+   * the end. A throwing callback does not fail the call.
+   */
+  onProgress?: (fraction: number) => void;
+}
+
+/** Forward options, read once and checked. */
+export interface CallOptions {
+  keyLengths: unknown;
+  signal: AbortSignal | undefined;
+  out: unknown;
+  onProgress: ((fraction: number) => void) | undefined;
+}
+
+/**
+ * Reads forward's options once (each getter runs once); unknown keys are errors naming the
+ * nearest valid one (a typo would silently change the call). `allowed`: the keys this entry
+ * point takes (forwardSync and plan take fewer).
+ */
+export function readCallOptions(options: unknown, allowed: readonly string[] = FORWARD_OPTION_KEYS): CallOptions {
+  if (options === undefined) return { keyLengths: undefined, signal: undefined, out: undefined, onProgress: undefined };
+  if (options === null || typeof options !== 'object') throw argError('forward options', 'an object or undefined', options);
+  const o = checkKeys('forward options', options, allowed, NOT_YET_FORWARD_OPTIONS);
+  const get = (key: string) => o[key];
+  const onProgress = get('onProgress');
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw argError('onProgress', 'a function (fraction) => void', onProgress);
+  return {
+    keyLengths: get('keyLengths'),
+    signal: checkSignal(get('signal')),
+    out: get('out'),
+    onProgress: onProgress as CallOptions['onProgress'],
+  };
+}
