@@ -154,8 +154,6 @@ export class SparseAttention {
     const dims = this.checkShape(shape);
     const keyLengths = checkKeyLengths(readCallOptions(forwardOptions, ['keyLengths']).keyLengths, dims[0], dims[1]);
     const { backend, plan, reason } = this.choose(dims, keyLengths);
-    let blocksVisited = 0;
-    for (let h = 0; h < plan.heads; h++) blocksVisited += plan.layouts[plan.headLayout[h]].cols.length;
     const groups = sequenceGroups(plan);
     const estimatedMs = {} as Record<BackendId, number | null>;
     for (const b of this.owned.backends) {
@@ -171,7 +169,7 @@ export class SparseAttention {
       headDim: plan.headDim,
       blockSize: plan.blockSize,
       sequences: plan.batch * plan.heads * groups,
-      blocksVisited: blocksVisited * (plan.regroup > 0 ? groups : 1),
+      blocksVisited: plan.blocksVisited,
       allowedPairs: plan.allowedPairs,
       usefulFlops: plan.usefulFlops,
       visitedFlops: plan.visitedFlops,

@@ -1,12 +1,49 @@
 // Band layouts: every mode whose rule is "lo <= j - i <= hi" on token indices of one
 // sequence. 'all' causal is (-inf, 0], 'local' causal is [-(L-1), 0], bidirectional
 // 'local' is [-(L-1), L-1]; 'strided' becomes 'all' inside each regrouped sequence.
-import { type BlockLayout, LayoutBuilder } from './block-layout.js';
+// Counts are closed forms (count.ts); the CSR is built only when a kernel runs.
+import { type BlockLayout, Layout, LayoutBuilder } from './block-layout.js';
+import { bandBlockOffsets, bandCount, bandFullOffsets } from './count.js';
 
-export function bandLayout(seqLen: number, blockSize: number, lo: number, hi: number): BlockLayout {
+export class BandLayout extends Layout {
+  readonly entries: bigint;
+  readonly maskCount: number;
+  /** Block offsets kb - qb visited: [oLo, oHi]. */
+  private readonly offsets: [number, number];
+
+  constructor(readonly seqLen: number, blockSize: number, readonly lo: number, readonly hi: number, label: string) {
+    const nB = Math.ceil(seqLen / blockSize);
+    super(blockSize, nB, nB, label);
+    this.offsets = bandBlockOffsets(blockSize, lo, hi);
+    const [oLo, oHi] = this.offsets;
+    this.entries = bandCount(nB, nB, oLo, oHi);
+    // One mask per partly allowed offset present (|kb - qb| < nB): offsets in [oLo, oHi]
+    // outside the wholly allowed [fLo, fHi]. Masks of distinct offsets differ (each cuts the
+    // band at a different place), so none is de-duplicated.
+    const [fLo, fHi] = bandFullOffsets(blockSize, lo, hi);
+    const size = (a: number, b: number) => Math.max(0, Math.min(b, nB - 1) - Math.max(a, -(nB - 1)) + 1);
+    this.maskCount = size(oLo, oHi) - size(Math.max(fLo, oLo), Math.min(fHi, oHi));
+  }
+
+  countPairs(nQ: number, nK: number): bigint {
+    return bandCount(nQ, nK, this.lo, this.hi);
+  }
+
+  countBlocks(nQ: number, nK: number): bigint {
+    const bs = this.blockSize;
+    return bandCount(Math.ceil(nQ / bs), Math.ceil(nK / bs), this.offsets[0], this.offsets[1]);
+  }
+
+  protected build(): BlockLayout {
+    return bandLayout(this.seqLen, this.blockSize, this.lo, this.hi, Number(this.entries), this.label);
+  }
+}
+
+/** The CSR of a band layout; `entries` (when known) sizes its arrays exactly. */
+export function bandLayout(seqLen: number, blockSize: number, lo: number, hi: number, entries = 64, label?: string): BlockLayout {
   const bs = blockSize;
   const nB = Math.ceil(seqLen / bs);
-  const builder = new LayoutBuilder(bs, nB, nB);
+  const builder = new LayoutBuilder(bs, nB, nB, entries, label);
   // A block pair's mask depends only on its diagonal offset kb - qb: one mask per offset.
   const maskByOffset = new Map<number, Uint8Array>();
   for (let qb = 0; qb < nB; qb++) {

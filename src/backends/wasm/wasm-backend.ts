@@ -6,8 +6,9 @@ import type { Config } from '../../config.js';
 import { type Plan, bandBlockSize } from '../../plan.js';
 import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
 import { estimateWasmMs } from '../../cost-model.js';
-import { type RunRequest, WasmEngine } from './engine.js';
+import { type RunRequest, WasmEngine, maskRecordWords } from './engine.js';
 import { MemoryLimitError } from '../../errors.js';
+import { tablesTooLarge } from '../../layout/block-layout.js';
 import { checkStillWhole } from '../../tensors.js';
 import { counters, faults } from './faults.js';
 import type { Variant } from './kernels.js';
@@ -82,6 +83,36 @@ function runSplitSync(engine: WasmEngine, req: RunRequest): Float32Array {
     for (const p of parts) p.place(runSplitSync(engine, { ...req, ...p, out: undefined }), out);
     return out;
   }
+}
+
+/** wasm32's ceiling (engine.ts's MAX_BYTES). */
+const WASM32_BYTES = 2 ** 32;
+
+/**
+ * Refuses, before any layout is built, a call whose block tables cannot fit wasm32 memory
+ * however it is split: every part writes all the plan's layouts (rowPtr, cols, maskIds and
+ * kernel mask records, as engine.ts lays them out) beside at least q, k, v and the output of
+ * one head of one batch item. A call that passes may still be split, or refused by the
+ * engine, which counts everything.
+ */
+function checkTables(plan: Plan): void {
+  const limit = Math.min(WASM32_BYTES, faults.maxMemoryBytes ?? WASM32_BYTES);
+  const why = tablesTooLarge(
+    [plan.batch, plan.nCtx, plan.nEmbd],
+    plan.layouts,
+    (l) => 4 * (l.nQB + 1) + 8 * Number(l.entries) + 4 * l.maskCount * maskRecordWords(l.blockSize),
+    {
+      where: 'WebAssembly memory',
+      setBy: 'wasm32',
+      limit,
+      beside: {
+        bytes: 16 * plan.nCtx * plan.headDim,
+        what: 'q, k, v and the output of one head of one batch item (the least a split call holds)',
+        advice: 'Use a shorter nCtx, or the webgpu backend',
+      },
+    },
+  );
+  if (why) throw new MemoryLimitError(why.message, why.needed, limit);
 }
 
 /**
@@ -170,12 +201,14 @@ export class WasmBackend implements Backend {
     return { ms, bestCase: false, text: `${fmtMs(ms)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''}${inPlace})` };
   }
 
-  run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+  async run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+    checkTables(plan);
     return runSplit(this.engine!, { plan, ...inputs, threads: this.threads });
   }
 
   /** Computes on the calling thread. */
   runSync(plan: Plan, inputs: RunInputs): Float32Array {
+    checkTables(plan);
     this.syncEngine ??= acquire(false, this.variant);
     return runSplitSync(this.syncEngine, { plan, ...inputs, threads: 1 });
   }

@@ -12,7 +12,8 @@ import { layoutId } from '../../geometry.js';
 import { ArgumentError, DeviceLostError, DisposedError, KernelError, UnsupportedError, abortError } from '../../errors.js';
 import { checkStillWhole } from '../../tensors.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
-import { type Chunk, buildDispatch, buildMeta, planChunks } from './marshal.js';
+import { type Chunk, buildDispatch, buildMeta, layoutWordCount, planChunks } from './marshal.js';
+import { tablesTooLarge } from '../../layout/block-layout.js';
 import { ProgramCache, type Tiles, chooseTiles, qGlobalApplies } from './program.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
@@ -120,6 +121,9 @@ export class WebGpuBackend implements Backend {
       return `webgpu: head dim ${plan.headDim} with block size ${plan.blockSize} does not fit ` +
         `${this.ctx.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
     }
+    // The layouts go to the kernel in one storage binding: refused here, before they are built.
+    const tables = tablesTooLarge([plan.batch, plan.nCtx, plan.nEmbd], plan.layouts, (l) => 4 * layoutWordCount(l), { where: 'one storage binding (the layout metadata)', setBy: 'the WebGPU device', limit: this.maxBinding() });
+    if (tables) return `webgpu: ${tables.message}`;
     if (!planChunks(plan, this.maxBinding())) return `webgpu: one head of one sequence exceeds the ${this.maxBinding()}-byte storage binding limit`;
     return null;
   }
