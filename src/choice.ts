@@ -1,8 +1,9 @@
 // Which backend runs a call, and why: the facade's decision as one pure function over the
 // backend list, so that adding a backend adds a list entry and no branch here.
 // A forced backend runs unless it became unusable (then the CPU, saying so); 'auto' ranks
-// every usable backend by the cost model's estimate on its own plan, where a backend not
-// initialised yet offers its kind's best case (a GPU is asked for only when that wins).
+// every usable backend that can run the call by the cost model's estimate on its own plan,
+// where a backend not initialised yet offers its kind's best case (a GPU is asked for only
+// when that wins).
 import type { BackendName } from './config.js';
 import type { Plan } from './plan.js';
 import type { Backend } from './backends/backend.js';
@@ -45,7 +46,15 @@ export function choose({ backends, forced, usable, planOn, copied }: ChoiceConte
       continue;
     }
     const plan = planOn(b);
-    ranked.push({ b, plan, ...b.estimate(plan, copied) });
+    const est = b.estimate(plan, copied);
+    // An initialised backend that cannot run this call (head dim past its workgroup memory,
+    // a layout past its binding limit) is skipped; one not initialised yet is asked after init.
+    const cannot = est.bestCase ? null : b.canRun(plan);
+    if (cannot) {
+      skipped.push(`${b.id}: ${cannot}`);
+      continue;
+    }
+    ranked.push({ b, plan, ...est });
   }
   ranked.sort((x, y) => x.ms - y.ms); // stable: ties keep the list's order
   const [best, ...rest] = ranked;

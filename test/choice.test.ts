@@ -45,6 +45,12 @@ describe('choose', () => {
     expect(c.backend.id).toBe('wasm');
     expect(c.reason).toBe('wasm: 5 ms on wasm; not used: webgpu: the GPU device was lost');
   });
+  it('an initialised backend that cannot run the call is skipped with its reason', () => {
+    const gpu = { ...fake('webgpu', 1), canRun: () => 'head dim 1024 does not fit' };
+    const c = ctx([fake('wasm', 5), gpu]);
+    expect(c.backend.id).toBe('wasm');
+    expect(c.reason).toBe('wasm: 5 ms on wasm; not used: webgpu: head dim 1024 does not fit');
+  });
   it('forced: runs even when slower; when unusable, the next usable backend runs and says why', () => {
     expect(ctx([fake('wasm', 1), fake('webgpu', 9)], { forced: 'webgpu' }).backend.id).toBe('webgpu');
     const c = ctx([fake('wasm', 1), fake('webgpu', 9)], { forced: 'webgpu', usable: (b) => (b.id === 'webgpu' ? 'lost' : null) });
