@@ -6,7 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { SparseAttention, __testing } from '../dist/index.js';
+import { SparseAttention } from '../dist/index.js';
+import { __testing } from './internal.js';
 import { type SparseAttentionOptions, makeConfig } from '../src/config.js';
 import { bandCount, fixedBlockCount, fixedPairCount, sumClamp } from '../src/layout/count.js';
 import { BandLayout } from '../src/layout/band.js';
