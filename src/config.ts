@@ -3,8 +3,10 @@
 // error naming the nearest valid one, and an option of a later version is refused until it
 // is implemented (NOT_YET_OPTIONS), never silently ignored.
 import { ArgumentError, UnsupportedError, argError, asLibraryError, checkPositiveInt, describe } from './errors.js';
+import { PATTERN_OPTION_KEYS, type PatternOptions, readPatternOptions } from './config-patterns.js';
+import type { NamedPatternParams } from './layout/named.js';
 
-export type AttnMode = 'all' | 'local' | 'strided' | 'fixed' | 'custom';
+export type AttnMode = 'all' | 'local' | 'strided' | 'fixed' | 'longformer' | 'bigbird' | 'custom';
 export type BackendName = 'auto' | 'wasm' | 'webgpu';
 
 /**
@@ -20,8 +22,8 @@ export type CustomLayout =
 /** Token-level mask inside visited blocks of a custom layout: true (or 1) = allowed. */
 export type TokenMask = (head: number, query: number, key: number) => boolean | 0 | 1;
 
-export interface SparseAttentionOptions {
-  /** Causal masking for 'all', 'local', 'strided', 'fixed' (default true). */
+export interface SparseAttentionOptions extends PatternOptions {
+  /** Causal masking for 'all', 'local', 'strided', 'fixed', 'longformer', 'bigbird' (default true). */
   causal?: boolean;
   /** Which path computes: 'auto' (default) chooses, 'wasm' / 'webgpu' force one. */
   backend?: BackendName;
@@ -96,17 +98,21 @@ export interface Config {
   readonly customPerHead: boolean;
   /** The user's token mask, wrapped: returns a boolean, throws an ArgumentError on any other value. */
   readonly mask: ((head: number, query: number, key: number) => boolean) | null;
+  /** 'longformer' / 'bigbird': the block pattern (src/layout/named.ts); else null. */
+  readonly pattern: NamedPatternParams | null;
+  /** 'bigbird': one random layout per head (differentLayoutPerHead). */
+  readonly patternPerHead: boolean;
   readonly wasmVariant: WasmVariant | undefined;
   readonly webgpu: WebGpuOptions;
 }
 
-const MODES: readonly AttnMode[] = ['all', 'local', 'strided', 'fixed', 'custom'];
+const MODES: readonly AttnMode[] = ['all', 'local', 'strided', 'fixed', 'longformer', 'bigbird', 'custom'];
 const BLOCK_SIZES = [8, 16, 32, 64, 128];
 const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'webgpu'];
 
 /** Constructor option keys implemented today (order: as the README's Options table). */
 export const OPTION_KEYS = [
-  'causal', 'backend', 'device', 'threads', 'numVerts', 'vertsize', 'layout', 'mask', 'wasmVariant', 'webgpu',
+  'causal', 'backend', 'device', 'threads', 'numVerts', 'vertsize', ...PATTERN_OPTION_KEYS, 'layout', 'mask', 'wasmVariant', 'webgpu',
 ] as const;
 /**
  * Constructor options of the round-2 contract (DESIGN.md §2, issues 17 and 18) that are not
@@ -213,6 +219,8 @@ export function makeConfig(
     }
   }
 
+  const { pattern, perHead: patternPerHead } = readPatternOptions(mode, o, causal);
+
   let customBlocks: Config['customBlocks'] = null;
   let customBlockCount = 0;
   let customPerHead = false;
@@ -243,6 +251,8 @@ export function makeConfig(
     customBlockCount,
     customPerHead,
     mask,
+    pattern,
+    patternPerHead,
     wasmVariant: o.wasmVariant,
     webgpu: checkWebGpuOptions(o.webgpu),
   };

@@ -7,6 +7,7 @@ import { DisposedError, argError } from './errors.js';
 import { BandLayout } from './layout/band.js';
 import { CsrLayout, type Layout } from './layout/block-layout.js';
 import { CallBudget, FixedLayout, patternLayout } from './layout/pattern.js';
+import { namedLayout } from './layout/named.js';
 
 /**
  * Block layouts for one nCtx; cached per instance. The layouts are counted without being
@@ -105,6 +106,17 @@ export function buildGeometry(config: Config, nCtx: number, bandBlock?: number):
       layouts.push(new FixedLayout(nB, bs, h, params, label));
     }
     const headLayout = Int32Array.from({ length: heads }, (_, h) => h % config.numVerts);
+    return { regroup: 0, seqLen: nCtx, blockSize: bs, layouts, headLayout };
+  }
+  if (config.pattern) {
+    // 'longformer' / 'bigbird': one layout, or one per head (bigbird's differentLayoutPerHead).
+    const count = config.patternPerHead ? heads : 1;
+    const layouts: Layout[] = [];
+    for (let h = 0; h < count; h++) {
+      const label = `the block layout of mode '${mode}'${causal ? '' : ' (bidirectional)'}${count > 1 ? ` (head ${h})` : ''} ${about(nB, bs)}`;
+      layouts.push(new CsrLayout(namedLayout(config.pattern, h, nB, bs, label), label));
+    }
+    const headLayout = count > 1 ? Int32Array.from({ length: heads }, (_, h) => h) : one;
     return { regroup: 0, seqLen: nCtx, blockSize: bs, layouts, headLayout };
   }
   // custom

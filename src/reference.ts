@@ -3,6 +3,7 @@
 // every backend with it. Exported for users who want to check results themselves.
 // see: openai/sparse_attention attention.py (get_attn_mask, get_blocksparse_obj)
 import { type SparseAttentionOptions, checkKeys, makeConfig } from './config.js';
+import { randomBlocks } from './layout/named.js';
 import { argError, checkPositiveInt } from './errors.js';
 import { type ForwardOptions, type Tensor, checkHeads, checkKeyLengths, readTensor } from './tensors.js';
 
@@ -18,6 +19,8 @@ export function referenceMask(
   localAttnCtx: number | undefined,
   blocksize: number,
   options: SparseAttentionOptions = {},
+  /** Keys of the call: 'bigbird' draws its random blocks from the nCtx / blocksize blocks there are. */
+  nCtx = 0,
 ): (h: number, i: number, j: number) => boolean {
   const c = makeConfig(heads, attnMode, localAttnCtx, blocksize, options);
   const L = c.localAttnCtx;
@@ -41,6 +44,32 @@ export function referenceMask(
         const first = stride - 1 - (h % c.numVerts) * c.vertsize;
         const col = kb % stride;
         return col <= first && col > first - c.vertsize;
+      };
+    }
+    case 'longformer':
+    case 'bigbird': {
+      // DeepSpeed's block patterns written from their definition (a global block attends to
+      // and is attended by every block; a window of numSlidingWindowBlocks centred blocks;
+      // bigbird's random blocks), causal inside the diagonal block. Only the seeded random
+      // draw is shared with the layout module (src/layout/named.ts randomBlocks).
+      const p = c.pattern!;
+      const nB = Math.ceil(nCtx / bs);
+      const w = Math.floor(p.numSlidingWindowBlocks / 2);
+      const global = (b: number) =>
+        p.mode === 'bigbird'
+          ? b < p.numGlobalBlocks
+          : p.globalBlockIndices.some((s0, x) => b >= s0 && b < (p.globalBlockEndIndices ? p.globalBlockEndIndices[x] : s0 + 1));
+      const random = new Map<string, number[]>();
+      return (h, i, j) => {
+        const qb = Math.floor(i / bs);
+        const kb = Math.floor(j / bs);
+        if (c.causal && (kb > qb || (kb === qb && j > i))) return false;
+        if (global(qb) || global(kb) || Math.abs(kb - qb) <= w) return true;
+        if (p.mode !== 'bigbird') return false;
+        const head = c.patternPerHead ? h : 0;
+        let drawn = random.get(`${head}:${qb}`);
+        if (!drawn) random.set(`${head}:${qb}`, (drawn = randomBlocks(p, head, qb, nB)));
+        return drawn.includes(kb);
       };
     }
     case 'custom': {
@@ -109,7 +138,7 @@ export function attentionReference(
     }
   }
   const [qd, kd, vd] = [tq.data, tk.data, tv.data];
-  const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, rest);
+  const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, rest, nK);
   const scale = 1 / Math.sqrt(d);
   const out = new Float64Array(batch * nQ * nEmbd);
   const w = new Float64Array(nK);
