@@ -3,7 +3,7 @@
 // 'strided'), their block layouts, and the useful work (allowed pairs, FLOPs).
 // see: openai/sparse_attention attention.py (strided_transpose, get_blocksparse_obj)
 import type { Config } from './config.js';
-import { DisposedError, argError } from './errors.js';
+import { DisposedError, UnsupportedError, argError } from './errors.js';
 import { BandLayout } from './layout/band.js';
 import { CsrLayout, type Layout } from './layout/block-layout.js';
 import { CallBudget, FixedLayout, patternLayout } from './layout/pattern.js';
@@ -18,6 +18,8 @@ export interface Geometry {
   readonly regroup: number;
   /** Rows of the longest sequence: nCtx, or ceil(nCtx / L) for 'strided'. */
   readonly seqLen: number;
+  /** Key rows per batch item the layouts were built for: nCtx, or more for cross-attention (nQ < nK). */
+  readonly keyLen: number;
   readonly blockSize: number;
   readonly layouts: readonly Layout[];
   /** Index into layouts for each head. */
@@ -26,7 +28,12 @@ export interface Geometry {
 
 export interface Plan extends Geometry {
   readonly batch: number;
+  /** Query (and output) rows per batch item. */
   readonly nCtx: number;
+  /** Key (and value) rows per batch item: nCtx for self-attention; queries are aligned bottom-right. */
+  readonly nK: number;
+  /** Heads of K and V (GQA/MQA): query head h reads K/V head floor(h · kvHeads / heads). */
+  readonly kvHeads: number;
   readonly nEmbd: number;
   readonly heads: number;
   readonly headDim: number;
@@ -39,7 +46,7 @@ export interface Plan extends Geometry {
   readonly usefulFlops: number;
   /** 4 · headDim · blockSize² · visited block pairs: the work of a kernel that computes whole blocks. */
   readonly visitedFlops: number;
-  /** allowedPairs / (batch · heads · nCtx²). */
+  /** allowedPairs / (batch · heads · nCtx · nK). */
   readonly density: number;
   /** Entries of the layouts over every head (× groups for 'strided'), not counting batch: plan().blocksVisited. */
   readonly blocksVisited: number;
@@ -49,8 +56,12 @@ export interface Plan extends Geometry {
 export interface Sequence {
   b: number;
   h: number;
-  /** Token index of the sequence's first row. */
+  /** K/V head of query head h. */
+  kvh: number;
+  /** Key token index of the sequence's first row. */
   token0: number;
+  /** Query token index of the sequence's first row (0, or later for regrouped cross-attention). */
+  qToken0: number;
   /** Token distance between consecutive rows (1, or L for 'strided'). */
   step: number;
   nQ: number;
@@ -76,25 +87,42 @@ export function bandBlockSize(blocksize: number, seqLen: number): number {
  * Built-in modes cost O(heads) here whatever nCtx; a custom layout is evaluated now (see
  * CallBudget for the bound on calls of the user's functions).
  */
-export function buildGeometry(config: Config, nCtx: number, bandBlock?: number): Geometry {
+export function buildGeometry(config: Config, nCtx: number, bandBlock?: number, nK = nCtx): Geometry {
   const { mode, causal, heads } = config;
   const L = config.localAttnCtx;
   const one = new Int32Array(heads);
   const about = (nB: number, bs: number) => `at nCtx ${nCtx} (${nB} × ${nB} blocks of ${bs})`;
+  // Cross-attention: query row r sits at position off + r (bottom-right alignment).
+  const off = nK - nCtx;
   if (mode === 'all' || mode === 'local' || mode === 'strided') {
-    const seqLen = mode === 'strided' ? Math.ceil(nCtx / L) : nCtx;
-    const bs = bandBlock ?? bandBlockSize(config.blocksize, seqLen);
     let lo = -Infinity;
     let hi = causal ? 0 : Infinity;
     if (mode === 'local') {
       lo = -(L - 1);
       if (!causal) hi = L - 1;
     }
-    // 'strided' regrouped: each group is a plain causal (or full) attention.
-    const nB = Math.ceil(seqLen / bs);
-    const where = mode === 'strided' ? `at nCtx ${nCtx} (sequences of ${seqLen} regrouped tokens: ${nB} × ${nB} blocks of ${bs})` : about(nB, bs);
+    if (mode === 'strided') {
+      // Regrouped: group g holds the positions g, g + L, …; its queries are its last rows,
+      // the first at group row a_g = ceil((off - g) / L) (A or A + 1), so the group is a
+      // causal (or full) attention whose band is raised by a_g: one layout per value of a_g.
+      if (off < 0) throw new UnsupportedError(`mode 'strided' with more queries (${nCtx}) than keys (${nK}) is not supported`);
+      const seqLen = Math.ceil(nK / L);
+      const bs = bandBlock ?? bandBlockSize(config.blocksize, seqLen);
+      const nB = Math.ceil(seqLen / bs);
+      const A = Math.floor(off / L);
+      const label = `the block layout of mode 'strided'${causal ? '' : ' (bidirectional)'} at nCtx ${nK} (sequences of ${seqLen} regrouped tokens: ${nB} × ${nB} blocks of ${bs})`;
+      const layouts = [new BandLayout(seqLen, bs, lo, causal ? A : hi, label)];
+      if (causal && off % L !== 0) layouts.push(new BandLayout(seqLen, bs, lo, A + 1, label));
+      return { regroup: L, seqLen, keyLen: nK, blockSize: bs, layouts, headLayout: one };
+    }
+    const bs = bandBlock ?? bandBlockSize(config.blocksize, Math.max(nCtx, nK));
+    const where = nK === nCtx ? about(Math.ceil(nCtx / bs), bs) : `for ${nCtx} queries against ${nK} keys (blocks of ${bs})`;
     const label = `the block layout of mode '${mode}'${causal ? '' : ' (bidirectional)'} ${where}`;
-    return { regroup: mode === 'strided' ? L : 0, seqLen, blockSize: bs, layouts: [new BandLayout(seqLen, bs, lo, hi, label)], headLayout: one };
+    const band = new BandLayout(nCtx, bs, lo + off, hi + off, label, nK);
+    return { regroup: 0, seqLen: nCtx, keyLen: nK, blockSize: bs, layouts: [band], headLayout: one };
+  }
+  if (off !== 0) {
+    throw new UnsupportedError(`mode '${mode}' with nQ != nK (cross-attention, a KV cache) is not supported yet: 'all', 'local' and 'strided' are`);
   }
   const bs = config.blocksize;
   const nB = Math.ceil(nCtx / bs);
@@ -106,7 +134,7 @@ export function buildGeometry(config: Config, nCtx: number, bandBlock?: number):
       layouts.push(new FixedLayout(nB, bs, h, params, label));
     }
     const headLayout = Int32Array.from({ length: heads }, (_, h) => h % config.numVerts);
-    return { regroup: 0, seqLen: nCtx, blockSize: bs, layouts, headLayout };
+    return { regroup: 0, seqLen: nCtx, keyLen: nCtx, blockSize: bs, layouts, headLayout };
   }
   if (config.pattern) {
     // 'longformer' / 'bigbird': one layout, or one per head (bigbird's differentLayoutPerHead).
@@ -117,7 +145,7 @@ export function buildGeometry(config: Config, nCtx: number, bandBlock?: number):
       layouts.push(new CsrLayout(namedLayout(config.pattern, h, nB, bs, label), label));
     }
     const headLayout = count > 1 ? Int32Array.from({ length: heads }, (_, h) => h) : one;
-    return { regroup: 0, seqLen: nCtx, blockSize: bs, layouts, headLayout };
+    return { regroup: 0, seqLen: nCtx, keyLen: nCtx, blockSize: bs, layouts, headLayout };
   }
   // custom
   if (nB > config.customBlockCount) {
@@ -141,7 +169,7 @@ export function buildGeometry(config: Config, nCtx: number, bandBlock?: number):
     layouts.push(new CsrLayout(csr, label));
   }
   const headLayout = perHead ? Int32Array.from({ length: heads }, (_, h) => h) : one;
-  return { regroup: 0, seqLen: nCtx, blockSize: bs, layouts, headLayout };
+  return { regroup: 0, seqLen: nCtx, keyLen: nCtx, blockSize: bs, layouts, headLayout };
 }
 
 export function buildPlan(
@@ -149,12 +177,14 @@ export function buildPlan(
   geometry: Geometry,
   shape: readonly [number, number, number],
   keyLengths: Int32Array | null,
+  kvHeads = config.heads,
 ): Plan {
   const [batch, nCtx, nEmbd] = shape;
+  const nK = geometry.keyLen;
   const heads = config.heads;
   const headDim = nEmbd / heads;
-  const { pairs, blocks } = countWork(geometry, batch, nCtx, keyLengths);
-  const groups = geometry.regroup > 0 ? Math.min(geometry.regroup, nCtx) : 1;
+  const { pairs, blocks } = countWork(geometry, batch, nCtx, nK, keyLengths);
+  const groups = geometry.regroup > 0 ? Math.min(geometry.regroup, nK) : 1;
   let entries = 0n;
   for (let h = 0; h < heads; h++) entries += geometry.layouts[geometry.headLayout[h]].entries;
   const bs = BigInt(geometry.blockSize);
@@ -164,6 +194,8 @@ export function buildPlan(
     ...geometry,
     batch,
     nCtx,
+    nK,
+    kvHeads,
     nEmbd,
     heads,
     headDim,
@@ -173,7 +205,7 @@ export function buildPlan(
     allowedPairs,
     usefulFlops: Number(4n * BigInt(headDim) * pairs),
     visitedFlops: Number(4n * BigInt(headDim) * blocks * bs * bs),
-    density: allowedPairs / (batch * heads * nCtx * nCtx),
+    density: allowedPairs / (batch * heads * nCtx * nK),
     blocksVisited: Number(entries * BigInt(groups)),
   };
 }
@@ -189,19 +221,21 @@ function countWork(
   geometry: Geometry,
   batch: number,
   nCtx: number,
+  nK: number,
   keyLengths: Int32Array | null,
 ): { pairs: bigint; blocks: bigint } {
   const headsPer = new Map<number, number>();
   for (const li of geometry.headLayout) headsPer.set(li, (headsPer.get(li) ?? 0) + 1);
   const itemsPer = new Map<number, number>();
   if (keyLengths) for (const len of keyLengths) itemsPer.set(len, (itemsPer.get(len) ?? 0) + 1);
-  else itemsPer.set(nCtx, batch);
+  else itemsPer.set(nK, batch);
   const memo = new Map<string, [bigint, bigint]>();
   let pairs = 0n;
   let blocks = 0n;
   for (const [len, items] of itemsPer) {
-    for (const run of groupRuns(geometry.regroup, nCtx, len)) {
-      for (const [li, nh] of headsPer) {
+    for (const run of groupRuns(geometry.regroup, nCtx, nK, len)) {
+      for (const [li0, nh] of headsPer) {
+        const li = li0 + run.shift;
         const key = `${li}:${run.nQ}:${run.nK}`;
         let n = memo.get(key);
         if (n === undefined) {
@@ -219,36 +253,59 @@ function countWork(
 }
 
 /**
- * The groups of one batch item as runs of equal sequence lengths: group g has
- * ceil((nCtx - g) / step) queries and ceil((len - g) / step) keys, which change only at
- * g = nCtx mod step and g = len mod step. Without regrouping: one run, nCtx × len.
+ * One regrouped group g of L (step) for nQ queries against nK keys, aligned bottom-right
+ * (off = nK - nQ >= 0): its keys are the positions g, g + L, … (ceil((nK - g) / L) rows); its
+ * queries are its last rows, the first at group row a = ceil((off - g) / L) for g < off (else
+ * 0), i.e. query token g + a·L - off. `shift`: a - floor(off / L), the layout of that a.
  */
-function groupRuns(regroup: number, nCtx: number, len: number): { nQ: number; nK: number; n: number }[] {
-  const groups = regroup > 0 ? Math.min(regroup, nCtx) : 1;
-  const step = regroup > 0 ? regroup : 1;
-  const rowsFrom = (t: number, g: number) => Math.max(0, Math.ceil((t - g) / step));
-  const cuts = [...new Set([0, nCtx % step, len % step, groups])].filter((g) => g <= groups).sort((a, b) => a - b);
-  const runs: { nQ: number; nK: number; n: number }[] = [];
+export function groupRows(g: number, step: number, nQ: number, nK: number): { a: number; nQ: number; qToken0: number; shift: number } {
+  const off = nK - nQ;
+  const a = g < off ? Math.ceil((off - g) / step) : 0;
+  const rows = Math.max(0, Math.ceil((nK - g) / step));
+  return { a, nQ: Math.max(0, rows - a), qToken0: g + a * step - off, shift: a - Math.floor(off / step) };
+}
+
+/**
+ * The groups of one batch item as runs of equal sequence shapes: group g has its queries
+ * (groupRows), ceil((len - g) / step) keys and the layout of its alignment, which change only
+ * at g = nK mod step, len mod step and (cross-attention) off mod step. Without regrouping:
+ * one run, nCtx × len.
+ */
+function groupRuns(regroup: number, nCtx: number, nK: number, len: number): { nQ: number; nK: number; n: number; shift: number }[] {
+  if (regroup <= 0) return [{ nQ: nCtx, nK: len, n: 1, shift: 0 }];
+  const step = regroup;
+  const groups = Math.min(step, nK);
+  const cuts = [...new Set([0, nK % step, len % step, (nK - nCtx) % step, groups])].filter((g) => g <= groups).sort((a, b) => a - b);
+  const runs: { nQ: number; nK: number; n: number; shift: number }[] = [];
   for (let i = 0; i + 1 < cuts.length; i++) {
-    runs.push({ nQ: rowsFrom(nCtx, cuts[i]), nK: rowsFrom(len, cuts[i]), n: cuts[i + 1] - cuts[i] });
+    const g = cuts[i];
+    const q = groupRows(g, step, nCtx, nK);
+    runs.push({ nQ: q.nQ, nK: Math.max(0, Math.ceil((len - g) / step)), n: cuts[i + 1] - g, shift: q.shift });
   }
   return runs;
 }
 
-/** Calls fn for every non-empty sequence of the plan, in (b, h, group) order. */
+/** Calls fn for every sequence of the plan (some may have no rows), in (b, h, group) order. */
 export function forEachSequence(
-  plan: Pick<Plan, 'batch' | 'heads' | 'nCtx' | 'regroup' | 'headLayout' | 'keyLengths'>,
+  plan: Pick<Plan, 'batch' | 'heads' | 'nCtx' | 'regroup' | 'headLayout' | 'keyLengths'> & Partial<Pick<Plan, 'nK' | 'kvHeads'>>,
   fn: (s: Sequence) => void,
 ): void {
   const { batch, heads, nCtx, regroup, headLayout, keyLengths } = plan;
-  const groups = regroup > 0 ? Math.min(regroup, nCtx) : 1;
+  const nK = plan.nK ?? nCtx;
+  const kvHeads = plan.kvHeads ?? heads;
+  const groups = regroup > 0 ? Math.min(regroup, nK) : 1;
   const step = regroup > 0 ? regroup : 1;
-  const rowsFrom = (len: number, g: number) => Math.max(0, Math.ceil((len - g) / step));
   for (let b = 0; b < batch; b++) {
-    const len = keyLengths ? keyLengths[b] : nCtx;
+    const len = keyLengths ? keyLengths[b] : nK;
     for (let h = 0; h < heads; h++) {
+      const kvh = Math.floor((h * kvHeads) / heads);
+      if (regroup <= 0) {
+        fn({ b, h, kvh, token0: 0, qToken0: 0, step: 1, nQ: nCtx, nK: len, layout: headLayout[h] });
+        continue;
+      }
       for (let g = 0; g < groups; g++) {
-        fn({ b, h, token0: g, step, nQ: rowsFrom(nCtx, g), nK: rowsFrom(len, g), layout: headLayout[h] });
+        const q = groupRows(g, step, nCtx, nK);
+        fn({ b, h, kvh, token0: g, qToken0: q.qToken0, step, nQ: q.nQ, nK: Math.max(0, Math.ceil((len - g) / step)), layout: headLayout[h] + q.shift });
       }
     }
   }

@@ -11,17 +11,22 @@ export class BandLayout extends Layout {
   /** Block offsets kb - qb visited: [oLo, oHi]. */
   private readonly offsets: [number, number];
 
-  constructor(readonly seqLen: number, blockSize: number, readonly lo: number, readonly hi: number, label: string) {
-    const nB = Math.ceil(seqLen / blockSize);
-    super(blockSize, nB, nB, label);
+  /**
+   * `seqLen` query rows against `keyLen` key columns (a square band by default; cross-
+   * attention shifts the band: query row r at position nK − nQ + r has lo, hi raised by nK − nQ).
+   */
+  constructor(readonly seqLen: number, blockSize: number, readonly lo: number, readonly hi: number, label: string, readonly keyLen = seqLen) {
+    const nQB = Math.ceil(seqLen / blockSize);
+    const nKB = Math.ceil(keyLen / blockSize);
+    super(blockSize, nQB, nKB, label);
     this.offsets = bandBlockOffsets(blockSize, lo, hi);
     const [oLo, oHi] = this.offsets;
-    this.entries = bandCount(nB, nB, oLo, oHi);
-    // One mask per partly allowed offset present (|kb - qb| < nB): offsets in [oLo, oHi]
-    // outside the wholly allowed [fLo, fHi]. Masks of distinct offsets differ (each cuts the
-    // band at a different place), so none is de-duplicated.
+    this.entries = bandCount(nQB, nKB, oLo, oHi);
+    // One mask per partly allowed offset present (kb - qb in [-(nQB - 1), nKB - 1]): offsets in
+    // [oLo, oHi] outside the wholly allowed [fLo, fHi]. Masks of distinct offsets differ (each
+    // cuts the band at a different place), so none is de-duplicated.
     const [fLo, fHi] = bandFullOffsets(blockSize, lo, hi);
-    const size = (a: number, b: number) => Math.max(0, Math.min(b, nB - 1) - Math.max(a, -(nB - 1)) + 1);
+    const size = (a: number, b: number) => Math.max(0, Math.min(b, nKB - 1) - Math.max(a, -(nQB - 1)) + 1);
     this.maskCount = size(oLo, oHi) - size(Math.max(fLo, oLo), Math.min(fHi, oHi));
   }
 
@@ -35,21 +40,22 @@ export class BandLayout extends Layout {
   }
 
   protected build(): BlockLayout {
-    return bandLayout(this.seqLen, this.blockSize, this.lo, this.hi, Number(this.entries), this.label);
+    return bandLayout(this.seqLen, this.blockSize, this.lo, this.hi, Number(this.entries), this.label, this.keyLen);
   }
 }
 
 /** The CSR of a band layout; `entries` (when known) sizes its arrays exactly. */
-export function bandLayout(seqLen: number, blockSize: number, lo: number, hi: number, entries = 64, label?: string): BlockLayout {
+export function bandLayout(seqLen: number, blockSize: number, lo: number, hi: number, entries = 64, label?: string, keyLen = seqLen): BlockLayout {
   const bs = blockSize;
   const nB = Math.ceil(seqLen / bs);
-  const builder = new LayoutBuilder(bs, nB, nB, entries, label);
+  const nKB = Math.ceil(keyLen / bs);
+  const builder = new LayoutBuilder(bs, nB, nKB, entries, label);
   // A block pair's mask depends only on its diagonal offset kb - qb: one mask per offset.
   const maskByOffset = new Map<number, Uint8Array>();
   for (let qb = 0; qb < nB; qb++) {
     // Candidate key blocks only; the exact test below decides.
     const kbLo = lo === -Infinity ? 0 : Math.max(0, qb + Math.floor((lo - bs + 1) / bs));
-    const kbHi = hi === Infinity ? nB - 1 : Math.min(nB - 1, qb + Math.ceil((hi + bs - 1) / bs));
+    const kbHi = hi === Infinity ? nKB - 1 : Math.min(nKB - 1, qb + Math.ceil((hi + bs - 1) / bs));
     for (let kb = kbLo; kb <= kbHi; kb++) {
       const base = (kb - qb) * bs; // j - i at row 0, column 0
       const dMin = base - (bs - 1);
