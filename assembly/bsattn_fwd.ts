@@ -14,45 +14,14 @@
 // straight from the tensors with load32_splat, and any head dim works without a tail.
 // see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019).
 
-// ---- parameter block, written by the host (src/backends/wasm/abi.ts) ----
-// i32 offsets in bytes from the params pointer.
-const P_TASKS: usize = 0; // -> [nTasks][4] i32: seq, qb0, qb1, 0
-const P_NTASKS: usize = 4;
-const P_COUNTER: usize = 8; // -> i32 task counter (atomic in threaded builds)
-const P_SEQS: usize = 12; // -> [nSeqs][SEQ_WORDS] i32, see SEQ_*
-const P_HEAD_DIM: usize = 16;
-const P_BLOCK: usize = 20; // BLOCK: query and key block size, a multiple of 8
-const P_SCALE: usize = 24; // f32: log2(e) / sqrt(headDim)
-// 28: number of sequences (written by the host for its own bookkeeping; the kernel needs it no more)
-const P_PACK_COUNTER: usize = 32; // -> i32 counter of the packing phase
-// 36: -> i32 barrier counter, 40: threads of this call (used by the host's barrier)
-const P_HEADS: usize = 44; // packing: sequences (b, h, g) sit at (b·heads + h)·groups + g
-const P_GROUPS: usize = 48;
-const P_PACK_UNITS: usize = 52; // packing tasks: batch · groups units × chunks of PACK_ROWS rows
-const P_PACK_CHUNKS: usize = 56;
-const PACK_ROWS: i32 = 64;
-
-const SEQ_Q: usize = 0;
-const SEQ_K: usize = 4; // K' written by phase 1: [ceil(nK / 4)][d][4], 4 keys interleaved
-const SEQ_V: usize = 8;
-const SEQ_O: usize = 12;
-const SEQ_STRIDE: usize = 16; // bytes between consecutive q / o rows of the sequence
-const SEQ_NQ: usize = 20; // query rows
-const SEQ_NK: usize = 24; // keys (rows of k/v); keys >= nK are never read
-const SEQ_ROWPTR: usize = 28; // -> i32 [nQB + 1]
-const SEQ_COLS: usize = 32; // -> i32 [nnz]
-const SEQ_MASKIDS: usize = 36; // -> i32 [nnz], -1 = full block
-const SEQ_MASKS: usize = 40; // -> mask records, see below
-const SEQ_KV_STRIDE: usize = 44; // bytes between consecutive V' rows (d·4)
-const SEQ_K_SRC: usize = 48; // packing phase: K rows in the input (0: nothing to pack)
-const SEQ_V_SRC: usize = 52;
-const SEQ_SRC_STRIDE: usize = 56;
-// A mask record: per 8-row tile [BLOCK / 8][4] i32: the column range [cLo, cHi) holding
-// every allowed key of the tile and, inside it, a run [fLo, fHi) of columns allowed for
-// all 8 rows; then [BLOCK][BLOCK] i32 (0 / -1), key-major. Columns outside [cLo, cHi) are
-// skipped (half of every causal diagonal block, most of a partial 'local' block), [fLo,
-// fHi) runs unmasked, and only the few columns left are masked element by element.
-export const SEQ_WORDS: i32 = 16;
+import {
+  P_BLOCK, P_COUNTER, P_GROUPS, P_HEADS, P_HEAD_DIM, P_N_TASKS, P_PACK_CHUNKS, P_PACK_COUNTER, P_PACK_UNITS, P_SCALE, P_SEQS, P_TASKS,
+  SEQ_COLS, SEQ_K, SEQ_KV_STRIDE, SEQ_K_SRC, SEQ_MASKS, SEQ_MASK_IDS, SEQ_N_K, SEQ_N_Q, SEQ_O, SEQ_Q, SEQ_ROW_PTR, SEQ_SRC_STRIDE,
+  SEQ_STRIDE, SEQ_V, SEQ_V_SRC, SEQ_WORDS, TASK_QB0, TASK_QB1, TASK_SEQ, TASK_SHIFT,
+  MASK_C_HI, MASK_C_LO, MASK_F_HI, MASK_F_LO, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS,
+} from './abi.generated';
+// The parameter block, sequence, task and mask records the host writes are declared once,
+// in src/backends/wasm/abi.ts; abi.generated.ts holds their byte offsets for this side.
 
 // 2^r on [-0.5, 0.5], degree-5 least-squares fit on Chebyshev nodes: rel. error 1.04e-7.
 const EXP_C0: f32 = 1.0000001192092896;
@@ -92,7 +61,7 @@ export function bsattn_pack_f32(params: usize): void {
     const c0 = (t % chunks) * PACK_ROWS;
     const first = seqs + <usize>(((unit / groups) * heads * groups + unit % groups) * SEQ_WORDS * 4);
     if (load<i32>(first + SEQ_K_SRC) == 0) continue;
-    const c1 = min(load<i32>(first + SEQ_NK), c0 + PACK_ROWS);
+    const c1 = min(load<i32>(first + SEQ_N_K), c0 + PACK_ROWS);
     const srcStride = <usize>load<i32>(first + SEQ_SRC_STRIDE);
     // V'[(b, h, g)][c] = V[token c of group g][h·d .. h·d + d), every head h
     // K'[(b, h, g)][c / 4][k][c % 4] = K[token c][h·d + k]: 4 keys interleaved
@@ -143,7 +112,7 @@ function packKeys4(dst: usize, src: usize, stride: usize, n: i32, d: usize): voi
  */
 export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   const tasks = <usize>load<i32>(params + P_TASKS);
-  const nTasks = load<i32>(params + P_NTASKS);
+  const nTasks = load<i32>(params + P_N_TASKS);
   const counter = <usize>load<i32>(params + P_COUNTER);
   const seqs = <usize>load<i32>(params + P_SEQS);
   const d = load<i32>(params + P_HEAD_DIM);
@@ -153,10 +122,10 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   while (true) {
     const t = next(counter);
     if (t >= nTasks) break;
-    const task = tasks + (<usize>t << 4);
-    const seq = seqs + <usize>(load<i32>(task) * SEQ_WORDS * 4);
-    const qb1 = load<i32>(task, 8);
-    for (let qb = load<i32>(task, 4); qb < qb1; qb++) {
+    const task = tasks + (<usize>t << TASK_SHIFT);
+    const seq = seqs + <usize>(load<i32>(task, TASK_SEQ) * SEQ_WORDS * 4);
+    const qb1 = load<i32>(task, TASK_QB1);
+    for (let qb = load<i32>(task, TASK_QB0); qb < qb1; qb++) {
       queryBlock(seq, qb, d, bs, scale, scratch);
     }
     done++;
@@ -196,11 +165,11 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
   const oBase = <usize>load<i32>(seq + SEQ_O);
   const stride = <usize>load<i32>(seq + SEQ_STRIDE);
   const kStride = <usize>load<i32>(seq + SEQ_KV_STRIDE);
-  const nQ = load<i32>(seq + SEQ_NQ);
-  const nK = load<i32>(seq + SEQ_NK);
-  const rowPtr = <usize>load<i32>(seq + SEQ_ROWPTR);
+  const nQ = load<i32>(seq + SEQ_N_Q);
+  const nK = load<i32>(seq + SEQ_N_K);
+  const rowPtr = <usize>load<i32>(seq + SEQ_ROW_PTR);
   const cols = <usize>load<i32>(seq + SEQ_COLS);
-  const maskIds = <usize>load<i32>(seq + SEQ_MASKIDS);
+  const maskIds = <usize>load<i32>(seq + SEQ_MASK_IDS);
   const masks = <usize>load<i32>(seq + SEQ_MASKS);
 
   const ubs = <usize>bs;
@@ -343,25 +312,25 @@ function storeOutput(dst: usize, stride: usize, ot: usize, inv: usize, rows: i32
 /** First allowed column of the 8-row tile holding row r (0 for full blocks). */
 // @ts-ignore: decorator
 @inline function colLo(ranges: usize, r: usize): i32 {
-  return ranges ? load<i32>(ranges + ((r >> 3) << 4)) : 0;
+  return ranges ? load<i32>(ranges + ((r >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT), MASK_C_LO) : 0;
 }
 
 /** One past the last allowed column of the tile holding row r, at most nc. */
 // @ts-ignore: decorator
 @inline function colHi(ranges: usize, r: usize, nc: i32): i32 {
-  return ranges ? min(nc, load<i32>(ranges + ((r >> 3) << 4), 4)) : nc;
+  return ranges ? min(nc, load<i32>(ranges + ((r >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT), MASK_C_HI)) : nc;
 }
 
 /** First column of the tile's run allowed for every row (within [lo, hi]). */
 // @ts-ignore: decorator
 @inline function fullLo(ranges: usize, r: usize, lo: i32, hi: i32): i32 {
-  return ranges ? min(hi, max(lo, load<i32>(ranges + ((r >> 3) << 4), 8))) : lo;
+  return ranges ? min(hi, max(lo, load<i32>(ranges + ((r >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT), MASK_F_LO))) : lo;
 }
 
 /** One past the tile's fully allowed run (within [fLo, hi]). */
 // @ts-ignore: decorator
 @inline function fullHi(ranges: usize, r: usize, fLo: i32, hi: i32): i32 {
-  return ranges ? min(hi, max(fLo, load<i32>(ranges + ((r >> 3) << 4), 12))) : hi;
+  return ranges ? min(hi, max(fLo, load<i32>(ranges + ((r >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT), MASK_F_HI))) : hi;
 }
 
 // ---------------------------------------------------------------- SIMD

@@ -1,16 +1,17 @@
 // The kernel's mask records, built once per layout from its token masks (row-major
-// [bs][bs] 0/1, see layout/block-layout.ts). A record (see the mask record in
-// assembly/bsattn_fwd.ts) holds, per 8-row tile, [cLo, cHi, fLo, fHi] i32 — the columns
-// with any allowed key and the longest run of columns allowed for all 8 rows — then
+// [bs][bs] 0/1, see layout/block-layout.ts). A record (abi.ts MASK_RANGE_FIELDS) holds,
+// per tile of MASK_TILE_ROWS query rows, [cLo, cHi, fLo, fHi] i32 — the columns with any
+// allowed key and the longest run of columns allowed for every row of the tile — then
 // [kCol][qRow] i32 with -1 = allowed: key-major, so that the kernel reads a key's mask
 // for 4 query rows as one vector.
 import type { BlockLayout } from '../../layout/block-layout.js';
+import { MASK_RANGE, MASK_RANGE_WORDS, MASK_TILE_ROWS } from './abi.js';
 
 const records = new WeakMap<BlockLayout, Int32Array>();
 
-/** i32 words of one mask record: [bs / 8][4] ranges, then [bs][bs]. */
+/** i32 words of one mask record: a range entry per tile, then [bs][bs]. */
 export function maskRecordWords(bs: number): number {
-  return bs * bs + bs / 2;
+  return (bs / MASK_TILE_ROWS) * MASK_RANGE_WORDS + bs * bs;
 }
 
 /** The layout's mask records, maskRecordWords(bs) each, in mask id order. */
@@ -26,8 +27,9 @@ export function maskRecords(layout: BlockLayout): Int32Array {
 }
 
 function writeRecord(out: Int32Array, base: number, mask: ArrayLike<number>, bs: number): void {
-  const body = base + bs / 2;
-  for (let t = 0; t < bs / 8; t++) {
+  const rows = MASK_TILE_ROWS;
+  const body = base + (bs / rows) * MASK_RANGE_WORDS;
+  for (let t = 0; t < bs / rows; t++) {
     let lo = bs;
     let hi = 0;
     let runLo = 0;
@@ -35,7 +37,7 @@ function writeRecord(out: Int32Array, base: number, mask: ArrayLike<number>, bs:
     let bestLen = 0;
     for (let c = 0; c < bs; c++) {
       let all = true;
-      for (let r = t * 8; r < t * 8 + 8; r++) {
+      for (let r = t * rows; r < (t + 1) * rows; r++) {
         if (mask[r * bs + c]) {
           lo = Math.min(lo, c);
           hi = Math.max(hi, c + 1);
@@ -49,7 +51,11 @@ function writeRecord(out: Int32Array, base: number, mask: ArrayLike<number>, bs:
         bestLen = c + 1 - runLo;
       }
     }
-    out.set([Math.min(lo, hi), hi, bestLo, bestLo + bestLen], base + 4 * t);
+    const e = base + t * MASK_RANGE_WORDS;
+    out[e + MASK_RANGE.cLo] = Math.min(lo, hi);
+    out[e + MASK_RANGE.cHi] = hi;
+    out[e + MASK_RANGE.fLo] = bestLo;
+    out[e + MASK_RANGE.fHi] = bestLo + bestLen;
   }
   for (let r = 0; r < bs; r++) for (let c = 0; c < bs; c++) out[body + c * bs + r] = mask[r * bs + c] ? -1 : 0;
 }

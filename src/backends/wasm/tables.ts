@@ -5,7 +5,7 @@
 import type { Plan } from '../../plan.js';
 import { KernelError } from '../../errors.js';
 import { checkStillWhole } from '../../tensors.js';
-import { P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK_WORDS, scratchBytes } from './abi.js';
+import { P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS, scratchBytes } from './abi.js';
 import { type MemoryArena, align } from './arena.js';
 import { maskRecordWords, maskRecords } from './masks.js';
 import { sequencesOf, tasksOf } from './tasks.js';
@@ -204,9 +204,9 @@ function writeTables(arena: MemoryArena, plan: Plan, threads: number, parties: n
   });
   tasks.forEach((t, i) => {
     const e = (taskTable >> 2) + i * TASK_WORDS;
-    i32[e] = t.seq;
-    i32[e + 1] = t.qb0;
-    i32[e + 2] = t.qb1;
+    i32[e + TASK.seq] = t.seq;
+    i32[e + TASK.qb0] = t.qb0;
+    i32[e + TASK.qb1] = t.qb1;
   });
   plan.layouts.forEach((l, li) => {
     i32.set(l.rowPtr, layoutAt[li].rowPtr >> 2);
