@@ -18,7 +18,7 @@ import {
   P_BLOCK, P_COUNTER, P_GROUPS, P_HEADS, P_HEAD_DIM, P_N_TASKS, P_PACK_CHUNKS, P_PACK_COUNTER, P_PACK_UNITS, P_SCALE, P_SEQS, P_TASKS,
   SEQ_COLS, SEQ_K, SEQ_KV_STRIDE, SEQ_K_SRC, SEQ_MASKS, SEQ_MASK_IDS, SEQ_N_K, SEQ_N_Q, SEQ_O, SEQ_Q, SEQ_ROW_PTR, SEQ_SRC_STRIDE,
   SEQ_STRIDE, SEQ_V, SEQ_V_SRC, SEQ_WORDS, TASK_QB0, TASK_QB1, TASK_SEQ, TASK_SHIFT,
-  MASK_C_HI, MASK_C_LO, MASK_F_HI, MASK_F_LO, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS,
+  ABI_HASH, MASK_C_HI, MASK_C_LO, MASK_F_HI, MASK_F_LO, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS,
 } from './abi.generated';
 // The parameter block, sequence, task and mask records the host writes are declared once,
 // in src/backends/wasm/abi.ts; abi.generated.ts holds their byte offsets for this side.
@@ -142,9 +142,30 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   return t;
 }
 
-/** Scratch bytes one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], 3 row vectors. */
+/** Scratch bytes one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], 3 row vectors (the host asks). */
 export function bsattn_scratch_bytes(d: i32, bs: i32): i32 {
   return (2 * d * bs + bs * bs + 3 * bs) * 4;
+}
+
+/** Bytes of one mask record: a range entry per MASK_TILE_ROWS rows, then [bs][bs] i32 (test/abi.test.ts). */
+export function bsattn_mask_record_bytes(bs: i32): i32 {
+  return <i32>maskRecordBytes(<usize>bs);
+}
+
+/** ABI_HASH of the tables this build was compiled from: the host refuses a build of other tables. */
+export function bsattn_abi_hash(): u32 {
+  return ABI_HASH;
+}
+
+/** Bytes of a mask record's range entries, which the [bs][bs] mask follows. */
+// @ts-ignore: decorator
+@inline function maskRangesBytes(ubs: usize): usize {
+  return (ubs >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT;
+}
+
+// @ts-ignore: decorator
+@inline function maskRecordBytes(ubs: usize): usize {
+  return maskRangesBytes(ubs) + ubs * ubs * 4;
 }
 
 /** Copies one row of `bytes` bytes (inline vector moves: memory.copy leaves the JIT code). */
@@ -200,9 +221,9 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     if (key0 >= nK) break; // cols ascend: every later block is past the keys
     const nc = min(bs, nK - key0);
     const maskId = load<i32>(maskIds + (<usize>e << 2));
-    // ranges: [bs/8][4] i32; mask: [bs][bs] i32 right after (0 when the block is full)
-    const ranges = maskId < 0 ? <usize>0 : masks + <usize>maskId * (ubs * ubs + (ubs >> 1)) * 4;
-    const mask = maskId < 0 ? <usize>0 : ranges + (ubs >> 1) * 4;
+    // the mask record's range entries, then its [bs][bs] i32 mask (both 0 when the block is full)
+    const ranges = maskId < 0 ? <usize>0 : masks + <usize>maskId * maskRecordBytes(ubs);
+    const mask = maskId < 0 ? <usize>0 : ranges + maskRangesBytes(ubs);
     const kRows = kBase + <usize>key0 * ud * 4; // K' [nK/4][d][4]: key0 is a multiple of 4
     const vRows = vBase + <usize>key0 * kStride;
     if (ASC_FEATURE_SIMD) {

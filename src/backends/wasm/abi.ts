@@ -3,8 +3,11 @@
 // turns these tables into assembly/abi.generated.ts (byte offsets as constants, see
 // abi-codegen.ts); every kernel build exports bsattn_abi_hash(), which the engine compares
 // with ABI_HASH when it starts, so a .wasm from another version is refused rather than
-// misread. Sizes that depend on (headDim, block) are the kernel's own formulas
-// (bsattn_scratch_bytes, bsattn_mask_record_bytes): the host asks the kernel.
+// misread. Of the sizes that depend on (headDim, block), a thread's scratch is private to
+// the kernel: the host asks it (bsattn_scratch_bytes). Mask records are written by the host
+// (masks.ts, from MASK_RANGE_FIELDS); test/abi.test.ts checks that the kernel steps through
+// them alike (bsattn_mask_record_bytes) and that the scratch it asks for is what it uses.
+import { UnsupportedError } from '../../errors.js';
 
 /** i32 word, f32 word, or i32 byte offset into linear memory ("-> …" says what it points at). */
 export type FieldKind = 'i32' | 'f32' | 'ptr';
@@ -114,11 +117,6 @@ function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-/** Scratch one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], m_i, l_i, α [bs] (f32). */
-export function scratchBytes(headDim: number, bs: number): number {
-  return (2 * headDim * bs + bs * bs + 3 * bs) * 4;
-}
-
 export interface KernelExports {
   bsattn_pack_f32(params: number): void;
   bsattn_fwd_f32(params: number, scratch: number): number;
@@ -126,7 +124,21 @@ export interface KernelExports {
   bsattn_scratch_bytes(headDim: number, bs: number): number;
   /** Bytes of one mask record for a block size. */
   bsattn_mask_record_bytes(bs: number): number;
-  /** ABI_HASH of the table the build was compiled from (as i32). */
+  /** ABI_HASH of the tables the build was compiled from (as i32). */
   bsattn_abi_hash(): number;
   heap_base(): number;
+}
+
+/** Refuses a kernel build compiled from other tables (a .wasm of another version given to init()). */
+export function checkAbi(exports: WebAssembly.Exports, build: string): KernelExports {
+  const hash = exports.bsattn_abi_hash;
+  const got = typeof hash === 'function' ? (hash() as number) >>> 0 : null;
+  if (got !== ABI_HASH) {
+    const hex = (h: number) => `0x${h.toString(16).padStart(8, '0')}`;
+    throw new UnsupportedError(
+      `the '${build}' kernel build does not match this version of the library (its ABI hash is ` +
+        `${got === null ? 'missing' : hex(got)}, expected ${hex(ABI_HASH)}): give init() the dist/bsattn.*.wasm of this version`,
+    );
+  }
+  return exports as unknown as KernelExports;
 }

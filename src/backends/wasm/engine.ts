@@ -3,7 +3,7 @@
 // calls: they are serialised, each one laid out in linear memory (tables.ts), run on the
 // calling thread or the workers (with the barrier between packing and attention, aborts,
 // progress and one retry when a worker dies), and its output read back.
-import { type KernelExports } from './abi.js';
+import { type KernelExports, checkAbi } from './abi.js';
 import { MemoryArena } from './arena.js';
 import { type KernelChoice, type Variant, chooseKernel } from './kernels.js';
 import { CallTables, type CallData } from './tables.js';
@@ -46,7 +46,7 @@ export class WasmEngine {
     // Frees of tensors released during a call wait for the calls queued now; a tensor
     // made or freed at the top moves the work area, so the last call's tables go.
     this.arena = new MemoryArena(memory, kernel.heap_base(), (f) => void this.tail.then(f), () => this.tables.invalidate());
-    this.tables = new CallTables(this.arena);
+    this.tables = new CallTables(this.arena, kernel);
   }
 
   static create(wantThreads: boolean, variant?: Variant): WasmEngine {
@@ -55,7 +55,8 @@ export class WasmEngine {
       choice.threaded ? { initial: 1, maximum: 65536, shared: true } : { initial: 1, maximum: 65536 },
     );
     const instance = new WebAssembly.Instance(choice.module, { env: { memory } });
-    return new WasmEngine(choice, memory, instance.exports as unknown as KernelExports);
+    const build = choice.threaded ? `${choice.variant}.mt` : choice.variant;
+    return new WasmEngine(choice, memory, checkAbi(instance.exports, build));
   }
 
   /** Bytes of linear memory in use now (it never shrinks). */

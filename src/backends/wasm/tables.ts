@@ -5,7 +5,7 @@
 import type { Plan } from '../../plan.js';
 import { KernelError } from '../../errors.js';
 import { checkStillWhole } from '../../tensors.js';
-import { P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS, scratchBytes } from './abi.js';
+import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS } from './abi.js';
 import { type MemoryArena, align } from './arena.js';
 import { maskRecordWords, maskRecords } from './masks.js';
 import { sequencesOf, tasksOf } from './tasks.js';
@@ -66,7 +66,10 @@ function staticKey(plan: Plan, threads: number, parties: number): string {
 export class CallTables {
   private last: Tables | null = null;
 
-  constructor(private readonly arena: MemoryArena) {}
+  constructor(
+    private readonly arena: MemoryArena,
+    private readonly kernel: KernelExports,
+  ) {}
 
   /** Forgets the last call's tables (they moved, or a failed call may have altered them). */
   invalidate(): void {
@@ -86,7 +89,7 @@ export class CallTables {
     // Tensors of this engine are read and written in place (their offsets join the key).
     const resident = [call.q, call.k, call.v, call.out].map((t) => this.arena.tensorAt(t, n));
     const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}`;
-    if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, plan, threads, parties, resident) };
+    if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident) };
     const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, end } = this.last;
     this.arena.workEnd = end;
     const i32 = new Int32Array(memory.buffer);
@@ -120,7 +123,14 @@ export class CallTables {
  * The call's tables in the work area, above the tensors. `resident`: byte offsets of q, k,
  * v, o when they are tensors of this engine, else -1 (then the work area holds a copy).
  */
-function writeTables(arena: MemoryArena, plan: Plan, threads: number, parties: number, resident: readonly number[]): Omit<Tables, 'key'> {
+function writeTables(
+  arena: MemoryArena,
+  kernel: KernelExports,
+  plan: Plan,
+  threads: number,
+  parties: number,
+  resident: readonly number[],
+): Omit<Tables, 'key'> {
   const bs = plan.blockSize;
   const d = plan.headDim;
   const seqs = sequencesOf(plan);
@@ -150,7 +160,8 @@ function writeTables(arena: MemoryArena, plan: Plan, threads: number, parties: n
       masks: take(l.masks.length * maskRecordWords(bs) * 4),
     };
   });
-  const sBytes = align(scratchBytes(d, bs));
+  // The scratch layout is the kernel's own business: it says how much it needs.
+  const sBytes = align(kernel.bsattn_scratch_bytes(d, bs));
   const scratch = Array.from({ length: threads }, () => take(sBytes));
   const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
   const [qAt, kAt, vAt, oAt] = resident.map((r) => (r >= 0 ? r : take(tensorBytes)));
