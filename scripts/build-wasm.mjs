@@ -5,8 +5,27 @@
 // and, for simd/relaxed, a threaded build (".mt") whose memory is an imported shared
 // memory, so that worker threads run the same kernel over one WebAssembly.Memory.
 // Every build imports its memory ("env.memory") and has no other import.
+// First, the kernel's side of the ABI, assembly/abi.generated.ts, is written from the
+// tables in src/backends/wasm/abi.ts (see abi-codegen.ts), so both sides read one source.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import * as esbuild from 'esbuild';
+
+const codegen = await esbuild.build({
+  entryPoints: ['src/backends/wasm/abi-codegen.ts'], bundle: true, write: false, format: 'esm', platform: 'neutral', logLevel: 'warning',
+});
+const { GENERATED_PATH, assemblyScriptAbi } = await import(
+  `data:text/javascript;base64,${Buffer.from(codegen.outputFiles[0].text).toString('base64')}`
+);
+const abiText = assemblyScriptAbi();
+let abiOld = null;
+try {
+  abiOld = readFileSync(GENERATED_PATH, 'utf8');
+} catch {}
+if (abiOld !== abiText) {
+  writeFileSync(GENERATED_PATH, abiText);
+  console.log(`${GENERATED_PATH} written`);
+}
 
 const variants = [
   { name: 'scalar', flags: ['--disable', 'simd'] },
@@ -33,7 +52,6 @@ for (const v of variants) {
 }
 
 // Embed every build as base64 for the default entry (runtimes that compile from bytes).
-import { readFileSync, writeFileSync } from 'node:fs';
 const lines = variants.map((v) => `  '${v.name}': '${readFileSync(`build/bsattn.${v.name}.wasm`).toString('base64')}',`);
 writeFileSync(
   'src/backends/wasm/kernels.generated.ts',

@@ -1,56 +1,144 @@
-// Host side of the kernel ABI: the parameter block and sequence table that
-// assembly/bsattn_fwd.ts reads. Offsets must match the P_* and SEQ_* constants there.
+// The kernel ABI, declared once: the parameter block, sequence and task records and mask
+// ranges that the host writes into linear memory and assembly/ reads. scripts/build-wasm.mjs
+// turns these tables into assembly/abi.generated.ts (byte offsets as constants, see
+// abi-codegen.ts); every kernel build exports bsattn_abi_hash(), which the engine compares
+// with ABI_HASH when it starts, so a .wasm from another version is refused rather than
+// misread. Of the sizes that depend on (headDim, block), a thread's scratch is private to
+// the kernel: the host asks it (bsattn_scratch_bytes). Mask records are written by the host
+// (masks.ts, from MASK_RANGE_FIELDS); test/abi.test.ts checks that the kernel steps through
+// them alike (bsattn_mask_record_bytes) and that the scratch it asks for is what it uses.
+import { UnsupportedError } from '../../errors.js';
 
-export const PARAMS_BYTES = 64;
-export const P = {
-  tasks: 0,
-  nTasks: 1,
-  counter: 2,
-  seqs: 3,
-  headDim: 4,
-  block: 5,
-  scale: 6, // f32
-  nSeqs: 7,
-  packCounter: 8,
-  barrier: 9, // i32 word index of the barrier counter (host-side barrier between phases)
-  threads: 10, // parties to the barrier: the workers, and the calling thread in threaded runs
-  heads: 11,
-  groups: 12,
-  packUnits: 13,
-  packChunks: 14,
-} as const; // i32 word indices
+/** i32 word, f32 word, or i32 byte offset into linear memory ("-> …" says what it points at). */
+export type FieldKind = 'i32' | 'f32' | 'ptr';
+export type Field = readonly [name: string, kind: FieldKind, doc: string];
 
-/** Rows per packing task (PACK_ROWS in the kernel). */
+/** The parameter block of a call, at `params`. */
+export const PARAM_FIELDS = [
+  ['tasks', 'ptr', '-> [nTasks] task records'],
+  ['nTasks', 'i32', 'attention tasks'],
+  ['counter', 'ptr', '-> i32 attention task counter (atomic in threaded builds)'],
+  ['seqs', 'ptr', '-> [nSeqs] sequence records'],
+  ['headDim', 'i32', 'd'],
+  ['block', 'i32', 'BLOCK: query and key block size, a multiple of 8'],
+  ['scale', 'f32', 'log2(e) / sqrt(headDim)'],
+  ['nSeqs', 'i32', 'sequences (host bookkeeping; the kernel does not read it)'],
+  ['packCounter', 'ptr', '-> i32 counter of the packing phase'],
+  ['barrier', 'ptr', '-> i32 barrier counter between the phases (the host\'s barrier, worker.ts)'],
+  ['threads', 'i32', 'parties to the barrier: the workers, and the calling thread in threaded runs'],
+  ['heads', 'i32', 'packing: sequence (b, h, g) is record (b·heads + h)·groups + g'],
+  ['groups', 'i32', 'sequence groups per (batch, head): L for \'strided\', else 1'],
+  ['packUnits', 'i32', 'packing tasks: batch · groups units × packChunks chunks of PACK_ROWS rows'],
+  ['packChunks', 'i32', 'ceil(rows per group / PACK_ROWS)'],
+] as const satisfies readonly Field[];
+
+/**
+ * One sequence: a (batch, head[, group]) problem whose rows sit at a fixed byte stride in
+ * the q/k/v/o tensors (nEmbd·4, or L·nEmbd·4 for 'strided': the regrouping read in place).
+ */
+export const SEQ_FIELDS = [
+  ['q', 'ptr', '-> first query row'],
+  ['k', 'ptr', '-> K\' written by the packing phase: [ceil(nK / 4)][d][4], 4 keys interleaved'],
+  ['v', 'ptr', '-> V\' written by the packing phase: [nK][d]'],
+  ['o', 'ptr', '-> first output row'],
+  ['stride', 'i32', 'bytes between consecutive q / o rows of the sequence'],
+  ['nQ', 'i32', 'query rows'],
+  ['nK', 'i32', 'keys (rows of k / v); keys >= nK are never read'],
+  ['rowPtr', 'ptr', '-> i32 [nQB + 1]: CSR row pointers of the block layout'],
+  ['cols', 'ptr', '-> i32 [nnz]: key block of each entry, ascending per row'],
+  ['maskIds', 'ptr', '-> i32 [nnz]: mask record of each entry, -1 = full block'],
+  ['masks', 'ptr', '-> mask records'],
+  ['kvStride', 'i32', 'bytes between consecutive V\' rows (d·4)'],
+  ['kSrc', 'ptr', '-> first K row in the input (0: nothing to pack)'],
+  ['vSrc', 'ptr', '-> first V row in the input'],
+  ['srcStride', 'i32', 'bytes between consecutive K / V input rows'],
+] as const satisfies readonly Field[];
+
+/** One attention task: query blocks [qb0, qb1) of one sequence. */
+export const TASK_FIELDS = [
+  ['seq', 'i32', 'sequence record index'],
+  ['qb0', 'i32', 'first query block'],
+  ['qb1', 'i32', 'one past the last query block'],
+] as const satisfies readonly Field[];
+
+/**
+ * A mask record starts with one range entry per MASK_TILE_ROWS query rows, then [bs][bs]
+ * i32 (0 / -1), key-major. Columns outside [cLo, cHi) are skipped (half of every causal
+ * diagonal block, most of a partial 'local' block), [fLo, fHi) runs unmasked, and only
+ * the few columns left are masked element by element.
+ */
+export const MASK_RANGE_FIELDS = [
+  ['cLo', 'i32', 'first column with an allowed key in the tile'],
+  ['cHi', 'i32', 'one past the last such column'],
+  ['fLo', 'i32', 'first column of the longest run allowed for every row of the tile'],
+  ['fHi', 'i32', 'one past that run'],
+] as const satisfies readonly Field[];
+
+export const MASK_TILE_ROWS = 8;
+/** Rows per packing task. */
 export const PACK_ROWS = 64;
 
-export const SEQ_WORDS = 16;
-export const SEQ = {
-  q: 0,
-  k: 1,
-  v: 2,
-  o: 3,
-  stride: 4,
-  nQ: 5,
-  nK: 6,
-  rowPtr: 7,
-  cols: 8,
-  maskIds: 9,
-  masks: 10,
-  kvStride: 11,
-  kSrc: 12,
-  vSrc: 13,
-  srcStride: 14,
-} as const; // i32 word indices within one entry
+/** Words of a record: the fields rounded up to a power of two, so the kernel indexes by shifts. */
+const recordWords = (fields: readonly Field[]) => 2 ** Math.ceil(Math.log2(fields.length));
 
-export const TASK_WORDS = 4; // seq, qb0, qb1, unused
+/** Field name → i32 word index within its record. */
+function wordIndex<const N extends string>(fields: readonly (readonly [N, FieldKind, string])[]): { readonly [K in N]: number } {
+  return Object.fromEntries(fields.map(([name], i) => [name, i])) as { [K in N]: number };
+}
 
-/** Scratch one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], m_i, l_i, α [bs] (f32). */
-export function scratchBytes(headDim: number, bs: number): number {
-  return (2 * headDim * bs + bs * bs + 3 * bs) * 4;
+export const P = wordIndex(PARAM_FIELDS);
+export const SEQ = wordIndex(SEQ_FIELDS);
+export const TASK = wordIndex(TASK_FIELDS);
+export const MASK_RANGE = wordIndex(MASK_RANGE_FIELDS);
+export const PARAMS_BYTES = recordWords(PARAM_FIELDS) * 4;
+export const SEQ_WORDS = recordWords(SEQ_FIELDS);
+export const TASK_WORDS = recordWords(TASK_FIELDS);
+export const MASK_RANGE_WORDS = recordWords(MASK_RANGE_FIELDS);
+
+/** Everything above, as the kernel sees it (the hash covers names, kinds, order and constants; not the docs). */
+export const ABI = {
+  params: PARAM_FIELDS,
+  seq: SEQ_FIELDS,
+  task: TASK_FIELDS,
+  maskRange: MASK_RANGE_FIELDS,
+  constants: { PACK_ROWS, MASK_TILE_ROWS, PARAMS_BYTES, SEQ_WORDS, TASK_WORDS, MASK_RANGE_WORDS },
+} as const;
+
+/** FNV-1a (32 bit) of the ABI's shape: changes whenever a field or a constant does. */
+export const ABI_HASH = fnv1a(
+  JSON.stringify([ABI.params, ABI.seq, ABI.task, ABI.maskRange].map((fs) => fs.map(([n, k]) => `${n}:${k}`)).concat([
+    Object.entries(ABI.constants).map(([n, v]) => `${n}=${v}`),
+  ])),
+);
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 export interface KernelExports {
   bsattn_pack_f32(params: number): void;
   bsattn_fwd_f32(params: number, scratch: number): number;
+  /** Scratch one thread needs for (headDim, block). */
+  bsattn_scratch_bytes(headDim: number, bs: number): number;
+  /** Bytes of one mask record for a block size. */
+  bsattn_mask_record_bytes(bs: number): number;
+  /** ABI_HASH of the tables the build was compiled from (as i32). */
+  bsattn_abi_hash(): number;
   heap_base(): number;
+}
+
+/** Refuses a kernel build compiled from other tables (a .wasm of another version given to init()). */
+export function checkAbi(exports: WebAssembly.Exports, build: string): KernelExports {
+  const hash = exports.bsattn_abi_hash;
+  const got = typeof hash === 'function' ? (hash() as number) >>> 0 : null;
+  if (got !== ABI_HASH) {
+    const hex = (h: number) => `0x${h.toString(16).padStart(8, '0')}`;
+    throw new UnsupportedError(
+      `the '${build}' kernel build does not match this version of the library (its ABI hash is ` +
+        `${got === null ? 'missing' : hex(got)}, expected ${hex(ABI_HASH)}): give init() the dist/bsattn.*.wasm of this version`,
+    );
+  }
+  return exports as unknown as KernelExports;
 }

@@ -1,0 +1,229 @@
+// ABI marshalling: lays a call out in the work area of linear memory (abi.ts says what the
+// kernel reads where) and copies its tensors in and out. The tables of the last call are
+// kept: a call of the same plan shape, threads and tensors reuses them and only resets
+// the counters and copies its inputs.
+import type { Plan } from '../../plan.js';
+import { KernelError } from '../../errors.js';
+import { checkStillWhole } from '../../tensors.js';
+import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS } from './abi.js';
+import { type MemoryArena, align } from './arena.js';
+import { maskRecordWords, maskRecords } from './masks.js';
+import { sequencesOf, tasksOf } from './tasks.js';
+
+/** What a call computes: its plan and tensors ([batch, nCtx, nEmbd] row-major f32 each). */
+export interface CallData {
+  plan: Plan;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  /** Where the result goes (a tensor of this engine: written in place, no copy); else a new array. */
+  out?: Float32Array;
+}
+
+/** Byte offsets of a laid-out call's pieces. */
+interface Tables {
+  key: string;
+  params: number;
+  counter: number;
+  packCounter: number;
+  barrier: number;
+  nTasks: number;
+  /** Per thread. */
+  scratch: number[];
+  qAt: number;
+  kAt: number;
+  vAt: number;
+  oAt: number;
+  /** End of the work area. */
+  end: number;
+}
+
+/** A call ready to run: where its parameters and counters lie, and its copies in and out. */
+export interface Job {
+  params: number;
+  counter: number;
+  barrier: number;
+  nTasks: number;
+  scratch: readonly number[];
+  outLength: number;
+  /** Copies q in (threaded calls do it while the workers pack K and V). */
+  copyQ(): void;
+  /** The result, into `out` (unless the output is a tensor of this engine, written in place). */
+  read(out: Float32Array): Float32Array;
+}
+
+const layoutIds = new WeakMap<object, number>();
+let nextLayoutId = 1;
+
+/** Identifies the tables of a call: same layouts object and head → layout map, shape, key lengths, threads. */
+function staticKey(plan: Plan, threads: number, parties: number): string {
+  let id = layoutIds.get(plan.layouts);
+  if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
+  return `${id}|${plan.batch}|${plan.nCtx}|${plan.nEmbd}|${plan.heads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
+    `${plan.keyLengths?.join(',') ?? ''}|${threads}|${parties}`;
+}
+
+export class CallTables {
+  private last: Tables | null = null;
+
+  constructor(
+    private readonly arena: MemoryArena,
+    private readonly kernel: KernelExports,
+  ) {}
+
+  /** Forgets the last call's tables (they moved, or a failed call may have altered them). */
+  invalidate(): void {
+    this.last = null;
+  }
+
+  /**
+   * Writes everything one call needs into linear memory; returns where it lies.
+   * `parties`: threads at the barrier between packing and attention.
+   */
+  layOut(call: CallData, threads: number, parties = threads): Job {
+    const { plan } = call;
+    const memory = this.arena.memory;
+    const n = plan.batch * plan.nCtx * plan.nEmbd;
+    // The caller's arrays may have been detached or swapped since the call was made.
+    checkStillWhole({ 'q.data': call.q, 'k.data': call.k, 'v.data': call.v, out: call.out }, n);
+    // Tensors of this engine are read and written in place (their offsets join the key).
+    const resident = [call.q, call.k, call.v, call.out].map((t) => this.arena.tensorAt(t, n));
+    const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}`;
+    if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident) };
+    const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, end } = this.last;
+    this.arena.workEnd = end;
+    const i32 = new Int32Array(memory.buffer);
+    const f32 = new Float32Array(memory.buffer);
+    i32[counter >> 2] = 0;
+    i32[packCounter >> 2] = 0;
+    i32[barrier >> 2] = 0;
+    // >>> 2: offsets past 2 GiB stay positive
+    if (resident[1] < 0) f32.set(call.k, kAt >>> 2);
+    if (resident[2] < 0) f32.set(call.v, vAt >>> 2);
+    return {
+      params,
+      counter,
+      barrier,
+      nTasks,
+      scratch,
+      outLength: n,
+      copyQ: () => {
+        if (resident[0] < 0) new Float32Array(memory.buffer).set(call.q, qAt >>> 2);
+      },
+      read: (out: Float32Array) => {
+        checkStillWhole({ out }, n);
+        if (resident[3] < 0) out.set(new Float32Array(memory.buffer, oAt, n));
+        return out;
+      },
+    };
+  }
+}
+
+/**
+ * The call's tables in the work area, above the tensors. `resident`: byte offsets of q, k,
+ * v, o when they are tensors of this engine, else -1 (then the work area holds a copy).
+ */
+function writeTables(
+  arena: MemoryArena,
+  kernel: KernelExports,
+  plan: Plan,
+  threads: number,
+  parties: number,
+  resident: readonly number[],
+): Omit<Tables, 'key'> {
+  const bs = plan.blockSize;
+  const d = plan.headDim;
+  const seqs = sequencesOf(plan);
+  const tasks = tasksOf(plan, seqs, threads);
+
+  // Linear memory map, from the work area's start:
+  // params · counters · seqs [nSeq][SEQ_WORDS] · tasks [nTask][TASK_WORDS] · layouts · scratch × threads
+  // · q k v o [batch, nCtx, nEmbd] · K' V' (K, V rows packed per sequence, [nK][d] each)
+  let at = arena.workStart;
+  const take = (bytes: number) => {
+    const p = at;
+    at = align(at + bytes);
+    return p;
+  };
+  const params = take(PARAMS_BYTES);
+  const counter = take(4);
+  const packCounter = take(4);
+  const barrier = take(4);
+  const seqTable = take(seqs.length * SEQ_WORDS * 4);
+  const taskTable = take(tasks.length * TASK_WORDS * 4);
+  const layoutAt = plan.layouts.map((l) => {
+    const nnz = l.cols.length;
+    return {
+      rowPtr: take(l.rowPtr.length * 4),
+      cols: take(nnz * 4),
+      maskIds: take(nnz * 4),
+      masks: take(l.masks.length * maskRecordWords(bs) * 4),
+    };
+  });
+  // The scratch layout is the kernel's own business: it says how much it needs.
+  const sBytes = align(kernel.bsattn_scratch_bytes(d, bs));
+  const scratch = Array.from({ length: threads }, () => take(sBytes));
+  const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
+  const [qAt, kAt, vAt, oAt] = resident.map((r) => (r >= 0 ? r : take(tensorBytes)));
+  // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence.
+  const packedAt = seqs.map((s) => [take(Math.ceil(s.nK / 4) * 4 * d * 4), take(s.nK * d * 4)]);
+  arena.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
+
+  const i32 = new Int32Array(arena.memory.buffer);
+  const f32 = new Float32Array(arena.memory.buffer);
+  const p = params >> 2;
+  i32[p + P.tasks] = taskTable;
+  i32[p + P.nTasks] = tasks.length;
+  i32[p + P.counter] = counter;
+  i32[p + P.seqs] = seqTable;
+  i32[p + P.headDim] = d;
+  i32[p + P.block] = bs;
+  f32[p + P.scale] = Math.LOG2E / Math.sqrt(d);
+  i32[p + P.nSeqs] = seqs.length;
+  i32[p + P.packCounter] = packCounter;
+  i32[p + P.barrier] = barrier;
+  i32[p + P.threads] = parties;
+  // Packing tasks: (batch, group) units × chunks of PACK_ROWS tokens; sequence (b, h, g)
+  // is entry (b·heads + h)·groups + g, which forEachSequence's order guarantees.
+  const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
+  if (seqs.length !== plan.batch * plan.heads * groups) throw new KernelError('internal error: sequence count');
+  i32[p + P.heads] = plan.heads;
+  i32[p + P.groups] = groups;
+  i32[p + P.packUnits] = plan.batch * groups;
+  i32[p + P.packChunks] = Math.ceil(plan.seqLen / PACK_ROWS);
+
+  const rowBytes = plan.nEmbd * 4;
+  seqs.forEach((s, i) => {
+    const e = (seqTable >> 2) + i * SEQ_WORDS;
+    const first = (s.b * plan.nCtx + s.token0) * rowBytes + s.h * d * 4;
+    const l = layoutAt[s.layout];
+    i32[e + SEQ.q] = qAt + first;
+    i32[e + SEQ.o] = oAt + first;
+    i32[e + SEQ.stride] = s.step * rowBytes;
+    i32[e + SEQ.k] = packedAt[i][0];
+    i32[e + SEQ.v] = packedAt[i][1];
+    i32[e + SEQ.kvStride] = d * 4;
+    i32[e + SEQ.kSrc] = kAt + first;
+    i32[e + SEQ.vSrc] = vAt + first;
+    i32[e + SEQ.srcStride] = s.step * rowBytes;
+    i32[e + SEQ.nQ] = s.nQ;
+    i32[e + SEQ.nK] = s.nK;
+    i32[e + SEQ.rowPtr] = l.rowPtr;
+    i32[e + SEQ.cols] = l.cols;
+    i32[e + SEQ.maskIds] = l.maskIds;
+    i32[e + SEQ.masks] = l.masks;
+  });
+  tasks.forEach((t, i) => {
+    const e = (taskTable >> 2) + i * TASK_WORDS;
+    i32[e + TASK.seq] = t.seq;
+    i32[e + TASK.qb0] = t.qb0;
+    i32[e + TASK.qb1] = t.qb1;
+  });
+  plan.layouts.forEach((l, li) => {
+    i32.set(l.rowPtr, layoutAt[li].rowPtr >> 2);
+    i32.set(l.cols, layoutAt[li].cols >> 2);
+    i32.set(l.maskIds, layoutAt[li].maskIds >> 2);
+    i32.set(maskRecords(l), layoutAt[li].masks >> 2);
+  });
+  return { params, counter, packCounter, barrier, nTasks: tasks.length, scratch, qAt, kAt, vAt, oAt, end: at };
+}

@@ -1,0 +1,60 @@
+// How a call is cut into work: its sequences (one per batch item, head and group, in
+// forEachSequence's order) and its attention tasks, runs of query blocks of one sequence
+// that the threads take from a shared counter, most expensive first.
+import { type Plan, type Sequence, forEachSequence } from '../../plan.js';
+
+/** Work of one task at most (FLOPs, ~20–50 ms on one core): bounds how long an aborted call runs on. */
+const TASK_FLOPS = 5e8;
+
+export interface Task {
+  seq: number;
+  qb0: number;
+  qb1: number;
+  /** Block pairs to compute: the queue's order. */
+  cost: number;
+}
+
+/** The call's sequences with at least one query row. */
+export function sequencesOf(plan: Plan): Sequence[] {
+  const seqs: Sequence[] = [];
+  forEachSequence(plan, (s) => {
+    if (s.nQ > 0) seqs.push(s);
+  });
+  return seqs;
+}
+
+/**
+ * Tasks are runs of query blocks, sized so that every thread gets several (8 per thread)
+ * and none exceeds TASK_FLOPS, queued most expensive first for the dynamic scheduler.
+ */
+export function tasksOf(plan: Plan, seqs: readonly Sequence[], threads: number): Task[] {
+  const bs = plan.blockSize;
+  let totalQB = 0;
+  let totalPairs = 0;
+  for (const s of seqs) {
+    const nQB = Math.ceil(s.nQ / bs);
+    totalQB += nQB;
+    totalPairs += plan.layouts[s.layout].rowPtr[nQB] - plan.layouts[s.layout].rowPtr[0];
+  }
+  // At most TASK_FLOPS per task, so that an abort or a failed worker stops a huge call promptly.
+  const flopsPerQB = (4 * bs * bs * plan.headDim * totalPairs) / Math.max(1, totalQB);
+  const chunk = Math.max(1, Math.min(Math.floor(totalQB / (threads * 8)), Math.floor(TASK_FLOPS / flopsPerQB)));
+  const tasks: Task[] = [];
+  seqs.forEach((s, i) => {
+    const layout = plan.layouts[s.layout];
+    const nQB = Math.ceil(s.nQ / bs);
+    for (let qb0 = 0; qb0 < nQB; qb0 += Math.min(chunk, nQB)) {
+      const qb1 = Math.min(nQB, qb0 + chunk);
+      tasks.push({ seq: i, qb0, qb1, cost: layout.rowPtr[qb1] - layout.rowPtr[qb0] });
+    }
+  });
+  // Ties (every task of 'strided', of a bidirectional layout) run in (batch, group, query
+  // block, head) order: consecutive tasks read and write the same token rows (each head a
+  // slice of them), so rows stay in cache and pages in the TLB; a head at a time sweeps
+  // the whole tensor once per group.
+  tasks.sort((a, c) => {
+    const sa = seqs[a.seq], sc = seqs[c.seq];
+    return c.cost - a.cost || sa.b - sc.b || sa.token0 - sc.token0 || a.qb0 - c.qb0 || sa.h - sc.h;
+  });
+  return tasks;
+}
