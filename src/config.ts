@@ -23,6 +23,12 @@ export type CustomLayout =
 export type TokenMask = (head: number, query: number, key: number) => boolean | 0 | 1;
 
 export interface SparseAttentionOptions extends PatternOptions {
+  /**
+   * Heads of K and V (grouped-query attention; 1: multi-query), a divisor of heads (default
+   * heads): k and v are [batch, nK, kvHeads · headDim]; query head h reads K/V head
+   * floor(h · kvHeads / heads). CPU path (the GPU path runs kvHeads = heads only).
+   */
+  kvHeads?: number;
   /** Causal masking for 'all', 'local', 'strided', 'fixed', 'longformer', 'bigbird' (default true). */
   causal?: boolean;
   /** Which path computes: 'auto' (default) chooses, 'wasm' / 'webgpu' force one. */
@@ -90,6 +96,8 @@ export interface Config {
   readonly backend: BackendName;
   readonly device: unknown;
   readonly threads: number | undefined;
+  /** Heads of K and V (GQA/MQA; default heads): query head h reads K/V head floor(h · kvHeads / heads). */
+  readonly kvHeads: number;
   readonly numVerts: number;
   readonly vertsize: number;
   /** Custom layout as a predicate, and the number of blocks it covers (Infinity for functions). */
@@ -112,14 +120,14 @@ const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'webgpu'];
 
 /** Constructor option keys implemented today (order: as the README's Options table). */
 export const OPTION_KEYS = [
-  'causal', 'backend', 'device', 'threads', 'numVerts', 'vertsize', ...PATTERN_OPTION_KEYS, 'layout', 'mask', 'wasmVariant', 'webgpu',
+  'causal', 'kvHeads', 'backend', 'device', 'threads', 'numVerts', 'vertsize', ...PATTERN_OPTION_KEYS, 'layout', 'mask', 'wasmVariant', 'webgpu',
 ] as const;
 /**
  * Constructor options of the round-2 contract (DESIGN.md §2, issues 17 and 18) that are not
  * implemented yet: giving one is an UnsupportedError, since ignoring it would compute a
  * different function than asked. Move a key to OPTION_KEYS when its feature lands.
  */
-export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 'sinks', 'kvHeads', 'dtype'];
+export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 'sinks', 'dtype'];
 /** Forward call option keys implemented today, for checkKeys in the facade. */
 export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'signal', 'out', 'onProgress'];
 /** Forward call options of the round-2 contract not implemented yet (move each when it lands). */
@@ -177,6 +185,8 @@ export function makeConfig(
     // A causal flag would be ignored here: the layout and mask alone decide what is allowed.
     throw argError('options.causal', "undefined for mode 'custom' (the layout and mask decide what is allowed)", o.causal);
   }
+  const kvHeads = o.kvHeads === undefined ? (heads as number) : checkPositiveInt('options.kvHeads', o.kvHeads);
+  if ((heads as number) % kvHeads !== 0) throw argError('options.kvHeads', `a divisor of heads (${heads})`, kvHeads);
   const backend = o.backend ?? 'auto';
   if (!BACKENDS.includes(backend)) {
     throw argError('options.backend', `one of ${BACKENDS.map((m) => `'${m}'`).join(', ')}`, backend);
@@ -245,6 +255,7 @@ export function makeConfig(
     backend,
     device: o.device,
     threads: o.threads,
+    kvHeads,
     numVerts,
     vertsize,
     customBlocks,

@@ -112,7 +112,8 @@ export function buildGeometry(config: Config, nCtx: number, bandBlock?: number, 
       const A = Math.floor(off / L);
       const label = `the block layout of mode 'strided'${causal ? '' : ' (bidirectional)'} at nCtx ${nK} (sequences of ${seqLen} regrouped tokens: ${nB} × ${nB} blocks of ${bs})`;
       const layouts = [new BandLayout(seqLen, bs, lo, causal ? A : hi, label)];
-      if (causal && off % L !== 0) layouts.push(new BandLayout(seqLen, bs, lo, A + 1, label));
+      // Groups g < off mod L start one row later (a = A + 1); bidirectional, their band is the same.
+      if (off % L !== 0) layouts.push(causal ? new BandLayout(seqLen, bs, lo, A + 1, label) : layouts[0]);
       return { regroup: L, seqLen, keyLen: nK, blockSize: bs, layouts, headLayout: one };
     }
     const bs = bandBlock ?? bandBlockSize(config.blocksize, Math.max(nCtx, nK));

@@ -1,6 +1,6 @@
 // The facade: validate → plan → choose a backend → run. Holds per-instance caches
 // (block layouts per nCtx) and records which path ran and why.
-import { type AttnMode, type Config, type SparseAttentionOptions, makeConfig } from './config.js';
+import { type AttnMode, type Config, type SparseAttentionOptions, checkKeys, makeConfig } from './config.js';
 import {
   ArgumentError,
   DeviceLostError,
@@ -11,6 +11,7 @@ import {
   UnsupportedError,
   abortError,
   argError,
+  checkPositiveInt,
   throwIfAborted,
 } from './errors.js';
 import { type Geometry, type Plan, buildGeometry, buildPlan, checkNotDisposed } from './plan.js';
@@ -149,15 +150,18 @@ export class SparseAttention {
   }
 
   /** What a call with this input shape would compute, on which path, and why. */
-  plan(shape: readonly number[], forwardOptions: Pick<ForwardOptions, 'keyLengths'> = {}): PlanInfo {
+  /** `options.nK`: keys per batch item when they differ from the queries (cross-attention, a cache). */
+  plan(shape: readonly number[], forwardOptions: Pick<ForwardOptions, 'keyLengths'> & { nK?: number } = {}): PlanInfo {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
-    const keyLengths = checkKeyLengths(readCallOptions(forwardOptions, ['keyLengths']).keyLengths, dims[0], dims[1]);
-    const { backend, plan, reason } = this.choose(dims, keyLengths);
+    const opts = checkKeys('plan options', forwardOptions ?? {}, ['keyLengths', 'nK']);
+    const nK = opts.nK === undefined ? dims[1] : checkPositiveInt('nK', opts.nK);
+    const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], nK);
+    const { backend, plan, reason } = this.choose(dims, keyLengths, 4, nK);
     const groups = sequenceGroups(plan);
     const estimatedMs = {} as Record<BackendId, number | null>;
     for (const b of this.owned.backends) {
-      const est = this.usable(b) ? null : b.estimate(this.planOn(b, dims, keyLengths), 4);
+      const est = this.usable(b) ? null : b.estimate(this.planOn(b, dims, keyLengths, nK), 4);
       estimatedMs[b.id] = est && !est.bestCase ? est.ms : null;
     }
     return {
@@ -189,7 +193,8 @@ export class SparseAttention {
     const call = readInputs(this.config, q, k, v);
     const opts = readCallOptions(forwardOptions);
     const { shape } = call;
-    const keyLengths = checkKeyLengths(opts.keyLengths, shape[0], shape[1]);
+    const nK = call.kvShape[1];
+    const keyLengths = checkKeyLengths(opts.keyLengths, shape[0], nK);
     const out = checkOut(opts.out, shape, [call.q, call.k, call.v]);
     const signal = opts.signal;
     throwIfAborted(signal);
@@ -199,7 +204,7 @@ export class SparseAttention {
     this.checkLive();
     // Tensors resident in a backend's memory cost it no copy: the estimates count only the others.
     const copied = [call.q, call.k, call.v, out].filter((d) => !cpu?.isResident?.(d)).length;
-    let choice = await this.settle(this.choose(shape, keyLengths, copied), shape, keyLengths, copied);
+    let choice = await this.settle(this.choose(shape, keyLengths, copied, nK), shape, keyLengths, copied, nK);
     this.checkLive();
     throwIfAborted(signal);
     const t0 = now();
@@ -226,7 +231,7 @@ export class SparseAttention {
         // backend stays in use. Only a failure of the device itself moves this instance on.
         const next = isDeviceFailure(e) ? this.fallbackFrom(backend, e as Error) : null;
         if (!next) throw e;
-        choice = { backend: next, plan: this.planOn(next, shape, keyLengths), reason: `${next.id}: the ${backend.id} call failed, re-ran on ${next.id === 'wasm' ? 'the CPU' : next.id}: ${this.excluded.get(backend.id)}` };
+        choice = { backend: next, plan: this.planOn(next, shape, keyLengths, nK), reason: `${next.id}: the ${backend.id} call failed, re-ran on ${next.id === 'wasm' ? 'the CPU' : next.id}: ${this.excluded.get(backend.id)}` };
       }
     }
   }
@@ -279,9 +284,9 @@ export class SparseAttention {
     checkNotDisposed(this.disposed);
     const call = readInputs(this.config, q, k, v);
     const opts = readCallOptions(forwardOptions, ['keyLengths', 'out']);
-    const keyLengths = checkKeyLengths(opts.keyLengths, call.shape[0], call.shape[1]);
+    const keyLengths = checkKeyLengths(opts.keyLengths, call.shape[0], call.kvShape[1]);
     const backend = this.owned.backends.find((b) => b.capabilities.sync && b.runSync)!;
-    const plan = this.planOn(backend, call.shape, keyLengths);
+    const plan = this.planOn(backend, call.shape, keyLengths, call.kvShape[1]);
     const t0 = now();
     const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v]);
     const data = backend.runSync!(plan, { q: call.q, k: call.k, v: call.v, out });
@@ -353,18 +358,18 @@ export class SparseAttention {
   }
 
   /** Which backend runs this call, on its own blocks, and why (src/choice.ts). */
-  private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4): Choice {
+  private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4, nK = shape[1]): Choice {
     return choose({
       backends: this.owned.backends,
       forced: this.config.backend,
       usable: (b) => this.usable(b),
-      planOn: (b) => this.planOn(b, shape, keyLengths),
+      planOn: (b) => this.planOn(b, shape, keyLengths, nK),
       copied,
     });
   }
 
   /** Resolves a choice that rests on a best case: initialises that backend once (a failure is remembered), then chooses again. */
-  private async settle(choice: Choice, shape: [number, number, number], keyLengths: Int32Array | null, copied: number): Promise<Choice> {
+  private async settle(choice: Choice, shape: [number, number, number], keyLengths: Int32Array | null, copied: number, nK: number): Promise<Choice> {
     if (!choice.probe) return choice;
     try {
       await this.initBackend(choice.backend);
@@ -372,7 +377,7 @@ export class SparseAttention {
       if (e instanceof DisposedError) throw e;
       this.excluded.set(choice.backend.id, `no usable device (${(e as Error).message.replace(/^SparseAttention: backend '\w+' is unavailable: /, '')})`);
     }
-    return this.choose(shape, keyLengths, copied);
+    return this.choose(shape, keyLengths, copied, nK);
   }
 
   /**
@@ -411,21 +416,22 @@ export class SparseAttention {
    * the block size its kernels run best (the result does not depend on it); other modes run
    * the user's blocksize. Geometries are cached per (nCtx, block size).
    */
-  private planOn(backend: Backend, shape: [number, number, number], keyLengths: Int32Array | null): Plan {
+  private planOn(backend: Backend, shape: [number, number, number], keyLengths: Int32Array | null, nK = shape[1]): Plan {
     const nCtx = shape[1];
     const { mode, localAttnCtx: L } = this.config;
     let block = this.config.blocksize;
-    if (isBandMode(mode)) block = backend.bandBlockSize(this.config, mode === 'strided' ? Math.ceil(nCtx / L) : nCtx, shape[2] / this.config.heads);
-    const key = `${nCtx}/${block}`;
+    const longest = Math.max(nCtx, nK);
+    if (isBandMode(mode)) block = backend.bandBlockSize(this.config, mode === 'strided' ? Math.ceil(longest / L) : longest, shape[2] / this.config.heads);
+    const key = `${nCtx}/${nK}/${block}`;
     let geometry = this.geometries.get(key);
     if (geometry) {
       this.geometries.delete(key); // re-insert: most recently used last
     } else {
-      geometry = buildGeometry(this.config, nCtx, isBandMode(mode) ? block : undefined);
+      geometry = buildGeometry(this.config, nCtx, isBandMode(mode) ? block : undefined, nK);
       if (this.geometries.size >= GEOMETRY_CACHE) this.geometries.delete(this.geometries.keys().next().value!);
     }
     this.geometries.set(key, geometry);
-    return buildPlan(this.config, geometry, shape, keyLengths);
+    return buildPlan(this.config, geometry, shape, keyLengths, this.config.kvHeads);
   }
 }
 

@@ -21,12 +21,15 @@ export interface TensorResult {
   dims: [number, number, number];
 }
 
-/** What a call took from its q, k, v: the data references and the validated shape. */
+/** What a call took from its q, k, v: the data references and the validated shapes. */
 export interface CallInputs {
   q: Float32Array;
   k: Float32Array;
   v: Float32Array;
+  /** q's (and the output's) shape [batch, nQ, heads · headDim]. */
   shape: [number, number, number];
+  /** k's and v's shape [batch, nK, kvHeads · headDim]. */
+  kvShape: [number, number, number];
 }
 
 export function result(data: Float32Array, shape: readonly number[]): TensorResult {
@@ -85,19 +88,27 @@ export function readTensor(name: string, t: unknown): { data: Float32Array; shap
   return { data, shape: [shape[0], shape[1], shape[2]] };
 }
 
-/** Reads and checks q, k, v (same shape, nEmbd a multiple of heads), each exactly once. */
-export function readInputs(config: Pick<Config, 'heads'>, q: unknown, k: unknown, v: unknown): CallInputs {
+/**
+ * Reads and checks q, k, v, each exactly once: q [batch, nQ, heads · d], k and v [batch, nK,
+ * kvHeads · d] with one shape; nQ may differ from nK (cross-attention, aligned bottom-right).
+ */
+export function readInputs(config: Pick<Config, 'heads'> & Partial<Pick<Config, 'kvHeads'>>, q: unknown, k: unknown, v: unknown): CallInputs {
   const tq = readTensor('q', q);
   const tk = readTensor('k', k);
   const tv = readTensor('v', v);
   const shape = tq.shape;
-  for (const [name, s] of [['k', tk.shape], ['v', tv.shape]] as const) {
-    if (s[0] !== shape[0] || s[1] !== shape[1] || s[2] !== shape[2]) {
-      throw argError(`${name}.shape`, `equal to q.shape [${shape.join(', ')}]`, s);
-    }
-  }
   checkHeads(shape, config.heads);
-  return { q: tq.data, k: tk.data, v: tv.data, shape };
+  const kvHeads = config.kvHeads ?? config.heads;
+  const kvEmbd = (shape[2] / config.heads) * kvHeads;
+  const kv = tk.shape;
+  const what = kvHeads === config.heads ? '' : `, ${kvHeads} K/V heads`;
+  if (kv[0] !== shape[0] || kv[2] !== kvEmbd) {
+    throw argError('k.shape', `[${shape[0]}, nK, ${kvEmbd}] (q's batch, any nK, kvHeads · headDim${what})`, kv);
+  }
+  if (tv.shape[0] !== kv[0] || tv.shape[1] !== kv[1] || tv.shape[2] !== kv[2]) {
+    throw argError('v.shape', `equal to k.shape [${kv.join(', ')}]`, tv.shape);
+  }
+  return { q: tq.data, k: tk.data, v: tv.data, shape, kvShape: kv };
 }
 
 /** Checks forward's `out` option against the call's shape and inputs; returns it. */

@@ -10,7 +10,12 @@ import { type MemoryArena, align } from './arena.js';
 import { maskRecordWords, maskRecords } from './masks.js';
 import { sequencesOf, tasksOf } from './tasks.js';
 
-/** What a call computes: its plan and tensors ([batch, nCtx, nEmbd] row-major f32 each). */
+/** Floats of k (and of v): [batch, nK, kvHeads · headDim]. */
+function kvLength(plan: Plan): number {
+  return plan.batch * plan.nK * plan.kvHeads * plan.headDim;
+}
+
+/** What a call computes: its plan and tensors (q, out [batch, nCtx, nEmbd]; k, v [batch, nK, kvHeads·d]; row-major f32). */
 export interface CallData {
   plan: Plan;
   q: Float32Array;
@@ -59,7 +64,7 @@ let nextLayoutId = 1;
 function staticKey(plan: Plan, threads: number, parties: number): string {
   let id = layoutIds.get(plan.layouts);
   if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
-  return `${id}|${plan.batch}|${plan.nCtx}|${plan.nEmbd}|${plan.heads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
+  return `${id}|${plan.batch}|${plan.nCtx}|${plan.nK}|${plan.nEmbd}|${plan.heads}|${plan.kvHeads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
     `${plan.keyLengths?.join(',') ?? ''}|${threads}|${parties}`;
 }
 
@@ -84,10 +89,12 @@ export class CallTables {
     const { plan } = call;
     const memory = this.arena.memory;
     const n = plan.batch * plan.nCtx * plan.nEmbd;
+    const nKV = kvLength(plan);
     // The caller's arrays may have been detached or swapped since the call was made.
-    checkStillWhole({ 'q.data': call.q, 'k.data': call.k, 'v.data': call.v, out: call.out }, n);
+    checkStillWhole({ 'q.data': call.q, out: call.out }, n);
+    checkStillWhole({ 'k.data': call.k, 'v.data': call.v }, nKV);
     // Tensors of this engine are read and written in place (their offsets join the key).
-    const resident = [call.q, call.k, call.v, call.out].map((t) => this.arena.tensorAt(t, n));
+    const resident = [call.q, call.k, call.v, call.out].map((t, i) => this.arena.tensorAt(t, i === 1 || i === 2 ? nKV : n));
     const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}`;
     if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident) };
     const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, end } = this.last;
@@ -138,7 +145,8 @@ function writeTables(
 
   // Linear memory map, from the work area's start:
   // params · counters · seqs [nSeq][SEQ_WORDS] · tasks [nTask][TASK_WORDS] · layouts · scratch × threads
-  // · q k v o [batch, nCtx, nEmbd] · K' V' (K, V rows packed per sequence, [nK][d] each)
+  // · q [batch, nCtx, nEmbd] · k v [batch, nK, kvHeads·d] · o [batch, nCtx, nEmbd]
+  // · K' V' (K, V rows packed per sequence, [nK][d] each)
   let at = arena.workStart;
   const take = (bytes: number) => {
     const p = at;
@@ -164,7 +172,8 @@ function writeTables(
   const sBytes = align(kernel.bsattn_scratch_bytes(d, bs));
   const scratch = Array.from({ length: threads }, () => take(sBytes));
   const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
-  const [qAt, kAt, vAt, oAt] = resident.map((r) => (r >= 0 ? r : take(tensorBytes)));
+  const kvBytes = kvLength(plan) * 4;
+  const [qAt, kAt, vAt, oAt] = resident.map((r, i) => (r >= 0 ? r : take(i === 1 || i === 2 ? kvBytes : tensorBytes)));
   // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence.
   const packedAt = seqs.map((s) => [take(Math.ceil(s.nK / 4) * 4 * d * 4), take(s.nK * d * 4)]);
   arena.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
@@ -185,17 +194,22 @@ function writeTables(
   i32[p + P.threads] = parties;
   // Packing tasks: (batch, group) units × chunks of PACK_ROWS tokens; sequence (b, h, g)
   // is entry (b·heads + h)·groups + g, which forEachSequence's order guarantees.
-  const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
+  const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nK) : 1;
   if (seqs.length !== plan.batch * plan.heads * groups) throw new KernelError('internal error: sequence count');
   i32[p + P.heads] = plan.heads;
   i32[p + P.groups] = groups;
   i32[p + P.packUnits] = plan.batch * groups;
-  i32[p + P.packChunks] = Math.ceil(plan.seqLen / PACK_ROWS);
+  // Key rows of the longest sequence: what a (batch, group) unit packs.
+  const keyRows = plan.regroup > 0 ? Math.ceil(plan.nK / plan.regroup) : plan.nK;
+  i32[p + P.packChunks] = Math.ceil(keyRows / PACK_ROWS);
 
   const rowBytes = plan.nEmbd * 4;
+  const kvRowBytes = plan.kvHeads * d * 4;
   seqs.forEach((s, i) => {
     const e = (seqTable >> 2) + i * SEQ_WORDS;
-    const first = (s.b * plan.nCtx + s.token0) * rowBytes + s.h * d * 4;
+    // q and out rows from the sequence's first query; K and V from its first key, of its K/V head
+    const first = (s.b * plan.nCtx + s.qToken0) * rowBytes + s.h * d * 4;
+    const kvFirst = (s.b * plan.nK + s.token0) * kvRowBytes + s.kvh * d * 4;
     const l = layoutAt[s.layout];
     i32[e + SEQ.q] = qAt + first;
     i32[e + SEQ.o] = oAt + first;
@@ -203,9 +217,9 @@ function writeTables(
     i32[e + SEQ.k] = packedAt[i][0];
     i32[e + SEQ.v] = packedAt[i][1];
     i32[e + SEQ.kvStride] = d * 4;
-    i32[e + SEQ.kSrc] = kAt + first;
-    i32[e + SEQ.vSrc] = vAt + first;
-    i32[e + SEQ.srcStride] = s.step * rowBytes;
+    i32[e + SEQ.kSrc] = kAt + kvFirst;
+    i32[e + SEQ.vSrc] = vAt + kvFirst;
+    i32[e + SEQ.srcStride] = s.step * kvRowBytes;
     i32[e + SEQ.nQ] = s.nQ;
     i32[e + SEQ.nK] = s.nK;
     i32[e + SEQ.rowPtr] = l.rowPtr;

@@ -116,6 +116,9 @@ export class WebGpuBackend implements Backend {
 
   canRun(plan: Plan): string | null {
     if (this.deadReason) return this.deadReason;
+    if (plan.nK !== plan.nCtx || plan.kvHeads !== plan.heads) {
+      return 'webgpu: cross-attention (nQ != nK) and grouped K/V heads (kvHeads != heads) run on the CPU path only for now';
+    }
     if (!this.ctx) return 'webgpu: not initialised';
     if (!this.tilesFor(plan)) {
       return `webgpu: head dim ${plan.headDim} with block size ${plan.blockSize} does not fit ` +
