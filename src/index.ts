@@ -3,6 +3,8 @@ export { SparseAttention } from './sparse-attention.js';
 export type { GpuBufferLike, GpuDeviceLike, GpuTensor, PlanInfo, RunInfo } from './sparse-attention.js';
 export type { AttnMode, BackendName, CustomLayout, SparseAttentionOptions, TokenMask, WasmVariant, WebGpuOptions } from './config.js';
 export type { ForwardOptions, Tensor, TensorResult } from './tensors.js';
+export { KvCache } from './kv-cache.js';
+export type { KvCacheOptions } from './kv-cache.js';
 export { attentionReference, referenceMask } from './reference.js';
 export type { ReferenceResult } from './reference.js';
 export { availableVariants as wasmVariants, provideKernels } from './backends/wasm/kernels.js';

@@ -29,7 +29,10 @@ import {
   readCallOptions,
   readInputs,
   result,
+  type CallInputs,
+  type CallOptions,
 } from './tensors.js';
+import { KvCache, type KvCacheOptions, checkCacheOptions } from './kv-cache.js';
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
 import { rejectOnAbort } from './abort.js';
@@ -192,6 +195,7 @@ export class SparseAttention {
     checkNotDisposed(this.disposed);
     const call = readInputs(this.config, q, k, v);
     const opts = readCallOptions(forwardOptions);
+    if (opts.cache !== undefined) return this.forwardCached(call, opts);
     const { shape } = call;
     const nK = call.kvShape[1];
     const keyLengths = checkKeyLengths(opts.keyLengths, shape[0], nK);
@@ -233,6 +237,62 @@ export class SparseAttention {
         if (!next) throw e;
         choice = { backend: next, plan: this.planOn(next, shape, keyLengths, nK), reason: `${next.id}: the ${backend.id} call failed, re-ran on ${next.id === 'wasm' ? 'the CPU' : next.id}: ${this.excluded.get(backend.id)}` };
       }
+    }
+  }
+
+  /**
+   * A KV cache for generation: `forward(q, kNew, vNew, { cache })` appends kNew, vNew
+   * ([batch, nNew, kvHeads·headDim]) at positions cache.length … and attends q ([batch, nNew,
+   * heads·headDim]) to every cached key, aligned bottom-right, so that a prefill chunk and a
+   * decode step are the same call. Lives in the CPU engine's memory, in the kernel's packed
+   * form: a call packs nothing and an appended token writes only its own rows. Modes 'all',
+   * 'local', 'strided' ('strided' keeps each residue mod L contiguous).
+   */
+  createCache(options: KvCacheOptions): KvCache {
+    checkNotDisposed(this.disposed);
+    const { batch, capacity } = checkCacheOptions(options);
+    const { mode, kvHeads, localAttnCtx: L } = this.config;
+    if (!isBandMode(mode)) throw new UnsupportedError(`a KV cache needs mode 'all', 'local' or 'strided' (not '${mode}')`);
+    if (this.config.backend === 'webgpu') throw new UnsupportedError("a KV cache lives on the CPU path (options.backend is 'webgpu')");
+    const cpu = this.owned.backends.find((b): b is WasmBackend => b instanceof WasmBackend)!;
+    const make = (headDim: number) => cpu.createCache({ batch, capacity, kvHeads, headDim, regroup: mode === 'strided' ? L : 0 });
+    return new KvCache(this.owned, make, batch, capacity);
+  }
+
+  private async forwardCached(call: CallInputs, opts: CallOptions): Promise<TensorResult> {
+    const cache = opts.cache;
+    if (!(cache instanceof KvCache) || cache.owner !== this.owned) {
+      throw argError('cache', "a KvCache from this instance's createCache()", cache);
+    }
+    if (opts.keyLengths !== undefined) throw argError('keyLengths', "undefined with a cache (the cache's length counts the keys)", opts.keyLengths);
+    const [batch, nQ] = call.shape;
+    const nNew = call.kvShape[1];
+    if (batch !== cache.batch) throw argError('q.shape[0]', `the cache's batch (${cache.batch})`, batch);
+    if (nQ !== nNew) throw argError('q.shape[1]', `the number of new keys (${nNew}): one query per new token, at its position`, nQ);
+    const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v]);
+    const signal = opts.signal;
+    throwIfAborted(signal);
+    const progress = progressReporter(opts.onProgress);
+    const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
+    await cpu.init();
+    this.checkLive();
+    throwIfAborted(signal);
+    const headDim = call.shape[2] / this.config.heads;
+    const { store, base } = cache.begin(call.k, call.v, nNew, headDim);
+    let ok = false;
+    try {
+      const plan = this.planOn(cpu, call.shape, null, base + nNew);
+      const t0 = now();
+      const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report, cache: store.regions() };
+      const data = await rejectOnAbort(cpu.run(plan, inputs), signal);
+      this.checkLive();
+      progress.done();
+      ok = true;
+      const reason = `${cpu.id}: a KV cache call (${nNew} new of ${base + nNew} tokens) runs where the cache lives`;
+      this.lastRun = { backend: cpu.id, detail: cpu.describe(), reason, ms: now() - t0 };
+      return result(data, call.shape);
+    } finally {
+      cache.end(base, ok);
     }
   }
 

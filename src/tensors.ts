@@ -5,6 +5,7 @@
 // detached buffers and non-signals become ArgumentErrors naming the argument.
 import { type Config, FORWARD_OPTION_KEYS, NOT_YET_FORWARD_OPTIONS, checkKeys } from './config.js';
 import { ArgumentError, argError, asLibraryError, checkPositiveInt } from './errors.js';
+import type { KvCache } from './kv-cache.js';
 
 /**
  * A tensor: `{ data, shape }`, or an ONNX Runtime / transformers.js tensor
@@ -191,11 +192,17 @@ export interface ForwardOptions {
    * the end. A throwing callback does not fail the call.
    */
   onProgress?: (fraction: number) => void;
+  /**
+   * A KV cache from createCache(): k and v are the new tokens' keys and values, appended at
+   * positions cache.length …; q (one row per new token) attends to every cached key.
+   */
+  cache?: KvCache;
 }
 
 /** Forward options, read once and checked. */
 export interface CallOptions {
   keyLengths: unknown;
+  cache: unknown;
   signal: AbortSignal | undefined;
   out: unknown;
   onProgress: ((fraction: number) => void) | undefined;
@@ -207,7 +214,7 @@ export interface CallOptions {
  * point takes (forwardSync and plan take fewer).
  */
 export function readCallOptions(options: unknown, allowed: readonly string[] = FORWARD_OPTION_KEYS): CallOptions {
-  if (options === undefined) return { keyLengths: undefined, signal: undefined, out: undefined, onProgress: undefined };
+  if (options === undefined) return { keyLengths: undefined, cache: undefined, signal: undefined, out: undefined, onProgress: undefined };
   if (options === null || typeof options !== 'object') throw argError('forward options', 'an object or undefined', options);
   const o = checkKeys('forward options', options, allowed, NOT_YET_FORWARD_OPTIONS);
   const get = (key: string) => o[key];
@@ -215,6 +222,7 @@ export function readCallOptions(options: unknown, allowed: readonly string[] = F
   if (onProgress !== undefined && typeof onProgress !== 'function') throw argError('onProgress', 'a function (fraction) => void', onProgress);
   return {
     keyLengths: get('keyLengths'),
+    cache: get('cache'),
     signal: checkSignal(get('signal')),
     out: get('out'),
     onProgress: onProgress as CallOptions['onProgress'],

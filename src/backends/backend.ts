@@ -6,6 +6,7 @@
 // in sparse-attention.ts; the facade has no `if` per backend.
 import type { Config } from '../config.js';
 import type { Plan } from '../plan.js';
+import type { CacheRegions } from './wasm/kv-cache.js';
 
 /** Backend ids, as in options.backend, plan().backend, lastRun.backend and estimatedMs. */
 export type BackendId = 'wasm' | 'webgpu';
@@ -19,6 +20,8 @@ export interface RunInputs {
   out?: Float32Array;
   /** Fraction of the call done, reported while it computes (throttled by the caller). */
   progress?: (fraction: number) => void;
+  /** K and V are read from a KV cache of this backend (k and v unused). */
+  cache?: CacheRegions;
 }
 
 export interface Capabilities {

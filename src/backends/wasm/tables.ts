@@ -9,6 +9,7 @@ import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, T
 import { type MemoryArena, align } from './arena.js';
 import { maskRecordWords, maskRecords } from './masks.js';
 import { sequencesOf, tasksOf } from './tasks.js';
+import type { CacheRegions } from './kv-cache.js';
 
 /** Floats of k (and of v): [batch, nK, kvHeads · headDim]. */
 function kvLength(plan: Plan): number {
@@ -23,6 +24,8 @@ export interface CallData {
   v: Float32Array;
   /** Where the result goes (a tensor of this engine: written in place, no copy); else a new array. */
   out?: Float32Array;
+  /** K and V come from a KV cache, already packed (k and v are not read): its regions. */
+  cache?: CacheRegions;
 }
 
 /** Byte offsets of a laid-out call's pieces. */
@@ -92,11 +95,14 @@ export class CallTables {
     const nKV = kvLength(plan);
     // The caller's arrays may have been detached or swapped since the call was made.
     checkStillWhole({ 'q.data': call.q, out: call.out }, n);
-    checkStillWhole({ 'k.data': call.k, 'v.data': call.v }, nKV);
-    // Tensors of this engine are read and written in place (their offsets join the key).
-    const resident = [call.q, call.k, call.v, call.out].map((t, i) => this.arena.tensorAt(t, i === 1 || i === 2 ? nKV : n));
-    const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}`;
-    if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident) };
+    if (!call.cache) checkStillWhole({ 'k.data': call.k, 'v.data': call.v }, nKV);
+    // Tensors of this engine are read and written in place (their offsets join the key);
+    // a cache's K and V are read where they lie (-2: neither copied nor packed).
+    const resident = [call.q, call.k, call.v, call.out].map((t, i) => (call.cache && (i === 1 || i === 2) ? -2 : this.arena.tensorAt(t, i === 1 || i === 2 ? nKV : n)));
+    const c = call.cache;
+    const cacheKey = c ? `${c.kAt},${c.vAt},${c.rows}` : '';
+    const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}|${cacheKey}`;
+    if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident, c) };
     const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, end } = this.last;
     this.arena.workEnd = end;
     const i32 = new Int32Array(memory.buffer);
@@ -105,8 +111,8 @@ export class CallTables {
     i32[packCounter >> 2] = 0;
     i32[barrier >> 2] = 0;
     // >>> 2: offsets past 2 GiB stay positive
-    if (resident[1] < 0) f32.set(call.k, kAt >>> 2);
-    if (resident[2] < 0) f32.set(call.v, vAt >>> 2);
+    if (resident[1] === -1) f32.set(call.k, kAt >>> 2);
+    if (resident[2] === -1) f32.set(call.v, vAt >>> 2);
     return {
       params,
       counter,
@@ -137,6 +143,7 @@ function writeTables(
   threads: number,
   parties: number,
   resident: readonly number[],
+  cache?: CacheRegions,
 ): Omit<Tables, 'key'> {
   const bs = plan.blockSize;
   const d = plan.headDim;
@@ -173,9 +180,14 @@ function writeTables(
   const scratch = Array.from({ length: threads }, () => take(sBytes));
   const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
   const kvBytes = kvLength(plan) * 4;
-  const [qAt, kAt, vAt, oAt] = resident.map((r, i) => (r >= 0 ? r : take(i === 1 || i === 2 ? kvBytes : tensorBytes)));
-  // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence.
-  const packedAt = seqs.map((s) => [take(Math.ceil(s.nK / 4) * 4 * d * 4), take(s.nK * d * 4)]);
+  const [qAt, kAt, vAt, oAt] = resident.map((r, i) => (r >= 0 || r === -2 ? r : take(i === 1 || i === 2 ? kvBytes : tensorBytes)));
+  // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence, packed by
+  // the kernel's first phase; with a cache, its regions (shared by a K/V head's query heads).
+  const packedAt = seqs.map((s) => {
+    if (!cache) return [take(Math.ceil(s.nK / 4) * 4 * d * 4), take(s.nK * d * 4)];
+    const r = (s.b * cache.kvHeads + s.kvh) * cache.groups + (plan.regroup > 0 ? s.token0 : 0);
+    return [cache.kAt + r * Math.ceil(cache.rows / 4) * 4 * d * 4, cache.vAt + r * cache.rows * d * 4];
+  });
   arena.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
 
   const i32 = new Int32Array(arena.memory.buffer);
@@ -217,8 +229,9 @@ function writeTables(
     i32[e + SEQ.k] = packedAt[i][0];
     i32[e + SEQ.v] = packedAt[i][1];
     i32[e + SEQ.kvStride] = d * 4;
-    i32[e + SEQ.kSrc] = kAt + kvFirst;
-    i32[e + SEQ.vSrc] = vAt + kvFirst;
+    // 0: nothing to pack (the kernel's packing phase skips the unit)
+    i32[e + SEQ.kSrc] = cache ? 0 : kAt + kvFirst;
+    i32[e + SEQ.vSrc] = cache ? 0 : vAt + kvFirst;
     i32[e + SEQ.srcStride] = s.step * kvRowBytes;
     i32[e + SEQ.nQ] = s.nQ;
     i32[e + SEQ.nK] = s.nK;

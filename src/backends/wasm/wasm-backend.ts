@@ -8,6 +8,7 @@ import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
 import { estimateWasmMs } from '../../cost-model.js';
 import { type RunRequest, WasmEngine } from './engine.js';
 import { maskRecordWords } from './masks.js';
+import { type CacheGeometry, CpuKvCache } from './kv-cache.js';
 import { MemoryLimitError } from '../../errors.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
 import { checkStillWhole } from '../../tensors.js';
@@ -61,7 +62,8 @@ async function runSplit(engine: WasmEngine, req: RunRequest): Promise<Float32Arr
   try {
     return await engine.run(req);
   } catch (e) {
-    const parts = e instanceof MemoryLimitError ? splitParts(req) : null;
+    // A call against a KV cache is not split (its K and V live in the cache).
+    const parts = e instanceof MemoryLimitError && !req.cache ? splitParts(req) : null;
     if (!parts) throw e;
     const out = req.out ?? new Float32Array(req.q.length);
     for (const p of parts) p.place(await runSplit(engine, { ...req, ...p, out: undefined, progress: undefined }), out);
@@ -163,6 +165,11 @@ export class WasmBackend implements Backend {
 
   private acquireEngine(): WasmEngine {
     return (this.engine ??= acquire(true, this.variant));
+  }
+
+  /** A KV cache in the threaded engine's memory (see kv-cache.ts). */
+  createCache(geo: CacheGeometry): CpuKvCache {
+    return new CpuKvCache(this.acquireEngine(), geo);
   }
 
   /** A zeroed array in the threaded engine's memory (see WasmEngine.allocTensor), or null. */
