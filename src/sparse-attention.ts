@@ -480,8 +480,9 @@ export class SparseAttention {
     const nCtx = shape[1];
     const { mode, localAttnCtx: L } = this.config;
     let block = this.config.blocksize;
-    const longest = Math.max(nCtx, nK);
-    if (isBandMode(mode)) block = backend.bandBlockSize(this.config, mode === 'strided' ? Math.ceil(longest / L) : longest, shape[2] / this.config.heads);
+    // The kernels' query and key blocks are square: the query rows decide (a decode step's one
+    // query fills an 8-row block, not a 32-row one).
+    if (isBandMode(mode)) block = backend.bandBlockSize(this.config, mode === 'strided' ? Math.ceil(nCtx / L) : nCtx, shape[2] / this.config.heads);
     const key = `${nCtx}/${nK}/${block}`;
     let geometry = this.geometries.get(key);
     if (geometry) {
