@@ -4,7 +4,9 @@
 // shape) cannot change what a call already in flight computes. Getters that throw,
 // detached buffers and non-signals become ArgumentErrors naming the argument.
 import { type Config, FORWARD_OPTION_KEYS, NOT_YET_FORWARD_OPTIONS, checkKeys } from './config.js';
-import { ArgumentError, argError, asLibraryError, checkPositiveInt } from './errors.js';
+import { argError, asLibraryError, checkPositiveInt } from './errors.js';
+import { isDetached } from './whole.js';
+export { checkStillWhole } from './whole.js';
 import type { KvCache } from './kv-cache.js';
 
 /**
@@ -140,28 +142,6 @@ export function checkKeyLengths(keyLengths: unknown, batch: number, nCtx: number
     out[b] = x;
   }
   return out;
-}
-
-export function isDetached(data: ArrayBufferView): boolean {
-  return data.byteLength === 0 && data.buffer.byteLength === 0;
-}
-
-/**
- * Checks, when a call starts computing, that the arrays it took are still whole: a buffer
- * transferred (detached) or resized since the call was made is an ArgumentError, raised
- * before any work is handed out.
- */
-export function checkStillWhole(arrays: Record<string, Float32Array | undefined>, length: number): void {
-  for (const [name, a] of Object.entries(arrays)) {
-    if (a === undefined) continue;
-    if (a.length !== length) {
-      throw new ArgumentError(
-        `${name} changed after the call was made: it holds ${a.length} floats, the call needs ${length}` +
-          `${isDetached(a) ? ' (its buffer was detached, e.g. transferred to a worker)' : ''}; ` +
-          'keep inputs and out unchanged until the call settles',
-      );
-    }
-  }
 }
 
 /** An AbortSignal, or an ArgumentError (a `{}` or a string would fail later with a TypeError). */

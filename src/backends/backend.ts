@@ -6,10 +6,20 @@
 // in sparse-attention.ts; the facade has no `if` per backend.
 import type { Config } from '../config.js';
 import type { Plan } from '../plan.js';
-import type { CacheRegions } from './wasm/kv-cache.js';
 
 /** Backend ids, as in options.backend, plan().backend, lastRun.backend and estimatedMs. */
 export type BackendId = 'wasm' | 'webgpu';
+
+/** Where a backend's KV cache keeps a call's K and V (byte offsets in its memory) and how its regions are laid. */
+export interface CacheRegions {
+  kAt: number;
+  vAt: number;
+  /** Regions per (batch item, K/V head): L for 'strided' (one per residue), else 1. */
+  groups: number;
+  /** Rows per region. */
+  rows: number;
+  kvHeads: number;
+}
 
 export interface RunInputs {
   q: Float32Array;

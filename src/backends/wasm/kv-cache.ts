@@ -6,6 +6,7 @@
 // keys, contiguous. Memory: two createTensor-style regions of the threaded engine.
 import { StateError } from '../../errors.js';
 import type { WasmEngine } from './engine.js';
+import type { CacheRegions } from '../backend.js';
 
 export interface CacheGeometry {
   batch: number;
@@ -14,16 +15,6 @@ export interface CacheGeometry {
   headDim: number;
   /** 'strided' regroups by L; 0 otherwise. */
   regroup: number;
-}
-
-/** Where a call against the cache finds K' and V' (byte offsets) and how regions are laid. */
-export interface CacheRegions {
-  kAt: number;
-  vAt: number;
-  groups: number;
-  /** Rows per (batch item, K/V head, group) region. */
-  rows: number;
-  kvHeads: number;
 }
 
 export class CpuKvCache {

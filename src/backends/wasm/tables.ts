@@ -4,12 +4,12 @@
 // the counters and copies its inputs.
 import type { Plan } from '../../plan.js';
 import { KernelError } from '../../errors.js';
-import { checkStillWhole } from '../../tensors.js';
+import { checkStillWhole } from '../../whole.js';
 import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS } from './abi.js';
 import { type MemoryArena, align } from './arena.js';
 import { maskRecordWords, maskRecords } from './masks.js';
 import { sequencesOf, tasksOf } from './tasks.js';
-import type { CacheRegions } from './kv-cache.js';
+import type { CacheRegions } from '../backend.js';
 
 /** Floats of k (and of v): [batch, nK, kvHeads · headDim]. */
 function kvLength(plan: Plan): number {

@@ -11,7 +11,7 @@ import { maskRecordWords } from './masks.js';
 import { type CacheGeometry, CpuKvCache } from './kv-cache.js';
 import { MemoryLimitError } from '../../errors.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
-import { checkStillWhole } from '../../tensors.js';
+import { checkStillWhole } from '../../whole.js';
 import { counters, faults } from './faults.js';
 import type { Variant } from './kernels.js';
 import { splitInTwo } from './split.js';

@@ -10,7 +10,7 @@ import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
 import { estimateGpuMs, isSoftwareAdapter } from '../../cost-model.js';
 import { layoutId } from '../../geometry.js';
 import { ArgumentError, DeviceLostError, DisposedError, KernelError, UnsupportedError, abortError } from '../../errors.js';
-import { checkStillWhole } from '../../tensors.js';
+import { checkStillWhole } from '../../whole.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
 import { type Chunk, buildDispatch, buildMeta, layoutWordCount, planChunks } from './marshal.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
