@@ -23,7 +23,7 @@ import * as esbuild from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attentionReference } from '../dist/index.js';
 import { expectClose } from './helpers.js';
-import { ROOT, runCommand } from './runtimes/harness.js';
+import { ROOT, WORKERD_BUNDLE, runCommand } from './runtimes/harness.js';
 
 interface Block {
   lang: 'js' | 'html';
@@ -93,16 +93,11 @@ describe('README.md code blocks', () => {
       const dir = mkdtempSync(join(scratch, 'workerd-'));
       writeFileSync(join(dir, 'src.mjs'), b.code);
       const built = await esbuild.build({
+        ...WORKERD_BUNDLE,
+        conditions: [...WORKERD_BUNDLE.conditions],
+        external: [...WORKERD_BUNDLE.external],
         entryPoints: [join(dir, 'src.mjs')],
-        bundle: true,
-        format: 'esm',
-        platform: 'neutral',
-        target: 'es2022',
-        conditions: ['workerd', 'worker', 'browser'],
-        external: ['*.wasm'],
         outfile: join(dir, 'worker.js'),
-        metafile: true,
-        logLevel: 'silent',
         nodePaths: [join(scratch, 'node_modules')],
       });
       expect(Object.keys(built.metafile.inputs).some((f) => f.endsWith('dist/workerd.js'))).toBe(true);

@@ -8,6 +8,17 @@ import { SMOKE_CASES, type SmokeCase, base64ToF32, caseInputs } from './fixtures
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
+/** esbuild options that bundle a worker the way wrangler does for workerd (the `workerd` condition, .wasm modules kept). */
+export const WORKERD_BUNDLE = {
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  target: 'es2022',
+  conditions: ['workerd', 'worker', 'browser'],
+  external: ['*.wasm'],
+  metafile: true,
+  logLevel: 'silent',
+} as const;
 /** WASM tolerance, DESIGN.md §1. */
 export const ATOL = 1e-5;
 export const RTOL = 1e-4;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, checkCase } from './harness.js';
+import { ROOT, WORKERD_BUNDLE, checkCase } from './harness.js';
 import { SMOKE_CASES, base64ToF32, caseInputs, f32ToBase64 } from './fixtures/cases.mjs';
 
 const WORKERD = `${ROOT}node_modules/.bin/workerd`;
@@ -26,16 +26,11 @@ let log = '';
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sparse-attention-workerd-'));
   const built = await esbuild.build({
+    ...WORKERD_BUNDLE,
+    conditions: [...WORKERD_BUNDLE.conditions],
+    external: [...WORKERD_BUNDLE.external],
     entryPoints: [`${ROOT}test/runtimes/workerd/worker.mjs`],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2022',
-    conditions: ['workerd', 'worker', 'browser'],
-    external: ['*.wasm'],
     outfile: join(dir, 'worker.js'),
-    metafile: true,
-    logLevel: 'silent',
   });
   // The package name must have resolved to the workerd entry, with no embedded kernels.
   expect(Object.keys(built.metafile.inputs)).toContain('dist/workerd.js');
