@@ -3,6 +3,8 @@
 // ± set_denormal_as_zero), tfjs-backend-wasm (XNNPACK). Each peer runs in its own process
 // (bench/peers/child.mjs); this script writes the float64 references they are checked against.
 //   node bench/peers.mjs [--peers ours,ort-node,...] [--workloads W1,W3] [--out file.json]
+// (ort-node: onnxruntime-node is installed into bench/peers by `node scripts/setup-bench.mjs`,
+// which `npm run bench` runs first.)
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';

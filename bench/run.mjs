@@ -26,7 +26,13 @@ function nodeJson(argv) {
   const line = p.stdout.split('\n').filter((l) => l.startsWith('{')).at(-1);
   return line ? JSON.parse(line) : { error: `node ${argv.join(' ')} exited with ${p.status ?? p.signal}` };
 }
-const version = (pkg) => { try { return JSON.parse(readFileSync(`node_modules/${pkg}/package.json`, 'utf8')).version; } catch { return null; } };
+// onnxruntime-node lives in the nested project bench/peers (scripts/setup-bench.mjs).
+const version = (pkg) => {
+  for (const dir of ['node_modules', 'bench/peers/node_modules']) {
+    try { return JSON.parse(readFileSync(`${dir}/${pkg}/package.json`, 'utf8')).version; } catch { /* next */ }
+  }
+  return null;
+};
 const git = (cmd) => { try { return execSync(`git ${cmd}`, { encoding: 'utf8' }).trim(); } catch { return null; } };
 
 console.error('wasm SIMD peak, one core:');

@@ -1,4 +1,4 @@
-// npm run build: kernels (asc) → bundles (esbuild) → types (tsc).
+// npm run build: kernels (asc) → bundles (esbuild) → types (tsc) → docs/runtimes.md's sizes (scripts/sizes.mjs).
 // Targets es2022: esbuild's default emits Uint8Array.fromBase64, which Node 20–24 lack.
 //
 // dist/index.js    Node, Deno, Bun (and browsers without a bundler): kernels embedded as base64,
@@ -100,3 +100,5 @@ const sizes = readdirSync('dist')
   .filter((f) => /\.(js|wasm)$/.test(f))
   .map((f) => `dist/${f}  ${statSync(`dist/${f}`).size} bytes (gzip ${gzipSync(readFileSync(`dist/${f}`)).length})`);
 console.log(sizes.join('\n'));
+// docs/runtimes.md's Sizes block, from the files just built and `npm pack --dry-run`.
+execFileSync(process.execPath, ['scripts/sizes.mjs'], { stdio: 'inherit' });

@@ -10,6 +10,9 @@
 import * as lib from '../dist/index.js';
 import { randomTensor } from '../bench/lib.mjs';
 
+// The bundle's test-only hooks (src/testing.ts): the engines alive and their memory.
+const hooks = globalThis[Symbol.for('sparse-attention.testing')].get(lib.SparseAttention);
+
 const L = 16;
 const CASES = {
   batch: { shape: [2, 2621440, 64], heads: 2 },
@@ -37,7 +40,7 @@ for (const name of names.length ? names : Object.keys(CASES)) {
     error = e;
   }
   const ms = performance.now() - t0;
-  const wasm = lib.__testing.engines().reduce((m, e) => Math.max(m, e.memoryBytes), 0);
+  const wasm = hooks.engines().reduce((m, e) => Math.max(m, e.memoryBytes), 0);
   const line = { case: name, shape, heads, tensorGiB: +(n * 4 / GiB).toFixed(3), ms: Math.round(ms), wasmMemoryGiB: +(wasm / GiB).toFixed(3), rssGrowthGiB: +((process.memoryUsage().rss - rss0) / GiB).toFixed(2) };
   if (reject) {
     line.error = error?.message;

@@ -21,7 +21,9 @@ const seed0 = Number(opt('seed', '1'));
 const every = Number(opt('every', String(Math.max(50, calls / 20))));
 const CHECK_EVERY = 50;
 const MAX_INSTANCES = 12;
-const { __testing: T, SparseAttention, attentionReference } = lib;
+const { SparseAttention, attentionReference } = lib;
+// The bundle's test-only hooks (src/testing.ts): live workers, engines, memory.
+const T = globalThis[Symbol.for('sparse-attention.testing')].get(SparseAttention);
 const paths = cpuPaths(lib);
 const r = rng(seed0);
 

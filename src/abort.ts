@@ -6,7 +6,10 @@ import { abortError } from './errors.js';
 
 export function rejectOnAbort<T>(result: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return result;
-  if (signal.aborted) return Promise.reject(abortError(signal));
+  if (signal.aborted) {
+    result.catch(() => undefined); // the work's own outcome is dropped, never unhandled
+    return Promise.reject(abortError(signal));
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(abortError(signal));
     signal.addEventListener('abort', onAbort, { once: true });

@@ -3,8 +3,10 @@
 // error naming the nearest valid one, and an option of a later version is refused until it
 // is implemented (NOT_YET_OPTIONS), never silently ignored.
 import { ArgumentError, UnsupportedError, argError, asLibraryError, checkPositiveInt, describe } from './errors.js';
+import { PATTERN_OPTION_KEYS, type PatternOptions, readPatternOptions } from './config-patterns.js';
+import type { NamedPatternParams } from './layout/named.js';
 
-export type AttnMode = 'all' | 'local' | 'strided' | 'fixed' | 'custom';
+export type AttnMode = 'all' | 'local' | 'strided' | 'fixed' | 'longformer' | 'bigbird' | 'custom';
 export type BackendName = 'auto' | 'wasm' | 'webgpu';
 
 /**
@@ -20,8 +22,14 @@ export type CustomLayout =
 /** Token-level mask inside visited blocks of a custom layout: true (or 1) = allowed. */
 export type TokenMask = (head: number, query: number, key: number) => boolean | 0 | 1;
 
-export interface SparseAttentionOptions {
-  /** Causal masking for 'all', 'local', 'strided', 'fixed' (default true). */
+export interface SparseAttentionOptions extends PatternOptions {
+  /**
+   * Heads of K and V (grouped-query attention; 1: multi-query), a divisor of heads (default
+   * heads): k and v are [batch, nK, kvHeads · headDim]; query head h reads K/V head
+   * floor(h · kvHeads / heads). CPU path (the GPU path runs kvHeads = heads only).
+   */
+  kvHeads?: number;
+  /** Causal masking for 'all', 'local', 'strided', 'fixed', 'longformer', 'bigbird' (default true). */
   causal?: boolean;
   /** Which path computes: 'auto' (default) chooses, 'wasm' / 'webgpu' force one. */
   backend?: BackendName;
@@ -88,6 +96,8 @@ export interface Config {
   readonly backend: BackendName;
   readonly device: unknown;
   readonly threads: number | undefined;
+  /** Heads of K and V (GQA/MQA; default heads): query head h reads K/V head floor(h · kvHeads / heads). */
+  readonly kvHeads: number;
   readonly numVerts: number;
   readonly vertsize: number;
   /** Custom layout as a predicate, and the number of blocks it covers (Infinity for functions). */
@@ -96,28 +106,32 @@ export interface Config {
   readonly customPerHead: boolean;
   /** The user's token mask, wrapped: returns a boolean, throws an ArgumentError on any other value. */
   readonly mask: ((head: number, query: number, key: number) => boolean) | null;
+  /** 'longformer' / 'bigbird': the block pattern (src/layout/named.ts); else null. */
+  readonly pattern: NamedPatternParams | null;
+  /** 'bigbird': one random layout per head (differentLayoutPerHead). */
+  readonly patternPerHead: boolean;
   readonly wasmVariant: WasmVariant | undefined;
   readonly webgpu: WebGpuOptions;
 }
 
-const MODES: readonly AttnMode[] = ['all', 'local', 'strided', 'fixed', 'custom'];
+const MODES: readonly AttnMode[] = ['all', 'local', 'strided', 'fixed', 'longformer', 'bigbird', 'custom'];
 const BLOCK_SIZES = [8, 16, 32, 64, 128];
 const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'webgpu'];
 
 /** Constructor option keys implemented today (order: as the README's Options table). */
 export const OPTION_KEYS = [
-  'causal', 'backend', 'device', 'threads', 'numVerts', 'vertsize', 'layout', 'mask', 'wasmVariant', 'webgpu',
+  'causal', 'kvHeads', 'backend', 'device', 'threads', 'numVerts', 'vertsize', ...PATTERN_OPTION_KEYS, 'layout', 'mask', 'wasmVariant', 'webgpu',
 ] as const;
 /**
  * Constructor options of the round-2 contract (DESIGN.md §2, issues 17 and 18) that are not
  * implemented yet: giving one is an UnsupportedError, since ignoring it would compute a
  * different function than asked. Move a key to OPTION_KEYS when its feature lands.
  */
-export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 'sinks', 'kvHeads', 'dtype'];
+export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 'sinks', 'dtype'];
 /** Forward call option keys implemented today, for checkKeys in the facade. */
-export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'signal', 'out', 'onProgress'];
+export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'signal', 'out', 'onProgress', 'cache'];
 /** Forward call options of the round-2 contract not implemented yet (move each when it lands). */
-export const NOT_YET_FORWARD_OPTIONS: readonly string[] = ['lse', 'seqLengths', 'cache'];
+export const NOT_YET_FORWARD_OPTIONS: readonly string[] = ['lse', 'seqLengths'];
 const WEBGPU_KEYS: readonly (keyof WebGpuOptions)[] = [
   'subgroups', 'timestamps', 'maxBindingBytes', 'rowsPerThread', 'maxKeyTile', 'overlapV', 'prefetch',
   'longFirst', 'fmaS', 'qGlobal', 'tileShape', 'scanV',
@@ -171,6 +185,8 @@ export function makeConfig(
     // A causal flag would be ignored here: the layout and mask alone decide what is allowed.
     throw argError('options.causal', "undefined for mode 'custom' (the layout and mask decide what is allowed)", o.causal);
   }
+  const kvHeads = o.kvHeads === undefined ? (heads as number) : checkPositiveInt('options.kvHeads', o.kvHeads);
+  if ((heads as number) % kvHeads !== 0) throw argError('options.kvHeads', `a divisor of heads (${heads})`, kvHeads);
   const backend = o.backend ?? 'auto';
   if (!BACKENDS.includes(backend)) {
     throw argError('options.backend', `one of ${BACKENDS.map((m) => `'${m}'`).join(', ')}`, backend);
@@ -213,6 +229,8 @@ export function makeConfig(
     }
   }
 
+  const { pattern, perHead: patternPerHead } = readPatternOptions(mode, o, causal);
+
   let customBlocks: Config['customBlocks'] = null;
   let customBlockCount = 0;
   let customPerHead = false;
@@ -237,12 +255,15 @@ export function makeConfig(
     backend,
     device: o.device,
     threads: o.threads,
+    kvHeads,
     numVerts,
     vertsize,
     customBlocks,
     customBlockCount,
     customPerHead,
     mask,
+    pattern,
+    patternPerHead,
     wasmVariant: o.wasmVariant,
     webgpu: checkWebGpuOptions(o.webgpu),
   };

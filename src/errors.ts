@@ -19,76 +19,69 @@ export type ErrorCode =
 
 /** Base class of every error the library raises; `code` is stable across versions. */
 export class SparseAttentionError extends Error {
+  /** Each subclass names its code once, here. */
+  static readonly code: ErrorCode = 'ERR_KERNEL';
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown }) {
     super(message.startsWith(`${OP}:`) ? message : `${OP}: ${message}`, options);
-    this.code = code;
+    this.code = (new.target as typeof SparseAttentionError).code;
     this.name = new.target.name;
   }
 }
 
 /** A bad argument, option, tensor or shape (the message names which, the value and the expectation). */
 export class ArgumentError extends SparseAttentionError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_ARGUMENT', message, options);
-  }
+  static readonly code = 'ERR_ARGUMENT';
 }
 
 /** The call needs more memory than the path can give (wasm32's 4 GiB, a layout too large to build); nothing ran. */
 export class MemoryLimitError extends SparseAttentionError {
+  static readonly code = 'ERR_MEMORY_LIMIT';
   constructor(message: string, readonly needed = NaN, readonly limit = NaN, options?: { cause?: unknown }) {
-    super('ERR_MEMORY_LIMIT', message, options);
+    super(message, options);
   }
 }
 
 /** The requested path cannot run here or cannot run this call (no adapter, head dim too large for the device…). */
 export class UnsupportedError extends SparseAttentionError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_UNSUPPORTED', message, options);
-  }
+  static readonly code = 'ERR_UNSUPPORTED';
 }
 
 /** The GPU device was lost, destroyed or failed during a call. */
 export class DeviceLostError extends SparseAttentionError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_DEVICE_LOST', message, options);
-  }
+  static readonly code = 'ERR_DEVICE_LOST';
 }
 
 /** The call's AbortSignal fired; `cause` is the signal's reason. */
 export class AbortedError extends SparseAttentionError {
+  static readonly code = 'ERR_ABORTED';
   constructor(reason: unknown) {
     const why = reason instanceof Error ? reason.message : reason === undefined ? 'aborted' : String(reason);
-    super('ERR_ABORTED', `the call was aborted (${why})`, { cause: reason });
+    super(`the call was aborted (${why})`, { cause: reason });
   }
 }
 
 /** The instance was disposed (before or during the call). */
 export class DisposedError extends SparseAttentionError {
+  static readonly code = 'ERR_DISPOSED';
   constructor(message = 'this instance was disposed; create a new SparseAttention') {
-    super('ERR_DISPOSED', message);
+    super(message);
   }
 }
 
 /** A CPU worker could not start, died or failed during a call. */
 export class WorkerError extends SparseAttentionError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_WORKER', message, options);
-  }
+  static readonly code = 'ERR_WORKER';
 }
 
 /** A call made in a state that does not allow it (e.g. forwardSync while forward() computes). */
 export class StateError extends SparseAttentionError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_STATE', message, options);
-  }
+  static readonly code = 'ERR_STATE';
 }
 
 /** A kernel trapped or an internal invariant failed: a bug of this library, please report it. */
 export class KernelError extends SparseAttentionError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_KERNEL', message, options);
-  }
+  static readonly code = 'ERR_KERNEL';
 }
 
 /** Renders a received value for an error message, short and unambiguous; never throws. */

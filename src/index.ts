@@ -3,6 +3,8 @@ export { SparseAttention } from './sparse-attention.js';
 export type { GpuBufferLike, GpuDeviceLike, GpuTensor, PlanInfo, RunInfo } from './sparse-attention.js';
 export type { AttnMode, BackendName, CustomLayout, SparseAttentionOptions, TokenMask, WasmVariant, WebGpuOptions } from './config.js';
 export type { ForwardOptions, Tensor, TensorResult } from './tensors.js';
+export { KvCache } from './kv-cache.js';
+export type { KvCacheOptions } from './kv-cache.js';
 export { attentionReference, referenceMask } from './reference.js';
 export type { ReferenceResult } from './reference.js';
 export { availableVariants as wasmVariants, provideKernels } from './backends/wasm/kernels.js';
@@ -12,8 +14,9 @@ export { DEFAULT_CALIBRATION, getCalibration, setCalibration } from './cost-mode
 export { calibrate } from './calibrate.js';
 export type { CalibrateOptions } from './calibrate.js';
 export type { Calibration, PathRate } from './cost-model.js';
-/** @internal Test-only hooks (fault injection, live counters); not part of the API. See docs/reliability.md. */
-export { testing as __testing } from './backends/wasm/wasm-backend.js';
+// Test-only hooks (fault injection, live counters) go on a global slot, not the API: src/testing.ts.
+import { registerTestingHooks } from './testing.js';
+registerTestingHooks();
 export {
   AbortedError,
   ArgumentError,

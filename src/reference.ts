@@ -2,8 +2,10 @@
 // O(nCtx²) per head. Independent of the layout module on purpose: the tests compare
 // every backend with it. Exported for users who want to check results themselves.
 // see: openai/sparse_attention attention.py (get_attn_mask, get_blocksparse_obj)
-import { type SparseAttentionOptions, makeConfig } from './config.js';
-import { type ForwardOptions, type Tensor, checkKeyLengths, readCallOptions, readInputs } from './tensors.js';
+import { type SparseAttentionOptions, checkKeys, makeConfig } from './config.js';
+import { randomBlocks } from './layout/named.js';
+import { argError, checkPositiveInt } from './errors.js';
+import { type ForwardOptions, type Tensor, checkHeads, checkKeyLengths, readTensor } from './tensors.js';
 
 export interface ReferenceResult {
   data: Float64Array;
@@ -17,6 +19,8 @@ export function referenceMask(
   localAttnCtx: number | undefined,
   blocksize: number,
   options: SparseAttentionOptions = {},
+  /** Keys of the call: 'bigbird' draws its random blocks from the nCtx / blocksize blocks there are. */
+  nCtx = 0,
 ): (h: number, i: number, j: number) => boolean {
   const c = makeConfig(heads, attnMode, localAttnCtx, blocksize, options);
   const L = c.localAttnCtx;
@@ -42,6 +46,32 @@ export function referenceMask(
         return col <= first && col > first - c.vertsize;
       };
     }
+    case 'longformer':
+    case 'bigbird': {
+      // DeepSpeed's block patterns written from their definition (a global block attends to
+      // and is attended by every block; a window of numSlidingWindowBlocks centred blocks;
+      // bigbird's random blocks), causal inside the diagonal block. Only the seeded random
+      // draw is shared with the layout module (src/layout/named.ts randomBlocks).
+      const p = c.pattern!;
+      const nB = Math.ceil(nCtx / bs);
+      const w = Math.floor(p.numSlidingWindowBlocks / 2);
+      const global = (b: number) =>
+        p.mode === 'bigbird'
+          ? b < p.numGlobalBlocks
+          : p.globalBlockIndices.some((s0, x) => b >= s0 && b < (p.globalBlockEndIndices ? p.globalBlockEndIndices[x] : s0 + 1));
+      const random = new Map<string, number[]>();
+      return (h, i, j) => {
+        const qb = Math.floor(i / bs);
+        const kb = Math.floor(j / bs);
+        if (c.causal && (kb > qb || (kb === qb && j > i))) return false;
+        if (global(qb) || global(kb) || Math.abs(kb - qb) <= w) return true;
+        if (p.mode !== 'bigbird') return false;
+        const head = c.patternPerHead ? h : 0;
+        let drawn = random.get(`${head}:${qb}`);
+        if (!drawn) random.set(`${head}:${qb}`, (drawn = randomBlocks(p, head, qb, nB)));
+        return drawn.includes(kb);
+      };
+    }
     case 'custom': {
       const blocks = c.customBlocks!;
       const mask = c.mask;
@@ -53,6 +83,13 @@ export function referenceMask(
 /**
  * Dense float64 attention with the same arguments as SparseAttention. A query with no
  * allowed key yields zeros; NaN and Infinity propagate through plain arithmetic.
+ *
+ * Beyond what the kernels run today it states the inference contract (DESIGN.md §2), so
+ * that the tests can hold every path to it: `options.kvHeads` (K and V carry kvHeads
+ * heads; query head h reads K/V head floor(h·kvHeads/heads)); q of nQ rows against k, v of
+ * nK rows, aligned bottom-right (query i sits at position nK − nQ + i, key j at j); and
+ * `forwardOptions.seqLengths` (batch 1: packed sequences, each attending only within
+ * itself, positions restarting at 0).
  */
 export function attentionReference(
   q: Tensor,
@@ -62,31 +99,66 @@ export function attentionReference(
   attnMode: string,
   localAttnCtx?: number,
   blocksize = 32,
-  options: SparseAttentionOptions = {},
-  forwardOptions: Pick<ForwardOptions, 'keyLengths'> = {},
+  options: SparseAttentionOptions & { kvHeads?: number } = {},
+  forwardOptions: Pick<ForwardOptions, 'keyLengths'> & { seqLengths?: ArrayLike<number> } = {},
 ): ReferenceResult {
-  const config = makeConfig(heads, attnMode, localAttnCtx, blocksize, options);
-  const inputs = readInputs(config, q, k, v);
-  const [batch, nCtx, nEmbd] = inputs.shape;
-  const keyLengths = checkKeyLengths(readCallOptions(forwardOptions, ['keyLengths']).keyLengths, batch, nCtx);
-  const [qd, kd, vd] = [inputs.q, inputs.k, inputs.v];
-  const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, options);
+  const { kvHeads: kvIn, ...rest } = options ?? {};
+  const kvHeads = kvIn === undefined ? heads : checkPositiveInt('options.kvHeads', kvIn);
+  if (heads % kvHeads !== 0) throw argError('options.kvHeads', `a divisor of heads (${heads})`, kvHeads);
+  makeConfig(heads, attnMode, localAttnCtx, blocksize, rest); // validates the arguments
+  const tq = readTensor('q', q);
+  const tk = readTensor('k', k);
+  const tv = readTensor('v', v);
+  const [batch, nQ, nEmbd] = tq.shape;
+  const nK = tk.shape[1];
+  checkHeads(tq.shape, heads);
   const d = nEmbd / heads;
+  const kvEmbd = kvHeads * d;
+  for (const [name, t] of [['k', tk], ['v', tv]] as const) {
+    if (t.shape[0] !== batch || t.shape[1] !== nK || t.shape[2] !== kvEmbd) {
+      throw argError(`${name}.shape`, `[${batch}, ${nK}, ${kvEmbd}] (batch of q, nK of k, kvHeads·headDim)`, t.shape);
+    }
+  }
+  const fo = checkKeys('forward options', forwardOptions ?? {}, ['keyLengths', 'seqLengths']);
+  const [klIn, slIn] = [fo.keyLengths, fo.seqLengths];
+  const keyLengths = checkKeyLengths(klIn, batch, nK);
+  // Segment of each row: [start, end) of its packed sequence (the whole row range without seqLengths).
+  const segStart = new Int32Array(Math.max(nQ, nK));
+  const segEnd = new Int32Array(Math.max(nQ, nK)).fill(nK);
+  if (slIn !== undefined) {
+    if (batch !== 1 || nQ !== nK) throw argError('seqLengths', 'used with batch 1 and q, k of one length (packed self-attention)', slIn);
+    const lens = Array.from(slIn as ArrayLike<number>);
+    if (lens.some((x) => !Number.isInteger(x) || x < 0) || lens.reduce((a, b) => a + b, 0) !== nQ) {
+      throw argError('seqLengths', `non-negative integers summing to nCtx (${nQ})`, slIn);
+    }
+    let at = 0;
+    for (const len of lens) {
+      for (let i = at; i < at + len; i++) [segStart[i], segEnd[i]] = [at, at + len];
+      at += len;
+    }
+  }
+  const [qd, kd, vd] = [tq.data, tk.data, tv.data];
+  const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, rest, nK);
   const scale = 1 / Math.sqrt(d);
-  const out = new Float64Array(batch * nCtx * nEmbd);
-  const w = new Float64Array(nCtx);
-  const ok = new Uint8Array(nCtx);
+  const out = new Float64Array(batch * nQ * nEmbd);
+  const w = new Float64Array(nK);
+  const ok = new Uint8Array(nK);
   for (let b = 0; b < batch; b++) {
-    const len = keyLengths ? keyLengths[b] : nCtx;
+    const len = keyLengths ? keyLengths[b] : nK;
     for (let h = 0; h < heads; h++) {
-      for (let i = 0; i < nCtx; i++) {
-        const qi = (b * nCtx + i) * nEmbd + h * d;
+      const kvh = Math.floor((h * kvHeads) / heads);
+      for (let i = 0; i < nQ; i++) {
+        const qi = (b * nQ + i) * nEmbd + h * d;
+        // bottom-right alignment; packed sequences restart their positions at 0
+        const s0 = slIn === undefined ? 0 : segStart[i];
+        const s1 = slIn === undefined ? nK : segEnd[i];
+        const pos = nK - nQ + i - s0;
         let m = -Infinity;
         let any = false;
-        for (let j = 0; j < nCtx; j++) {
-          ok[j] = j < len && allowed(h, i, j) ? 1 : 0;
+        for (let j = 0; j < nK; j++) {
+          ok[j] = j < len && j >= s0 && j < s1 && allowed(h, pos, j - s0) ? 1 : 0;
           if (!ok[j]) continue;
-          const kj = (b * nCtx + j) * nEmbd + h * d;
+          const kj = (b * nK + j) * kvEmbd + kvh * d;
           let s = 0;
           for (let t = 0; t < d; t++) s += qd[qi + t] * kd[kj + t];
           s *= scale;
@@ -96,19 +168,19 @@ export function attentionReference(
         }
         if (!any) continue; // no allowed key: zeros
         let sum = 0;
-        for (let j = 0; j < nCtx; j++) {
+        for (let j = 0; j < nK; j++) {
           if (!ok[j]) continue;
           w[j] = Math.exp(w[j] - m);
           sum += w[j];
         }
-        for (let j = 0; j < nCtx; j++) {
+        for (let j = 0; j < nK; j++) {
           if (!ok[j]) continue;
           const p = w[j] / sum;
-          const vj = (b * nCtx + j) * nEmbd + h * d;
+          const vj = (b * nK + j) * kvEmbd + kvh * d;
           for (let t = 0; t < d; t++) out[qi + t] += p * vd[vj + t];
         }
       }
     }
   }
-  return { data: out, shape: [batch, nCtx, nEmbd] };
+  return { data: out, shape: [batch, nQ, nEmbd] };
 }

@@ -1,6 +1,6 @@
 // The facade: validate → plan → choose a backend → run. Holds per-instance caches
 // (block layouts per nCtx) and records which path ran and why.
-import { type AttnMode, type Config, type SparseAttentionOptions, makeConfig } from './config.js';
+import { type AttnMode, type Config, type SparseAttentionOptions, checkKeys, makeConfig } from './config.js';
 import {
   ArgumentError,
   DeviceLostError,
@@ -11,9 +11,13 @@ import {
   UnsupportedError,
   abortError,
   argError,
+  checkPositiveInt,
   throwIfAborted,
 } from './errors.js';
 import { type Geometry, type Plan, buildGeometry, buildPlan, checkNotDisposed } from './plan.js';
+import type { Backend, BackendId } from './backends/backend.js';
+import { isBandMode, sequenceGroups } from './geometry.js';
+import { type Choice, choose } from './choice.js';
 import {
   type ForwardOptions,
   type Tensor,
@@ -25,10 +29,12 @@ import {
   readCallOptions,
   readInputs,
   result,
+  type CallInputs,
+  type CallOptions,
 } from './tensors.js';
+import { KvCache, type KvCacheOptions, checkCacheOptions } from './kv-cache.js';
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
-import { estimateGpuMs, estimateWasmMs, isSoftwareAdapter } from './cost-model.js';
 import { rejectOnAbort } from './abort.js';
 import { progressReporter } from './progress.js';
 
@@ -58,14 +64,14 @@ export interface GpuTensor {
 
 export interface PlanInfo {
   /** The path forward() would take for this shape. */
-  backend: 'wasm' | 'webgpu';
-  /** Why that path (and why not the other). */
+  backend: BackendId;
+  /** Why that path (and why not the others). */
   reason: string;
   shape: [number, number, number];
   mode: AttnMode;
   causal: boolean;
   headDim: number;
-  /** Block size of the layout the kernels run. */
+  /** Block size of the layout the chosen backend's kernels run. */
   blockSize: number;
   /** Independent attention problems (batch × heads, × L groups for 'strided'). */
   sequences: number;
@@ -75,14 +81,14 @@ export interface PlanInfo {
   usefulFlops: number;
   /** Work of the visited blocks (what a block kernel computes): the cost model's measure. */
   visitedFlops: number;
-  /** The cost model's estimates (ms); webgpu is null until an adapter is known. */
-  estimatedMs: { wasm: number; webgpu: number | null };
+  /** The cost model's estimate per backend (ms); null where unknown (a GPU before its adapter) or unusable. */
+  estimatedMs: Record<BackendId, number | null>;
   /** allowedPairs / (batch · heads · nCtx²). */
   density: number;
 }
 
 export interface RunInfo {
-  backend: 'wasm' | 'webgpu';
+  backend: BackendId;
   /** Variant and threads, or adapter. */
   detail: string;
   reason: string;
@@ -93,32 +99,21 @@ export interface RunInfo {
 
 const GEOMETRY_CACHE = 8;
 
-interface Choice {
-  backend: 'wasm' | 'webgpu';
-  reason: string;
-  probeGpu?: boolean;
-}
-
-const fmt = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
-const fmtFlops = (f: number) => (f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `${(f / 1e6).toFixed(1)} MFLOP`);
-
 /**
  * Backends an instance owns, held apart from the instance so that an instance the caller
  * forgot to dispose() releases them when it is garbage-collected.
  */
 interface Owned {
-  wasm: WasmBackend;
-  gpu: WebGpuBackend | null;
+  backends: Backend[];
 }
 const forgotten = typeof FinalizationRegistry === 'undefined'
   ? null
   : new FinalizationRegistry<Owned>((owned) => {
-    owned.wasm.dispose();
-    owned.gpu?.dispose();
+    for (const b of owned.backends) b.dispose();
   });
 
-/** A failure of the GPU itself (lost, out of memory, a failing submit), after which the CPU re-runs the call. */
-function isGpuFailure(e: unknown): boolean {
+/** A failure of the device itself (lost, out of memory, a failing submit), after which another backend re-runs the call. */
+function isDeviceFailure(e: unknown): boolean {
   return !(e instanceof SparseAttentionError) || e instanceof DeviceLostError || e instanceof KernelError;
 }
 
@@ -131,10 +126,12 @@ export class SparseAttention {
   lastRun: RunInfo | null = null;
 
   private readonly config: Config;
-  private readonly geometries = new Map<number, Geometry>();
+  /** Block layouts per (nCtx, block size): each backend plans on its own blocks. */
+  private readonly geometries = new Map<string, Geometry>();
+  /** Backends in order of preference on equal estimates: the CPU first. */
   private readonly owned: Owned;
-  /** Why 'auto' found no adapter (asked once per instance). */
-  private gpuUnavailable: string | null = null;
+  /** Why a backend is not used by this instance: it failed to initialise, or a call on it failed (not retried). */
+  private readonly excluded = new Map<BackendId, string>();
   private disposed = false;
 
   constructor(
@@ -149,45 +146,41 @@ export class SparseAttention {
     this.attnMode = this.config.mode;
     this.localAttnCtx = this.config.localAttnCtx || undefined;
     this.blocksize = this.config.blocksize;
-    this.owned = { wasm: new WasmBackend(this.config.threads, this.config.wasmVariant), gpu: null };
+    this.owned = {
+      backends: [new WasmBackend(this.config.threads, this.config.wasmVariant), new WebGpuBackend(this.config, this.config.webgpu)],
+    };
     forgotten?.register(this, this.owned, this.owned);
   }
 
-  private get wasm(): WasmBackend {
-    return this.owned.wasm;
-  }
-
-  private get gpu(): WebGpuBackend | null {
-    return this.owned.gpu;
-  }
-
   /** What a call with this input shape would compute, on which path, and why. */
-  plan(shape: readonly number[], forwardOptions: Pick<ForwardOptions, 'keyLengths'> = {}): PlanInfo {
+  /** `options.nK`: keys per batch item when they differ from the queries (cross-attention, a cache). */
+  plan(shape: readonly number[], forwardOptions: Pick<ForwardOptions, 'keyLengths'> & { nK?: number } = {}): PlanInfo {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
-    const opts = readCallOptions(forwardOptions, ['keyLengths']);
-    const plan = this.makePlan(dims, opts.keyLengths);
-    const choice = this.choose(plan);
-    let blocksVisited = 0;
-    for (let h = 0; h < plan.heads; h++) blocksVisited += plan.layouts[plan.headLayout[h]].cols.length;
-    const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
+    const opts = checkKeys('plan options', forwardOptions ?? {}, ['keyLengths', 'nK']);
+    const nK = opts.nK === undefined ? dims[1] : checkPositiveInt('nK', opts.nK);
+    const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], nK);
+    const { backend, plan, reason } = this.choose(dims, keyLengths, 4, nK);
+    const groups = sequenceGroups(plan);
+    const estimatedMs = {} as Record<BackendId, number | null>;
+    for (const b of this.owned.backends) {
+      const est = this.usable(b) ? null : b.estimate(this.planOn(b, dims, keyLengths, nK), 4);
+      estimatedMs[b.id] = est && !est.bestCase ? est.ms : null;
+    }
     return {
-      backend: choice.backend,
-      reason: choice.reason,
+      backend: backend.id,
+      reason,
       shape: dims,
       mode: plan.mode,
       causal: plan.causal,
       headDim: plan.headDim,
       blockSize: plan.blockSize,
       sequences: plan.batch * plan.heads * groups,
-      blocksVisited: blocksVisited * (plan.regroup > 0 ? groups : 1),
+      blocksVisited: plan.blocksVisited,
       allowedPairs: plan.allowedPairs,
       usefulFlops: plan.usefulFlops,
       visitedFlops: plan.visitedFlops,
-      estimatedMs: {
-        wasm: estimateWasmMs(plan, this.wasm.threadCount),
-        webgpu: this.gpu?.adapterName ? estimateGpuMs(plan, isSoftwareAdapter(this.gpu.adapterName)) : null,
-      },
+      estimatedMs,
       density: plan.density,
     };
   }
@@ -202,53 +195,105 @@ export class SparseAttention {
     checkNotDisposed(this.disposed);
     const call = readInputs(this.config, q, k, v);
     const opts = readCallOptions(forwardOptions);
+    if (opts.cache !== undefined) return this.forwardCached(call, opts);
     const { shape } = call;
-    const plan = this.makePlan(shape, opts.keyLengths);
+    const nK = call.kvShape[1];
+    const keyLengths = checkKeyLengths(opts.keyLengths, shape[0], nK);
     const out = checkOut(opts.out, shape, [call.q, call.k, call.v]);
     const signal = opts.signal;
     throwIfAborted(signal);
     const progress = progressReporter(opts.onProgress);
-    await this.wasm.init();
+    const cpu = this.resident();
+    await cpu?.init();
     this.checkLive();
-    // createTensor tensors cost the CPU path no copy: the estimate counts only the others.
-    const copied = [call.q, call.k, call.v, out].filter((d) => !this.wasm.isResident(d)).length;
-    let choice = await this.settle(plan, this.choose(plan, copied), copied);
+    // Tensors resident in a backend's memory cost it no copy: the estimates count only the others.
+    const copied = [call.q, call.k, call.v, out].filter((d) => !cpu?.isResident?.(d)).length;
+    let choice = await this.settle(this.choose(shape, keyLengths, copied, nK), shape, keyLengths, copied, nK);
     this.checkLive();
     throwIfAborted(signal);
     const t0 = now();
     const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report };
-    if (choice.backend === 'webgpu') {
-      const gpu = this.gpuBackend();
-      await this.initGpu(gpu);
+    for (;;) {
+      const { backend, plan } = choice;
       try {
+        await this.initBackend(backend);
         // A device lost since choose() counts as a failure of this call, not a usage error.
-        if (gpu.deadReason) throw new DeviceLostError(gpu.deadReason);
-        const why = gpu.canRun(plan);
-        if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
-        // An abort rejects at once; a GPU submit cannot be recalled, its result is dropped.
-        const data = await rejectOnAbort(gpu.run(plan, inputs), signal);
+        if (backend.unavailable) throw new DeviceLostError(backend.unavailable);
+        const why = backend.canRun(plan);
+        if (why) throw new UnsupportedError(`backend '${backend.id}' cannot run this call: ${why}`);
+        // An abort rejects at once; work already submitted cannot be recalled, its result is dropped.
+        const data = await rejectOnAbort(backend.run(plan, inputs), signal);
         this.checkLive();
         progress.done();
-        this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: choice.reason, ms: now() - t0 };
+        const note = backend.note;
+        this.lastRun = { backend: backend.id, detail: backend.describe(), reason: note ? `${choice.reason}; ${note}` : choice.reason, ms: now() - t0 };
         return result(data, shape);
       } catch (e) {
         this.checkLive();
         throwIfAborted(signal);
-        // Usage errors (a detached input, a call the GPU cannot run) are the caller's: the
-        // device stays in use. Only a failure of the GPU itself switches this instance to the CPU.
-        if (!isGpuFailure(e)) throw e;
-        gpu.deadReason ??= `a GPU call failed (${(e as Error).message.replace(/^SparseAttention: /, '')})`;
-        choice = { backend: 'wasm', reason: `wasm: the webgpu call failed, re-ran on the CPU: ${gpu.deadReason}` };
+        // Usage errors (a detached input, a call the path cannot run) are the caller's: the
+        // backend stays in use. Only a failure of the device itself moves this instance on.
+        const next = isDeviceFailure(e) ? this.fallbackFrom(backend, e as Error) : null;
+        if (!next) throw e;
+        choice = { backend: next, plan: this.planOn(next, shape, keyLengths, nK), reason: `${next.id}: the ${backend.id} call failed, re-ran on ${next.id === 'wasm' ? 'the CPU' : next.id}: ${this.excluded.get(backend.id)}` };
       }
     }
-    await this.wasm.init();
+  }
+
+  /**
+   * A KV cache for generation: `forward(q, kNew, vNew, { cache })` appends kNew, vNew
+   * ([batch, nNew, kvHeads·headDim]) at positions cache.length … and attends q ([batch, nNew,
+   * heads·headDim]) to every cached key, aligned bottom-right, so that a prefill chunk and a
+   * decode step are the same call. Lives in the CPU engine's memory, in the kernel's packed
+   * form: a call packs nothing and an appended token writes only its own rows. Modes 'all',
+   * 'local', 'strided' ('strided' keeps each residue mod L contiguous).
+   */
+  createCache(options: KvCacheOptions): KvCache {
+    checkNotDisposed(this.disposed);
+    const { batch, capacity } = checkCacheOptions(options);
+    const { mode, kvHeads, localAttnCtx: L } = this.config;
+    if (!isBandMode(mode)) throw new UnsupportedError(`a KV cache needs mode 'all', 'local' or 'strided' (not '${mode}')`);
+    if (this.config.backend === 'webgpu') throw new UnsupportedError("a KV cache lives on the CPU path (options.backend is 'webgpu')");
+    const cpu = this.owned.backends.find((b): b is WasmBackend => b instanceof WasmBackend)!;
+    const make = (headDim: number) => cpu.createCache({ batch, capacity, kvHeads, headDim, regroup: mode === 'strided' ? L : 0 });
+    return new KvCache(this.owned, make, batch, capacity);
+  }
+
+  private async forwardCached(call: CallInputs, opts: CallOptions): Promise<TensorResult> {
+    const cache = opts.cache;
+    if (!(cache instanceof KvCache) || cache.owner !== this.owned) {
+      throw argError('cache', "a KvCache from this instance's createCache()", cache);
+    }
+    if (opts.keyLengths !== undefined) throw argError('keyLengths', "undefined with a cache (the cache's length counts the keys)", opts.keyLengths);
+    const [batch, nQ] = call.shape;
+    const nNew = call.kvShape[1];
+    if (batch !== cache.batch) throw argError('q.shape[0]', `the cache's batch (${cache.batch})`, batch);
+    if (nQ !== nNew) throw argError('q.shape[1]', `the number of new keys (${nNew}): one query per new token, at its position`, nQ);
+    const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v]);
+    const signal = opts.signal;
+    throwIfAborted(signal);
+    const progress = progressReporter(opts.onProgress);
+    const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
+    await cpu.init();
     this.checkLive();
-    const data = await this.wasm.run(plan, inputs);
-    this.checkLive();
-    progress.done();
-    const note = this.wasm.note;
-    this.lastRun = { backend: 'wasm', detail: this.wasm.describe(), reason: note ? `${choice.reason}; ${note}` : choice.reason, ms: now() - t0 };
-    return result(data, shape);
+    throwIfAborted(signal);
+    const headDim = call.shape[2] / this.config.heads;
+    const { store, base } = cache.begin(call.k, call.v, nNew, headDim);
+    let ok = false;
+    try {
+      const plan = this.planOn(cpu, call.shape, null, base + nNew);
+      const t0 = now();
+      const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report, cache: store.regions() };
+      const data = await rejectOnAbort(cpu.run(plan, inputs), signal);
+      this.checkLive();
+      progress.done();
+      ok = true;
+      const reason = `${cpu.id}: a KV cache call (${nNew} new of ${base + nNew} tokens) runs where the cache lives`;
+      this.lastRun = { backend: cpu.id, detail: cpu.describe(), reason, ms: now() - t0 };
+      return result(data, call.shape);
+    } finally {
+      cache.end(base, ok);
+    }
   }
 
   /**
@@ -268,9 +313,13 @@ export class SparseAttention {
     if (this.config.backend === 'wasm') throw new StateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
     const dims = this.checkShape(shape);
     const opts = readCallOptions(forwardOptions, ['keyLengths', 'out']);
-    const plan = this.makePlan(dims, opts.keyLengths);
+    const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], dims[1]);
     const t0 = now();
-    const gpu = await this.gpuReady(plan);
+    const gpu = this.gpuBackend();
+    await this.initBackend(gpu);
+    const plan = this.planOn(gpu, dims, keyLengths);
+    const why = this.usable(gpu) ?? gpu.canRun(plan);
+    if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
     const buffer = await gpu.runResident(
       plan,
       { q: q as GPUBuffer, k: k as GPUBuffer, v: v as GPUBuffer },
@@ -278,7 +327,7 @@ export class SparseAttention {
     );
     this.checkLive();
     const gpuMs = gpu.lastGpuMs ?? undefined;
-    this.lastRun = { backend: 'webgpu', detail: gpu.describe(), reason: 'forwardGPU runs on the GPU', ms: now() - t0, gpuMs };
+    this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: 'forwardGPU runs on the GPU', ms: now() - t0, gpuMs };
     return { buffer, shape: dims };
   }
 
@@ -286,7 +335,7 @@ export class SparseAttention {
   async gpuDevice(): Promise<GpuDeviceLike> {
     checkNotDisposed(this.disposed);
     const gpu = this.gpuBackend();
-    await this.initGpu(gpu);
+    await this.initBackend(gpu);
     return gpu.device! as unknown as GpuDeviceLike;
   }
 
@@ -295,11 +344,13 @@ export class SparseAttention {
     checkNotDisposed(this.disposed);
     const call = readInputs(this.config, q, k, v);
     const opts = readCallOptions(forwardOptions, ['keyLengths', 'out']);
-    const plan = this.makePlan(call.shape, opts.keyLengths);
+    const keyLengths = checkKeyLengths(opts.keyLengths, call.shape[0], call.kvShape[1]);
+    const backend = this.owned.backends.find((b) => b.capabilities.sync && b.runSync)!;
+    const plan = this.planOn(backend, call.shape, keyLengths, call.kvShape[1]);
     const t0 = now();
     const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v]);
-    const data = this.wasm.runSync(plan, { q: call.q, k: call.k, v: call.v, out });
-    this.lastRun = { backend: 'wasm', detail: this.wasm.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0 };
+    const data = backend.runSync!(plan, { q: call.q, k: call.k, v: call.v, out });
+    this.lastRun = { backend: backend.id, detail: backend.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0 };
     return result(data, call.shape);
   }
 
@@ -314,7 +365,7 @@ export class SparseAttention {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
     const n = dims[0] * dims[1] * dims[2];
-    const data = this.config.backend === 'webgpu' ? null : this.wasm.allocTensor(n);
+    const data = this.config.backend === 'webgpu' ? null : this.resident()?.allocTensor!(n);
     return result(data ?? new Float32Array(n), dims);
   }
 
@@ -327,7 +378,7 @@ export class SparseAttention {
     if (tensor === null || typeof tensor !== 'object' || !(tensor.data instanceof Float32Array)) {
       throw argError('tensor', 'a tensor from createTensor()', tensor);
     }
-    return this.wasm.releaseTensor(tensor.data);
+    return this.resident()?.releaseTensor!(tensor.data) ?? false;
   }
 
   /**
@@ -339,8 +390,21 @@ export class SparseAttention {
     this.disposed = true;
     forgotten?.unregister(this.owned);
     this.geometries.clear();
-    this.wasm.dispose();
-    this.gpu?.dispose();
+    for (const b of this.owned.backends) b.dispose();
+  }
+
+  /** The GPU backend (for the webgpu-only entry points and tests). */
+  private get gpu(): WebGpuBackend | null {
+    return this.gpuBackend();
+  }
+
+  private gpuBackend(): WebGpuBackend {
+    return this.owned.backends.find((b): b is WebGpuBackend => b.capabilities.gpuBuffers)!;
+  }
+
+  /** The backend whose memory holds createTensor() tensors. */
+  private resident(): Backend | undefined {
+    return this.owned.backends.find((b) => b.capabilities.resident);
   }
 
   /** Throws DisposedError when dispose() ran while this call was waiting. */
@@ -348,72 +412,57 @@ export class SparseAttention {
     if (this.disposed) throw new DisposedError('this instance was disposed while the call was in flight; the call was dropped');
   }
 
-  /**
-   * Which path runs this plan, and why. 'auto' compares the cost model's estimates
-   * (src/cost-model.ts): it asks for a GPU only when even a real GPU's best case beats the
-   * CPU estimate, then decides on the adapter it got. `probeGpu` says that the decision
-   * needs an adapter that has not been asked for yet.
-   */
-  private choose(plan: Plan, copied = 4): Choice {
-    const dead = this.gpu?.deadReason;
-    if (this.config.backend === 'webgpu') {
-      if (dead) return { backend: 'wasm', reason: `wasm: webgpu was requested but ${dead}; the device is not retried` };
-      return { backend: 'webgpu', reason: "webgpu: forced by options.backend = 'webgpu'" };
-    }
-    if (this.config.backend === 'wasm') return { backend: 'wasm', reason: "wasm: forced by options.backend = 'wasm'" };
-    const threads = this.wasm.threadCount;
-    const cpuMs = estimateWasmMs(plan, threads, undefined, copied);
-    const cpu = `${fmt(cpuMs)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''}${copied < 4 ? `, ${4 - copied} of q, k, v, out in place` : ''})`;
-    if (dead) return { backend: 'wasm', reason: `wasm: ${dead}` };
-    if (this.gpuUnavailable) return { backend: 'wasm', reason: `wasm: no usable WebGPU adapter (${this.gpuUnavailable})` };
-    const adapter = this.gpu?.adapterName;
-    if (!adapter) {
-      const best = estimateGpuMs(plan, false);
-      if (cpuMs <= best) {
-        return { backend: 'wasm', reason: `wasm: ${cpu} <= ${fmt(best)} ms for a GPU at best (upload, readback and compute of ${fmtFlops(plan.visitedFlops)})` };
-      }
-      return { backend: 'webgpu', probeGpu: true, reason: `webgpu if an adapter is found: ${cpu} > ${fmt(best)} ms for a GPU at best` };
-    }
-    const software = isSoftwareAdapter(adapter);
-    const gpuMs = estimateGpuMs(plan, software);
-    const on = `${fmt(gpuMs)} ms estimated on ${software ? 'the software adapter' : 'the GPU'} (${adapter})`;
-    if (gpuMs < cpuMs) return { backend: 'webgpu', reason: `webgpu: ${on} < ${cpu}` };
-    return { backend: 'wasm', reason: `wasm: ${cpu} <= ${on}` };
+  /** Why this instance does not use `b` (device lost, failed to initialise, a failed call); null when usable. */
+  private usable(b: Backend): string | null {
+    return b.unavailable ?? this.excluded.get(b.id) ?? null;
   }
 
-  /** Resolves a choice that needs an adapter: asks for one once; a failure is remembered. */
-  private async settle(plan: Plan, choice: Choice, copied = 4): Promise<Choice> {
-    if (!choice.probeGpu) return choice;
+  /** Which backend runs this call, on its own blocks, and why (src/choice.ts). */
+  private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4, nK = shape[1]): Choice {
+    return choose({
+      backends: this.owned.backends,
+      forced: this.config.backend,
+      usable: (b) => this.usable(b),
+      planOn: (b) => this.planOn(b, shape, keyLengths, nK),
+      copied,
+    });
+  }
+
+  /** Resolves a choice that rests on a best case: initialises that backend once (a failure is remembered), then chooses again. */
+  private async settle(choice: Choice, shape: [number, number, number], keyLengths: Int32Array | null, copied: number, nK: number): Promise<Choice> {
+    if (!choice.probe) return choice;
     try {
-      await this.initGpu(this.gpuBackend());
-    } catch (e) {
-      this.gpuUnavailable = (e as Error).message.replace(/^SparseAttention: /, '');
-    }
-    return this.choose(plan, copied);
-  }
-
-  private gpuBackend(): WebGpuBackend {
-    this.owned.gpu ??= new WebGpuBackend(this.config, this.config.webgpu);
-    return this.owned.gpu;
-  }
-
-  private async initGpu(gpu: WebGpuBackend): Promise<void> {
-    try {
-      await gpu.init();
+      await this.initBackend(choice.backend);
     } catch (e) {
       if (e instanceof DisposedError) throw e;
-      throw new UnsupportedError(`backend 'webgpu' is unavailable: ${(e as Error).message.replace(/^SparseAttention: /, '')}`, { cause: e });
+      this.excluded.set(choice.backend.id, `no usable device (${(e as Error).message.replace(/^SparseAttention: backend '\w+' is unavailable: /, '')})`);
     }
-    checkNotDisposed(this.disposed);
+    return this.choose(shape, keyLengths, copied, nK);
   }
 
-  /** The GPU backend, initialised and able to run this plan; else a clear Error. */
-  private async gpuReady(plan: Plan): Promise<WebGpuBackend> {
-    const gpu = this.gpuBackend();
-    await this.initGpu(gpu);
-    const why = gpu.canRun(plan);
-    if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
-    return gpu;
+  /**
+   * After a device failure on `failed` (lost, out of memory, a failing submit): the CPU
+   * backend, which always runs, re-runs the call and `failed` is not used again by this
+   * instance. A failure of the CPU backend itself is the call's error (null).
+   */
+  private fallbackFrom(failed: Backend, e: Error): Backend | null {
+    const cpu = this.owned.backends.find((b) => b.capabilities.sync)!;
+    if (failed === cpu) return null;
+    if (!this.excluded.has(failed.id)) {
+      this.excluded.set(failed.id, failed.unavailable ?? `a ${failed.id} call failed (${e.message.replace(/^SparseAttention: /, '')})`);
+    }
+    return cpu;
+  }
+
+  /** init() of a backend, its failure as an UnsupportedError (code ERR_UNSUPPORTED) naming it. */
+  private async initBackend(b: Backend): Promise<void> {
+    try {
+      await b.init();
+    } catch (e) {
+      if (e instanceof DisposedError) throw e;
+      throw new UnsupportedError(`backend '${b.id}' is unavailable: ${(e as Error).message.replace(/^SparseAttention: /, '')}`, { cause: e });
+    }
+    this.checkLive();
   }
 
   private checkShape(shape: readonly number[]): [number, number, number] {
@@ -422,18 +471,28 @@ export class SparseAttention {
     return [shape[0], shape[1], shape[2]];
   }
 
-  private makePlan(shape: [number, number, number], keyLengthsIn: unknown): Plan {
-    const keyLengths = checkKeyLengths(keyLengthsIn, shape[0], shape[1]);
+  /**
+   * The call planned on `backend`'s block geometry: for the band modes each backend picks
+   * the block size its kernels run best (the result does not depend on it); other modes run
+   * the user's blocksize. Geometries are cached per (nCtx, block size).
+   */
+  private planOn(backend: Backend, shape: [number, number, number], keyLengths: Int32Array | null, nK = shape[1]): Plan {
     const nCtx = shape[1];
-    let geometry = this.geometries.get(nCtx);
+    const { mode, localAttnCtx: L } = this.config;
+    let block = this.config.blocksize;
+    // The kernels' query and key blocks are square: the query rows decide (a decode step's one
+    // query fills an 8-row block, not a 32-row one).
+    if (isBandMode(mode)) block = backend.bandBlockSize(this.config, mode === 'strided' ? Math.ceil(nCtx / L) : nCtx, shape[2] / this.config.heads);
+    const key = `${nCtx}/${nK}/${block}`;
+    let geometry = this.geometries.get(key);
     if (geometry) {
-      this.geometries.delete(nCtx); // re-insert: most recently used last
+      this.geometries.delete(key); // re-insert: most recently used last
     } else {
-      geometry = buildGeometry(this.config, nCtx);
+      geometry = buildGeometry(this.config, nCtx, isBandMode(mode) ? block : undefined, nK);
       if (this.geometries.size >= GEOMETRY_CACHE) this.geometries.delete(this.geometries.keys().next().value!);
     }
-    this.geometries.set(nCtx, geometry);
-    return buildPlan(this.config, geometry, shape, keyLengths);
+    this.geometries.set(key, geometry);
+    return buildPlan(this.config, geometry, shape, keyLengths, this.config.kvHeads);
   }
 }
 

@@ -4,7 +4,10 @@
 // shape) cannot change what a call already in flight computes. Getters that throw,
 // detached buffers and non-signals become ArgumentErrors naming the argument.
 import { type Config, FORWARD_OPTION_KEYS, NOT_YET_FORWARD_OPTIONS, checkKeys } from './config.js';
-import { ArgumentError, argError, asLibraryError, checkPositiveInt } from './errors.js';
+import { argError, asLibraryError, checkPositiveInt } from './errors.js';
+import { isDetached } from './whole.js';
+export { checkStillWhole } from './whole.js';
+import type { KvCache } from './kv-cache.js';
 
 /**
  * A tensor: `{ data, shape }`, or an ONNX Runtime / transformers.js tensor
@@ -21,12 +24,15 @@ export interface TensorResult {
   dims: [number, number, number];
 }
 
-/** What a call took from its q, k, v: the data references and the validated shape. */
+/** What a call took from its q, k, v: the data references and the validated shapes. */
 export interface CallInputs {
   q: Float32Array;
   k: Float32Array;
   v: Float32Array;
+  /** q's (and the output's) shape [batch, nQ, heads · headDim]. */
   shape: [number, number, number];
+  /** k's and v's shape [batch, nK, kvHeads · headDim]. */
+  kvShape: [number, number, number];
 }
 
 export function result(data: Float32Array, shape: readonly number[]): TensorResult {
@@ -85,19 +91,27 @@ export function readTensor(name: string, t: unknown): { data: Float32Array; shap
   return { data, shape: [shape[0], shape[1], shape[2]] };
 }
 
-/** Reads and checks q, k, v (same shape, nEmbd a multiple of heads), each exactly once. */
-export function readInputs(config: Pick<Config, 'heads'>, q: unknown, k: unknown, v: unknown): CallInputs {
+/**
+ * Reads and checks q, k, v, each exactly once: q [batch, nQ, heads · d], k and v [batch, nK,
+ * kvHeads · d] with one shape; nQ may differ from nK (cross-attention, aligned bottom-right).
+ */
+export function readInputs(config: Pick<Config, 'heads'> & Partial<Pick<Config, 'kvHeads'>>, q: unknown, k: unknown, v: unknown): CallInputs {
   const tq = readTensor('q', q);
   const tk = readTensor('k', k);
   const tv = readTensor('v', v);
   const shape = tq.shape;
-  for (const [name, s] of [['k', tk.shape], ['v', tv.shape]] as const) {
-    if (s[0] !== shape[0] || s[1] !== shape[1] || s[2] !== shape[2]) {
-      throw argError(`${name}.shape`, `equal to q.shape [${shape.join(', ')}]`, s);
-    }
-  }
   checkHeads(shape, config.heads);
-  return { q: tq.data, k: tk.data, v: tv.data, shape };
+  const kvHeads = config.kvHeads ?? config.heads;
+  const kvEmbd = (shape[2] / config.heads) * kvHeads;
+  const kv = tk.shape;
+  const what = kvHeads === config.heads ? '' : `, ${kvHeads} K/V heads`;
+  if (kv[0] !== shape[0] || kv[2] !== kvEmbd) {
+    throw argError('k.shape', `[${shape[0]}, nK, ${kvEmbd}] (q's batch, any nK, kvHeads · headDim${what})`, kv);
+  }
+  if (tv.shape[0] !== kv[0] || tv.shape[1] !== kv[1] || tv.shape[2] !== kv[2]) {
+    throw argError('v.shape', `equal to k.shape [${kv.join(', ')}]`, tv.shape);
+  }
+  return { q: tq.data, k: tk.data, v: tv.data, shape, kvShape: kv };
 }
 
 /** Checks forward's `out` option against the call's shape and inputs; returns it. */
@@ -130,28 +144,6 @@ export function checkKeyLengths(keyLengths: unknown, batch: number, nCtx: number
   return out;
 }
 
-export function isDetached(data: ArrayBufferView): boolean {
-  return data.byteLength === 0 && data.buffer.byteLength === 0;
-}
-
-/**
- * Checks, when a call starts computing, that the arrays it took are still whole: a buffer
- * transferred (detached) or resized since the call was made is an ArgumentError, raised
- * before any work is handed out.
- */
-export function checkStillWhole(arrays: Record<string, Float32Array | undefined>, length: number): void {
-  for (const [name, a] of Object.entries(arrays)) {
-    if (a === undefined) continue;
-    if (a.length !== length) {
-      throw new ArgumentError(
-        `${name} changed after the call was made: it holds ${a.length} floats, the call needs ${length}` +
-          `${isDetached(a) ? ' (its buffer was detached, e.g. transferred to a worker)' : ''}; ` +
-          'keep inputs and out unchanged until the call settles',
-      );
-    }
-  }
-}
-
 /** An AbortSignal, or an ArgumentError (a `{}` or a string would fail later with a TypeError). */
 export function checkSignal(signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined;
@@ -180,11 +172,17 @@ export interface ForwardOptions {
    * the end. A throwing callback does not fail the call.
    */
   onProgress?: (fraction: number) => void;
+  /**
+   * A KV cache from createCache(): k and v are the new tokens' keys and values, appended at
+   * positions cache.length …; q (one row per new token) attends to every cached key.
+   */
+  cache?: KvCache;
 }
 
 /** Forward options, read once and checked. */
 export interface CallOptions {
   keyLengths: unknown;
+  cache: unknown;
   signal: AbortSignal | undefined;
   out: unknown;
   onProgress: ((fraction: number) => void) | undefined;
@@ -196,7 +194,7 @@ export interface CallOptions {
  * point takes (forwardSync and plan take fewer).
  */
 export function readCallOptions(options: unknown, allowed: readonly string[] = FORWARD_OPTION_KEYS): CallOptions {
-  if (options === undefined) return { keyLengths: undefined, signal: undefined, out: undefined, onProgress: undefined };
+  if (options === undefined) return { keyLengths: undefined, cache: undefined, signal: undefined, out: undefined, onProgress: undefined };
   if (options === null || typeof options !== 'object') throw argError('forward options', 'an object or undefined', options);
   const o = checkKeys('forward options', options, allowed, NOT_YET_FORWARD_OPTIONS);
   const get = (key: string) => o[key];
@@ -204,6 +202,7 @@ export function readCallOptions(options: unknown, allowed: readonly string[] = F
   if (onProgress !== undefined && typeof onProgress !== 'function') throw argError('onProgress', 'a function (fraction) => void', onProgress);
   return {
     keyLengths: get('keyLengths'),
+    cache: get('cache'),
     signal: checkSignal(get('signal')),
     out: get('out'),
     onProgress: onProgress as CallOptions['onProgress'],

@@ -43,6 +43,15 @@ export function conformanceCases(): Case[] {
   // at the regrouped stride), with key lengths
   cases.push({ mode: 'strided', L: 3, bs: 16, batch: 2, nCtx: 400, heads: 2, headDim: 8, keyLengths: [400, 251] });
   cases.push({ mode: 'strided', L: 2, bs: 16, batch: 1, nCtx: 300, heads: 2, headDim: 12, options: { causal: false } });
+  // DeepSpeed's block patterns: longformer (global blocks and ranges), bigbird (global,
+  // seeded random blocks, one random layout per head), causal and bidirectional
+  for (const causal of [true, false]) {
+    cases.push({ mode: 'longformer', bs: 16, batch: 2, nCtx: 100, heads: 2, headDim: 8, options: { causal, globalBlockIndices: [0, 4] } });
+    cases.push({ mode: 'longformer', bs: 8, batch: 1, nCtx: 77, heads: 2, headDim: 5, options: { causal, numSlidingWindowBlocks: 5, globalBlockIndices: [2, 7], globalBlockEndIndices: [4, 8] } });
+    cases.push({ mode: 'bigbird', bs: 16, batch: 1, nCtx: 130, heads: 2, headDim: 16, options: { causal, numRandomBlocks: 2, seed: 7 } });
+    cases.push({ mode: 'bigbird', bs: 8, batch: 2, nCtx: 90, heads: 3, headDim: 4, options: { causal, numGlobalBlocks: 2, numRandomBlocks: 3, differentLayoutPerHead: true, seed: 1 } });
+  }
+  cases.push({ mode: 'longformer', bs: 16, batch: 2, nCtx: 60, heads: 2, headDim: 8, keyLengths: [60, 23] });
   // custom: shared layout, per-head layouts with an empty block row, function layout + token mask
   const shared = [
     [1, 0, 0, 0],

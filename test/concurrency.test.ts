@@ -39,10 +39,8 @@ describe('200 calls in flight', () => {
   it('on one instance (3 threads), mixed shapes and seeds', async () => {
     const attn = new SparseAttention(2, 'all', undefined, 16, { backend: 'wasm', threads: 3 });
     const calls = Array.from({ length: 200 }, (_, i) => ({ attn, c: SHAPES[i % SHAPES.length], seed: 1000 + i }));
-    const t0 = performance.now();
-    expect(await flood(calls)).toEqual([]);
+    expect(await flood(calls)).toEqual([]); // a deadlock is caught by the test's timeout, not by timing
     attn.dispose();
-    expect(performance.now() - t0).toBeLessThan(60_000);
   });
 
   it('across 8 instances: modes, threads 1..3, every kernel build, forwardSync in between', async () => {

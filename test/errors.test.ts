@@ -12,7 +12,7 @@ describe('constructor arguments', () => {
     ['heads 2.5', () => new SparseAttention(2.5, 'all'), /heads must be a positive integer \(got 2\.5\)/],
     ['heads -1', () => new SparseAttention(-1, 'all'), /heads must be a positive integer \(got -1\)/],
     ['heads "4"', () => new SparseAttention('4' as unknown as number, 'all'), /heads must be a positive integer \(got '4'\)/],
-    ['unknown mode', () => new SparseAttention(2, 'dense' as 'all'), /attnMode must be one of 'all', 'local', 'strided', 'fixed', 'custom' \(got 'dense'\)/],
+    ['unknown mode', () => new SparseAttention(2, 'dense' as 'all'), /attnMode must be one of 'all', 'local', 'strided', 'fixed', 'longformer', 'bigbird', 'custom' \(got 'dense'\)/],
     ['local without L', () => new SparseAttention(2, 'local'), /localAttnCtx must be a positive integer for mode 'local' \(got undefined\)/],
     ['local L 0', () => new SparseAttention(2, 'local', 0), /localAttnCtx must be a positive integer for mode 'local' \(got 0\)/],
     ['strided L -3', () => new SparseAttention(2, 'strided', -3), /localAttnCtx must be a positive integer for mode 'strided' \(got -3\)/],
@@ -58,8 +58,9 @@ describe('forward inputs', () => {
 
   const bad: [string, () => unknown[], RegExp][] = [
     ['q.data too short', () => [{ data: f32(10), shape: q.shape }, k, v], /q\.data\.length must be 320 for shape \[2, 20, 8\] \(got 10\)/],
-    ['k shape differs', () => [q, { data: f32(2 * 21 * 8), shape: [2, 21, 8] }, v], /k\.shape must be equal to q\.shape \[2, 20, 8\] \(got \[2,21,8\]\)/],
-    ['v batch differs', () => [q, k, { data: f32(20 * 8), shape: [1, 20, 8] }], /v\.shape must be equal to q\.shape/],
+    ['k width differs', () => [q, { data: f32(2 * 20 * 6), shape: [2, 20, 6] }, v], /k\.shape must be \[2, nK, 8\] \(q's batch, any nK, kvHeads · headDim\) \(got \[2,20,6\]\)/],
+    ['k batch differs', () => [q, { data: f32(20 * 8), shape: [1, 20, 8] }, v], /k\.shape must be \[2, nK, 8\]/],
+    ['v differs from k', () => [q, { data: f32(2 * 21 * 8), shape: [2, 21, 8] }, v], /v\.shape must be equal to k\.shape \[2, 21, 8\] \(got \[2,20,8\]\)/],
     ['zero size', () => [{ data: f32(0), shape: [2, 0, 8] }, k, v], /q\.shape\[1\] must be a positive integer \(got 0\)/],
     ['negative size', () => [{ data: f32(0), shape: [-2, 20, 8] }, k, v], /q\.shape\[0\] must be a positive integer \(got -2\)/],
     ['non-integer size', () => [{ data: f32(0), shape: [2, 20.5, 8] }, k, v], /q\.shape\[1\] must be a positive integer \(got 20\.5\)/],

@@ -3,7 +3,8 @@
 // either gives the right answer (one retry on new workers) or fails with a clear error;
 // nothing hangs, the pool heals and later calls are right. Node only (worker exit events).
 import { afterEach, describe, expect, it } from 'vitest';
-import { SparseAttention, __testing } from '../dist/index.js';
+import { SparseAttention } from '../dist/index.js';
+import { __testing } from './internal.js';
 import { describeCase, expectClose, inputs, reference, type Case } from './helpers.js';
 
 const { faults, counters } = __testing;

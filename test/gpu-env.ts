@@ -1,13 +1,14 @@
-// Whether the WebGPU suite can run here. No adapter: with SPARSE_ATTENTION_REQUIRE_GPU=1
-// (set by .ci/run) the suite fails; otherwise it is skipped with one line saying how to
-// enable it. The probe runs in a child process: Dawn can take a process down with it.
+// Whether the WebGPU suites can run here. No adapter: with SPARSE_ATTENTION_CI=1 (set by
+// .ci/run) or SPARSE_ATTENTION_REQUIRE_GPU=1 the suites fail; otherwise they are skipped and
+// the run ends with one line saying how to enable them (test/optional.ts). The probe runs in a
+// child process: Dawn can take a process down with it.
 import { execFileSync } from 'node:child_process';
+import { GPU_ENABLE, REQUIRE_GPU, recordSkip } from './optional.js';
 
-export const REQUIRE_GPU = process.env.SPARSE_ATTENTION_REQUIRE_GPU === '1';
+export { REQUIRE_GPU };
 export const ENABLE_HINT =
-  'WebGPU tests skipped: no WebGPU adapter. To run them on the CPU: install mesa-vulkan-drivers from ' +
-  'bookworm-backports (apt-get install -t bookworm-backports mesa-vulkan-drivers) and set XDG_RUNTIME_DIR=/tmp; ' +
-  'set SPARSE_ATTENTION_REQUIRE_GPU=1 to make a missing adapter a failure.';
+  `WebGPU tests skipped: no WebGPU adapter. To run them on the CPU: ${GPU_ENABLE} and set XDG_RUNTIME_DIR=/tmp; ` +
+  'set SPARSE_ATTENTION_CI=1 (or SPARSE_ATTENTION_REQUIRE_GPU=1) to make a missing adapter a failure.';
 
 const PROBE = `
 const { create } = await import('webgpu');
@@ -16,7 +17,11 @@ const a = await gpu.requestAdapter();
 console.log(JSON.stringify(a ? { ok: true, info: a.info.description || a.info.vendor, workgroupBytes: a.limits.maxComputeWorkgroupStorageSize } : { ok: false }));
 `;
 
+let probed: { ok: boolean; info?: string; workgroupBytes?: number; error?: string } | undefined;
+
+/** Probes for an adapter once per test file; without one (and not required) records the skip. */
 export function probeAdapter(): { ok: boolean; info?: string; workgroupBytes?: number; error?: string } {
+  if (probed) return probed;
   try {
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', PROBE], {
       env: { XDG_RUNTIME_DIR: '/tmp', ...process.env },
@@ -24,8 +29,12 @@ export function probeAdapter(): { ok: boolean; info?: string; workgroupBytes?: n
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    return JSON.parse(out.trim().split('\n').pop()!);
+    probed = JSON.parse(out.trim().split('\n').pop()!);
   } catch (e) {
-    return { ok: false, error: (e as Error).message.split('\n')[0] };
+    probed = { ok: false, error: (e as Error).message.split('\n')[0] };
   }
+  if (!probed!.ok && !REQUIRE_GPU) {
+    recordSkip({ what: 'WebGPU suites', why: `no WebGPU adapter${probed!.error ? `: ${probed!.error}` : ''}`, enable: GPU_ENABLE });
+  }
+  return probed!;
 }

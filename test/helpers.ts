@@ -4,7 +4,7 @@ import { attentionReference, type SparseAttentionOptions } from '../dist/index.j
 import { randomTensor as seededTensor } from '../scripts/lib/property.mjs';
 
 export interface Case {
-  mode: 'all' | 'local' | 'strided' | 'fixed' | 'custom';
+  mode: 'all' | 'local' | 'strided' | 'fixed' | 'longformer' | 'bigbird' | 'custom';
   L?: number;
   bs: number;
   batch: number;

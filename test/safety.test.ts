@@ -73,11 +73,11 @@ describe('package', () => {
     expect(pkg.peerDependenciesMeta?.webgpu?.optional).toBe(true); // the only peer, optional, GPU path only
   });
 
-  it('npm pack ships dist/, README.md and package.json only (no binding.gyp: npm would build it on install)', async () => {
+  it('npm pack ships dist/, README.md, LICENSE, CHANGELOG.md and package.json only (no binding.gyp: npm would build it on install)', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT });
     const files: string[] = JSON.parse(stdout)[0].files.map((x: { path: string }) => x.path);
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/worker.js', 'dist/bsattn.simd.wasm']));
-    for (const f of files) expect(f).toMatch(/^(dist\/|README\.md$|package\.json$|LICENSE)/);
+    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/index.js', 'dist/worker.js', 'dist/bsattn.simd.wasm']));
+    for (const f of files) expect(f).toMatch(/^(dist\/|README\.md$|package\.json$|LICENSE$|CHANGELOG\.md$)/);
     expect(files.some((f) => f.endsWith('binding.gyp'))).toBe(false);
   });
 

@@ -2,7 +2,8 @@
 // plain arrays, bit for bit; results written where asked; inputs untouched; memory reused;
 // tensors made or released while a call is in flight never disturb it.
 import { afterAll, describe, expect, it } from 'vitest';
-import { SparseAttention, __testing } from '../dist/index.js';
+import { SparseAttention } from '../dist/index.js';
+import { __testing } from './internal.js';
 import { describeCase, expectClose, inputs, reference, type Case } from './helpers.js';
 import { residentCopies } from '../scripts/lib/property.mjs';
 

@@ -1,7 +1,25 @@
-// The one interface every compute path implements. `init` is memoised by the facade;
-// `canRun` says why a plan cannot run here (null when it can), so that 'auto' can
-// record the reason for every path it skips.
+// The one interface every compute path implements, and the facade's only view of a path.
+// A backend says what it can do (capabilities), what it would cost (estimate), which block
+// geometry it runs (bandBlockSize: the plan is built with the chosen backend's blocks, so
+// plan(), the cost model and the kernels describe the same work), and why it cannot run a
+// plan (canRun) or at all (unavailable). Adding a backend is adding an entry to the list
+// in sparse-attention.ts; the facade has no `if` per backend.
+import type { Config } from '../config.js';
 import type { Plan } from '../plan.js';
+
+/** Backend ids, as in options.backend, plan().backend, lastRun.backend and estimatedMs. */
+export type BackendId = 'wasm' | 'webgpu';
+
+/** Where a backend's KV cache keeps a call's K and V (byte offsets in its memory) and how its regions are laid. */
+export interface CacheRegions {
+  kAt: number;
+  vAt: number;
+  /** Regions per (batch item, K/V head): L for 'strided' (one per residue), else 1. */
+  groups: number;
+  /** Rows per region. */
+  rows: number;
+  kvHeads: number;
+}
 
 export interface RunInputs {
   q: Float32Array;
@@ -12,16 +30,54 @@ export interface RunInputs {
   out?: Float32Array;
   /** Fraction of the call done, reported while it computes (throttled by the caller). */
   progress?: (fraction: number) => void;
+  /** K and V are read from a KV cache of this backend (k and v unused). */
+  cache?: CacheRegions;
+}
+
+export interface Capabilities {
+  /** runSync(): computes on the calling thread (forwardSync). */
+  readonly sync: boolean;
+  /** allocTensor()/releaseTensor()/isResident(): tensors in the backend's memory, read and written in place. */
+  readonly resident: boolean;
+  /** runResident()/device: GPUBuffers in and out (forwardGPU). */
+  readonly gpuBuffers: boolean;
+}
+
+export interface Estimate {
+  /** Milliseconds the cost model expects for the plan. */
+  ms: number;
+  /** The estimate in words for plan().reason and lastRun.reason. */
+  text: string;
+  /**
+   * The backend is not initialised: `ms` is the best case of any device of its kind, and
+   * init() (e.g. asking for an adapter) is worth trying only if that best case wins.
+   */
+  bestCase: boolean;
 }
 
 export interface Backend {
-  readonly name: 'wasm' | 'webgpu';
-  /** Acquires what the path needs (modules, workers, a device). Rejects when unavailable. */
+  readonly id: BackendId;
+  readonly capabilities: Capabilities;
+  /** Why this backend cannot run anything any more (device lost or failed); null while usable. */
+  readonly unavailable: string | null;
+  /** Acquires what the path needs (modules, workers, a device); memoised. Rejects when unavailable. */
   init(): Promise<void>;
+  /** Block size this backend runs the band modes at ('all', 'local', 'strided' do not depend on it). */
+  bandBlockSize(config: Config, seqLen: number, headDim: number): number;
   /** null when the plan can run here; else the reason it cannot. */
   canRun(plan: Plan): string | null;
+  /** Cost of the plan; `copied`: how many of q, k, v and out are copied in or out (0–4). */
+  estimate(plan: Plan, copied: number): Estimate;
   run(plan: Plan, inputs: RunInputs): Promise<Float32Array>;
-  /** Short description for plan() and lastRun (variant, threads, adapter). */
+  /** Short description for lastRun.detail (variant, threads, adapter). */
   describe(): string;
+  /** How the last run differed from describe() (e.g. workers could not start), for lastRun.reason; else null. */
+  readonly note?: string | null;
+  /** Releases workers, memory, buffers. */
   dispose(): void;
+  // Optional capabilities (see `capabilities`):
+  runSync?(plan: Plan, inputs: RunInputs): Float32Array;
+  allocTensor?(length: number): Float32Array | null;
+  releaseTensor?(data: Float32Array): boolean;
+  isResident?(data: Float32Array | undefined): boolean;
 }

@@ -1,7 +1,11 @@
 // Block-pattern layouts: OpenAI's 'fixed' pattern and user-given custom layouts. Both are
-// defined on blocks, so unlike the band modes their result depends on blockSize.
+// defined on blocks, so unlike the band modes their result depends on blockSize. 'fixed' is
+// counted in closed form (count.ts) and its CSR generated row by row when a kernel runs;
+// a custom layout is evaluated (and stored) when planned, at a bounded number of calls.
 // see: openai/sparse_attention attention.py (get_blocksparse_obj, attn_mode == 'fixed')
-import { type BlockLayout, LayoutBuilder } from './block-layout.js';
+import { MemoryLimitError } from '../errors.js';
+import { type BlockLayout, Layout, LayoutBuilder } from './block-layout.js';
+import { type FixedShape, fixedBlockCount, fixedPairCount } from './count.js';
 
 /** Block (qb, kb) enabled? */
 export type BlockPredicate = (qb: number, kb: number) => boolean;
@@ -9,17 +13,48 @@ export type BlockPredicate = (qb: number, kb: number) => boolean;
 export type TokenPredicate = (i: number, j: number) => boolean;
 
 /**
+ * Most calls of the user's functions (layout and mask together) that planning one nCtx may
+ * make: 2^26. A function layout is called for every block pair of every head (nBlocks²
+ * each), a mask for every token pair of the visited blocks; past this a plan is refused, not
+ * left to run for minutes. Measured on the 2-core dev machine (Node 20, loaded): 2^26 calls
+ * of a trivial layout function 0.14 s, of a trivial mask ~0.8 s (12 ns a call with the mask
+ * building). A layout given as matrices is not limited: it costs what the user built.
+ */
+export const CUSTOM_CALLS_MAX = 2 ** 26;
+
+/** Counts calls of the user's functions against CUSTOM_CALLS_MAX for one plan. */
+export class CallBudget {
+  used = 0;
+  constructor(readonly what: string, readonly limit = CUSTOM_CALLS_MAX) {}
+
+  spend(n: number): void {
+    this.used += n;
+    if (this.used > this.limit) {
+      throw new MemoryLimitError(
+        `${this.what} needs more than ${this.limit} calls of options.layout / options.mask to build (a function ` +
+          `layout is called for each of nBlocks² block pairs per head, a mask for each token pair of the visited ` +
+          `blocks): use a shorter nCtx, a larger blocksize, or give the layout as matrices`,
+        this.used,
+        this.limit,
+      );
+    }
+  }
+}
+
+/**
  * Builds a layout over nB × nB blocks from a block predicate and an optional token
- * predicate (evaluated only inside enabled blocks).
+ * predicate (evaluated only inside enabled blocks). `budget` counts predicate calls.
  */
 export function patternLayout(
   nB: number,
   blockSize: number,
   enabled: BlockPredicate,
   token: TokenPredicate | null,
+  budget: CallBudget | null = null,
+  label?: string,
 ): BlockLayout {
   const bs = blockSize;
-  const builder = new LayoutBuilder(bs, nB, nB);
+  const builder = new LayoutBuilder(bs, nB, nB, 64, label);
   const mask = new Uint8Array(bs * bs);
   for (let qb = 0; qb < nB; qb++) {
     for (let kb = 0; kb < nB; kb++) {
@@ -28,6 +63,7 @@ export function patternLayout(
         builder.add(kb, null);
         continue;
       }
+      budget?.spend(bs * bs);
       let ones = 0;
       for (let r = 0; r < bs; r++) {
         for (let c = 0; c < bs; c++) {
@@ -63,19 +99,54 @@ export function fixedSummaryColumns(stride: number, vertsize: number, numVerts: 
   return cols;
 }
 
-/** OpenAI's 'fixed' pattern for one head over nB blocks. */
-export function fixedLayout(nB: number, blockSize: number, head: number, p: FixedParams): BlockLayout {
-  const stride = p.localAttnCtx / blockSize;
-  const summary = new Set(fixedSummaryColumns(stride, p.vertsize, p.numVerts, head));
-  const enabled: BlockPredicate = (qb, kb) => {
-    if (p.causal && kb > qb) return false;
-    // Same stride window as the query block, or a summary column of this head.
-    return Math.floor(kb / stride) === Math.floor(qb / stride) || summary.has(kb % stride);
-  };
-  // Causal inside diagonal blocks only (OpenAI's mask callback: tril on qry_idx == key_idx).
-  const bs = blockSize;
-  const token: TokenPredicate | null = p.causal
-    ? (i, j) => Math.floor(i / bs) !== Math.floor(j / bs) || j <= i
-    : null;
-  return patternLayout(nB, blockSize, enabled, token);
+/**
+ * OpenAI's 'fixed' pattern for one head's summary pattern over nB blocks: query block qb
+ * visits the key blocks of its own stride window and, in every window, this head's summary
+ * columns (a contiguous run [s0, s0 + vertsize) of each window); causal: only kb <= qb, and
+ * diagonal blocks are lower-triangular (OpenAI's mask callback: tril where qry_idx == key_idx).
+ */
+export class FixedLayout extends Layout {
+  readonly entries: bigint;
+  readonly maskCount: number;
+  readonly shape: FixedShape;
+
+  constructor(nB: number, blockSize: number, head: number, p: FixedParams, label: string) {
+    super(blockSize, nB, nB, label);
+    const s = p.localAttnCtx / blockSize;
+    this.shape = { s, s0: s - ((head % p.numVerts) + 1) * p.vertsize, vs: p.vertsize, causal: p.causal };
+    this.entries = fixedBlockCount(this.shape, nB, nB);
+    this.maskCount = p.causal && nB > 0 ? 1 : 0;
+  }
+
+  countPairs(nQ: number, nK: number): bigint {
+    return fixedPairCount(this.shape, this.blockSize, nQ, nK);
+  }
+
+  countBlocks(nQ: number, nK: number): bigint {
+    const bs = this.blockSize;
+    return fixedBlockCount(this.shape, Math.ceil(nQ / bs), Math.ceil(nK / bs));
+  }
+
+  /** Rows in ascending key order: summaries of earlier windows, the window, (bidirectional) later summaries. */
+  protected build(): BlockLayout {
+    const { s, s0, vs, causal } = this.shape;
+    const bs = this.blockSize;
+    const nB = this.nQB;
+    const builder = new LayoutBuilder(bs, nB, nB, Number(this.entries), this.label);
+    const tril = new Uint8Array(bs * bs);
+    for (let r = 0; r < bs; r++) tril.fill(1, r * bs, r * bs + r + 1);
+    for (let qb = 0; qb < nB; qb++) {
+      const w0 = Math.floor(qb / s) * s;
+      for (let w = 0; w < w0; w += s) for (let x = s0; x < s0 + vs; x++) builder.add(w + x, null);
+      const end = causal ? qb + 1 : Math.min(w0 + s, nB);
+      for (let kb = w0; kb < end; kb++) builder.add(kb, causal && kb === qb ? tril : null);
+      if (!causal) {
+        for (let w = w0 + s; w < nB; w += s) {
+          for (let x = s0; x < s0 + vs && w + x < nB; x++) builder.add(w + x, null);
+        }
+      }
+      builder.endRow();
+    }
+    return builder.build();
+  }
 }

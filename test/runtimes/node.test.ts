@@ -37,7 +37,7 @@ describe('node runtimes', () => {
 });
 
 describe('the published package', () => {
-  it('npm pack holds every entry, kernel and .d.ts, and the tarball runs in a fresh project', async () => {
+  it('npm pack holds every entry, kernel, .d.ts and LICENSE, and the tarball runs in a fresh project, imported and required', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sparse-attention-pack-'));
     try {
       const npm = process.env.npm_execpath?.endsWith('.js') ? [process.execPath, process.env.npm_execpath] : ['npm'];
@@ -49,7 +49,8 @@ describe('the published package', () => {
         expect(files).toContain(f);
       }
       for (const b of ['relaxed', 'simd', 'scalar', 'relaxed.mt', 'simd.mt']) expect(files).toContain(`dist/bsattn.${b}.wasm`);
-      expect(files.filter((f) => !f.startsWith('dist/') && !['package.json', 'README.md'].includes(f))).toEqual([]);
+      expect(files.filter((f) => !f.startsWith('dist/') && !['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md'].includes(f))).toEqual([]);
+      expect(files).toContain('LICENSE');
 
       const app = join(dir, 'app');
       const pkg = join(app, 'node_modules', 'sparse-attention');
@@ -62,6 +63,19 @@ describe('the published package', () => {
       expect(report.resolved).toBe(new URL(`file://${pkg}/dist/index.js`).href);
       for (const r of report.results) expect(r.detail).toBe(`wasm ${report.variants[0]}, 2 threads`);
       checkResults('node (packed tarball)', report.results);
+
+      // CommonJS: require('sparse-attention') through require(esm), on every Node that
+      // package.json "engines" claims and this machine has (20.20.2, 24).
+      copyFileSync(`${FIXTURES}require.cjs`, join(app, 'require.cjs'));
+      for (const node of [process.execPath, NODE24]) {
+        const r = await runCommand(node, [join(app, 'require.cjs')], { cwd: app });
+        expect(r.code, `${node} require.cjs: ${r.stderr}`).toBe(0);
+        expect(r.stderr, `${node} require.cjs`).toBe(''); // no ExperimentalWarning either
+        const line = JSON.parse(r.stdout.trim().split('\n').pop()!) as { version: string; resolved: string; detail: string; worstExcess: number };
+        expect(line.resolved).toBe(join(pkg, 'dist/index.js'));
+        expect(line.detail).toMatch(/^wasm (relaxed|simd), 2 threads$/);
+        expect(line.worstExcess, `node ${line.version}: worst |out - ref| - (atol + rtol·|ref|)`).toBeLessThanOrEqual(0);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

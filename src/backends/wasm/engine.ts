@@ -85,6 +85,13 @@ export class WasmEngine {
     return this.arena.isTensor(data);
   }
 
+  /** Byte offset of a live tensor of this engine (a KV cache's regions). */
+  tensorOffset(data: Float32Array): number {
+    const at = this.arena.tensorAt(data, data.length);
+    if (at < 0) throw new StateError('internal error: not a tensor of this engine');
+    return at;
+  }
+
   /** Computes on the calling thread; throws if a threaded call is in flight. */
   runSync(req: RunRequest): Float32Array {
     if (this.arena.busy) {

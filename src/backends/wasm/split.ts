@@ -16,22 +16,24 @@ export interface Part {
 
 /** Two halves of the call, or null when it is one batch item and one head. */
 export function splitInTwo(plan: Plan, q: Float32Array, k: Float32Array, v: Float32Array): Part[] | null {
-  const { batch, heads, nCtx, nEmbd, headDim } = plan;
+  const { batch, heads, nCtx, nEmbd, headDim, nK, kvHeads } = plan;
   if (batch > 1) {
     const mid = Math.ceil(batch / 2);
+    const kvItem = nK * kvHeads * headDim;
     return [[0, mid], [mid, batch]].map(([b0, b1]) => {
       const from = b0 * nCtx * nEmbd;
       const to = b1 * nCtx * nEmbd;
       return {
         plan: { ...plan, batch: b1 - b0, keyLengths: plan.keyLengths?.subarray(b0, b1) ?? null },
         q: q.subarray(from, to),
-        k: k.subarray(from, to),
-        v: v.subarray(from, to),
+        k: k.subarray(b0 * kvItem, b1 * kvItem),
+        v: v.subarray(b0 * kvItem, b1 * kvItem),
         place: (part, out) => out.set(part, from),
       };
     });
   }
-  if (heads > 1) {
+  // By heads only where K and V have them too (the same columns as q).
+  if (heads > 1 && kvHeads === heads && nK === nCtx) {
     const mid = Math.ceil(heads / 2);
     return [[0, mid], [mid, heads]].map(([h0, h1]) => {
       const width = (h1 - h0) * headDim;

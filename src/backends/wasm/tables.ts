@@ -4,13 +4,19 @@
 // the counters and copies its inputs.
 import type { Plan } from '../../plan.js';
 import { KernelError } from '../../errors.js';
-import { checkStillWhole } from '../../tensors.js';
+import { checkStillWhole } from '../../whole.js';
 import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS } from './abi.js';
 import { type MemoryArena, align } from './arena.js';
 import { maskRecordWords, maskRecords } from './masks.js';
 import { sequencesOf, tasksOf } from './tasks.js';
+import type { CacheRegions } from '../backend.js';
 
-/** What a call computes: its plan and tensors ([batch, nCtx, nEmbd] row-major f32 each). */
+/** Floats of k (and of v): [batch, nK, kvHeads · headDim]. */
+function kvLength(plan: Plan): number {
+  return plan.batch * plan.nK * plan.kvHeads * plan.headDim;
+}
+
+/** What a call computes: its plan and tensors (q, out [batch, nCtx, nEmbd]; k, v [batch, nK, kvHeads·d]; row-major f32). */
 export interface CallData {
   plan: Plan;
   q: Float32Array;
@@ -18,6 +24,8 @@ export interface CallData {
   v: Float32Array;
   /** Where the result goes (a tensor of this engine: written in place, no copy); else a new array. */
   out?: Float32Array;
+  /** K and V come from a KV cache, already packed (k and v are not read): its regions. */
+  cache?: CacheRegions;
 }
 
 /** Byte offsets of a laid-out call's pieces. */
@@ -59,7 +67,7 @@ let nextLayoutId = 1;
 function staticKey(plan: Plan, threads: number, parties: number): string {
   let id = layoutIds.get(plan.layouts);
   if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
-  return `${id}|${plan.batch}|${plan.nCtx}|${plan.nEmbd}|${plan.heads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
+  return `${id}|${plan.batch}|${plan.nCtx}|${plan.nK}|${plan.nEmbd}|${plan.heads}|${plan.kvHeads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
     `${plan.keyLengths?.join(',') ?? ''}|${threads}|${parties}`;
 }
 
@@ -84,12 +92,17 @@ export class CallTables {
     const { plan } = call;
     const memory = this.arena.memory;
     const n = plan.batch * plan.nCtx * plan.nEmbd;
+    const nKV = kvLength(plan);
     // The caller's arrays may have been detached or swapped since the call was made.
-    checkStillWhole({ 'q.data': call.q, 'k.data': call.k, 'v.data': call.v, out: call.out }, n);
-    // Tensors of this engine are read and written in place (their offsets join the key).
-    const resident = [call.q, call.k, call.v, call.out].map((t) => this.arena.tensorAt(t, n));
-    const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}`;
-    if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident) };
+    checkStillWhole({ 'q.data': call.q, out: call.out }, n);
+    if (!call.cache) checkStillWhole({ 'k.data': call.k, 'v.data': call.v }, nKV);
+    // Tensors of this engine are read and written in place (their offsets join the key);
+    // a cache's K and V are read where they lie (-2: neither copied nor packed).
+    const resident = [call.q, call.k, call.v, call.out].map((t, i) => (call.cache && (i === 1 || i === 2) ? -2 : this.arena.tensorAt(t, i === 1 || i === 2 ? nKV : n)));
+    const c = call.cache;
+    const cacheKey = c ? `${c.kAt},${c.vAt},${c.rows}` : '';
+    const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}|${cacheKey}`;
+    if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident, c) };
     const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, end } = this.last;
     this.arena.workEnd = end;
     const i32 = new Int32Array(memory.buffer);
@@ -98,8 +111,8 @@ export class CallTables {
     i32[packCounter >> 2] = 0;
     i32[barrier >> 2] = 0;
     // >>> 2: offsets past 2 GiB stay positive
-    if (resident[1] < 0) f32.set(call.k, kAt >>> 2);
-    if (resident[2] < 0) f32.set(call.v, vAt >>> 2);
+    if (resident[1] === -1) f32.set(call.k, kAt >>> 2);
+    if (resident[2] === -1) f32.set(call.v, vAt >>> 2);
     return {
       params,
       counter,
@@ -130,6 +143,7 @@ function writeTables(
   threads: number,
   parties: number,
   resident: readonly number[],
+  cache?: CacheRegions,
 ): Omit<Tables, 'key'> {
   const bs = plan.blockSize;
   const d = plan.headDim;
@@ -138,7 +152,8 @@ function writeTables(
 
   // Linear memory map, from the work area's start:
   // params · counters · seqs [nSeq][SEQ_WORDS] · tasks [nTask][TASK_WORDS] · layouts · scratch × threads
-  // · q k v o [batch, nCtx, nEmbd] · K' V' (K, V rows packed per sequence, [nK][d] each)
+  // · q [batch, nCtx, nEmbd] · k v [batch, nK, kvHeads·d] · o [batch, nCtx, nEmbd]
+  // · K' V' (K, V rows packed per sequence, [nK][d] each)
   let at = arena.workStart;
   const take = (bytes: number) => {
     const p = at;
@@ -164,9 +179,15 @@ function writeTables(
   const sBytes = align(kernel.bsattn_scratch_bytes(d, bs));
   const scratch = Array.from({ length: threads }, () => take(sBytes));
   const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
-  const [qAt, kAt, vAt, oAt] = resident.map((r) => (r >= 0 ? r : take(tensorBytes)));
-  // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence.
-  const packedAt = seqs.map((s) => [take(Math.ceil(s.nK / 4) * 4 * d * 4), take(s.nK * d * 4)]);
+  const kvBytes = kvLength(plan) * 4;
+  const [qAt, kAt, vAt, oAt] = resident.map((r, i) => (r >= 0 || r === -2 ? r : take(i === 1 || i === 2 ? kvBytes : tensorBytes)));
+  // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence, packed by
+  // the kernel's first phase; with a cache, its regions (shared by a K/V head's query heads).
+  const packedAt = seqs.map((s) => {
+    if (!cache) return [take(Math.ceil(s.nK / 4) * 4 * d * 4), take(s.nK * d * 4)];
+    const r = (s.b * cache.kvHeads + s.kvh) * cache.groups + (plan.regroup > 0 ? s.token0 : 0);
+    return [cache.kAt + r * Math.ceil(cache.rows / 4) * 4 * d * 4, cache.vAt + r * cache.rows * d * 4];
+  });
   arena.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
 
   const i32 = new Int32Array(arena.memory.buffer);
@@ -185,17 +206,22 @@ function writeTables(
   i32[p + P.threads] = parties;
   // Packing tasks: (batch, group) units × chunks of PACK_ROWS tokens; sequence (b, h, g)
   // is entry (b·heads + h)·groups + g, which forEachSequence's order guarantees.
-  const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
+  const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nK) : 1;
   if (seqs.length !== plan.batch * plan.heads * groups) throw new KernelError('internal error: sequence count');
   i32[p + P.heads] = plan.heads;
   i32[p + P.groups] = groups;
   i32[p + P.packUnits] = plan.batch * groups;
-  i32[p + P.packChunks] = Math.ceil(plan.seqLen / PACK_ROWS);
+  // Key rows of the longest sequence: what a (batch, group) unit packs.
+  const keyRows = plan.regroup > 0 ? Math.ceil(plan.nK / plan.regroup) : plan.nK;
+  i32[p + P.packChunks] = Math.ceil(keyRows / PACK_ROWS);
 
   const rowBytes = plan.nEmbd * 4;
+  const kvRowBytes = plan.kvHeads * d * 4;
   seqs.forEach((s, i) => {
     const e = (seqTable >> 2) + i * SEQ_WORDS;
-    const first = (s.b * plan.nCtx + s.token0) * rowBytes + s.h * d * 4;
+    // q and out rows from the sequence's first query; K and V from its first key, of its K/V head
+    const first = (s.b * plan.nCtx + s.qToken0) * rowBytes + s.h * d * 4;
+    const kvFirst = (s.b * plan.nK + s.token0) * kvRowBytes + s.kvh * d * 4;
     const l = layoutAt[s.layout];
     i32[e + SEQ.q] = qAt + first;
     i32[e + SEQ.o] = oAt + first;
@@ -203,9 +229,10 @@ function writeTables(
     i32[e + SEQ.k] = packedAt[i][0];
     i32[e + SEQ.v] = packedAt[i][1];
     i32[e + SEQ.kvStride] = d * 4;
-    i32[e + SEQ.kSrc] = kAt + first;
-    i32[e + SEQ.vSrc] = vAt + first;
-    i32[e + SEQ.srcStride] = s.step * rowBytes;
+    // 0: nothing to pack (the kernel's packing phase skips the unit)
+    i32[e + SEQ.kSrc] = cache ? 0 : kAt + kvFirst;
+    i32[e + SEQ.vSrc] = cache ? 0 : vAt + kvFirst;
+    i32[e + SEQ.srcStride] = s.step * kvRowBytes;
     i32[e + SEQ.nQ] = s.nQ;
     i32[e + SEQ.nK] = s.nK;
     i32[e + SEQ.rowPtr] = l.rowPtr;

@@ -14,11 +14,15 @@ export interface Task {
   cost: number;
 }
 
-/** The call's sequences with at least one query row. */
+/**
+ * The call's sequences, every (batch, head, group) in order: the packing phase finds a
+ * unit's heads by index. One without query rows (a regrouped group no query of a
+ * cross-attention call falls in) gets no task.
+ */
 export function sequencesOf(plan: Plan): Sequence[] {
   const seqs: Sequence[] = [];
   forEachSequence(plan, (s) => {
-    if (s.nQ > 0) seqs.push(s);
+    seqs.push(s);
   });
   return seqs;
 }

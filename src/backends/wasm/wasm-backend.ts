@@ -2,11 +2,16 @@
 // threaded over a shared memory where the runtime allows. Engines are shared by every
 // SparseAttention instance of the process (one pool of workers, not one per instance)
 // and released when the last instance using them is disposed.
-import type { Plan } from '../../plan.js';
-import type { Backend, RunInputs } from '../backend.js';
+import type { Config } from '../../config.js';
+import { type Plan, bandBlockSize } from '../../plan.js';
+import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
+import { estimateWasmMs } from '../../cost-model.js';
 import { type RunRequest, WasmEngine } from './engine.js';
+import { maskRecordWords } from './masks.js';
+import { type CacheGeometry, CpuKvCache } from './kv-cache.js';
 import { MemoryLimitError } from '../../errors.js';
-import { checkStillWhole } from '../../tensors.js';
+import { tablesTooLarge } from '../../layout/block-layout.js';
+import { checkStillWhole } from '../../whole.js';
 import { counters, faults } from './faults.js';
 import type { Variant } from './kernels.js';
 import { splitInTwo } from './split.js';
@@ -57,7 +62,8 @@ async function runSplit(engine: WasmEngine, req: RunRequest): Promise<Float32Arr
   try {
     return await engine.run(req);
   } catch (e) {
-    const parts = e instanceof MemoryLimitError ? splitParts(req) : null;
+    // A call against a KV cache is not split (its K and V live in the cache).
+    const parts = e instanceof MemoryLimitError && !req.cache ? splitParts(req) : null;
     if (!parts) throw e;
     const out = req.out ?? new Float32Array(req.q.length);
     for (const p of parts) p.place(await runSplit(engine, { ...req, ...p, out: undefined, progress: undefined }), out);
@@ -82,6 +88,36 @@ function runSplitSync(engine: WasmEngine, req: RunRequest): Float32Array {
   }
 }
 
+/** wasm32's ceiling (engine.ts's MAX_BYTES). */
+const WASM32_BYTES = 2 ** 32;
+
+/**
+ * Refuses, before any layout is built, a call whose block tables cannot fit wasm32 memory
+ * however it is split: every part writes all the plan's layouts (rowPtr, cols, maskIds and
+ * kernel mask records, as engine.ts lays them out) beside at least q, k, v and the output of
+ * one head of one batch item. A call that passes may still be split, or refused by the
+ * engine, which counts everything.
+ */
+function checkTables(plan: Plan): void {
+  const limit = Math.min(WASM32_BYTES, faults.maxMemoryBytes ?? WASM32_BYTES);
+  const why = tablesTooLarge(
+    [plan.batch, plan.nCtx, plan.nEmbd],
+    plan.layouts,
+    (l) => 4 * (l.nQB + 1) + 8 * Number(l.entries) + 4 * l.maskCount * maskRecordWords(l.blockSize),
+    {
+      where: 'WebAssembly memory',
+      setBy: 'wasm32',
+      limit,
+      beside: {
+        bytes: 16 * plan.nCtx * plan.headDim,
+        what: 'q, k, v and the output of one head of one batch item (the least a split call holds)',
+        advice: 'Use a shorter nCtx, or the webgpu backend',
+      },
+    },
+  );
+  if (why) throw new MemoryLimitError(why.message, why.needed, limit);
+}
+
 /**
  * Test-only (exported as `__testing`, not part of the API): fault injection (faults.ts),
  * live worker counters, and the engines alive now with their memory and workers.
@@ -99,8 +135,13 @@ export const testing = {
     })),
 };
 
+const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
+
 export class WasmBackend implements Backend {
-  readonly name = 'wasm' as const;
+  readonly id = 'wasm' as const;
+  readonly capabilities: Capabilities = { sync: true, resident: true, gpuBuffers: false };
+  /** The CPU path is always usable (workers that cannot start fall back to the calling thread). */
+  readonly unavailable = null;
   /** Threaded engine for forward(); single-threaded engine for forwardSync(). */
   private engine: WasmEngine | null = null;
   private syncEngine: WasmEngine | null = null;
@@ -124,6 +165,11 @@ export class WasmBackend implements Backend {
 
   private acquireEngine(): WasmEngine {
     return (this.engine ??= acquire(true, this.variant));
+  }
+
+  /** A KV cache in the threaded engine's memory (see kv-cache.ts). */
+  createCache(geo: CacheGeometry): CpuKvCache {
+    return new CpuKvCache(this.acquireEngine(), geo);
   }
 
   /** A zeroed array in the threaded engine's memory (see WasmEngine.allocTensor), or null. */
@@ -151,12 +197,26 @@ export class WasmBackend implements Backend {
     return null;
   }
 
-  run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+  /** Block size for the band modes: bandBlockSize() in plan.ts (an L1-cache argument for the CPU kernel). */
+  bandBlockSize(config: Config, seqLen: number): number {
+    return bandBlockSize(config.blocksize, seqLen);
+  }
+
+  estimate(plan: Plan, copied: number): Estimate {
+    const threads = this.threadCount;
+    const ms = estimateWasmMs(plan, threads, undefined, copied);
+    const inPlace = copied < 4 ? `, ${4 - copied} of q, k, v, out in place` : '';
+    return { ms, bestCase: false, text: `${fmtMs(ms)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''}${inPlace})` };
+  }
+
+  async run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+    checkTables(plan);
     return runSplit(this.engine!, { plan, ...inputs, threads: this.threads });
   }
 
   /** Computes on the calling thread. */
   runSync(plan: Plan, inputs: RunInputs): Float32Array {
+    checkTables(plan);
     this.syncEngine ??= acquire(false, this.variant);
     return runSplitSync(this.syncEngine, { plan, ...inputs, threads: 1 });
   }

@@ -2,7 +2,7 @@
 // (head → layout map, key lengths, CSR layouts, packed token masks) and the uniform
 // block. A dispatch covers one chunk of the call: a range of batch items × heads.
 import type { Plan } from '../../plan.js';
-import type { BlockLayout } from '../../layout/block-layout.js';
+import type { BlockLayout, Layout } from '../../layout/block-layout.js';
 
 /** A batch × head range of the call whose q/k/v/o fit one binding each. */
 export interface Chunk {
@@ -10,6 +10,12 @@ export interface Chunk {
   b1: number;
   h0: number;
   h1: number;
+}
+
+/** Words of layoutWords(layout), from its counts (without building its CSR). */
+export function layoutWordCount(layout: Layout): number {
+  const bs = layout.blockSize;
+  return layout.nQB + 1 + 2 * Number(layout.entries) + layout.maskCount * bs * Math.ceil(bs / 32);
 }
 
 /** Per layout: rowPtr · cols · maskIds (-1 as 0xffffffff) · mask bits [nMasks][bs][ceil(bs/32)]. */

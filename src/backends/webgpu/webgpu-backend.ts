@@ -5,12 +5,15 @@
 // device loss during a call rejects it; the facade then re-runs it on the CPU.
 /// <reference types="@webgpu/types" />
 import type { Config, WebGpuOptions } from '../../config.js';
-import { type Geometry, type Plan, buildGeometry } from '../../plan.js';
-import type { Backend, RunInputs } from '../backend.js';
+import type { Plan } from '../../plan.js';
+import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
+import { estimateGpuMs, isSoftwareAdapter } from '../../cost-model.js';
+import { layoutId } from '../../geometry.js';
 import { ArgumentError, DeviceLostError, DisposedError, KernelError, UnsupportedError, abortError } from '../../errors.js';
-import { checkStillWhole } from '../../tensors.js';
+import { checkStillWhole } from '../../whole.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
-import { type Chunk, buildDispatch, buildMeta, planChunks } from './marshal.js';
+import { type Chunk, buildDispatch, buildMeta, layoutWordCount, planChunks } from './marshal.js';
+import { tablesTooLarge } from '../../layout/block-layout.js';
 import { ProgramCache, type Tiles, chooseTiles, qGlobalApplies } from './program.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
@@ -32,8 +35,12 @@ export interface GpuTensors {
   v: GPUBuffer;
 }
 
+const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
+const fmtFlops = (f: number) => (f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `${(f / 1e6).toFixed(1)} MFLOP`);
+
 export class WebGpuBackend implements Backend {
-  readonly name = 'webgpu' as const;
+  readonly id = 'webgpu' as const;
+  readonly capabilities: Capabilities = { sync: false, resident: false, gpuBuffers: true };
   /** Why the device is unusable (lost, destroyed, failed); null while it works. */
   deadReason: string | null = null;
   /** GPU time of the last call's kernels in ms, when timestamp queries are on. */
@@ -43,7 +50,6 @@ export class WebGpuBackend implements Backend {
   private programs: ProgramCache | null = null;
   private readonly pool = new Map<string, GPUBuffer>();
   private readonly metas = new Map<string, GPUBuffer>();
-  private readonly bandGeometries = new Map<string, Geometry>();
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -66,6 +72,34 @@ export class WebGpuBackend implements Backend {
     return this.initialising;
   }
 
+  get unavailable(): string | null {
+    return this.deadReason;
+  }
+
+  /**
+   * Block size the band modes run at: 128 where 128-row query tiles apply (Q read from
+   * global memory: vec4 head dims) and the sequences are longer than 64 rows, else 64.
+   */
+  bandBlockSize(_config: Config, seqLen: number, headDim: number): number {
+    const tall = qGlobalApplies(headDim, this.options.qGlobal ?? true) && seqLen > GPU_BAND_BLOCK_SMALL;
+    return tall ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_SMALL;
+  }
+
+  /**
+   * Before an adapter is known: the best case of a real GPU (init() is worth trying only if
+   * that beats the alternatives); then the adapter's own constants (software or hardware).
+   */
+  estimate(plan: Plan): Estimate {
+    const adapter = this.adapterName;
+    if (!adapter) {
+      const ms = estimateGpuMs(plan, false);
+      return { ms, bestCase: true, text: `${fmtMs(ms)} ms for a GPU at best (upload, readback and compute of ${fmtFlops(plan.visitedFlops)})` };
+    }
+    const software = isSoftwareAdapter(adapter);
+    const ms = estimateGpuMs(plan, software);
+    return { ms, bestCase: false, text: `${fmtMs(ms)} ms estimated on ${software ? 'the software adapter' : 'the GPU'} (${adapter})` };
+  }
+
   /** GPU buffers this backend holds now (pooled tensors and layout metadata); for soak tests. */
   get bufferCount(): number {
     return this.pool.size + this.metas.size;
@@ -82,11 +116,17 @@ export class WebGpuBackend implements Backend {
 
   canRun(plan: Plan): string | null {
     if (this.deadReason) return this.deadReason;
+    if (plan.nK !== plan.nCtx || plan.kvHeads !== plan.heads) {
+      return 'webgpu: cross-attention (nQ != nK) and grouped K/V heads (kvHeads != heads) run on the CPU path only for now';
+    }
     if (!this.ctx) return 'webgpu: not initialised';
     if (!this.tilesFor(plan)) {
-      return `webgpu: head dim ${plan.headDim} with block size ${this.gpuPlan(plan).blockSize} does not fit ` +
+      return `webgpu: head dim ${plan.headDim} with block size ${plan.blockSize} does not fit ` +
         `${this.ctx.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
     }
+    // The layouts go to the kernel in one storage binding: refused here, before they are built.
+    const tables = tablesTooLarge([plan.batch, plan.nCtx, plan.nEmbd], plan.layouts, (l) => 4 * layoutWordCount(l), { where: 'one storage binding (the layout metadata)', setBy: 'the WebGPU device', limit: this.maxBinding() });
+    if (tables) return `webgpu: ${tables.message}`;
     if (!planChunks(plan, this.maxBinding())) return `webgpu: one head of one sequence exceeds the ${this.maxBinding()}-byte storage binding limit`;
     return null;
   }
@@ -98,12 +138,12 @@ export class WebGpuBackend implements Backend {
 
   /** Float32Arrays in and out: upload, compute (chunked if needed), read back. */
   run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
-    return this.serial(() => this.runHost(this.gpuPlan(plan), inputs));
+    return this.serial(() => this.runHost(plan, inputs));
   }
 
   /** GPU-resident: q/k/v already on this device; writes `out` (or a new buffer) and returns it. */
   runResident(plan: Plan, tensors: GpuTensors, out?: GPUBuffer): Promise<GPUBuffer> {
-    return this.serial(() => this.runDevice(this.gpuPlan(plan), tensors, out));
+    return this.serial(() => this.runDevice(plan, tensors, out));
   }
 
   dispose(): void {
@@ -129,28 +169,11 @@ export class WebGpuBackend implements Backend {
     return Math.floor(lim / 16) * 16;
   }
 
-  /** The band modes run at GPU_BAND_BLOCK (or _SMALL) whatever the user's blocksize (same result). */
-  private gpuPlan(plan: Plan): Plan {
-    if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return plan;
-    const seqLen = plan.regroup > 0 ? Math.ceil(plan.nCtx / plan.regroup) : plan.nCtx;
-    const tall = qGlobalApplies(plan.headDim, this.options.qGlobal ?? true) && seqLen > GPU_BAND_BLOCK_SMALL;
-    const block = tall ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_SMALL;
-    if (plan.blockSize === block) return plan;
-    const key = `${plan.nCtx}/${block}`;
-    let g = this.bandGeometries.get(key);
-    if (!g) {
-      if (this.bandGeometries.size >= 8) this.bandGeometries.clear();
-      g = buildGeometry(this.config, plan.nCtx, block);
-      this.bandGeometries.set(key, g);
-    }
-    return { ...plan, ...g };
-  }
-
   private tilesFor(plan: Plan): Tiles | null {
     const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     const sg = this.ctx!.subgroups && this.options.subgroups !== false;
     const o = this.options;
-    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true, qGlobal: o.qGlobal ?? true, shape: o.tileShape });
+    return chooseTiles(plan.blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true, qGlobal: o.qGlobal ?? true, shape: o.tileShape });
   }
 
   private check(): GPUDevice {
@@ -170,8 +193,7 @@ export class WebGpuBackend implements Backend {
   }
 
   private metaBuffer(plan: Plan, chunk: Chunk) {
-    let id = layoutIds.get(plan.layouts);
-    if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
+    const id = layoutId(plan.layouts);
     const lens = plan.keyLengths ? Array.from(plan.keyLengths.subarray(chunk.b0, chunk.b1)).join(',') : '-';
     const key = `${id}|${chunk.b0}-${chunk.b1}|${chunk.h0}-${chunk.h1}|${lens}`;
     let buf = this.metas.get(key);
@@ -338,10 +360,6 @@ export class WebGpuBackend implements Backend {
     if (err) throw new KernelError(`WebGPU ${validation ? 'validation' : 'out-of-memory'} error: ${err.message}`);
   }
 }
-
-/** Identity of a geometry's layout list (geometries are cached, so ids repeat across calls). */
-const layoutIds = new WeakMap<object, number>();
-let nextLayoutId = 0;
 
 /** [items, nCtx, heads h0..h1 · d] copy of a [batch, nCtx, nEmbd] tensor. */
 function gatherHeads(x: Float32Array, plan: Plan, c: Chunk): Float32Array {

@@ -1,0 +1,98 @@
+// The KV cache (issue 17) on the CPU path: prefill in chunks, decode one token at a time,
+// truncate and continue — every row equal to the same row of the whole self-attention, for
+// every band mode with grouped K/V heads (ratios 1, 2, 4) and batch 2 — and its misuse:
+// clear errors, nothing appended, the cache and instance usable afterwards.
+import { describe, expect, it } from 'vitest';
+import { KvCache, SparseAttention, SparseAttentionError, attentionReference } from '../dist/index.js';
+import { expectClose, randomTensor } from './helpers.js';
+
+const TOL = [1e-5, 1e-4] as const;
+const [B, N, D] = [2, 61, 8];
+
+function rows(x: Float32Array, width: number, t0: number, t1: number): Float32Array {
+  const out = new Float32Array(B * (t1 - t0) * width);
+  for (let b = 0; b < B; b++) out.set(x.subarray((b * N + t0) * width, (b * N + t1) * width), b * (t1 - t0) * width);
+  return out;
+}
+
+describe.each([
+  ['all', undefined],
+  ['local', 7],
+  ['strided', 5],
+] as const)('%s', (mode, L) => {
+  it.each([[4, 4], [4, 2], [4, 1]])('heads %i / kvHeads %i: chunks, decode steps, truncate, more steps = rows of the whole attention', async (heads, kvHeads) => {
+    const q = randomTensor([B, N, heads * D], 1, 2);
+    const k = randomTensor([B, N, kvHeads * D], 2, 2);
+    const v = randomTensor([B, N, kvHeads * D], 3);
+    const full = attentionReference(q, k, v, heads, mode, L, 16, { kvHeads }).data;
+    const attn = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2 });
+    const cache = attn.createCache({ batch: B, capacity: 100 });
+    const step = async (t0: number, t1: number) => {
+      const t = (x: { data: Float32Array }, w: number) => ({ data: rows(x.data, w, t0, t1), shape: [B, t1 - t0, w] });
+      const out = await attn.forward(t(q, heads * D), t(k, kvHeads * D), t(v, kvHeads * D), { cache });
+      expect(out.shape).toEqual([B, t1 - t0, heads * D]);
+      expectClose(out.data, Float64Array.from(rows(Float32Array.from(full), heads * D, t0, t1)), ...TOL, `${mode} tokens ${t0}..${t1 - 1}`);
+      expect(cache.length).toBe(t1);
+    };
+    await step(0, 10);
+    await step(10, 23);
+    for (let t = 23; t < 50; t++) await step(t, t + 1);
+    cache.truncate(45);
+    expect(cache.length).toBe(45);
+    for (let t = 45; t < N; t++) await step(t, t + 1);
+    expect(attn.lastRun!.backend).toBe('wasm');
+    expect(attn.lastRun!.reason).toMatch(/KV cache call \(1 new of 61 tokens\)/);
+    cache.dispose();
+    attn.dispose();
+  });
+});
+
+async function code(p: Promise<unknown> | (() => unknown)): Promise<string> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    expect(e).toBeInstanceOf(SparseAttentionError);
+    return `${(e as { code: string }).code}: ${(e as Error).message}`;
+  }
+  return 'no error';
+}
+
+describe('misuse', () => {
+  const t = (n: number, w: number, seed = 1) => randomTensor([1, n, w], seed);
+  it('past capacity, another instance, a busy cache, wrong shapes, keyLengths: errors, nothing appended', async () => {
+    const attn = new SparseAttention(2, 'local', 4, 16, { threads: 2 });
+    const other = new SparseAttention(2, 'local', 4, 16, { threads: 2 });
+    const cache = attn.createCache({ batch: 1, capacity: 8 });
+    expect(cache).toBeInstanceOf(KvCache);
+    await attn.forward(t(5, 8), t(5, 8), t(5, 8), { cache });
+    expect(await code(attn.forward(t(4, 8), t(4, 8), t(4, 8), { cache }))).toMatch(/ERR_ARGUMENT: .*appending 4 tokens to 5 exceeds its capacity \(8\); nothing was appended/);
+    expect(cache.length).toBe(5);
+    expect(await code(other.forward(t(1, 8), t(1, 8), t(1, 8), { cache }))).toMatch(/ERR_ARGUMENT: .*cache must be a KvCache from this instance's createCache\(\)/);
+    expect(await code(attn.forward(t(2, 8), t(1, 8), t(1, 8), { cache }))).toMatch(/q\.shape\[1\] must be the number of new keys \(1\)/);
+    expect(await code(attn.forward(t(1, 8), t(1, 8), t(1, 8), { cache, keyLengths: [3] }))).toMatch(/keyLengths must be undefined with a cache/);
+    const first = attn.forward(t(1, 8), t(1, 8), t(1, 8), { cache });
+    expect(await code(attn.forward(t(1, 8), t(1, 8), t(1, 8), { cache }))).toMatch(/ERR_STATE: .*in flight/);
+    await first;
+    expect(cache.length).toBe(6);
+    expect(await code(() => cache.truncate(7))).toMatch(/n must be an integer in \[0, 6\]/);
+    cache.dispose();
+    expect(await code(attn.forward(t(1, 8), t(1, 8), t(1, 8), { cache }))).toMatch(/ERR_STATE: .*disposed/);
+    expect(await code(() => attn.createCache({ batch: 0, capacity: 4 }))).toMatch(/batch must be a positive integer/);
+    const fixed = new SparseAttention(2, 'fixed', 32, 16);
+    expect(await code(() => fixed.createCache({ batch: 1, capacity: 4 }))).toMatch(/ERR_UNSUPPORTED: .*needs mode 'all', 'local' or 'strided'/);
+    [attn, other, fixed].forEach((a) => a.dispose());
+  });
+  it('an aborted call rolls its tokens back', async () => {
+    const attn = new SparseAttention(2, 'all', undefined, 16, { threads: 2 });
+    const cache = attn.createCache({ batch: 1, capacity: 64 });
+    await attn.forward(t(8, 8), t(8, 8), t(8, 8), { cache });
+    const ac = new AbortController();
+    const call = attn.forward(t(4, 8, 5), t(4, 8, 6), t(4, 8, 7), { cache, signal: ac.signal });
+    ac.abort(new Error('stop'));
+    expect(await code(call)).toMatch(/ERR_ABORTED/);
+    expect(cache.length).toBe(8);
+    await attn.forward(t(1, 8), t(1, 8), t(1, 8), { cache });
+    expect(cache.length).toBe(9);
+    attn.dispose();
+  });
+});
