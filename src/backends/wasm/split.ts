@@ -45,7 +45,7 @@ export function splitInTwo(plan: Plan, q: Float32Array, k: Float32Array, v: Floa
         return out;
       };
       return {
-        plan: { ...plan, heads: h1 - h0, nEmbd: width, headLayout: plan.headLayout.subarray(h0, h1) },
+        plan: { ...plan, heads: h1 - h0, kvHeads: h1 - h0, nEmbd: width, headLayout: plan.headLayout.subarray(h0, h1) },
         q: gather(q),
         k: gather(k),
         v: gather(v),
