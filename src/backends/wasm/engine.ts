@@ -12,9 +12,6 @@ import { DisposedError, KernelError, StateError, WorkerError, abortError, throwI
 import { WorkerLostError, WorkerPool, cancelCall } from './pool.js';
 import { applyTrap } from './faults.js';
 
-/** Mask-record size, for backends that size a call's tables before building them. */
-export { maskRecordWords } from './masks.js';
-
 /** The pool could not start its workers (as opposed to a worker lost during a call). */
 class WorkerStartError extends WorkerError {}
 
