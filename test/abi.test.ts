@@ -32,7 +32,7 @@ function oneBlockPlan(d: number, bs: number): Plan {
     rowPtr: Int32Array.of(0, 1), cols: Int32Array.of(0), maskIds: Int32Array.of(-1), masks: [],
   };
   return {
-    batch: 1, nCtx: bs, nK: bs, kvHeads: 1, nEmbd: d, heads: 1, headDim: d, blockSize: bs, regroup: 0, seqLen: bs,
+    batch: 1, nCtx: bs, nK: bs, nEmbd: d, heads: 1, kvHeads: 1, headDim: d, blockSize: bs, regroup: 0, seqLen: bs, keyLen: bs,
     layouts: [layout], headLayout: Int32Array.of(0), keyLengths: null,
   } as unknown as Plan;
 }
