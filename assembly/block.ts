@@ -6,75 +6,52 @@
 import { MASK_C_HI, MASK_C_LO, MASK_F_HI, MASK_F_LO, MASK_RANGE_SHIFT, MASK_TILE_SHIFT } from './abi.generated';
 import { add, and, bcast, bitselect, eq, exp2, lanes, madd, mul, pmax, splat, sub } from './lanes';
 
-/** First allowed column of the 8-row tile holding row r (0 for full blocks). */
+/** The mask range entry of the tile of MASK_TILE_ROWS rows holding row r. */
+// @ts-ignore: decorator
+@inline function rangeOf(ranges: usize, r: usize): usize {
+  return ranges + ((r >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT);
+}
+
+/** First allowed column of the tile holding row r (0 for full blocks). */
 // @ts-ignore: decorator
 @inline function colLo(ranges: usize, r: usize): i32 {
-  return ranges ? load<i32>(ranges + ((r >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT), MASK_C_LO) : 0;
+  return ranges ? load<i32>(rangeOf(ranges, r), MASK_C_LO) : 0;
 }
 
 /** One past the last allowed column of the tile holding row r, at most nc. */
 // @ts-ignore: decorator
 @inline function colHi(ranges: usize, r: usize, nc: i32): i32 {
-  return ranges ? min(nc, load<i32>(ranges + ((r >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT), MASK_C_HI)) : nc;
+  return ranges ? min(nc, load<i32>(rangeOf(ranges, r), MASK_C_HI)) : nc;
 }
 
 /** First column of the tile's run allowed for every row (within [lo, hi]). */
 // @ts-ignore: decorator
 @inline function fullLo(ranges: usize, r: usize, lo: i32, hi: i32): i32 {
-  return ranges ? min(hi, max(lo, load<i32>(ranges + ((r >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT), MASK_F_LO))) : lo;
+  return ranges ? min(hi, max(lo, load<i32>(rangeOf(ranges, r), MASK_F_LO))) : lo;
 }
 
 /** One past the tile's fully allowed run (within [fLo, hi]). */
 // @ts-ignore: decorator
 @inline function fullHi(ranges: usize, r: usize, fLo: i32, hi: i32): i32 {
-  return ranges ? min(hi, max(fLo, load<i32>(ranges + ((r >> MASK_TILE_SHIFT) << MASK_RANGE_SHIFT), MASK_F_HI))) : hi;
+  return ranges ? min(hi, max(fLo, load<i32>(rangeOf(ranges, r), MASK_F_HI))) : hi;
 }
 
 /**
- * Sᵗ[c][r] = Σ_k K[c][k] · Qᵗ[k][r]; register tile 2 L of rows × 4 keys, the 4 keys' values of
- * dim k side by side in K' (one pointer, immediate offsets). Whole groups of 4 are
- * computed: columns outside [cLo, cHi) are written but never read.
+ * Sᵗ[c][r] = Σ_k K[c][k] · Qᵗ[k][r], a tile of 2 L of rows × 4 keys at a time: the 4 keys'
+ * values of dim k sit side by side in K' (one pointer, immediate offsets). Whole groups of
+ * 4 are computed: columns outside [cLo, cHi) are written but never read.
  */
 export function scores<L>(qt: usize, kRows: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   const rowBytes = ubs * 4;
   const groupBytes = <usize>d << 4;
+  const zero = splat<L>(0);
   for (let r0: usize = 0; r0 < ubs; r0 += 2 * lanes<L>()) {
     const cEnd = colHi(ranges, r0, nc);
     for (let c = colLo(ranges, r0) & ~3; c < cEnd; c += 4) {
-      let kp = kRows + <usize>(c >> 2) * groupBytes;
-      let a00 = splat<L>(0), a01 = splat<L>(0);
-      let a10 = splat<L>(0), a11 = splat<L>(0);
-      let a20 = splat<L>(0), a21 = splat<L>(0);
-      let a30 = splat<L>(0), a31 = splat<L>(0);
-      let q = qt + r0 * 4;
-      for (let k = 0; k < d; k++) {
-        const q0 = load<L>(q);
-        const q1 = load<L>(q, sizeof<L>());
-        const b0 = bcast<L>(kp, 0);
-        a00 = madd<L>(q0, b0, a00);
-        a01 = madd<L>(q1, b0, a01);
-        const b1 = bcast<L>(kp, 1);
-        a10 = madd<L>(q0, b1, a10);
-        a11 = madd<L>(q1, b1, a11);
-        const b2 = bcast<L>(kp, 2);
-        a20 = madd<L>(q0, b2, a20);
-        a21 = madd<L>(q1, b2, a21);
-        const b3 = bcast<L>(kp, 3);
-        a30 = madd<L>(q0, b3, a30);
-        a31 = madd<L>(q1, b3, a31);
-        q += rowBytes;
-        kp += 16;
-      }
-      const s = st + (<usize>c * ubs + r0) * 4;
-      store<L>(s, a00);
-      store<L>(s, a01, sizeof<L>());
-      store<L>(s + rowBytes, a10);
-      store<L>(s + rowBytes, a11, sizeof<L>());
-      store<L>(s + 2 * rowBytes, a20);
-      store<L>(s + 2 * rowBytes, a21, sizeof<L>());
-      store<L>(s + 3 * rowBytes, a30);
-      store<L>(s + 3 * rowBytes, a31, sizeof<L>());
+      // Sᵗ[c + j][rows] = Σ_k Qᵗ[k][rows] · K'[c / 4][k][j], j < 4
+      const kp = kRows + <usize>(c >> 2) * groupBytes;
+      tile<L>(st + (<usize>c * ubs + r0) * 4, rowBytes, false, zero, zero, qt + r0 * 4, rowBytes, kp, 16, 0, d, 0, false);
     }
   }
 }
@@ -147,9 +124,10 @@ export function accumulate<L>(st: usize, ranges: usize, mask: usize, vRows: usiz
 }
 
 /**
- * Rows r0 .. r0 + 2·lanes of Oᵗ += P[c0..c1) · V[c0..c1); register tile 2 L of rows × 4 dims. With a
- * mask each product is ANDed with it, so a masked key's V (even NaN or Inf) never
- * reaches the output, as in the dense reference.
+ * The 2 L of rows at r0: Oᵗ = Oᵗ·α + P[c0..c1) · V[c0..c1), 4 dims at a time (a register
+ * tile), then the head dim's last d % 4 one by one. With a mask each product is ANDed
+ * with it, so a masked key's V (even NaN or Inf) never reaches the output, as in the
+ * dense reference.
  */
 function pvTile<L>(st: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, ubs: usize, r0: usize, c0: i32, c1: i32, scale: bool): void {
   const rowBytes = ubs * 4;
@@ -161,63 +139,11 @@ function pvTile<L>(st: usize, mask: usize, vRows: usize, stride: usize, ot: usiz
   let k: usize = 0;
   for (; k < d4; k += 4) {
     const o = ot + (k * ubs + r0) * 4;
-    let a00 = mul<L>(load<L>(o), al0), a01 = mul<L>(load<L>(o, sizeof<L>()), al1);
-    let a10 = mul<L>(load<L>(o + rowBytes), al0), a11 = mul<L>(load<L>(o + rowBytes, sizeof<L>()), al1);
-    let a20 = mul<L>(load<L>(o + 2 * rowBytes), al0), a21 = mul<L>(load<L>(o + 2 * rowBytes, sizeof<L>()), al1);
-    let a30 = mul<L>(load<L>(o + 3 * rowBytes), al0), a31 = mul<L>(load<L>(o + 3 * rowBytes, sizeof<L>()), al1);
-    let p = st + (<usize>c0 * ubs + r0) * 4;
-    let v = vRows + <usize>c0 * stride + (k << 2);
-    if (mask) {
-      let m = mask + (<usize>c0 * ubs + r0) * 4;
-      for (let c = c0; c < c1; c++) {
-        const m0 = load<L>(m);
-        const m1 = load<L>(m, sizeof<L>());
-        const p0 = load<L>(p);
-        const p1 = load<L>(p, sizeof<L>());
-        const b0 = bcast<L>(v, 0);
-        a00 = add<L>(a00, and<L>(mul<L>(p0, b0), m0));
-        a01 = add<L>(a01, and<L>(mul<L>(p1, b0), m1));
-        const b1 = bcast<L>(v, 1);
-        a10 = add<L>(a10, and<L>(mul<L>(p0, b1), m0));
-        a11 = add<L>(a11, and<L>(mul<L>(p1, b1), m1));
-        const b2 = bcast<L>(v, 2);
-        a20 = add<L>(a20, and<L>(mul<L>(p0, b2), m0));
-        a21 = add<L>(a21, and<L>(mul<L>(p1, b2), m1));
-        const b3 = bcast<L>(v, 3);
-        a30 = add<L>(a30, and<L>(mul<L>(p0, b3), m0));
-        a31 = add<L>(a31, and<L>(mul<L>(p1, b3), m1));
-        p += rowBytes;
-        m += rowBytes;
-        v += stride;
-      }
-    } else {
-      for (let c = c0; c < c1; c++) {
-        const p0 = load<L>(p);
-        const p1 = load<L>(p, sizeof<L>());
-        const b0 = bcast<L>(v, 0);
-        a00 = madd<L>(p0, b0, a00);
-        a01 = madd<L>(p1, b0, a01);
-        const b1 = bcast<L>(v, 1);
-        a10 = madd<L>(p0, b1, a10);
-        a11 = madd<L>(p1, b1, a11);
-        const b2 = bcast<L>(v, 2);
-        a20 = madd<L>(p0, b2, a20);
-        a21 = madd<L>(p1, b2, a21);
-        const b3 = bcast<L>(v, 3);
-        a30 = madd<L>(p0, b3, a30);
-        a31 = madd<L>(p1, b3, a31);
-        p += rowBytes;
-        v += stride;
-      }
-    }
-    store<L>(o, a00);
-    store<L>(o, a01, sizeof<L>());
-    store<L>(o + rowBytes, a10);
-    store<L>(o + rowBytes, a11, sizeof<L>());
-    store<L>(o + 2 * rowBytes, a20);
-    store<L>(o + 2 * rowBytes, a21, sizeof<L>());
-    store<L>(o + 3 * rowBytes, a30);
-    store<L>(o + 3 * rowBytes, a31, sizeof<L>());
+    const p = st + (<usize>c0 * ubs + r0) * 4;
+    const v = vRows + <usize>c0 * stride + (k << 2);
+    // Oᵗ[k + j][rows] = Oᵗ[k + j][rows]·α + Σ_c P[c][rows] · V[c][k + j], j < 4
+    if (mask) tile<L>(o, rowBytes, true, al0, al1, p, rowBytes, v, stride, c0, c1, mask + (<usize>c0 * ubs + r0) * 4, true);
+    else tile<L>(o, rowBytes, true, al0, al1, p, rowBytes, v, stride, c0, c1, 0, false);
   }
   for (; k < ud; k++) {
     const o = ot + (k * ubs + r0) * 4;
@@ -241,4 +167,63 @@ function pvTile<L>(st: usize, mask: usize, vRows: usize, stride: usize, ot: usiz
     store<L>(o, a00);
     store<L>(o, a01, sizeof<L>());
   }
+}
+
+/**
+ * The register tile of scores and P·V: 2 L of query rows × 4 columns j, over steps i0..i1,
+ *   acc[j] += x · y[j]          x: 2 L at x (rows), y[j]: the f32 at y + 4j
+ * (masked: += x · y[j] & m, m: 2 L of mask bits at m), x, y and m advancing by xStep,
+ * yStep, xStep a step. acc starts at 0, or at out[j]·α (`scaled`), and is stored to
+ * out[j] = out + j·outStep. `scaled` and `masked` are literals: each call is specialised.
+ */
+// @ts-ignore: decorator
+@inline function tile<L>(
+  out: usize, outStep: usize, scaled: bool, al0: L, al1: L,
+  x: usize, xStep: usize, y: usize, yStep: usize, i0: i32, i1: i32, m: usize, masked: bool,
+): void {
+  let a00 = splat<L>(0), a01 = splat<L>(0);
+  let a10 = splat<L>(0), a11 = splat<L>(0);
+  let a20 = splat<L>(0), a21 = splat<L>(0);
+  let a30 = splat<L>(0), a31 = splat<L>(0);
+  if (scaled) {
+    a00 = mul<L>(load<L>(out), al0), a01 = mul<L>(load<L>(out, sizeof<L>()), al1);
+    a10 = mul<L>(load<L>(out + outStep), al0), a11 = mul<L>(load<L>(out + outStep, sizeof<L>()), al1);
+    a20 = mul<L>(load<L>(out + 2 * outStep), al0), a21 = mul<L>(load<L>(out + 2 * outStep, sizeof<L>()), al1);
+    a30 = mul<L>(load<L>(out + 3 * outStep), al0), a31 = mul<L>(load<L>(out + 3 * outStep, sizeof<L>()), al1);
+  }
+  for (let i = i0; i < i1; i++) {
+    const m0 = masked ? load<L>(m) : splat<L>(0);
+    const m1 = masked ? load<L>(m, sizeof<L>()) : splat<L>(0);
+    const x0 = load<L>(x);
+    const x1 = load<L>(x, sizeof<L>());
+    const b0 = bcast<L>(y, 0);
+    a00 = term<L>(a00, x0, b0, m0, masked);
+    a01 = term<L>(a01, x1, b0, m1, masked);
+    const b1 = bcast<L>(y, 1);
+    a10 = term<L>(a10, x0, b1, m0, masked);
+    a11 = term<L>(a11, x1, b1, m1, masked);
+    const b2 = bcast<L>(y, 2);
+    a20 = term<L>(a20, x0, b2, m0, masked);
+    a21 = term<L>(a21, x1, b2, m1, masked);
+    const b3 = bcast<L>(y, 3);
+    a30 = term<L>(a30, x0, b3, m0, masked);
+    a31 = term<L>(a31, x1, b3, m1, masked);
+    x += xStep;
+    if (masked) m += xStep;
+    y += yStep;
+  }
+  store<L>(out, a00);
+  store<L>(out, a01, sizeof<L>());
+  store<L>(out + outStep, a10);
+  store<L>(out + outStep, a11, sizeof<L>());
+  store<L>(out + 2 * outStep, a20);
+  store<L>(out + 2 * outStep, a21, sizeof<L>());
+  store<L>(out + 3 * outStep, a30);
+  store<L>(out + 3 * outStep, a31, sizeof<L>());
+}
+
+/** acc + x·b; masked: acc + (x·b & m), so a masked key's V (even NaN or Inf) never reaches O. */
+// @ts-ignore: decorator
+@inline function term<L>(acc: L, x: L, b: L, m: L, masked: bool): L {
+  return masked ? add<L>(acc, and<L>(mul<L>(x, b), m)) : madd<L>(x, b, acc);
 }

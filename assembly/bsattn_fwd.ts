@@ -1,6 +1,8 @@
 // Block-sparse attention forward pass, flash-style (FlashAttention-2 loop order), f32.
 // One build per ISA: `__simd128` (f32x4 mul+add), `__relaxed` (f32x4 relaxed FMA) and
-// `__scalar`, selected at compile time by ASC_FEATURE_SIMD / ASC_FEATURE_RELAXED_SIMD.
+// `__scalar`, selected at compile time by ASC_FEATURE_SIMD / ASC_FEATURE_RELAXED_SIMD; the
+// per-block steps are one code for all of them, generic over the lane type (block.ts,
+// lanes.ts). This file: the two phases' entry points and the walk of one query block.
 //
 // The work is a list of tasks over sequences. A sequence is one (batch, head[, group])
 // problem whose rows sit at a fixed byte stride in the q/k/v/o tensors: nEmbd·4 for the
@@ -14,16 +16,16 @@
 // straight from the tensors with load32_splat, and any head dim works without a tail.
 // see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019).
 
+// The parameter block, sequence, task and mask records the host writes are declared once,
+// in src/backends/wasm/abi.ts; abi.generated.ts holds their byte offsets for this side.
 import {
   P_BLOCK, P_COUNTER, P_GROUPS, P_HEADS, P_HEAD_DIM, P_N_TASKS, P_PACK_CHUNKS, P_PACK_COUNTER, P_PACK_UNITS, P_SCALE, P_SEQS, P_TASKS,
   SEQ_COLS, SEQ_K, SEQ_KV_STRIDE, SEQ_K_SRC, SEQ_MASKS, SEQ_MASK_IDS, SEQ_N_K, SEQ_N_Q, SEQ_O, SEQ_Q, SEQ_ROW_PTR, SEQ_SRC_STRIDE,
   SEQ_STRIDE, SEQ_V, SEQ_V_SRC, SEQ_WORDS, TASK_QB0, TASK_QB1, TASK_SEQ, TASK_SHIFT,
-  ABI_HASH, MASK_C_HI, MASK_C_LO, MASK_F_HI, MASK_F_LO, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS,
+  ABI_HASH, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS,
 } from './abi.generated';
 import { accumulate, scores, softmax } from './block';
 import { copyRow, loadQueryT, packKeys4, storeOutput } from './rows';
-// The parameter block, sequence, task and mask records the host writes are declared once,
-// in src/backends/wasm/abi.ts; abi.generated.ts holds their byte offsets for this side.
 
 /**
  * Phase 1: packs every sequence's K and V rows contiguous, [nK][d]. Rows nEmbd·4 apart

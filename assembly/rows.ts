@@ -17,19 +17,7 @@ export function packKeys4(dst: usize, src: usize, stride: usize, n: i32, d: usiz
   let k: usize = 0;
   if (ASC_FEATURE_SIMD && n == 4) {
     for (; k + 4 <= d; k += 4) {
-      const a = v128.load(src + (k << 2));
-      const b = v128.load(src + stride + (k << 2));
-      const c = v128.load(src + 2 * stride + (k << 2));
-      const e = v128.load(src + 3 * stride + (k << 2));
-      const t0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5);
-      const t1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
-      const t2 = v128.shuffle<f32>(c, e, 0, 4, 1, 5);
-      const t3 = v128.shuffle<f32>(c, e, 2, 6, 3, 7);
-      const p = dst + (k << 4);
-      v128.store(p, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
-      v128.store(p, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), 16);
-      v128.store(p, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), 32);
-      v128.store(p, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), 48);
+      transpose4x4(dst + (k << 4), 16, src + (k << 2), stride, f32x4.splat(1), false);
     }
   }
   for (; k < d; k++) {
@@ -50,21 +38,8 @@ export function loadQueryT(dst: usize, src: usize, stride: usize, rows: i32, d: 
       const s0 = src + <usize>r * stride;
       let k = 0;
       for (; k < d4; k += 4) {
-        const off = <usize>k << 2;
-        const a = f32x4.mul(v128.load(s0 + off), sc);
-        const b = f32x4.mul(v128.load(s0 + stride + off), sc);
-        const c = f32x4.mul(v128.load(s0 + 2 * stride + off), sc);
-        const e = f32x4.mul(v128.load(s0 + 3 * stride + off), sc);
-        // 4×4 transpose: rows r..r+3 × dims k..k+3 -> dims × rows
-        const t0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5);
-        const t1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
-        const t2 = v128.shuffle<f32>(c, e, 0, 4, 1, 5);
-        const t3 = v128.shuffle<f32>(c, e, 2, 6, 3, 7);
-        const p = dst + (<usize>k * ubs + <usize>r) * 4;
-        v128.store(p, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
-        v128.store(p + ubs * 4, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
-        v128.store(p + ubs * 8, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
-        v128.store(p + ubs * 12, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+        // rows r..r+3 × dims k..k+3 -> dims × rows
+        transpose4x4(dst + (<usize>k * ubs + <usize>r) * 4, ubs * 4, s0 + (<usize>k << 2), stride, sc, true);
       }
       for (; k < d; k++) {
         for (let i = 0; i < 4; i++) {
@@ -93,20 +68,8 @@ export function storeOutput(dst: usize, stride: usize, ot: usize, inv: usize, ro
       const d0 = dst + <usize>r * stride;
       let k = 0;
       for (; k < d4; k += 4) {
-        const p = ot + (<usize>k * ubs + <usize>r) * 4;
-        const a = f32x4.mul(v128.load(p), iv);
-        const b = f32x4.mul(v128.load(p + ubs * 4), iv);
-        const c = f32x4.mul(v128.load(p + ubs * 8), iv);
-        const e = f32x4.mul(v128.load(p + ubs * 12), iv);
-        const t0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5);
-        const t1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
-        const t2 = v128.shuffle<f32>(c, e, 0, 4, 1, 5);
-        const t3 = v128.shuffle<f32>(c, e, 2, 6, 3, 7);
-        const off = <usize>k << 2;
-        v128.store(d0 + off, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
-        v128.store(d0 + stride + off, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
-        v128.store(d0 + 2 * stride + off, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
-        v128.store(d0 + 3 * stride + off, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+        // dims k..k+3 × rows r..r+3 (times 1 / l_i per row) -> rows × dims
+        transpose4x4(d0 + (<usize>k << 2), stride, ot + (<usize>k * ubs + <usize>r) * 4, ubs * 4, iv, true);
       }
       for (; k < d; k++) {
         for (let i = 0; i < 4; i++) {
@@ -122,4 +85,30 @@ export function storeOutput(dst: usize, stride: usize, ot: usize, inv: usize, ro
       store<f32>(d0 + (<usize>k << 2), load<f32>(ot + (<usize>k * ubs + <usize>r) * 4) * iv);
     }
   }
+}
+
+/**
+ * Stores at dst + j·dstStep the column j of the 4×4 f32 block whose rows are at
+ * src + i·srcStep, each row times `scale` first when `scaled` (a literal).
+ */
+// @ts-ignore: decorator
+@inline function transpose4x4(dst: usize, dstStep: usize, src: usize, srcStep: usize, scale: v128, scaled: bool): void {
+  let a = v128.load(src);
+  let b = v128.load(src + srcStep);
+  let c = v128.load(src + 2 * srcStep);
+  let e = v128.load(src + 3 * srcStep);
+  if (scaled) {
+    a = f32x4.mul(a, scale);
+    b = f32x4.mul(b, scale);
+    c = f32x4.mul(c, scale);
+    e = f32x4.mul(e, scale);
+  }
+  const t0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5);
+  const t1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(c, e, 0, 4, 1, 5);
+  const t3 = v128.shuffle<f32>(c, e, 2, 6, 3, 7);
+  v128.store(dst, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+  v128.store(dst + dstStep, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+  v128.store(dst + 2 * dstStep, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * dstStep, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
 }

@@ -3,12 +3,12 @@
 // on are checked here against the kernels themselves, for every build this runtime runs.
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ABI_HASH, checkAbi, type KernelExports } from '../src/backends/wasm/abi.js';
+import { ABI_HASH, type KernelExports } from '../src/backends/wasm/abi.js';
 import { GENERATED_PATH, assemblyScriptAbi } from '../src/backends/wasm/abi-codegen.js';
 import { MemoryArena, align } from '../src/backends/wasm/arena.js';
 import { WasmEngine } from '../src/backends/wasm/engine.js';
 import { KERNEL_BASE64 } from '../src/backends/wasm/kernels.generated.js';
-import { provideKernels } from '../src/backends/wasm/kernels.js';
+import { checkAbi, provideKernels } from '../src/backends/wasm/kernels.js';
 import { maskRecordWords } from '../src/backends/wasm/masks.js';
 import { CallTables } from '../src/backends/wasm/tables.js';
 import type { BlockLayout } from '../src/layout/block-layout.js';

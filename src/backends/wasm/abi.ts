@@ -1,13 +1,12 @@
 // The kernel ABI, declared once: the parameter block, sequence and task records and mask
 // ranges that the host writes into linear memory and assembly/ reads. scripts/build-wasm.mjs
 // turns these tables into assembly/abi.generated.ts (byte offsets as constants, see
-// abi-codegen.ts); every kernel build exports bsattn_abi_hash(), which the engine compares
-// with ABI_HASH when it starts, so a .wasm from another version is refused rather than
-// misread. Of the sizes that depend on (headDim, block), a thread's scratch is private to
+// abi-codegen.ts); every kernel build exports bsattn_abi_hash(), which kernels.ts compares
+// with ABI_HASH when it instantiates one, so a .wasm of another version is refused rather
+// than misread. Of the sizes that depend on (headDim, block), a thread's scratch is private to
 // the kernel: the host asks it (bsattn_scratch_bytes). Mask records are written by the host
 // (masks.ts, from MASK_RANGE_FIELDS); test/abi.test.ts checks that the kernel steps through
 // them alike (bsattn_mask_record_bytes) and that the scratch it asks for is what it uses.
-import { UnsupportedError } from '../../errors.js';
 
 /** i32 word, f32 word, or i32 byte offset into linear memory ("-> …" says what it points at). */
 export type FieldKind = 'i32' | 'f32' | 'ptr';
@@ -86,14 +85,15 @@ function wordIndex<const N extends string>(fields: readonly (readonly [N, FieldK
   return Object.fromEntries(fields.map(([name], i) => [name, i])) as { [K in N]: number };
 }
 
-export const P = wordIndex(PARAM_FIELDS);
-export const SEQ = wordIndex(SEQ_FIELDS);
-export const TASK = wordIndex(TASK_FIELDS);
-export const MASK_RANGE = wordIndex(MASK_RANGE_FIELDS);
-export const PARAMS_BYTES = recordWords(PARAM_FIELDS) * 4;
-export const SEQ_WORDS = recordWords(SEQ_FIELDS);
-export const TASK_WORDS = recordWords(TASK_FIELDS);
-export const MASK_RANGE_WORDS = recordWords(MASK_RANGE_FIELDS);
+// Pure calls (/* @__PURE__ */): a bundle that takes only P (the worker) leaves the rest out.
+export const P = /* @__PURE__ */ wordIndex(PARAM_FIELDS);
+export const SEQ = /* @__PURE__ */ wordIndex(SEQ_FIELDS);
+export const TASK = /* @__PURE__ */ wordIndex(TASK_FIELDS);
+export const MASK_RANGE = /* @__PURE__ */ wordIndex(MASK_RANGE_FIELDS);
+export const PARAMS_BYTES = /* @__PURE__ */ recordWords(PARAM_FIELDS) * 4;
+export const SEQ_WORDS = /* @__PURE__ */ recordWords(SEQ_FIELDS);
+export const TASK_WORDS = /* @__PURE__ */ recordWords(TASK_FIELDS);
+export const MASK_RANGE_WORDS = /* @__PURE__ */ recordWords(MASK_RANGE_FIELDS);
 
 /** Everything above, as the kernel sees it (the hash covers names, kinds, order and constants; not the docs). */
 export const ABI = {
@@ -105,13 +105,12 @@ export const ABI = {
 } as const;
 
 /** FNV-1a (32 bit) of the ABI's shape: changes whenever a field or a constant does. */
-export const ABI_HASH = fnv1a(
-  JSON.stringify([ABI.params, ABI.seq, ABI.task, ABI.maskRange].map((fs) => fs.map(([n, k]) => `${n}:${k}`)).concat([
-    Object.entries(ABI.constants).map(([n, v]) => `${n}=${v}`),
-  ])),
-);
+export const ABI_HASH = /* @__PURE__ */ abiHash();
 
-function fnv1a(s: string): number {
+function abiHash(): number {
+  const records = [ABI.params, ABI.seq, ABI.task, ABI.maskRange].map((fs) => fs.map(([n, k]) => `${n}:${k}`));
+  const constants = Object.entries(ABI.constants).map(([n, v]) => `${n}=${v}`);
+  const s = JSON.stringify(records.concat([constants]));
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h >>> 0;
@@ -127,18 +126,4 @@ export interface KernelExports {
   /** ABI_HASH of the tables the build was compiled from (as i32). */
   bsattn_abi_hash(): number;
   heap_base(): number;
-}
-
-/** Refuses a kernel build compiled from other tables (a .wasm of another version given to init()). */
-export function checkAbi(exports: WebAssembly.Exports, build: string): KernelExports {
-  const hash = exports.bsattn_abi_hash;
-  const got = typeof hash === 'function' ? (hash() as number) >>> 0 : null;
-  if (got !== ABI_HASH) {
-    const hex = (h: number) => `0x${h.toString(16).padStart(8, '0')}`;
-    throw new UnsupportedError(
-      `the '${build}' kernel build does not match this version of the library (its ABI hash is ` +
-        `${got === null ? 'missing' : hex(got)}, expected ${hex(ABI_HASH)}): give init() the dist/bsattn.*.wasm of this version`,
-    );
-  }
-  return exports as unknown as KernelExports;
 }

@@ -3,9 +3,9 @@
 // calls: they are serialised, each one laid out in linear memory (tables.ts), run on the
 // calling thread or the workers (with the barrier between packing and attention, aborts,
 // progress and one retry when a worker dies), and its output read back.
-import { type KernelExports, checkAbi } from './abi.js';
+import type { KernelExports } from './abi.js';
 import { MemoryArena } from './arena.js';
-import { type KernelChoice, type Variant, chooseKernel } from './kernels.js';
+import { type KernelChoice, type Variant, chooseKernel, instantiateKernel } from './kernels.js';
 import { CallTables, type CallData } from './tables.js';
 import { rejectOnAbort } from '../../abort.js';
 import { DisposedError, KernelError, StateError, WorkerError, abortError, throwIfAborted } from '../../errors.js';
@@ -54,9 +54,7 @@ export class WasmEngine {
     const memory = new WebAssembly.Memory(
       choice.threaded ? { initial: 1, maximum: 65536, shared: true } : { initial: 1, maximum: 65536 },
     );
-    const instance = new WebAssembly.Instance(choice.module, { env: { memory } });
-    const build = choice.threaded ? `${choice.variant}.mt` : choice.variant;
-    return new WasmEngine(choice, memory, checkAbi(instance.exports, build));
+    return new WasmEngine(choice, memory, instantiateKernel(choice, memory));
   }
 
   /** Bytes of linear memory in use now (it never shrinks). */

@@ -4,6 +4,7 @@
 // kernels themselves, never a user-agent check.
 import { KERNEL_BASE64 } from './kernels.generated.js';
 import { UnsupportedError } from '../../errors.js';
+import { ABI_HASH, type KernelExports } from './abi.js';
 
 export type Variant = 'scalar' | 'simd' | 'relaxed';
 export const VARIANTS: readonly Variant[] = ['relaxed', 'simd', 'scalar'];
@@ -99,4 +100,24 @@ function compile(name: string): WebAssembly.Module {
     compiled.set(name, m);
   }
   return m;
+}
+
+/** The chosen build over `memory`, refused when it was compiled from other ABI tables (abi.ts). */
+export function instantiateKernel(choice: KernelChoice, memory: WebAssembly.Memory): KernelExports {
+  const instance = new WebAssembly.Instance(choice.module, { env: { memory } });
+  return checkAbi(instance.exports, choice.threaded ? `${choice.variant}.mt` : choice.variant);
+}
+
+/** Refuses a kernel build compiled from other tables: a .wasm of another version given to init(). */
+export function checkAbi(exports: WebAssembly.Exports, build: string): KernelExports {
+  const hash = exports.bsattn_abi_hash;
+  const got = typeof hash === 'function' ? (hash() as number) >>> 0 : null;
+  if (got !== ABI_HASH) {
+    const hex = (h: number) => `0x${h.toString(16).padStart(8, '0')}`;
+    throw new UnsupportedError(
+      `the '${build}' kernel build does not match this version of the library (its ABI hash is ` +
+        `${got === null ? 'missing' : hex(got)}, expected ${hex(ABI_HASH)}): give init() the dist/bsattn.*.wasm of this version`,
+    );
+  }
+  return exports as unknown as KernelExports;
 }
