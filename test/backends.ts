@@ -1,6 +1,5 @@
 // Every path the conformance suite runs: each wasm build this runtime validates, single-
-// and multi-threaded, and forwardSync; the WebGPU kernel variants. Tolerances per path
-// (DESIGN.md §1).
+// and multi-threaded, and forwardSync; the WebGPU paths. Tolerances per path (DESIGN.md §1).
 import { wasmVariants, type SparseAttentionOptions } from '../dist/index.js';
 
 export interface PathUnderTest {
@@ -28,29 +27,18 @@ export function wasmPaths(): PathUnderTest[] {
 const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
 
 /**
- * The WebGPU kernel variants: subgroup shuffles (where the adapter has them) and plain;
- * Q read from global memory (default: 128-row query tiles where the block allows), Q staged
- * in workgroup memory (64-row tiles, the band modes at block 64), and Q staged every tile
- * beside K (Q_TILE: the H100's default 128×64 tiles; here 64×64, which fit lavapipe).
+ * The WebGPU paths of the conformance suite: the automatic variant choice (subgroup variants
+ * where the adapter has them), the same without subgroups (the `__plain` variants), and the
+ * H100's Q_TILE kernel at head dim 64 in a 64×64 shape that fits lavapipe's 32 KiB (its
+ * 128×64 does not; lavapipe's own choice at block 128 is 128×32 with Q from global memory).
  */
 export function webgpuPaths(): PathUnderTest[] {
   return [
     { name: 'webgpu default', options: { backend: 'webgpu' }, ...WEBGPU_TOL },
-    { name: 'webgpu Q staged in workgroup memory (qGlobal off)', options: { backend: 'webgpu', webgpu: { qGlobal: false } }, ...WEBGPU_TOL },
+    { name: 'webgpu plain (no subgroups)', options: { backend: 'webgpu', webgpu: { subgroups: false } }, ...WEBGPU_TOL },
     {
-      // lavapipe's 32 KiB pick 128×32 tiles by default, where Q does not fit beside K
-      name: 'webgpu Q staged per tile beside K (64×64 tiles from global Q)',
-      options: { backend: 'webgpu', webgpu: { tileShape: { bm: 64, bn: 64, qGlobal: true } } },
-      ...WEBGPU_TOL,
-    },
-    {
-      name: 'webgpu plain, 8 rows/thread, key tile <= 32, V not overlapped',
-      options: { backend: 'webgpu', webgpu: { subgroups: false, rowsPerThread: 8, maxKeyTile: 32, overlapV: false } },
-      ...WEBGPU_TOL,
-    },
-    {
-      name: 'webgpu v4 kernel (no prefetch, tiles in order, dot S), key tile <= 32',
-      options: { backend: 'webgpu', webgpu: { prefetch: false, longFirst: false, fmaS: false, maxKeyTile: 32 } },
+      name: 'webgpu bsattn_fwd_f32_q64_k64_qtile__subgroups (Q staged per tile beside K)',
+      options: { backend: 'webgpu', webgpu: { variant: 'bsattn_fwd_f32_q64_k64_qtile__subgroups' } },
       ...WEBGPU_TOL,
     },
   ];

@@ -1,7 +1,8 @@
 // The WGSL template preprocessor (src/backends/webgpu/preprocess.ts): constants, //#param
 // flags and //#if branches, //#inline stages, loop unrolling; and its errors.
 import { describe, expect, it } from 'vitest';
-import { inlineStages, selectBranches, setConsts, unroll } from '../src/backends/webgpu/preprocess.js';
+import { inlineStages, preprocess, selectBranches, setConsts, unroll } from '../src/backends/webgpu/preprocess.js';
+import source from '../shaders/bsattn_fwd.wgsl';
 
 const lines = (s: string) => s.split('\n').filter((l) => l.trim());
 
@@ -93,3 +94,13 @@ describe('unroll', () => {
   });
 });
 
+describe('the forward template', () => {
+  it('declares its flags at the top and runs through with every combination the variants use', () => {
+    const params = [...source.matchAll(/^\/\/#param (\w+)/gm)].map((m) => m[1]);
+    expect(params).toEqual(['SUBGROUPS', 'VEC4', 'Q_GLOBAL', 'Q_TILE', 'PADDED', 'P_VEC4']);
+    expect(source.search(/^\/\/#param/m)).toBeLessThan(source.search(/^\/\/#if/m));
+    const flags = Object.fromEntries(params.map((p) => [p, false]));
+    expect(preprocess(source, { flags })).not.toMatch(/^\s*\/\/#/m);
+    expect(() => preprocess(source, { flags: { ...flags, FMA_S: true } })).toThrow(/FMA_S is not a \/\/#param/);
+  });
+});

@@ -11,7 +11,8 @@ import { ArgumentError, DeviceLostError, DisposedError, KernelError, Unsupported
 import { checkStillWhole } from '../../tensors.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
 import { type Chunk, buildDispatch, buildMeta, planChunks } from './marshal.js';
-import { ProgramCache, type Tiles, chooseTiles, qGlobalApplies } from './program.js';
+import { ProgramCache } from './program.js';
+import { type Variant, chooseVariant, tallTilesApply } from './variants.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
@@ -83,7 +84,7 @@ export class WebGpuBackend implements Backend {
   canRun(plan: Plan): string | null {
     if (this.deadReason) return this.deadReason;
     if (!this.ctx) return 'webgpu: not initialised';
-    if (!this.tilesFor(plan)) {
+    if (!this.variantFor(plan)) {
       return `webgpu: head dim ${plan.headDim} with block size ${this.gpuPlan(plan).blockSize} does not fit ` +
         `${this.ctx.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
     }
@@ -133,7 +134,7 @@ export class WebGpuBackend implements Backend {
   private gpuPlan(plan: Plan): Plan {
     if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return plan;
     const seqLen = plan.regroup > 0 ? Math.ceil(plan.nCtx / plan.regroup) : plan.nCtx;
-    const tall = qGlobalApplies(plan.headDim, this.options.qGlobal ?? true) && seqLen > GPU_BAND_BLOCK_SMALL;
+    const tall = tallTilesApply(plan.headDim) && seqLen > GPU_BAND_BLOCK_SMALL;
     const block = tall ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_SMALL;
     if (plan.blockSize === block) return plan;
     const key = `${plan.nCtx}/${block}`;
@@ -146,11 +147,11 @@ export class WebGpuBackend implements Backend {
     return { ...plan, ...g };
   }
 
-  private tilesFor(plan: Plan): Tiles | null {
+  /** The kernel variant for a plan (variants.ts): options.webgpu.variant where it applies, else the tile choice. */
+  private variantFor(plan: Plan): Variant | null {
     const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     const sg = this.ctx!.subgroups && this.options.subgroups !== false;
-    const o = this.options;
-    return chooseTiles(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true, qGlobal: o.qGlobal ?? true, shape: o.tileShape });
+    return chooseVariant(this.gpuPlan(plan).blockSize, plan.headDim, limit, sg, this.options.variant);
   }
 
   private check(): GPUDevice {
@@ -192,12 +193,12 @@ export class WebGpuBackend implements Backend {
   /** Encodes one chunk's dispatch into `pass`; its uniform buffer is per chunk index. */
   private async encode(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, i: number, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, offsets: number[], bytes: number, query: GPUQuerySet | null): Promise<void> {
     const device = this.check();
-    const tiles = this.tilesFor(plan)!;
-    const pipeline = await this.programs!.get(tiles);
+    const variant = this.variantFor(plan)!;
+    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim });
     const scanV = this.options.scanV ?? true;
     const scan = scanV ? await this.programs!.scan() : null;
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
-    const d = buildDispatch(plan, chunk, tiles.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, this.options.longFirst ?? true);
+    const d = buildDispatch(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension);
     const uniform = this.buffer(`params${i}`, 64, UNIFORM | COPY_DST);
     device.queue.writeBuffer(uniform, 0, d.params);
     const bind = (binding: number, buffer: GPUBuffer, offset = 0, size?: number) => ({ binding, resource: { buffer, offset, size } });
