@@ -18,7 +18,8 @@
 // over head dims 1–2048 and workgroup memory 16–256 KiB when it was written), each with and
 // without subgroups, plus variants that only tests and benchmarks name (auto: false).
 // To add a variant: add its row (a new feature: a flag in the shader's //#param list, set in
-// program.ts), and test/tiles.test.ts and the conformance suite pick it up from here.
+// program.ts); test/tiles.test.ts and test/variants.test.ts pick it up from here
+// (docs/gpu-kernel.md).
 
 export type QPlacement = 'staged' | 'global' | 'tile';
 
