@@ -6,9 +6,11 @@
 // and a max-error check against the CPU path. Then a CPU-vs-GPU crossover sweep (end to
 // end, small to large) as input for the 'auto' cost model.
 // Plain Node on dist/ (no dev dependencies), so it runs on the GPU machine.
-//   node bench/gpu.mjs [--sizes 4096,16384,65536] [--rpt 4|8] [--bn 64|32] [--no-overlap] [--v4] [--prefetch] [--long-first] [--fma] [--no-scan] [--no-qglobal] [--tile-shape 64x64] [--gpu-only]
+//   node bench/gpu.mjs [--sizes 4096,16384,65536] [--variant <name>] [--no-scan] [--gpu-only]
 //                      [--no-crossover] [--quick] [--out file.json]
 //                      [--modes all,local,strided] [--dist dir] (another build of the package, for A/B runs of kernel versions)
+// --variant: a kernel variant of src/backends/webgpu/variants.ts (e.g. bsattn_fwd_f32_q64_k64_qtile__subgroups),
+// run wherever it applies, elsewhere the automatic choice; --no-scan: partial tiles always take the masked P·V.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
@@ -22,15 +24,9 @@ const HEADS = 16;
 const HEAD_DIM = 64;
 const BLOCK = 64; // a performance parameter only for these modes
 const CASES = [['all', undefined], ['local', 512], ['strided', 128]].filter(([m]) => !args.modes || String(args.modes).split(',').includes(m));
-const tileShape = (spec) => { const [bm, bn] = spec.split('x').map(Number); return { bm, bn, qGlobal: true }; };
 const GPU_OPTS = {
-  timestamps: true, rowsPerThread: Number(args.rpt ?? 4), maxKeyTile: Number(args.bn ?? 64), overlapV: !args['no-overlap'],
-  // v5 defaults (prefetch, longFirst, fmaS on); --v4 turns all three off, --prefetch/--long-first/--fma turn one on after it
-  ...(args.v4 ? { prefetch: false, longFirst: false, fmaS: false } : {}),
-  ...(args.prefetch ? { prefetch: true } : {}), ...(args['long-first'] ? { longFirst: true } : {}), ...(args.fma ? { fmaS: true } : {}),
-  ...(args['no-scan'] ? { scanV: false } : {}), ...(args['no-qglobal'] ? { qGlobal: false } : {}),
-  // --tile-shape 64x64: that tile shape (Q from global memory) where it divides the block and fits
-  ...(args['tile-shape'] ? { tileShape: tileShape(String(args['tile-shape'])) } : {}),
+  timestamps: true,
+  ...(args.variant ? { variant: String(args.variant) } : {}), ...(args['no-scan'] ? { scanV: false } : {}),
 };
 const { STORAGE, COPY_DST, COPY_SRC } = GPU_USAGE;
 

@@ -5,6 +5,7 @@
 import { ArgumentError, UnsupportedError, argError, asLibraryError, checkPositiveInt, describe } from './errors.js';
 import { PATTERN_OPTION_KEYS, type PatternOptions, readPatternOptions } from './config-patterns.js';
 import type { NamedPatternParams } from './layout/named.js';
+import { VARIANTS, findVariant } from './backends/webgpu/variants.js';
 
 export type AttnMode = 'all' | 'local' | 'strided' | 'fixed' | 'longformer' | 'bigbird' | 'custom';
 export type BackendName = 'auto' | 'wasm' | 'webgpu';
@@ -58,28 +59,15 @@ export interface WebGpuOptions {
   maxBindingBytes?: number;
   /** Time kernels with timestamp queries (forwardGPU; lastRun.gpuMs). */
   timestamps?: boolean;
-  /** Query rows per thread of the kernel's register tile: 4 (default) or 8. */
-  rowsPerThread?: 4 | 8;
-  /** Largest key tile (rows of K/V per step): 64 (default), 32, 16 or 8; smaller uses less workgroup memory. */
-  maxKeyTile?: 64 | 32 | 16 | 8;
-  /** Store the V tile after S = Q·Kᵀ (its load overlaps S; default true, used when headDim % 4 == 0). */
-  overlapV?: boolean;
-  /** Load the next K/V tile into registers while this tile computes (default true; needs overlapV). */
-  prefetch?: boolean;
-  /** Run each sequence's query tiles last to first: causal rows with the most keys start first (default true). */
-  longFirst?: boolean;
-  /** Accumulate S = Q·Kᵀ with explicit fma chains instead of dot() (default true). */
-  fmaS?: boolean;
-  /** Read Q from the storage buffer in the S loop instead of workgroup memory, which frees room for 128-row query tiles (default true; vec4 head dims). */
-  qGlobal?: boolean;
   /**
-   * Tests and benchmarks: a kernel tile shape (query rows, key rows, Q from global memory) to
-   * use wherever it divides the layout block and fits the device; elsewhere the automatic choice.
+   * @internal Tests and benchmarks: the name of a kernel variant (src/backends/webgpu/variants.ts,
+   * e.g. 'bsattn_fwd_f32_q64_k64_qtile__subgroups') to run wherever it applies (its tiles divide
+   * the block, its Q placement suits the head dim, it fits the device); elsewhere the automatic choice.
    */
-  tileShape?: { bm: 128 | 64 | 32 | 16 | 8; bn: 64 | 32 | 16 | 8; qGlobal: boolean };
+  variant?: string;
   /**
-   * Scan V for Inf/NaN first, and run partial tiles' P·V unmasked when it has none (default
-   * true; false: always the masked P·V).
+   * @internal Tests: false skips the pre-pass that scans V for Inf/NaN, so that partial tiles
+   * always take the masked P·V (default true: they run it unmasked when V is finite).
    */
   scanV?: boolean;
 }
@@ -132,11 +120,8 @@ export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 
 export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'signal', 'out', 'onProgress', 'cache'];
 /** Forward call options of the round-2 contract not implemented yet (move each when it lands). */
 export const NOT_YET_FORWARD_OPTIONS: readonly string[] = ['lse', 'seqLengths'];
-const WEBGPU_KEYS: readonly (keyof WebGpuOptions)[] = [
-  'subgroups', 'timestamps', 'maxBindingBytes', 'rowsPerThread', 'maxKeyTile', 'overlapV', 'prefetch',
-  'longFirst', 'fmaS', 'qGlobal', 'tileShape', 'scanV',
-];
-const WEBGPU_BOOLEANS = ['subgroups', 'timestamps', 'overlapV', 'prefetch', 'longFirst', 'fmaS', 'scanV', 'qGlobal'] as const;
+const WEBGPU_KEYS: readonly (keyof WebGpuOptions)[] = ['subgroups', 'timestamps', 'maxBindingBytes', 'variant', 'scanV'];
+const WEBGPU_BOOLEANS = ['subgroups', 'timestamps', 'scanV'] as const;
 
 /**
  * Upper bound of options.threads. Each worker costs ~8.5 MiB and ~60 ms to start (measured
@@ -355,19 +340,9 @@ function checkWebGpuOptions(w: unknown): WebGpuOptions {
       throw argError('options.webgpu.maxBindingBytes', `from ${MIN_BINDING_BYTES} (one vec4<f32>) to 2^32 bytes`, o.maxBindingBytes);
     }
   }
-  if (o.rowsPerThread !== undefined && o.rowsPerThread !== 4 && o.rowsPerThread !== 8) {
-    throw argError('options.webgpu.rowsPerThread', '4 or 8', o.rowsPerThread);
-  }
-  if (o.tileShape !== undefined) {
-    const expected = '{ bm: 8..128, bn: 8..64 (powers of 2), qGlobal: boolean }';
-    if (o.tileShape === null || typeof o.tileShape !== 'object') throw argError('options.webgpu.tileShape', expected, o.tileShape);
-    const t = checkKeys('options.webgpu.tileShape', o.tileShape, ['bm', 'bn', 'qGlobal']);
-    const ok = [8, 16, 32, 64, 128].includes(t.bm as number) && [8, 16, 32, 64].includes(t.bn as number) && typeof t.qGlobal === 'boolean';
-    if (!ok) throw argError('options.webgpu.tileShape', expected, o.tileShape);
-    o.tileShape = t as unknown as WebGpuOptions['tileShape'];
-  }
-  if (o.maxKeyTile !== undefined && ![8, 16, 32, 64].includes(o.maxKeyTile)) {
-    throw argError('options.webgpu.maxKeyTile', 'one of 8, 16, 32, 64', o.maxKeyTile);
+  if (o.variant !== undefined && (typeof o.variant !== 'string' || !findVariant(o.variant))) {
+    const near = typeof o.variant === 'string' ? nearestName(o.variant, VARIANTS.map((v) => v.name)) : null;
+    throw argError('options.webgpu.variant', `a kernel variant's name (src/backends/webgpu/variants.ts)${near ? `; did you mean '${near}'?` : ''}`, o.variant);
   }
   return o;
 }

@@ -1,7 +1,9 @@
 // Every path the conformance suite runs: each wasm build this runtime validates, single-
-// and multi-threaded, and forwardSync; the WebGPU kernel variants. Tolerances per path
-// (DESIGN.md §1).
+// and multi-threaded, and forwardSync; the WebGPU paths, and each WebGPU kernel variant of
+// the table where it applies. Tolerances per path (DESIGN.md §1).
 import { wasmVariants, type SparseAttentionOptions } from '../dist/index.js';
+import { VARIANTS, type Variant, whyNot } from '../src/backends/webgpu/variants.js';
+import type { Case } from './helpers.js';
 
 export interface PathUnderTest {
   name: string;
@@ -28,30 +30,67 @@ export function wasmPaths(): PathUnderTest[] {
 const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
 
 /**
- * The WebGPU kernel variants: subgroup shuffles (where the adapter has them) and plain;
- * Q read from global memory (default: 128-row query tiles where the block allows), Q staged
- * in workgroup memory (64-row tiles, the band modes at block 64), and Q staged every tile
- * beside K (Q_TILE: the H100's default 128×64 tiles; here 64×64, which fit lavapipe).
+ * The WebGPU paths of the conformance suite: the automatic variant choice (subgroup variants
+ * where the adapter has them), the same without subgroups (the `__plain` variants), and the
+ * H100's Q_TILE kernel at head dim 64 in a 64×64 shape that fits lavapipe's 32 KiB (its
+ * 128×64 does not; lavapipe's own choice at block 128 is 128×32 with Q from global memory).
+ * Every variant of the table, each where it applies, is webgpuVariantPaths().
  */
 export function webgpuPaths(): PathUnderTest[] {
   return [
     { name: 'webgpu default', options: { backend: 'webgpu' }, ...WEBGPU_TOL },
-    { name: 'webgpu Q staged in workgroup memory (qGlobal off)', options: { backend: 'webgpu', webgpu: { qGlobal: false } }, ...WEBGPU_TOL },
+    { name: 'webgpu plain (no subgroups)', options: { backend: 'webgpu', webgpu: { subgroups: false } }, ...WEBGPU_TOL },
     {
-      // lavapipe's 32 KiB pick 128×32 tiles by default, where Q does not fit beside K
-      name: 'webgpu Q staged per tile beside K (64×64 tiles from global Q)',
-      options: { backend: 'webgpu', webgpu: { tileShape: { bm: 64, bn: 64, qGlobal: true } } },
-      ...WEBGPU_TOL,
-    },
-    {
-      name: 'webgpu plain, 8 rows/thread, key tile <= 32, V not overlapped',
-      options: { backend: 'webgpu', webgpu: { subgroups: false, rowsPerThread: 8, maxKeyTile: 32, overlapV: false } },
-      ...WEBGPU_TOL,
-    },
-    {
-      name: 'webgpu v4 kernel (no prefetch, tiles in order, dot S), key tile <= 32',
-      options: { backend: 'webgpu', webgpu: { prefetch: false, longFirst: false, fmaS: false, maxKeyTile: 32 } },
+      name: 'webgpu bsattn_fwd_f32_q64_k64_qtile__subgroups (Q staged per tile beside K)',
+      options: { backend: 'webgpu', webgpu: { variant: 'bsattn_fwd_f32_q64_k64_qtile__subgroups' } },
       ...WEBGPU_TOL,
     },
   ];
+}
+
+export interface VariantCase {
+  c: Case;
+  /** Set V[batch 1, key bs + 1, head 0, dim 3] to Inf: masked for the rows before it. */
+  infInV?: boolean;
+}
+
+export interface VariantPath extends PathUnderTest {
+  variant: Variant;
+  /** Cases in which the named variant is the one that runs: block sizes it divides, a head dim its Q placement takes. */
+  cases: VariantCase[];
+}
+
+/**
+ * One path per kernel variant of the table (src/backends/webgpu/variants.ts), named by
+ * options.webgpu.variant, with cases built where it applies: 'custom' and 'fixed' layouts
+ * (the GPU runs them at the caller's block size) at a block of its query tile, a token mask,
+ * key lengths that cut a tile and leave a row with no key, and an Inf in V (the masked P·V).
+ * Head dim 8 (vec4, padded) for Q staged, 32 (unpadded) for Q from global memory or per tile.
+ * Variants this adapter cannot run come back in `cannot`, with the reason.
+ */
+export function webgpuVariantPaths(workgroupBytes: number, subgroups: boolean): { paths: VariantPath[]; cannot: { name: string; reason: string }[] } {
+  const paths: VariantPath[] = [];
+  const cannot: { name: string; reason: string }[] = [];
+  for (const variant of VARIANTS) {
+    const bs = variant.bm;
+    const headDim = variant.q === 'staged' ? 8 : 32;
+    const reason = whyNot(variant, bs, headDim, workgroupBytes, subgroups);
+    if (reason) {
+      cannot.push({ name: variant.name, reason: `${reason} (block ${bs}, head dim ${headDim})` });
+      continue;
+    }
+    const nCtx = 2 * bs + 3;
+    const cases: VariantCase[] = [
+      {
+        c: {
+          mode: 'custom', bs, batch: 2, nCtx, heads: 2, headDim, keyLengths: [nCtx, bs + 1],
+          options: { layout: (h: number, qb: number, kb: number) => kb <= qb && (qb - kb) % (h + 2) !== 1, mask: (h: number, i: number, j: number) => (i + j + h) % 3 !== 0 },
+        },
+      },
+      { c: { mode: 'fixed', L: 2 * bs, bs, batch: 1, nCtx: 3 * bs + 1, heads: 2, headDim, keyLengths: [2 * bs + 5], options: { causal: false } } },
+      { c: { mode: 'fixed', L: 2 * bs, bs, batch: 2, nCtx, heads: 2, headDim, keyLengths: [0, nCtx] }, infInV: true },
+    ];
+    paths.push({ name: `webgpu ${variant.name}`, options: { backend: 'webgpu', webgpu: { variant: variant.name } }, variant, cases, ...WEBGPU_TOL });
+  }
+  return { paths, cannot };
 }

@@ -80,12 +80,12 @@ describe('unknown option keys', () => {
     expectError(make('wasm'), ArgumentError, 'ERR_ARGUMENT', /options must be an object or undefined \(got 'wasm'\)/);
   });
 
-  it('options.webgpu and its tileShape: unknown keys name the nearest', () => {
+  it('options.webgpu: unknown keys name the nearest; an unknown kernel variant names the nearest variant', () => {
     expectError(make({ webgpu: { subgroup: false } }), ArgumentError, 'ERR_ARGUMENT',
       /options\.webgpu\.subgroup is not an option; did you mean 'subgroups'\? \(valid: subgroups, timestamps, maxBindingBytes, /);
     expectError(make({ webgpu: { maxBindingByte: 4096 } }), ArgumentError, 'ERR_ARGUMENT', /options\.webgpu\.maxBindingByte is not an option; did you mean 'maxBindingBytes'/);
-    expectError(make({ webgpu: { tileShape: { bm: 64, bn: 64, qglobal: true } } }), ArgumentError, 'ERR_ARGUMENT',
-      /options\.webgpu\.tileShape\.qglobal is not an option; did you mean 'qGlobal'\? \(valid: bm, bn, qGlobal\)/);
+    expectError(make({ webgpu: { variant: 'bsattn_fwd_f32_q64_k64_qtile_subgroups' } }), ArgumentError, 'ERR_ARGUMENT',
+      /options\.webgpu\.variant must be a kernel variant's name \(src\/backends\/webgpu\/variants\.ts\); did you mean 'bsattn_fwd_f32_q64_k64_qtile__subgroups'\? \(got 'bsattn_fwd_f32_q64_k64_qtile_subgroups'\)/);
     expectError(make({ webgpu: [] }), ArgumentError, 'ERR_ARGUMENT', /options\.webgpu must be an object or undefined \(got \[\]\)/);
   });
 
@@ -97,7 +97,7 @@ describe('unknown option keys', () => {
     // every key at once, each with a valid value
     const attn = new SparseAttention(2, 'custom', undefined, 8, {
       backend: 'wasm', device: undefined, threads: 2, numVerts: undefined, vertsize: undefined, layout: [[1]],
-      mask: () => true, wasmVariant: 'scalar', webgpu: { subgroups: false, timestamps: false, maxBindingBytes: 1 << 20, rowsPerThread: 8, maxKeyTile: 32, overlapV: true, prefetch: true, longFirst: true, fmaS: true, qGlobal: true, scanV: true, tileShape: { bm: 32, bn: 32, qGlobal: false } },
+      mask: () => true, wasmVariant: 'scalar', webgpu: { subgroups: false, timestamps: false, maxBindingBytes: 1 << 20, variant: 'bsattn_fwd_f32_q32_k32__plain', scanV: true },
     });
     attn.dispose();
     await stillWorks();
@@ -138,7 +138,7 @@ describe('numeric ranges', () => {
     ['maxBindingBytes 2^32 + 1', { webgpu: { maxBindingBytes: 2 ** 32 + 1 } }, /options\.webgpu\.maxBindingBytes must be from 16 .* to 2\^32 bytes \(got 4294967297\)/],
     ['maxBindingBytes 0', { webgpu: { maxBindingBytes: 0 } }, /options\.webgpu\.maxBindingBytes must be a positive integer \(got 0\)/],
     ['maxBindingBytes 1024.5', { webgpu: { maxBindingBytes: 1024.5 } }, /options\.webgpu\.maxBindingBytes must be a positive integer \(got 1024\.5\)/],
-    ['rowsPerThread 2', { webgpu: { rowsPerThread: 2 } }, /options\.webgpu\.rowsPerThread must be 4 or 8 \(got 2\)/],
+    ['variant 42', { webgpu: { variant: 42 } }, /options\.webgpu\.variant must be a kernel variant's name \(src\/backends\/webgpu\/variants\.ts\) \(got 42\)/],
   ];
   it.each(bad)('%s', (_name, o, message) => {
     expectError(make(o), ArgumentError, 'ERR_ARGUMENT', message);

@@ -109,11 +109,12 @@ describe.runIf(adapter.ok || REQUIRE_GPU)('webgpu features', () => {
     // global memory (vec4 head dims), 96·dp with Q staged too. On lavapipe's 32 KiB: 384
     // runs only with Q global, 257 (not vec4, dp 288) runs staged, 1024 fits nowhere.
     const smem = adapter.workgroupBytes ?? 32768;
-    for (const [headDim, qGlobal] of [[384, true], [384, false], [257, true], [1024, true]] as const) {
+    // (that no tile with Q staged fits head dim 384 in 32 KiB is asserted in tiles.test.ts)
+    for (const [headDim, qGlobal] of [[384, true], [257, true], [1024, true]] as const) {
       const dp = Math.ceil(headDim / 32) * 32;
       const fits = (qGlobal && headDim % 4 === 0 ? 64 : 96) * dp + 256 <= smem;
       const c: Case = { mode: 'all', bs: 16, batch: 1, nCtx: 21, heads: 1, headDim };
-      const attn = new SparseAttention(1, 'all', undefined, 16, { backend: 'webgpu', webgpu: { qGlobal } });
+      const attn = new SparseAttention(1, 'all', undefined, 16, { backend: 'webgpu' });
       const { q, k, v } = inputs(c);
       const name = `head dim ${headDim}, qGlobal ${qGlobal}, ${smem} bytes`;
       if (fits) {

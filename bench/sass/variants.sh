@@ -3,6 +3,8 @@
 # in a fresh process with its own NVIDIA shader disk cache, then the SASS of what the driver
 # compiled (bench/sass/extract.py): timings and register counts of the same programs.
 #   source .gpu/setup.sh; bash bench/sass/variants.sh 'name:gpu.mjs args' ...
+#   e.g. 'auto:' 'q64:--variant bsattn_fwd_f32_q64_k64_qtile__subgroups' 'noscan:--no-scan'
+#   (kernel variants: src/backends/webgpu/variants.ts; another build: '--dist <dir>')
 # Everything lands in one archive, $OUT/variants.tgz (the device tool returns at most 8 files);
 # with SMI=1, nvidia-smi logs SM clock and power every 100 ms during each variant.
 set -u

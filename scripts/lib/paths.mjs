@@ -20,6 +20,6 @@ const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
 export function gpuPaths() {
   return [
     { name: 'webgpu', options: { backend: 'webgpu' }, ...WEBGPU_TOL },
-    { name: 'webgpu Q_TILE 64x64', options: { backend: 'webgpu', webgpu: { tileShape: { bm: 64, bn: 64, qGlobal: true } } }, ...WEBGPU_TOL },
+    { name: 'webgpu Q_TILE 64x64', options: { backend: 'webgpu', webgpu: { variant: 'bsattn_fwd_f32_q64_k64_qtile__subgroups' } }, ...WEBGPU_TOL },
   ];
 }

@@ -83,7 +83,7 @@ export interface Dispatch {
 }
 
 /** Uniforms and grid for one chunk; bm is the query tile height of the pipeline. */
-export function buildDispatch(plan: Plan, chunk: Chunk, bm: number, meta: { keyLengthsAt: number; layoutInfoAt: number }, maxPerDim: number, longFirst = false): Dispatch {
+export function buildDispatch(plan: Plan, chunk: Chunk, bm: number, meta: { keyLengthsAt: number; layoutInfoAt: number }, maxPerDim: number): Dispatch {
   const nh = chunk.h1 - chunk.h0;
   const nb = chunk.b1 - chunk.b0;
   const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nCtx) : 1;
@@ -99,7 +99,6 @@ export function buildDispatch(plan: Plan, chunk: Chunk, bm: number, meta: { keyL
   u.set([nb, nh, groups, plan.nCtx, nh * plan.headDim, plan.headDim, step, tilesPerSeq, nSeq, gridX, meta.layoutInfoAt, meta.keyLengthsAt]);
   f[12] = Math.LOG2E / Math.sqrt(plan.headDim);
   f[13] = -Infinity;
-  u[14] = longFirst ? 1 : 0;
   return { params, gridX, gridY };
 }
 

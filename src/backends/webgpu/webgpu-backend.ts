@@ -14,7 +14,8 @@ import { checkStillWhole } from '../../whole.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
 import { type Chunk, buildDispatch, buildMeta, layoutWordCount, planChunks } from './marshal.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
-import { ProgramCache, type Tiles, chooseTiles, qGlobalApplies } from './program.js';
+import { ProgramCache } from './program.js';
+import { type Variant, chooseVariant, tallTilesApply } from './variants.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
@@ -81,7 +82,7 @@ export class WebGpuBackend implements Backend {
    * global memory: vec4 head dims) and the sequences are longer than 64 rows, else 64.
    */
   bandBlockSize(_config: Config, seqLen: number, headDim: number): number {
-    const tall = qGlobalApplies(headDim, this.options.qGlobal ?? true) && seqLen > GPU_BAND_BLOCK_SMALL;
+    const tall = tallTilesApply(headDim) && seqLen > GPU_BAND_BLOCK_SMALL;
     return tall ? GPU_BAND_BLOCK : GPU_BAND_BLOCK_SMALL;
   }
 
@@ -120,7 +121,7 @@ export class WebGpuBackend implements Backend {
       return 'webgpu: cross-attention (nQ != nK) and grouped K/V heads (kvHeads != heads) run on the CPU path only for now';
     }
     if (!this.ctx) return 'webgpu: not initialised';
-    if (!this.tilesFor(plan)) {
+    if (!this.variantFor(plan)) {
       return `webgpu: head dim ${plan.headDim} with block size ${plan.blockSize} does not fit ` +
         `${this.ctx.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
     }
@@ -169,11 +170,11 @@ export class WebGpuBackend implements Backend {
     return Math.floor(lim / 16) * 16;
   }
 
-  private tilesFor(plan: Plan): Tiles | null {
+  /** The kernel variant for a plan (variants.ts): options.webgpu.variant where it applies, else the tile choice. */
+  private variantFor(plan: Plan): Variant | null {
     const limit = this.ctx!.device.limits.maxComputeWorkgroupStorageSize;
     const sg = this.ctx!.subgroups && this.options.subgroups !== false;
-    const o = this.options;
-    return chooseTiles(plan.blockSize, plan.headDim, limit, sg, { rpt: o.rowsPerThread, maxKeyTile: o.maxKeyTile, overlapV: o.overlapV ?? true, prefetch: o.prefetch ?? true, fmaS: o.fmaS ?? true, qGlobal: o.qGlobal ?? true, shape: o.tileShape });
+    return chooseVariant(plan.blockSize, plan.headDim, limit, sg, this.options.variant);
   }
 
   private check(): GPUDevice {
@@ -214,12 +215,12 @@ export class WebGpuBackend implements Backend {
   /** Encodes one chunk's dispatch into `pass`; its uniform buffer is per chunk index. */
   private async encode(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, i: number, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, offsets: number[], bytes: number, query: GPUQuerySet | null): Promise<void> {
     const device = this.check();
-    const tiles = this.tilesFor(plan)!;
-    const pipeline = await this.programs!.get(tiles);
+    const variant = this.variantFor(plan)!;
+    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim });
     const scanV = this.options.scanV ?? true;
     const scan = scanV ? await this.programs!.scan() : null;
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
-    const d = buildDispatch(plan, chunk, tiles.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, this.options.longFirst ?? true);
+    const d = buildDispatch(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension);
     const uniform = this.buffer(`params${i}`, 64, UNIFORM | COPY_DST);
     device.queue.writeBuffer(uniform, 0, d.params);
     const bind = (binding: number, buffer: GPUBuffer, offset = 0, size?: number) => ({ binding, resource: { buffer, offset, size } });
