@@ -91,6 +91,9 @@ export function importFormat(x: unknown): 'onnxruntime' | 'flex' | null {
 
 function ints(name: string, x: unknown): Int32Array {
   if (!isArrayLike(x)) throw argError(name, 'an array of integers (e.g. an Int32Array)', x);
+  // Typed integer arrays hold only integers in range: copied without a check per element.
+  if (x instanceof Int32Array) return x.slice();
+  if (x instanceof Int16Array || x instanceof Uint16Array || x instanceof Int8Array || x instanceof Uint8Array) return Int32Array.from(x);
   const out = new Int32Array(x.length);
   for (let i = 0; i < x.length; i++) {
     const v = x[i] as unknown;
@@ -120,20 +123,21 @@ function matrix(name: string, x: unknown, n: number | undefined): { n: number; w
   return { n: layouts, width: data.length / layouts, data };
 }
 
-/** Sorts one row's key blocks (with their flags) and refuses repeats. */
+/** Sorts one row's key blocks (with their flags) in place and refuses repeats. */
 function sortRow(cols: Int32Array, masked: Uint8Array | null, at: () => string): void {
   const n = cols.length;
   let sorted = true;
-  for (let i = 1; i < n; i++) if (cols[i] <= cols[i - 1]) sorted = false;
+  for (let i = 1; i < n && sorted; i++) if (cols[i] <= cols[i - 1]) sorted = false;
   if (sorted) return;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => cols[a] - cols[b]);
-  const c = Int32Array.from(order, (i) => cols[i]);
-  const m = masked ? Uint8Array.from(order, (i) => masked[i]) : null;
-  for (let i = 1; i < n; i++) {
-    if (c[i] === c[i - 1]) throw new ArgumentError(`${at()} lists key block ${c[i]} twice`);
+  // Key = kb · 2 + flag: one native numeric sort carries the flags along.
+  const keys = new Int32Array(n);
+  for (let i = 0; i < n; i++) keys[i] = cols[i] * 2 + (masked ? masked[i] : 0);
+  keys.sort();
+  for (let i = 0; i < n; i++) {
+    cols[i] = keys[i] >> 1;
+    if (masked) masked[i] = keys[i] & 1;
+    if (i > 0 && cols[i] === cols[i - 1]) throw new ArgumentError(`${at()} lists key block ${cols[i]} twice`);
   }
-  cols.set(c);
-  if (m) masked!.set(m);
 }
 
 /** Reads ONNX Runtime SparseAttention's CSR (see the file comment). */
@@ -213,7 +217,9 @@ export function readFlexLayout(x: object, heads: number, blocksize: number): Imp
   if (hasFull) lists.push(['fullKv', o.fullKvNumBlocks, o.fullKvIndices]);
   const read = lists.map(([p, numIn, idxIn]) => {
     const num = ints(`options.layout.${p}NumBlocks`, numIn);
-    const idx = ints(`options.layout.${p}Indices`, idxIn);
+    // Read in place when already int32 (copied entry by entry below, during this call): a
+    // BlockMask's kv_indices is nQB × nKB, mostly unused padding past each row's count.
+    const idx = idxIn instanceof Int32Array ? idxIn : ints(`options.layout.${p}Indices`, idxIn);
     if (num.length !== h * rows) throw argError(`options.layout.${p}NumBlocks.length`, `H · nQB = ${h * rows} for shape [${dims.join(', ')}]`, num.length);
     if (idx.length !== h * rows * cols) throw argError(`options.layout.${p}Indices.length`, `H · nQB · nKB = ${h * rows * cols} for shape [${dims.join(', ')}]`, idx.length);
     return { p, num, idx };

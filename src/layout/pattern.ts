@@ -33,7 +33,7 @@ export class CallBudget {
       throw new MemoryLimitError(
         `${this.what} needs more than ${this.limit} calls of options.layout / options.mask to build (a function ` +
           `layout is called for each of nBlocks² block pairs per head, a mask for each token pair of the visited ` +
-          `blocks): use a shorter nCtx, a larger blocksize, or give the layout as matrices`,
+          `blocks): use a shorter nCtx, a larger blocksize, the layout as matrices or block lists, the mask as block masks { blocks, select }`,
         this.used,
         this.limit,
       );
