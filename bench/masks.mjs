@@ -12,10 +12,18 @@
 // Timed separately: the constructor (reads and checks the lists) and plan() (builds all 16
 // heads' block tables, the custom layout's build). Each sample uses a fresh instance (plans
 // are cached per instance); forms interleave (A B C C B A…); median and min of --reps.
+// Then what each path derives from those tables before its first kernel, from src/ bundled
+// by esbuild (internal, not exported): the CPU kernel's mask records (maskRecords) and the
+// GPU's meta words (buildMeta: CSR and mask bits of the 16 layouts) — both read the distinct
+// masks only, no call of the user's functions.
 //   node bench/masks.mjs [--reps 9] [--tokens 65536] [--pair-tokens 16384]
+import { build } from 'esbuild';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SparseAttention } from '../dist/index.js';
 import { parseArgs } from './lib.mjs';
-import { loadavg } from 'node:os';
 
 const args = parseArgs();
 const reps = Number(args.reps ?? 9);
@@ -90,4 +98,48 @@ for (const [f, n] of forms) {
     `${f.padEnd(5)} ${String(n).padStart(6)} tokens, ${s[0].blocks} block pairs: constructor median ${med(c).toFixed(2)} ms, ` +
       `plan (build) median ${med(p).toFixed(2)} ms (min ${Math.min(...p).toFixed(2)}), total median ${med(tot).toFixed(2)} ms`,
   );
+}
+
+// The paths' own tables, from src/ (a bundle of the internal modules).
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bundle = await build({
+  stdin: {
+    contents: [
+      "export { makeConfig } from './src/config.ts';",
+      "export { buildGeometry, buildPlan } from './src/plan.ts';",
+      "export { maskRecords } from './src/backends/wasm/masks.ts';",
+      "export { buildMeta } from './src/backends/webgpu/marshal.ts';",
+    ].join('\n'),
+    resolveDir: root,
+    loader: 'ts',
+  },
+  bundle: true, format: 'esm', platform: 'node', write: false, logLevel: 'error',
+});
+const file = join(mkdtempSync(join(tmpdir(), 'masks-bench-')), 'internal.mjs');
+writeFileSync(file, bundle.outputFiles[0].text);
+const internal = await import(pathToFileURL(file).href);
+for (const f of ['onnx', 'flex']) {
+  const o = setups.get(f);
+  const config = internal.makeConfig(heads, 'custom', undefined, bs, { ...o, backend: 'wasm' });
+  const cpu = [];
+  const gpu = [];
+  const geo = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    const geometry = internal.buildGeometry(config, tokens);
+    const t1 = performance.now();
+    // fresh layouts each sample: both caches are keyed by layout
+    let records = 0;
+    for (const l of geometry.layouts) records += internal.maskRecords(l.csr()).length;
+    const t2 = performance.now();
+    const plan = internal.buildPlan(config, geometry, [1, tokens, heads * d], null);
+    const t3 = performance.now();
+    const meta = internal.buildMeta(plan, { b0: 0, b1: 1, h0: 0, h1: heads });
+    const t4 = performance.now();
+    geo.push(t1 - t0);
+    cpu.push(t2 - t1);
+    gpu.push(t4 - t3);
+    if (r === 0) console.log(`${f}: ${geometry.layouts.length} layouts, ${geometry.layouts.reduce((n, l) => n + l.masks.length, 0)} distinct masks, CPU mask records ${records * 4} bytes, GPU meta ${meta.words.length * 4} bytes`);
+  }
+  console.log(`${f.padEnd(5)} internal: layouts built median ${med(geo).toFixed(2)} ms; CPU mask records median ${med(cpu).toFixed(3)} ms; GPU meta (CSR + mask bits) median ${med(gpu).toFixed(2)} ms`);
 }
