@@ -24,7 +24,10 @@ export function referenceMask(
   localAttnCtx: number | undefined,
   blocksize: number,
   options: SparseAttentionOptions = {},
-  /** Keys of the call: 'bigbird' draws its random blocks from the nCtx / blocksize blocks there are. */
+  /**
+   * Keys of the call: 'bigbird' draws its random blocks from the nCtx / blocksize blocks there
+   * are; a custom layout's block masks are selected for the key blocks below it.
+   */
   nCtx = 0,
 ): (h: number, i: number, j: number) => boolean {
   const c = makeConfig(heads, attnMode, localAttnCtx, blocksize, options);
