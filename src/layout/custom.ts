@@ -112,7 +112,7 @@ function matrix(name: string, x: unknown, n: number | undefined): { n: number; w
     rows.forEach((r, i) => {
       if (r.length !== width) throw argError(`${name}[${i}].length`, `${width} (the length of ${name}[0])`, r.length);
     });
-    if (n !== undefined && rows.length !== n) throw argError(name, `${n} rows (numLayouts)`, `${rows.length} rows`);
+    if (n !== undefined && rows.length !== n) throw argError(`${name}.length`, `${n} (numLayouts)`, rows.length);
     const data = new Int32Array(rows.length * width);
     rows.forEach((r, i) => data.set(r, i * width));
     return { n: rows.length, width, data };
@@ -153,10 +153,10 @@ export function readOnnxLayout(x: object, heads: number): ImportedLayout {
   const rowsIn = matrix('options.layout.blockRowIndices', o.blockRowIndices, n);
   n = rowsIn.n;
   const colsIn = matrix('options.layout.blockColIndices', o.blockColIndices, n);
-  if (colsIn.n !== n) throw argError('options.layout.blockColIndices', `${n} layouts (as blockRowIndices)`, `${colsIn.n}`);
-  if (heads % n !== 0) throw argError('options.layout', `a number of layouts that divides heads (${heads})`, `${n} layouts`);
+  if (colsIn.n !== n) throw argError('options.layout.blockColIndices.length', `${n} layouts (as blockRowIndices)`, colsIn.n);
+  if (heads % n !== 0) throw new ArgumentError(`options.layout has ${n} layouts: their number must divide heads (${heads})`);
   const maxBlocks = rowsIn.width - 1;
-  if (maxBlocks < 1) throw argError('options.layout.blockRowIndices', 'rows of maxBlocks + 1 >= 2 entries', `rows of ${rowsIn.width}`);
+  if (maxBlocks < 1) throw argError('options.layout.blockRowIndices', 'rows of maxBlocks + 1 >= 2 entries', rowsIn.data);
   const out: ImportedHead[] = [];
   for (let l = 0; l < n; l++) {
     const rp = rowsIn.data.subarray(l * rowsIn.width, (l + 1) * rowsIn.width);
@@ -207,7 +207,7 @@ export function readFlexLayout(x: object, heads: number, blocksize: number): Imp
     throw argError('options.layout.shape[0]', 'B = 1: one layout for the whole batch (index the BlockMask as block_mask[0:1])', dims[0]);
   }
   const [h, rows, cols] = dims.length === 2 ? [1, dims[0], dims[1]] : dims.slice(-3);
-  if (h !== 1 && h !== heads) throw argError('options.layout.shape', `H = 1 or heads (${heads})`, `H = ${h}`);
+  if (h !== 1 && h !== heads) throw argError(`options.layout.shape[${dims.length - 3}]`, `H = 1 or heads (${heads})`, h);
   if (rows < 1 || cols < 1) throw argError('options.layout.shape', 'at least one query block and one key block', dims);
   const hasFull = o.fullKvNumBlocks !== undefined || o.fullKvIndices !== undefined;
   if (hasFull && (o.fullKvNumBlocks === undefined || o.fullKvIndices === undefined)) {
