@@ -5,20 +5,29 @@
 import { ArgumentError, UnsupportedError, argError, asLibraryError, checkPositiveInt, describe } from './errors.js';
 import { PATTERN_OPTION_KEYS, type PatternOptions, readPatternOptions } from './config-patterns.js';
 import type { NamedPatternParams } from './layout/named.js';
+import {
+  type BlockMaskSource, type BlockMasks, type FlexBlockLayout, type ImportedLayout, type OnnxSparseLayout,
+  importFormat, readBlockMasks, readFlexLayout, readOnnxLayout,
+} from './layout/custom.js';
 import { VARIANTS, findVariant } from './backends/webgpu/variants.js';
 
 export type AttnMode = 'all' | 'local' | 'strided' | 'fixed' | 'longformer' | 'bigbird' | 'custom';
 export type BackendName = 'auto' | 'wasm' | 'webgpu';
 
+export type { BlockMasks, FlexBlockLayout, OnnxSparseLayout } from './layout/custom.js';
+
 /**
  * A custom block layout: 1 / true = the key block is visited. Either one matrix
- * [nBlocks][nBlocks] shared by every head, one per head [heads][nBlocks][nBlocks], or a
- * function of (head, queryBlock, keyBlock).
+ * [nBlocks][nBlocks] shared by every head, one per head [heads][nBlocks][nBlocks], a
+ * function of (head, queryBlock, keyBlock), or block lists imported from ONNX Runtime's
+ * SparseAttention or FlexAttention's BlockMask (src/layout/custom.ts).
  */
 export type CustomLayout =
   | ArrayLike<ArrayLike<number | boolean>>
   | ArrayLike<ArrayLike<ArrayLike<number | boolean>>>
-  | ((head: number, queryBlock: number, keyBlock: number) => boolean | 0 | 1);
+  | ((head: number, queryBlock: number, keyBlock: number) => boolean | 0 | 1)
+  | OnnxSparseLayout
+  | FlexBlockLayout;
 
 /** Token-level mask inside visited blocks of a custom layout: true (or 1) = allowed. */
 export type TokenMask = (head: number, query: number, key: number) => boolean | 0 | 1;
@@ -44,8 +53,8 @@ export interface SparseAttentionOptions extends PatternOptions {
   vertsize?: number;
   /** 'custom' mode: the block layout. */
   layout?: CustomLayout;
-  /** 'custom' mode: optional token-level mask applied inside visited blocks. */
-  mask?: TokenMask;
+  /** 'custom' mode: optional token-level mask inside visited blocks, per pair or per block ({ blocks, select }). */
+  mask?: TokenMask | BlockMasks;
   /** CPU kernel build: 'relaxed' (FMA), 'simd' or 'scalar' (default: the fastest this runtime validates). */
   wasmVariant?: WasmVariant;
   /** GPU path tuning and test hooks. */
@@ -92,8 +101,12 @@ export interface Config {
   readonly customBlocks: ((head: number, qb: number, kb: number) => boolean) | null;
   readonly customBlockCount: number;
   readonly customPerHead: boolean;
+  /** A custom layout imported from ONNX Runtime's or FlexAttention's block lists (then customBlocks is null). */
+  readonly customImport: ImportedLayout | null;
   /** The user's token mask, wrapped: returns a boolean, throws an ArgumentError on any other value. */
   readonly mask: ((head: number, query: number, key: number) => boolean) | null;
+  /** The user's token mask given per block ({ blocks, select }), checked. */
+  readonly maskBlocks: BlockMaskSource | null;
   /** 'longformer' / 'bigbird': the block pattern (src/layout/named.ts); else null. */
   readonly pattern: NamedPatternParams | null;
   /** 'bigbird': one random layout per head (differentLayoutPerHead). */
@@ -219,12 +232,26 @@ export function makeConfig(
   let customBlocks: Config['customBlocks'] = null;
   let customBlockCount = 0;
   let customPerHead = false;
+  let customImport: ImportedLayout | null = null;
   let mask: Config['mask'] = null;
+  let maskBlocks: BlockMaskSource | null = null;
   if (mode === 'custom') {
-    ({ customBlocks, customBlockCount, customPerHead } = normaliseLayout(o.layout, heads as number));
-    if (o.mask !== undefined) {
-      if (typeof o.mask !== 'function') throw argError('options.mask', 'a function (head, query, key) => boolean', o.mask);
+    const format = importFormat(o.layout);
+    if (format) {
+      const layout = o.layout as object;
+      customImport = format === 'onnxruntime' ? readOnnxLayout(layout, heads as number) : readFlexLayout(layout, heads as number, blocksize);
+      customBlockCount = Math.min(customImport.rows, customImport.cols);
+      customPerHead = customImport.heads.length > 1;
+    } else {
+      ({ customBlocks, customBlockCount, customPerHead } = normaliseLayout(o.layout, heads as number));
+    }
+    if (typeof o.mask === 'function') {
       mask = checkedPredicate(o.mask, 'options.mask', ['head', 'query', 'key']);
+    } else if (o.mask !== undefined) {
+      if (o.mask === null || typeof o.mask !== 'object') {
+        throw argError('options.mask', 'a function (head, query, key) => boolean or block masks { blocks, select }', o.mask);
+      }
+      maskBlocks = readBlockMasks(o.mask, blocksize);
     }
   } else {
     if (o.layout !== undefined) throw argError('options.layout', `undefined for mode '${mode}' (use mode 'custom')`, o.layout);
@@ -246,7 +273,9 @@ export function makeConfig(
     customBlocks,
     customBlockCount,
     customPerHead,
+    customImport,
     mask,
+    maskBlocks,
     pattern,
     patternPerHead,
     wasmVariant: o.wasmVariant,
@@ -258,7 +287,9 @@ function normaliseLayout(
   layout: unknown,
   heads: number,
 ): Pick<Config, 'customBlocks' | 'customBlockCount' | 'customPerHead'> {
-  const expected = 'a block layout: [nBlocks][nBlocks], [heads][nBlocks][nBlocks] of 0/1, or a function (head, qb, kb) => boolean';
+  const expected =
+    'a block layout: [nBlocks][nBlocks], [heads][nBlocks][nBlocks] of 0/1, a function (head, qb, kb) => boolean, ' +
+    'ONNX Runtime block lists { blockRowIndices, blockColIndices } or FlexAttention ones { kvNumBlocks, kvIndices, shape }';
   if (typeof layout === 'function') {
     const fn = checkedPredicate(layout as TokenMask, 'options.layout', ['head', 'queryBlock', 'keyBlock']);
     return { customBlocks: fn, customBlockCount: Infinity, customPerHead: true };

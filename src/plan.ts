@@ -6,7 +6,8 @@ import type { Config } from './config.js';
 import { DisposedError, UnsupportedError, argError } from './errors.js';
 import { BandLayout } from './layout/band.js';
 import { CsrLayout, type Layout } from './layout/block-layout.js';
-import { CallBudget, FixedLayout, patternLayout } from './layout/pattern.js';
+import { CallBudget, FixedLayout } from './layout/pattern.js';
+import { type MaskSource, customLayout, importedRows, predicateRows } from './layout/custom.js';
 import { namedLayout } from './layout/named.js';
 
 /**
@@ -156,20 +157,24 @@ export function buildGeometry(config: Config, nCtx: number, bandBlock?: number, 
       nCtx,
     );
   }
-  const blocks = config.customBlocks!;
-  const mask = config.mask;
-  const perHead = config.customPerHead || mask !== null;
-  const count = perHead ? heads : 1;
+  const blocks = config.customBlocks;
+  const imported = config.customImport;
+  const mask: MaskSource | null = config.mask
+    ? { kind: 'pairs', allowed: config.mask }
+    : config.maskBlocks ? { kind: 'blocks', masks: config.maskBlocks } : null;
+  // A mask takes the head: one layout per head. Else one per layout the user gave.
+  const perHead = mask !== null || (config.customPerHead && !imported);
+  const count = perHead ? heads : imported ? imported.heads.length : 1;
   const label = `the custom block layout ${about(nB, bs)}`;
   const budget = new CallBudget(label);
   // A function layout is called nB² times per head: refused before the first call when too many.
   if (config.customBlockCount === Infinity) budget.spend(count * nB * nB);
   const layouts: Layout[] = [];
   for (let h = 0; h < count; h++) {
-    const csr = patternLayout(nB, bs, (qb, kb) => blocks(h, qb, kb), mask ? (i, j) => Boolean(mask(h, i, j)) : null, budget, label);
-    layouts.push(new CsrLayout(csr, label));
+    const rows = imported ? importedRows(imported, h, nB) : predicateRows((qb, kb) => blocks!(h, qb, kb), nB);
+    layouts.push(new CsrLayout(customLayout(rows, mask, h, nB, bs, imported?.causal ?? false, budget, label), label));
   }
-  const headLayout = perHead ? Int32Array.from({ length: heads }, (_, h) => h) : one;
+  const headLayout = Int32Array.from({ length: heads }, (_, h) => h % count);
   return { regroup: 0, seqLen: nCtx, keyLen: nCtx, blockSize: bs, layouts, headLayout };
 }
 

@@ -10,6 +10,11 @@ import { type ForwardOptions, type Tensor, checkHeads, checkKeyLengths, readTens
 export interface ReferenceResult {
   data: Float64Array;
   shape: [number, number, number];
+  /**
+   * Per row, [batch][heads][nQ]: the natural-log logsumexp of its scaled scores over its
+   * allowed keys, ln Σ_j exp(s_ij); −Infinity for a row with no allowed key.
+   */
+  lse: Float64Array;
 }
 
 /** Allowed(h, i, j) for one configuration, straight from the mode table. */
@@ -19,7 +24,10 @@ export function referenceMask(
   localAttnCtx: number | undefined,
   blocksize: number,
   options: SparseAttentionOptions = {},
-  /** Keys of the call: 'bigbird' draws its random blocks from the nCtx / blocksize blocks there are. */
+  /**
+   * Keys of the call: 'bigbird' draws its random blocks from the nCtx / blocksize blocks there
+   * are; a custom layout's block masks are selected for the key blocks below it.
+   */
   nCtx = 0,
 ): (h: number, i: number, j: number) => boolean {
   const c = makeConfig(heads, attnMode, localAttnCtx, blocksize, options);
@@ -73,9 +81,52 @@ export function referenceMask(
       };
     }
     case 'custom': {
-      const blocks = c.customBlocks!;
       const mask = c.mask;
-      return (h, i, j) => blocks(h, Math.floor(i / bs), Math.floor(j / bs)) && (!mask || Boolean(mask(h, i, j)));
+      const imported = c.customImport;
+      const perBlock = c.maskBlocks;
+      if (!imported && !perBlock) {
+        const blocks = c.customBlocks!;
+        return (h, i, j) => blocks(h, Math.floor(i / bs), Math.floor(j / bs)) && (!mask || Boolean(mask(h, i, j)));
+      }
+      // Block lists and block masks, straight from their definitions: a row of query block qb
+      // lists key blocks (those below the call's nB), each whole or under the token mask;
+      // select() names the mask of each masked block of the row; imports from ONNX Runtime
+      // add j <= i.
+      const nB = nCtx > 0 ? Math.ceil(nCtx / bs) : c.customBlockCount;
+      if (!Number.isFinite(nB)) throw argError('nCtx', 'given (the keys of the call) for a function layout with block masks', nCtx);
+      const rows = new Map<string, Map<number, number>>(); // kb -> -2 whole block, else the mask id (-1 whole)
+      const rowOf = (h: number, qb: number) => {
+        const key = `${h}:${qb}`;
+        let row = rows.get(key);
+        if (row) return row;
+        const entries: [number, boolean][] = [];
+        if (imported) {
+          const head = imported.heads[h % imported.heads.length];
+          if (qb < imported.rows) {
+            for (let e = head.rowPtr[qb]; e < head.rowPtr[qb + 1]; e++) {
+              if (head.cols[e] < nB) entries.push([head.cols[e], head.masked ? head.masked[e] === 1 : true]);
+            }
+          }
+        } else {
+          for (let kb = 0; kb < nB; kb++) if (c.customBlocks!(h, qb, kb)) entries.push([kb, true]);
+        }
+        entries.sort((a, b) => a[0] - b[0]);
+        row = new Map();
+        const masked = entries.filter(([, m]) => m).map(([kb]) => kb);
+        const ids = new Int32Array(masked.length).fill(-1);
+        if (perBlock && masked.length > 0) perBlock.select(h, qb, Int32Array.from(masked), ids);
+        for (const [kb, m] of entries) row.set(kb, m ? ids[masked.indexOf(kb)] : -2);
+        rows.set(key, row);
+        return row;
+      };
+      return (h, i, j) => {
+        if (imported?.causal && j > i) return false;
+        const id = rowOf(h, Math.floor(i / bs)).get(Math.floor(j / bs));
+        if (id === undefined) return false;
+        if (id === -2) return true;
+        if (mask) return Boolean(mask(h, i, j));
+        return id === -1 || perBlock!.blocks[id][(i % bs) * bs + (j % bs)] === 1;
+      };
     }
   }
 }
@@ -141,6 +192,7 @@ export function attentionReference(
   const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, rest, nK);
   const scale = 1 / Math.sqrt(d);
   const out = new Float64Array(batch * nQ * nEmbd);
+  const lse = new Float64Array(batch * heads * nQ).fill(-Infinity);
   const w = new Float64Array(nK);
   const ok = new Uint8Array(nK);
   for (let b = 0; b < batch; b++) {
@@ -173,6 +225,7 @@ export function attentionReference(
           w[j] = Math.exp(w[j] - m);
           sum += w[j];
         }
+        lse[(b * heads + h) * nQ + i] = m + Math.log(sum);
         for (let j = 0; j < nK; j++) {
           if (!ok[j]) continue;
           const p = w[j] / sum;
@@ -182,5 +235,5 @@ export function attentionReference(
       }
     }
   }
-  return { data: out, shape: [batch, nQ, nEmbd] };
+  return { data: out, shape: [batch, nQ, nEmbd], lse };
 }

@@ -74,5 +74,27 @@ export function conformanceCases(): Case[] {
     mode: 'custom', bs: 8, batch: 1, nCtx: 45, heads: 2, headDim: 16,
     options: { layout: (h, qb, kb) => kb <= qb && (qb - kb) % (h + 2) !== 1, mask: (h, i, j) => (i + j + h) % 3 !== 0 },
   });
+  // imported block lists (src/layout/custom.ts): ONNX Runtime's CSR, 2 layouts cycled over 4
+  // heads (causal, a row without its diagonal block, nCtx past the last full block); Flex's
+  // lists per head with full blocks and a token mask on the partial ones; block masks.
+  const onnx = { blockRowIndices: [[0, 1, 3, 4, 6, 9], [0, 1, 2, 5, 6, 8]], blockColIndices: [[0, 0, 1, 1, 1, 3, 0, 3, 4], [0, 1, 0, 1, 2, 3, 1, 4, -1]] };
+  cases.push({ mode: 'custom', bs: 16, batch: 2, nCtx: 70, heads: 4, headDim: 8, options: { layout: onnx } });
+  const flex = {
+    kvNumBlocks: Int32Array.of(1, 1, 2, 0, /* head 1 */ 0, 2, 1, 1),
+    kvIndices: Int32Array.of(0, 9, 9, 9, 1, 9, 9, 9, 2, 0, 9, 9, 9, 9, 9, 9, /* head 1 */ 9, 9, 9, 9, 1, 3, 9, 9, 0, 9, 9, 9, 3, 9, 9, 9),
+    fullKvNumBlocks: Int32Array.of(0, 1, 1, 3, /* head 1 */ 1, 0, 1, 1),
+    fullKvIndices: Int32Array.of(9, 9, 9, 9, 0, 9, 9, 9, 1, 9, 9, 9, 0, 2, 3, 9, /* head 1 */ 2, 9, 9, 9, 9, 9, 9, 9, 3, 9, 9, 9, 0, 9, 9, 9),
+    shape: [1, 2, 4, 4],
+  };
+  cases.push({ mode: 'custom', bs: 16, batch: 1, nCtx: 60, heads: 2, headDim: 12, options: { layout: flex, mask: (h, i, j) => (i * 7 + j + h) % 5 !== 0 } });
+  const stripes = Uint8Array.from({ length: 64 }, (_, t) => ((t >> 3) + (t & 7)) % 3 === 0 ? 0 : 1);
+  const lower = Uint8Array.from({ length: 64 }, (_, t) => ((t & 7) <= t >> 3 ? 1 : 0));
+  cases.push({
+    mode: 'custom', bs: 8, batch: 1, nCtx: 45, heads: 2, headDim: 16,
+    options: {
+      layout: (h, qb, kb) => kb <= qb && (qb - kb) % (h + 2) !== 1,
+      mask: { blocks: [stripes, lower, new Uint8Array(64)], select: (h, qb, keyBlocks, ids) => keyBlocks.forEach((kb, t) => { ids[t] = kb === qb ? 1 : (kb + h) % 3 === 0 ? 0 : (kb + qb) % 4 === 1 ? 2 : -1; }) },
+    },
+  });
   return cases;
 }

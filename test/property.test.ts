@@ -1,6 +1,7 @@
 // Property tests: 300 seeded random configurations (scripts/lib/property.mjs: every mode,
 // causal or not, L, blocksize 8..128, threads 1..3, batch, heads, headDim 1..160, nCtx
-// 1..3000, key lengths, custom layouts with empty block rows and token masks) on every
+// 1..3000, key lengths, custom layouts with empty block rows and token masks, imported as
+// ONNX Runtime's or Flex's block lists, masks per pair or per block) on every
 // CPU path against the float64 reference; inputs must stay unchanged and the output must
 // alias none of them. A failure prints the seed and configuration; replay it with
 // `node scripts/property.mjs --replay <seed> --budget 1e7`. The nightly-style run is
@@ -54,6 +55,7 @@ describe(`property: ${CASES} random configurations × ${paths.map((p) => p.name)
     expect(cs.some((c) => c.headDim % 4 !== 0)).toBe(true);
     expect(cs.some((c) => c.keyLengths?.includes(0))).toBe(true);
     expect(cs.some((c) => c.mode === 'custom' && c.emptyRows && c.tokenMask)).toBe(true);
+    for (const form of ['onnx', 'flex']) expect(cs.some((c) => c.layoutForm === form && c.maskForm === 'blocks')).toBe(true);
     expect(cs.some((c) => c.batch > 1 && c.heads > 1)).toBe(true);
   });
 });

@@ -2,7 +2,7 @@ export interface PropertyCase {
   seed: number; mode: 'all' | 'local' | 'strided' | 'fixed' | 'custom'; bs: number; causal: boolean;
   batch: number; nCtx: number; heads: number; headDim: number; threads: number; L?: number;
   numVerts?: number; vertsize?: number; layoutKind?: string; density?: number; emptyRows?: boolean;
-  tokenMask?: boolean; keyLengths?: number[];
+  tokenMask?: boolean; layoutForm?: 'native' | 'onnx' | 'flex'; maskForm?: 'pairs' | 'blocks'; keyLengths?: number[];
 }
 export interface PathLike { name: string; options: object; sync?: boolean; resident?: boolean; atol: number; rtol: number }
 export function rng(seed: number): () => number;

@@ -61,6 +61,10 @@ export function makeCase(seed, budget) {
     c.density = pick([0.1, 0.3, 0.6, 1]);
     c.emptyRows = r() < 0.5; // some query-block rows with no key block at all
     c.tokenMask = r() < 0.5;
+    // The same layout given as ONNX Runtime's CSR (its lower triangle, causal) or Flex's
+    // lists (some blocks full: the token mask skips them); the mask per pair or per block.
+    c.layoutForm = pick(['native', 'native', 'onnx', 'flex']);
+    if (c.tokenMask) c.maskForm = pick(['pairs', 'blocks']);
   }
   const cost = () => batch * heads * nCtx * nCtx * (headDim + 4);
   while (cost() > budget && batch > 1) batch--;
@@ -84,12 +88,56 @@ export function caseOptions(c) {
       return hash(c.seed + 1, h, qb, kb) / 4294967296 < c.density;
     };
     const matrix = (h) => Array.from({ length: nB }, (_, qb) => Array.from({ length: nB }, (_, kb) => (on(h, qb, kb) ? 1 : 0)));
-    if (c.layoutKind === 'shared') o.layout = matrix(0);
+    const layoutHeads = c.layoutKind === 'shared' ? 1 : c.heads;
+    if (c.layoutForm === 'onnx') o.layout = onnxLayout(on, layoutHeads, nB);
+    else if (c.layoutForm === 'flex') o.layout = flexLayout(on, (h, qb, kb) => hash(c.seed + 3, h, qb, kb) % 3 === 0, layoutHeads, nB);
+    else if (c.layoutKind === 'shared') o.layout = matrix(0);
     else if (c.layoutKind === 'perHead') o.layout = Array.from({ length: c.heads }, (_, h) => matrix(h));
     else o.layout = (h, qb, kb) => on(h, qb, kb);
-    if (c.tokenMask) o.mask = (h, i, j) => hash(c.seed + 2, h, i, j) % 4 !== 0;
+    if (c.tokenMask && c.maskForm === 'blocks') {
+      const area = c.bs * c.bs;
+      const blocks = Array.from({ length: 3 }, (_, m) => Uint8Array.from({ length: area }, (_, t) => (hash(c.seed + 4, m, t, 0) % 4 !== 0 ? 1 : 0)));
+      o.mask = { blocks, select: (h, qb, keyBlocks, ids) => keyBlocks.forEach((kb, t) => { ids[t] = (hash(c.seed + 5, h, qb, kb) % 4) - 1; }) };
+    } else if (c.tokenMask) {
+      o.mask = (h, i, j) => hash(c.seed + 2, h, i, j) % 4 !== 0;
+    }
   }
   return o;
+}
+
+/** ONNX Runtime SparseAttention's CSR of the lower triangle of `on`, one layout per layout head. */
+function onnxLayout(on, layouts, nB) {
+  const rows = [];
+  const cols = [];
+  for (let h = 0; h < layouts; h++) {
+    const rp = [0];
+    const cs = [];
+    for (let qb = 0; qb < nB; qb++) {
+      for (let kb = 0; kb <= qb; kb++) if (on(h, qb, kb)) cs.push(kb);
+      rp.push(cs.length);
+    }
+    rows.push(rp);
+    cols.push(cs);
+  }
+  const width = Math.max(1, ...cols.map((x) => x.length));
+  return { blockRowIndices: rows, blockColIndices: cols.map((x) => [...x, ...new Array(width - x.length).fill(-1)]) };
+}
+
+/** FlexAttention's lists of `on` ([1, H, nB, nB]): blocks where `full` holds in full_kv_*, the rest in kv_*, descending. */
+function flexLayout(on, full, heads, nB) {
+  const num = [new Int32Array(heads * nB), new Int32Array(heads * nB)];
+  const idx = [new Int32Array(heads * nB * nB).fill(-1), new Int32Array(heads * nB * nB).fill(-1)];
+  for (let h = 0; h < heads; h++) {
+    for (let qb = 0; qb < nB; qb++) {
+      for (let kb = nB - 1; kb >= 0; kb--) {
+        if (!on(h, qb, kb)) continue;
+        const l = full(h, qb, kb) ? 1 : 0;
+        const row = h * nB + qb;
+        idx[l][row * nB + num[l][row]++] = kb;
+      }
+    }
+  }
+  return { kvNumBlocks: num[0], kvIndices: idx[0], fullKvNumBlocks: num[1], fullKvIndices: idx[1], shape: [1, heads, nB, nB] };
 }
 
 export function describeCase(c) {

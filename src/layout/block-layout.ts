@@ -208,6 +208,19 @@ export class LayoutBuilder {
     this.n++;
   }
 
+  /** Adds key block kb with a mask id from intern() (-1: fully allowed). */
+  addId(kb: number, id: number): void {
+    if (this.n === this.cols.length) this.grow();
+    this.cols[this.n] = kb;
+    this.maskIds[this.n] = id;
+    this.n++;
+  }
+
+  /** The id of a token mask (blockSize² bytes, copied when new), equal masks sharing one. */
+  intern(mask: Uint8Array): number {
+    return this.internMask(mask);
+  }
+
   endRow(): void {
     this.rowPtr[++this.row] = this.n;
   }

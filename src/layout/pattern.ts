@@ -18,7 +18,8 @@ export type TokenPredicate = (i: number, j: number) => boolean;
  * each), a mask for every token pair of the visited blocks; past this a plan is refused, not
  * left to run for minutes. Measured on the 2-core dev machine (Node 20, loaded): 2^26 calls
  * of a trivial layout function 0.14 s, of a trivial mask ~0.8 s (12 ns a call with the mask
- * building). A layout given as matrices is not limited: it costs what the user built.
+ * building). A layout given as matrices or block lists, and a mask given per block
+ * ({ blocks, select }, src/layout/custom.ts), are not limited: they cost O(entries).
  */
 export const CUSTOM_CALLS_MAX = 2 ** 26;
 
@@ -33,7 +34,7 @@ export class CallBudget {
       throw new MemoryLimitError(
         `${this.what} needs more than ${this.limit} calls of options.layout / options.mask to build (a function ` +
           `layout is called for each of nBlocks² block pairs per head, a mask for each token pair of the visited ` +
-          `blocks): use a shorter nCtx, a larger blocksize, or give the layout as matrices`,
+          `blocks): use a shorter nCtx, a larger blocksize, the layout as matrices or block lists, the mask as block masks { blocks, select }`,
         this.used,
         this.limit,
       );
