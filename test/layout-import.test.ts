@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, SparseAttention, attentionReference, referenceMask } from '../dist/index.js';
 import { expectClose, randomTensor } from './helpers.js';
-import { recordSkip } from './optional.js';
+import { CI, recordSkip } from './optional.js';
 
 /** The dense [nB][nB] block mask a CSR lists (rows of rowPtr, padding past the last pointer ignored). */
 function denseFromCsr(rowPtr: number[], cols: number[], nB: number): number[][] {
@@ -75,8 +75,9 @@ describe("ONNX Runtime SparseAttention's CSR", () => {
   const peers = resolve(__dirname, '../bench/peers/node_modules/onnxruntime-node');
   const haveOrt = existsSync(peers);
   if (!haveOrt) {
-    // A benchmark dependency (288 MB), not installed by npm install nor required in CI: the
-    // docs' example and the hand expansions above check the same semantics without it.
+    // A benchmark dependency (288 MB), not installed by npm install: the docs' example and the
+    // hand expansions above check the same semantics without it. CI installs it (.ci/run).
+    if (CI) throw new Error('SPARSE_ATTENTION_CI=1: onnxruntime-node must be installed in bench/peers (node scripts/setup-bench.mjs)');
     recordSkip({ what: 'onnxruntime-node SparseAttention comparison', why: 'onnxruntime-node is not installed in bench/peers (a benchmark dependency)', enable: 'node scripts/setup-bench.mjs' });
   }
   it.runIf(haveOrt)("equals onnxruntime-node's own SparseAttention (CPU provider): 2 layouts over 4 heads, GQA, nCtx past the last full block", async () => {
