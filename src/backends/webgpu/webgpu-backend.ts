@@ -161,7 +161,7 @@ export class WebGpuBackend implements Backend {
       const geo = this.decodeGeometry(plan);
       const read = plan.batch * plan.kvHeads * geo.qChunks * geo.rowBlocks * Math.min(geo.range, plan.nK) * plan.headDim * 4 * 2;
       kernelMs = Math.max(plan.usefulFlops / (r.gflops * 1e6), read / (MEM_GBPS[software ? 'software' : 'hardware'] * 1e6));
-      what = `flash-decoding reading ${(read / 1e6).toFixed(1)} MB of K/V`;
+      what = `flash-decoding reading ${(read / 1e6).toPrecision(3)} MB of K/V`;
     }
     const ms = r.fixedMs + moved / (r.gbps * 1e6) + kernelMs;
     const text = adapter
