@@ -373,21 +373,24 @@ export class SparseAttention {
     k: GpuBufferLike,
     v: GpuBufferLike,
     shape: readonly number[],
-    forwardOptions: Pick<ForwardOptions, 'keyLengths' | 'cache'> & { out?: GpuBufferLike } = {},
+    forwardOptions: Pick<ForwardOptions, 'keyLengths' | 'cache'> & { out?: GpuBufferLike; nK?: number } = {},
   ): Promise<GpuTensor> {
     checkNotDisposed(this.disposed);
     if (this.config.backend === 'wasm') throw new StateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
     const dims = this.checkShape(shape);
-    const opts = readCallOptions(forwardOptions, ['keyLengths', 'out', 'cache']);
+    const opts = readCallOptions(forwardOptions, ['keyLengths', 'out', 'cache', 'nK']);
+    // nK: k and v hold nK rows per batch item (cross-attention; queries aligned bottom-right)
+    const nKOpt = (forwardOptions as { nK?: unknown } | undefined)?.nK;
+    const nK = nKOpt === undefined ? dims[1] : checkPositiveInt('nK', nKOpt);
     if (opts.cache !== undefined) {
       if (opts.keyLengths !== undefined) throw argError('keyLengths', "undefined with a cache (the cache's length counts the keys)", opts.keyLengths);
       return this.forwardGPUCached(q, k, v, dims, opts.cache, opts.out as GpuBufferLike | undefined);
     }
-    const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], dims[1]);
+    const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], nK);
     const t0 = now();
     const gpu = this.gpuBackend();
     await this.initBackend(gpu);
-    const plan = this.planOn(gpu, dims, keyLengths);
+    const plan = this.planOn(gpu, dims, keyLengths, nK);
     const why = this.usable(gpu) ?? gpu.canRun(plan);
     if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
     const buffer = await gpu.runResident(
@@ -397,7 +400,7 @@ export class SparseAttention {
     );
     this.checkLive();
     const gpuMs = gpu.lastGpuMs ?? undefined;
-    this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: 'forwardGPU runs on the GPU', ms: now() - t0, gpuMs };
+    this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: `forwardGPU runs on the GPU${gpu.note ? `; ${gpu.note}` : ''}`, ms: now() - t0, gpuMs };
     return { buffer, shape: dims };
   }
 

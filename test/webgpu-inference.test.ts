@@ -7,7 +7,7 @@
 // (64, 32), the flash-decoding kernel at dp32, its combine pass and the V pre-pass: four
 // pipelines (with the adapter's subgroup setting). Self-attention shapes (kvHeads == heads,
 // nQ == nK) are left out: they would compile the plain forward program too.
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvCache, SparseAttention, attentionReference } from '../dist/index.js';
 import { expectClose, randomTensor } from './helpers.js';
 import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
@@ -73,6 +73,18 @@ describe.runIf(run)('webgpu inference shapes', () => {
   const instances: SparseAttention[] = [];
   afterAll(() => instances.forEach((a) => a.dispose()));
   const track = (a: SparseAttention) => (instances.push(a), a);
+
+  // The four pipelines compiled up front, in parallel (Dawn compiles asynchronously): on a
+  // cold Mesa cache under load this takes minutes, more than one test's timeout (a hang guard).
+  beforeAll(async () => {
+    const c = { mode: 'all' as const, causal: true, heads: 4, kvHeads: 2 };
+    const a = track(make(c));
+    const b = track(make(c));
+    await Promise.all([
+      a.forward(randomTensor([1, 3, 4 * D], 1), randomTensor([1, 5, 2 * D], 2), randomTensor([1, 5, 2 * D], 3)),
+      b.forward(randomTensor([1, 1, 4 * D], 1), randomTensor([1, 600, 2 * D], 2), randomTensor([1, 600, 2 * D], 3)),
+    ]);
+  }, 900_000);
 
   it.each(cases.map((c) => [name(c), c] as const))('%s', async (_n, c) => {
     const attn = track(make(c));

@@ -339,8 +339,13 @@ export class WebGpuBackend implements Backend {
     }
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(d.gridX, d.gridY);
+    for (let r = 0; r < (query ? this.repeat : 1); r++) pass.dispatchWorkgroups(d.gridX, d.gridY);
     pass.end();
+  }
+
+  /** options.webgpu.repeat (benchmarks): timed forwardGPU passes dispatch their kernels this many times. */
+  private get repeat(): number {
+    return this.options.repeat ?? 1;
   }
 
   private async runHost(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
@@ -438,7 +443,7 @@ export class WebGpuBackend implements Backend {
       query.destroy();
       let ns = 0n;
       for (let i = 0; i < chunks.length; i++) ns += ts[2 * i + 1] - ts[2 * i];
-      this.lastGpuMs = Number(ns) / 1e6;
+      this.lastGpuMs = Number(ns) / 1e6 / this.repeat;
     }
     if (this.deadReason) throw new DeviceLostError(this.deadReason);
     return o;
@@ -573,7 +578,7 @@ export class WebGpuBackend implements Backend {
     }
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(d.gridX, d.gridY);
+    for (let r = 0; r < (query ? this.repeat : 1); r++) pass.dispatchWorkgroups(d.gridX, d.gridY);
     pass.end();
     this.lastKernel = `forward kernel ${variant.name} with grouped/cross-attention addressing`;
   }
@@ -605,20 +610,26 @@ export class WebGpuBackend implements Backend {
     const partBytes = geo.splits > 1 ? rows * geo.splits * (dp / 4 + 1) * 16 : 16;
     const part = this.buffer('decode-partials', partBytes, STORAGE);
     const bind = (binding: number, buffer: GPUBuffer) => ({ binding, resource: { buffer } });
-    const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [bind(0, uniform), bind(1, t.q), bind(2, t.k), bind(3, t.v), bind(4, t.o), bind(5, part)] }));
-    pass.dispatchWorkgroups(gridX, Math.ceil(geo.workgroups / gridX));
-    if (geo.splits > 1) {
-      const combine = await this.programs!.combine();
-      const cx = Math.min(rows, maxDim);
+    const group0 = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [bind(0, uniform), bind(1, t.q), bind(2, t.k), bind(3, t.v), bind(4, t.o), bind(5, part)] });
+    const combine = geo.splits > 1 ? await this.programs!.combine() : null;
+    const cx = Math.min(rows, maxDim);
+    let group1: GPUBindGroup | null = null;
+    if (combine) {
       const p2 = new ArrayBuffer(32);
       new Uint32Array(p2).set([rows, geo.splits, dp / 4, plan.headDim / 4, cx]);
       new Float32Array(p2)[5] = -Infinity;
       const u2 = this.buffer('params-combine', 32, UNIFORM | COPY_DST);
       device.queue.writeBuffer(u2, 0, p2);
+      group1 = device.createBindGroup({ layout: combine.getBindGroupLayout(0), entries: [bind(0, u2), bind(1, part), bind(2, t.o)] });
+    }
+    const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    for (let r = 0; r < (query ? this.repeat : 1); r++) {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group0);
+      pass.dispatchWorkgroups(gridX, Math.ceil(geo.workgroups / gridX));
+      if (!combine || !group1) continue;
       pass.setPipeline(combine);
-      pass.setBindGroup(0, device.createBindGroup({ layout: combine.getBindGroupLayout(0), entries: [bind(0, u2), bind(1, part), bind(2, t.o)] }));
+      pass.setBindGroup(0, group1);
       pass.dispatchWorkgroups(cx, Math.ceil(rows / cx));
     }
     pass.end();
@@ -626,26 +637,48 @@ export class WebGpuBackend implements Backend {
     this.lastKernel = `flash-decoding: ${geo.splits} split${geo.splits > 1 ? 's' : ''} of ≤ ${geo.splitKeys} keys × ${plan.batch * plan.kvHeads * geo.qChunks * geo.rowBlocks} workgroups, each K/V tile read once for ${Math.min(group * geo.qc, decodeRows(dp))} query rows${geo.splits > 1 ? ', then the combine pass' : ''}`;
   }
 
-  /** forwardGPU of a GQA call (kvHeads < heads): K/V buffers of kvHeads heads, one binding each. */
+  /** forwardGPU of an inference shape (kvHeads < heads, nK != nCtx): K/V buffers of nK rows of kvHeads heads, one binding each. */
   private async runDeviceInference(plan: Plan, tensors: GpuTensors, out?: GPUBuffer): Promise<GPUBuffer> {
     const device = this.check();
     const qBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
     const kvBytes = plan.batch * plan.nK * plan.kvHeads * plan.headDim * 4;
+    this.lastGpuMs = null;
     for (const [name, b, need] of [['q', tensors.q, qBytes], ['k', tensors.k, kvBytes], ['v', tensors.v, kvBytes]] as const) {
       if (!b || typeof (b as GPUBuffer).size !== 'number' || (b as GPUBuffer).size < need) {
         throw new ArgumentError(`forwardGPU ${name} must be a GPUBuffer of at least ${need} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
       }
     }
-    if (Math.max(qBytes, kvBytes) > this.maxBinding()) throw new UnsupportedError(`forwardGPU with grouped K/V heads needs q, k and v in one storage binding each (at most ${this.maxBinding()} bytes); use forward()`);
+    if (Math.max(qBytes, kvBytes) > this.maxBinding()) throw new UnsupportedError(`forwardGPU with grouped K/V heads or nK != nCtx needs q, k and v in one storage binding each (at most ${this.maxBinding()} bytes); use forward()`);
     const o = out ?? device.createBuffer({ label: 'sparse-attention output', size: Math.ceil(qBytes / 16) * 16, usage: STORAGE | COPY_SRC | COPY_DST });
     if (o.size < qBytes) throw new ArgumentError(`forwardGPU out must hold ${qBytes} bytes (got ${o.size})`);
+    const query = this.ctx!.timestamps && this.options.timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
     await this.scoped(async () => {
       const enc = device.createCommandEncoder();
-      await this.encodeInference(enc, plan, { b0: 0, b1: plan.batch, h0: 0, h1: plan.heads }, { ...tensors, o }, qBytes, kvBytes, uploadedKv(plan), null);
+      const t = { ...tensors, o };
+      if (this.decodeApplies(plan, false)) await this.encodeDecode(enc, plan, t, uploadedKv(plan), query);
+      else await this.encodeInference(enc, plan, { b0: 0, b1: plan.batch, h0: 0, h1: plan.heads }, t, qBytes, kvBytes, uploadedKv(plan), query);
       device.queue.submit([enc.finish()]);
     });
+    await this.readTimestamps(query);
     if (this.deadReason) throw new DeviceLostError(this.deadReason);
     return o;
+  }
+
+  /** Resolves a 2-stamp query set of one timed pass into lastGpuMs (per repeat), then destroys it. */
+  private async readTimestamps(query: GPUQuerySet | null): Promise<void> {
+    if (!query) return;
+    const device = this.check();
+    const qbuf = this.buffer('timestamps', 16, QUERY_RESOLVE | COPY_SRC);
+    const read = this.buffer('timestamps-read', 16, MAP_READ | COPY_DST);
+    const enc = device.createCommandEncoder();
+    enc.resolveQuerySet(query, 0, 2, qbuf, 0);
+    enc.copyBufferToBuffer(qbuf, 0, read, 0, 16);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(MODE_READ, 0, 16);
+    const ts = new BigUint64Array(read.getMappedRange(0, 16).slice(0));
+    read.unmap();
+    query.destroy();
+    this.lastGpuMs = Number(ts[1] - ts[0]) / 1e6 / this.repeat;
   }
 
   private async runDeviceCached(plan: Plan, q: GPUBuffer, kNew: GPUBuffer, vNew: GPUBuffer, cache: GpuKvCache, base: number, out?: GPUBuffer): Promise<GPUBuffer> {
@@ -684,7 +717,7 @@ export class WebGpuBackend implements Backend {
       const ts = new BigUint64Array(resolve.getMappedRange(0, 16).slice(0));
       resolve.unmap();
       query.destroy();
-      this.lastGpuMs = Number(ts[1] - ts[0]) / 1e6;
+      this.lastGpuMs = Number(ts[1] - ts[0]) / 1e6 / this.repeat;
     }
     if (this.deadReason) throw new DeviceLostError(this.deadReason);
     return o;
