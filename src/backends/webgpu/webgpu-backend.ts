@@ -230,8 +230,13 @@ export class WebGpuBackend implements Backend {
 
   /** A KV cache in this device's memory (src/backends/webgpu/kv-cache.ts). */
   createCache(geo: GpuCacheGeometry): GpuKvCache {
-    return new GpuKvCache(this.check(), geo, this.maxBinding());
+    const cache = new GpuKvCache(this.check(), geo, this.maxBinding());
+    this.caches.add(cache);
+    return cache;
   }
+
+  /** KV caches in this backend's device memory: released with it. */
+  private readonly caches = new Set<GpuKvCache>();
 
   /** What the last inference-shape call ran (kernel, splits), for lastRun; null after a self-attention call. */
   lastKernel: string | null = null;
@@ -250,6 +255,8 @@ export class WebGpuBackend implements Backend {
     this.disposed = true;
     for (const b of this.pool.values()) b.destroy();
     for (const b of this.metas.values()) b.destroy();
+    for (const c of this.caches) c.dispose();
+    this.caches.clear();
     this.pool.clear();
     this.metas.clear();
     if (this.ctx?.owned) releaseShared(this.ctx);
