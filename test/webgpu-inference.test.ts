@@ -194,6 +194,39 @@ describe.runIf(run)('webgpu inference shapes', () => {
     cache.dispose();
   });
 
+  it('forwardGPU with grouped K/V heads, and with nK keys (a decode step against resident K/V)', async () => {
+    const heads = 8, kvHeads = 2;
+    const attn = track(make({ mode: 'local', L: 9, causal: true, heads, kvHeads }));
+    const device = (await attn.gpuDevice()) as unknown as GPUDevice;
+    const upload = (x: Float32Array) => {
+      const b = device.createBuffer({ size: x.byteLength, usage: STORAGE | COPY_DST });
+      device.queue.writeBuffer(b, 0, x as Float32Array<ArrayBuffer>);
+      return b;
+    };
+    const read = async (b: GPUBuffer, bytes: number) => {
+      const s = device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(b, 0, s, 0, bytes);
+      device.queue.submit([enc.finish()]);
+      await s.mapAsync(1);
+      const out = new Float32Array(s.getMappedRange().slice(0));
+      s.destroy();
+      return out;
+    };
+    for (const [nQ, nK, kernel] of [[40, 40, /forward kernel/], [2, 300, /flash-decoding/]] as const) {
+      const q = randomTensor([2, nQ, heads * D], 13, 2);
+      const k = randomTensor([2, nK, kvHeads * D], 14, 2);
+      const v = randomTensor([2, nK, kvHeads * D], 15);
+      const ref = attentionReference(q, k, v, heads, 'local', 9, BS, { causal: true, kvHeads });
+      const res = await attn.forwardGPU(upload(q.data), upload(k.data), upload(v.data), [2, nQ, heads * D], nK === nQ ? {} : { nK });
+      expect(attn.lastRun!.reason).toMatch(kernel);
+      expectClose(await read(res.buffer as unknown as GPUBuffer, q.data.byteLength), ref.data, TOL.atol, TOL.rtol, `forwardGPU ${nQ} x ${nK}`);
+    }
+    // K/V buffers sized for kvHeads heads: one sized for the query heads' nK rows is not required, one too small is refused
+    const small = upload(new Float32Array(16));
+    await expect(attn.forwardGPU(small, small, small, [1, 4, heads * D])).rejects.toThrow(/forwardGPU q must be a GPUBuffer of at least/);
+  });
+
   it('bad inputs: another instance\'s cache, past capacity (nothing appended), a disposed cache', async () => {
     const c = { mode: 'all' as const, causal: true, heads: 4, kvHeads: 2 };
     const a = track(make(c));

@@ -157,7 +157,7 @@ export class WebGpuBackend implements Backend {
     const moved = ((2 * qBytes + 2 * kvBytes) * Math.min(4, copied)) / 4;
     let kernelMs = plan.visitedFlops / (r.gflops * 1e6);
     let what = `compute of ${fmtFlops(plan.visitedFlops)}`;
-    if (this.ctx && this.decodeApplies(plan, cached)) {
+    if (this.decodeApplies(plan, cached)) {
       const geo = this.decodeGeometry(plan);
       const read = plan.batch * plan.kvHeads * geo.qChunks * geo.rowBlocks * Math.min(geo.range, plan.nK) * plan.headDim * 4 * 2;
       kernelMs = Math.max(plan.usefulFlops / (r.gflops * 1e6), read / (MEM_GBPS[software ? 'software' : 'hardware'] * 1e6));
@@ -466,7 +466,8 @@ export class WebGpuBackend implements Backend {
     if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return false;
     if (plan.nCtx > DECODE_MAX_Q || plan.nK <= plan.nCtx || plan.keyLengths) return false;
     if (plan.headDim % 4 !== 0 || plan.headDim > DECODE_MAX_DIM) return false;
-    return cached || plan.batch * plan.nK * plan.kvHeads * plan.headDim * 4 <= this.maxBinding();
+    // (not initialised: the best case, for the estimate)
+    return cached || !this.ctx || plan.batch * plan.nK * plan.kvHeads * plan.headDim * 4 <= this.maxBinding();
   }
 
   /** The split of a decode call: the band rule on positions, query chunks, row blocks, key splits. */
