@@ -6,8 +6,9 @@
 // partials (a second dispatch in the same pass). With one split the workgroup writes the
 // output itself.
 // Rows of a workgroup: up to RM (query head of the group, query) pairs, row ri = hg + G·qi.
-// Lanes: TPK = 8 lanes per key, each holding DV = DP / 32 vec4s of a head (lane + 8·c: the 8
-// lanes of a key read 128 contiguous bytes per load); KG = WG / TPK key groups, each walking
+// Lanes: TPK lanes per key (8, or 16 from head dim 128: fewer registers per lane), each
+// holding DV = DP / (4·TPK) vec4s of a head (lane + TPK·c: the lanes of a key read 16·TPK
+// contiguous bytes per load); KG = WG / TPK key groups, each walking
 // the keys kg, kg + KG, … of the split U at a time with its own online softmax (m, l, O),
 // merged across key groups at the end through workgroup memory.
 // Masks are rules on positions, not block layouts: query i at position q_off + i, key row j
@@ -19,12 +20,12 @@
 // decode kernels (one CTA per KV head serves its query-head group).
 const DP: u32 = 128u; // head dim padded to a multiple of 32
 const RM: u32 = 4u;   // rows per workgroup (register tiles: RM · DV vec4s of O per lane)
-//#param SUBGROUPS  score reductions over the 8 lanes of a key by subgroup shuffles
+const TPK: u32 = 16u; // lanes per key (8 or 16)
+//#param SUBGROUPS  score reductions over the TPK lanes of a key by subgroup shuffles
 
-const TPK: u32 = 8u;
 const WG: u32 = 128u;
 const KG: u32 = WG / TPK;
-const DV: u32 = DP / 32u;
+const DV: u32 = DP / (4u * TPK);
 const U: u32 = 2u; // keys per key group per step (their loads issued together)
 
 struct Params {
@@ -51,7 +52,7 @@ var<workgroup> red_l: array<f32, KG * RM>;
 var<workgroup> red_s: array<f32, WG * U * RM>;
 //#endif
 
-// Sum over the 8 lanes of a key group (lanes t & ~7 … t | 7)
+// Sum over the TPK lanes of a key group (lanes t & ~(TPK - 1) …)
 fn lane_sum(x: array<array<f32, U>, RM>, t: u32) -> array<array<f32, U>, RM> {
   var r = x;
 //#if SUBGROUPS
@@ -59,13 +60,15 @@ fn lane_sum(x: array<array<f32, U>, RM>, t: u32) -> array<array<f32, U>, RM> {
     for (var u = 0u; u < U; u++) {
       var s = r[i][u] + subgroupShuffleXor(r[i][u], 1u);
       s += subgroupShuffleXor(s, 2u);
-      r[i][u] = s + subgroupShuffleXor(s, 4u);
+      s += subgroupShuffleXor(s, 4u);
+      if (TPK > 8u) { s += subgroupShuffleXor(s, 8u); }
+      r[i][u] = s;
     }
   }
 //#else
   for (var i = 0u; i < RM; i++) { for (var u = 0u; u < U; u++) { red_s[(t * RM + i) * U + u] = r[i][u]; } }
   workgroupBarrier();
-  let t0 = t & ~7u;
+  let t0 = t & ~(TPK - 1u);
   for (var i = 0u; i < RM; i++) {
     for (var u = 0u; u < U; u++) {
       var s = 0.0;

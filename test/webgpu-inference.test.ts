@@ -4,7 +4,8 @@
 // forwardGPU against that cache, flash-decoding split and unsplit, and bad inputs.
 // Compile cost (lavapipe: 10–50 CPU-s per pipeline on a cold Mesa cache): every call here runs
 // at head dim 32 and block size 64, so the whole file needs the forward program with XATTN at
-// (64, 32), the flash-decoding kernel at dp32, its combine pass and the V pre-pass: four
+// (64, 32), the flash-decoding kernel at dp32, its combine pass and the V pre-pass, plus the
+// flash-decoding kernel at dp128 (16 lanes a key, the H100's decode shape) for one test: five
 // pipelines (with the adapter's subgroup setting). Self-attention shapes (kvHeads == heads,
 // nQ == nK) are left out: they would compile the plain forward program too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +84,8 @@ describe.runIf(run)('webgpu inference shapes', () => {
     await Promise.all([
       a.forward(randomTensor([1, 3, 4 * D], 1), randomTensor([1, 5, 2 * D], 2), randomTensor([1, 5, 2 * D], 3)),
       b.forward(randomTensor([1, 1, 4 * D], 1), randomTensor([1, 600, 2 * D], 2), randomTensor([1, 600, 2 * D], 3)),
+      // flash-decoding at head dim 128 (16 lanes a key: the H100's decode program)
+      track(make(c)).forward(randomTensor([1, 1, 4 * 128], 1), randomTensor([1, 70, 2 * 128], 2), randomTensor([1, 70, 2 * 128], 3)),
     ]);
   }, 900_000);
 
@@ -114,6 +117,22 @@ describe.runIf(run)('webgpu inference shapes', () => {
     }
     // the splits change only the order of the sums
     for (let i = 0; i < runs[0].length; i++) expect(Math.abs(runs[1][i] - runs[0][i])).toBeLessThan(1e-5);
+  });
+
+  it.each([
+    ['all', undefined, 1, 600],
+    ['local', 9, 3, 300],
+    ['strided', 4, 2, 130],
+  ] as const)('flash-decoding at head dim 128 (16 lanes a key): %s', async (mode, L, nQ, nK) => {
+    const d = 128, heads = 8, kvHeads = 2;
+    const attn = track(make({ mode, L, causal: true, heads, kvHeads }));
+    const q = randomTensor([2, nQ, heads * d], 16, 2);
+    const k = randomTensor([2, nK, kvHeads * d], 17, 2);
+    const v = randomTensor([2, nK, kvHeads * d], 18);
+    const ref = attentionReference(q, k, v, heads, mode, L, BS, { causal: true, kvHeads });
+    const out = await attn.forward(q, k, v);
+    expect(attn.lastRun!.reason).toMatch(/flash-decoding/);
+    expectClose(out.data, ref.data, TOL.atol, TOL.rtol, `${mode} d128`);
   });
 
   describe.each([

@@ -59,25 +59,32 @@ export function programText(p: Program): string {
   return p.variant.subgroups ? `enable subgroups;\n${text}` : text;
 }
 
+/** Lanes per key of the flash-decoding program: 16 from head dim 128 (DV = 2 vec4s a lane), else 8. */
+export function decodeLanes(dp: number): number {
+  return dp >= 128 ? 16 : 8;
+}
+
 /**
  * Rows (query head × query pairs) per workgroup of the flash-decoding program at a padded
- * head dim: RM · DP/32 vec4s of O per lane stay at 16 (64 registers), at most 8 rows.
+ * head dim: RM · DV vec4s of O (and of Q) per lane stay at 8 (32 registers each), at most 8
+ * rows: 4 at head dim 128 (the 4 query heads of a K/V head at 32/8), 8 at 32.
  */
 export function decodeRows(dp: number): number {
-  return Math.max(1, Math.min(8, Math.floor(16 / (dp / 32))));
+  const dv = dp / (4 * decodeLanes(dp));
+  return Math.max(1, Math.min(8, Math.floor(8 / dv)));
 }
 
 /** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>__<subgroups|plain>`. */
 export function decodeName(dp: number, subgroups: boolean): string {
-  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}__${subgroups ? 'subgroups' : 'plain'}`;
+  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}`;
 }
 
 /** The WGSL of the flash-decoding program (shaders/bsattn_decode.wgsl) for a padded head dim. */
 export function decodeText(dp: number, subgroups: boolean): string {
   const text = preprocess(decodeSource, {
-    consts: { DP: dp, RM: decodeRows(dp) },
+    consts: { DP: dp, RM: decodeRows(dp), TPK: decodeLanes(dp) },
     flags: { SUBGROUPS: subgroups },
-    unroll: { RM: decodeRows(dp), DV: dp / 32, U: 2 },
+    unroll: { RM: decodeRows(dp), DV: dp / (4 * decodeLanes(dp)), U: 2 },
   });
   return subgroups ? `enable subgroups;\n${text}` : text;
 }

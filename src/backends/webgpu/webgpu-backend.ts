@@ -15,7 +15,7 @@ import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './
 import { type Chunk, type KvAddressing, buildDispatch, buildDispatchX, buildMeta, layoutWordCount, planChunks, uploadedKv } from './marshal.js';
 import { GpuKvCache, type GpuCacheGeometry } from './kv-cache.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
-import { ProgramCache, decodeRows } from './program.js';
+import { ProgramCache, decodeLanes, decodeRows } from './program.js';
 import { type Variant, chooseVariant, paddedHeadDim, tallTilesApply } from './variants.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
@@ -594,8 +594,9 @@ export class WebGpuBackend implements Backend {
   /** Flash-decoding: the split kernel and (more than one split) the combine pass, in one compute pass. */
   private async encodeDecode(enc: GPUCommandEncoder, plan: Plan, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, at: KvAddressing, query: GPUQuerySet | null): Promise<void> {
     const device = this.check();
-    const sg = this.ctx!.subgroups && this.options.subgroups !== false;
     const dp = paddedHeadDim(plan.headDim);
+    // the lanes of a key must share a subgroup (lavapipe's are 8 wide: 16-lane keys sum through workgroup memory there)
+    const sg = this.ctx!.subgroups && this.options.subgroups !== false && this.ctx!.subgroupMin >= decodeLanes(dp);
     const pipeline = await this.programs!.decode(dp, sg);
     const geo = this.decodeGeometry(plan);
     const maxDim = device.limits.maxComputeWorkgroupsPerDimension;
