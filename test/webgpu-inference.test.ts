@@ -246,7 +246,7 @@ describe.runIf(run)('webgpu inference shapes', () => {
     await expect(attn.forwardGPU(small, small, small, [1, 4, heads * D])).rejects.toThrow(/forwardGPU q must be a GPUBuffer of at least/);
   });
 
-  it('bad inputs: another instance\'s cache, past capacity (nothing appended), a disposed cache', async () => {
+  it('bad inputs: another instance\'s cache, past capacity (nothing appended), a call in flight, a disposed cache', async () => {
     const c = { mode: 'all' as const, causal: true, heads: 4, kvHeads: 2 };
     const a = track(make(c));
     const other = track(make(c));
@@ -262,6 +262,12 @@ describe.runIf(run)('webgpu inference shapes', () => {
     const out = await a.forward(q, k, v, { cache });
     expect(cache.length).toBe(7);
     expect(out.data.every(Number.isFinite)).toBe(true);
+    // one call at a time on a cache; truncate waits for it too
+    const first = a.forward(t(1, 4 * D, 7), t(1, 2 * D, 8), t(1, 2 * D, 9), { cache });
+    await expect(a.forward(q, k, v, { cache })).rejects.toMatchObject({ code: 'ERR_STATE' });
+    expect(() => cache.truncate(2)).toThrow(/while a forward\(\) call on this cache computes/);
+    await first;
+    expect(cache.length).toBe(8);
     cache.dispose();
     await expect(a.forward(q, k, v, { cache })).rejects.toThrow(/disposed/);
   });
