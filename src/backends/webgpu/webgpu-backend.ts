@@ -34,12 +34,13 @@ const META_CACHE = 4;
  * Flash-decoding (shaders/bsattn_decode.wgsl) runs calls of at most DECODE_MAX_Q queries
  * against more keys, in the band modes, head dims divisible by 4 up to DECODE_MAX_DIM, without
  * keyLengths. Its keys are split so that the grid has about DECODE_GRID workgroups (an H100
- * has 132 SMs) with at least DECODE_MIN_KEYS keys each, at most DECODE_MAX_SPLITS splits.
+ * has 132 SMs) with at least DECODE_MIN_KEYS keys each (a `local` 4096 step at 8 K/V heads: 256
+ * workgroups, two an SM), at most DECODE_MAX_SPLITS splits.
  */
 const DECODE_MAX_Q = 16;
 const DECODE_MAX_DIM = 256;
 const DECODE_GRID = 1024;
-const DECODE_MIN_KEYS = 256;
+const DECODE_MIN_KEYS = 128;
 const DECODE_MAX_SPLITS = 256;
 /** An unbounded side of a band rule on positions (i32 in the shader, with room for positions). */
 const POS_INF = 1 << 30;
