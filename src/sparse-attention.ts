@@ -366,7 +366,10 @@ export class SparseAttention {
    * GPU-resident attention: q, k, v are storage buffers ([batch, nCtx, nEmbd] f32) on the
    * device this instance uses (options.device, or gpuDevice()); the result is written to
    * `out` or to a new buffer owned by the caller. No upload, no readback. Needs backend
-   * 'webgpu' or 'auto'; rejects on GPU errors (there is no CPU copy of the inputs).
+   * 'webgpu' or 'auto'; rejects on GPU errors (there is no CPU copy of the inputs). k and v
+   * carry kvHeads heads; `nK`: they hold nK rows per batch item (queries aligned bottom-right).
+   * `cache` (a GPU KV cache of this instance): k and v are the new rows, copied into the cache
+   * on the device, and q attends to every cached key.
    */
   async forwardGPU(
     q: GpuBufferLike,
