@@ -44,6 +44,14 @@ const DP: u32 = 64u;  // head dim padded to a multiple of 32
 //#param PADDED     head dim < DP: the S loop over global Q stops at head_dim / 4 (a `let`
 //                  bound, ~3% slower than the constant one, so only where needed)
 //#param P_VEC4     CPT % 4 == 0 (BN a multiple of 32): each lane stores its P columns as vec4s
+//#param XATTN      inference shapes: kvHeads < heads, nQ != nK, K/V in a KV cache's buffers
+//#if XATTN
+// XATTN: K/V have their own addressing (kvHeads < heads, a KV cache's buffers); the n_q query
+// rows of a batch item are aligned bottom-right against the keys; for 'strided', the groups
+// of a cross-attention (query rows from group row a, layout shifted by a − A). Uniforms, not
+// constants: one pipeline serves every ratio, offset and cache. With the flag off the text
+// is the self-attention kernel's, unchanged.
+//#endif
 
 const RPT: u32 = 4u;               // query rows per thread (8 spills registers)
 const TPR: u32 = 8u;               // threads per row group
@@ -60,6 +68,12 @@ struct Params {
   n_embd: u32, head_dim: u32, step: u32, tiles_per_seq: u32,
   n_seq: u32, grid_x: u32, layout_info: u32, key_lengths: u32,
   scale: f32, neg_inf: f32, _pad0: u32, _pad1: u32, // neg_inf: -inf (WGSL has no literal)
+//#if XATTN
+  // n_q: query rows per batch item; q_off = nK - nQ ('strided' only: >= 0); K/V row r of
+  // sequence (b, kv head, group g) at element b·kb_b + kvh·kb_h + g·kb_g + r·k_stride
+  n_q: u32, q_off: u32, kv_heads: u32, kb_b: u32,
+  kb_h: u32, kb_g: u32, k_stride: u32, kv_b0: u32, // kv_b0: the chunk's first batch item in K/V
+//#endif
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -200,7 +214,11 @@ fn load_kv(key0: u32) {
     k_pre[u] = vec4<f32>(0.0);
     v_pre[u] = vec4<f32>(0.0);
     if (i < BN * DP / 4u && key0 < nk && c < nk - key0 && d4 * 4u < hd) {
+//#if XATTN
+      let at = (kbase + (key0 + c) * kstride) / 4u + d4;
+//#else
       let at = (base + (key0 + c) * stride) / 4u + d4;
+//#endif
       k_pre[u] = k[at];
       v_pre[u] = v[at];
     }
@@ -232,7 +250,11 @@ fn store_kv() {
     var kx = 0.0;
     var vx = 0.0;
     if (c < ncols && d < hd) {
+//#if XATTN
+      let at = kbase + (key0 + c) * kstride + d;
+//#else
       let at = base + (key0 + c) * stride + d;
+//#endif
       kx = k[at];
       vx = v[at];
     }
@@ -451,7 +473,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let g = seq % prm.groups;
   let h = (seq / prm.groups) % prm.heads;
   let b = seq / (prm.groups * prm.heads);
+//#if XATTN
+  // n_ctx counts keys here. A regrouped group g holds positions g, g + L, …; its queries are
+  // its last rows, from group row a = ceil((off - g) / L) (query token g + a·L - off), and
+  // the layout of that a (plan.ts groupRows). Without regrouping: every query row, layout 0.
+  var nq = prm.n_q;
+  var qt0 = 0u;
+  var shift = 0u;
+  if (prm.step > 1u) {
+    let off = prm.q_off;
+    let a = select(0u, (off - g + prm.step - 1u) / prm.step, g < off);
+    let rows = (prm.n_ctx - g + prm.step - 1u) / prm.step;
+    nq = select(0u, rows - a, rows > a);
+    qt0 = g + a * prm.step - off;
+    shift = a - off / prm.step;
+  }
+//#else
   let nq = (prm.n_ctx - g + prm.step - 1u) / prm.step;
+//#endif
   let qt = tile % prm.tiles_per_seq;
   // a sequence's query tiles run last to first: causal rows with the most keys start first
   // and the short ones fill the tail of the grid
@@ -459,11 +498,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (row0 >= nq) { return; }
   let len = meta_w[prm.key_lengths + b];
   let nk = select(0u, (len - g + prm.step - 1u) / prm.step, len > g);
+//#if XATTN
+  let info = prm.layout_info + (meta_w[h] + shift) * 4u;
+//#else
   let info = prm.layout_info + meta_w[h] * 4u;
+//#endif
   let qb = row0 / BS;
   let qr0 = row0 % BS; // first row of this tile inside its query block
   let stride = prm.step * prm.n_embd;
+//#if XATTN
+  let base = (b * prm.n_q + qt0) * prm.n_embd + h * prm.head_dim;
+  let kvh = h * prm.kv_heads / prm.heads;
+  let kbase = (b + prm.kv_b0) * prm.kb_b + kvh * prm.kb_h + g * prm.kb_g;
+  let kstride = prm.k_stride;
+//#else
   let base = (b * prm.n_ctx + g) * prm.n_embd + h * prm.head_dim;
+//#endif
   let hd = prm.head_dim;
   let ninf = prm.neg_inf;
 

@@ -79,6 +79,16 @@ export interface WebGpuOptions {
    * always take the masked P·V (default true: they run it unmasked when V is finite).
    */
   scanV?: boolean;
+  /**
+   * @internal Tests and benchmarks: flash-decoding's key splits for decode shapes (few queries,
+   * many keys): 0 runs them on the forward program instead; default: chosen per call.
+   */
+  decodeSplits?: number;
+  /**
+   * @internal Benchmarks: forwardGPU dispatches its kernels this many times in one compute pass
+   * and lastRun.gpuMs is the pass's time divided by it (timestamps too coarse for one call).
+   */
+  repeat?: number;
 }
 
 export type WasmVariant = 'relaxed' | 'simd' | 'scalar';
@@ -133,7 +143,7 @@ export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 
 export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'signal', 'out', 'onProgress', 'cache'];
 /** Forward call options of the round-2 contract not implemented yet (move each when it lands). */
 export const NOT_YET_FORWARD_OPTIONS: readonly string[] = ['lse', 'seqLengths'];
-const WEBGPU_KEYS: readonly (keyof WebGpuOptions)[] = ['subgroups', 'timestamps', 'maxBindingBytes', 'variant', 'scanV'];
+const WEBGPU_KEYS: readonly (keyof WebGpuOptions)[] = ['subgroups', 'timestamps', 'maxBindingBytes', 'variant', 'scanV', 'decodeSplits', 'repeat'];
 const WEBGPU_BOOLEANS = ['subgroups', 'timestamps', 'scanV'] as const;
 
 /**
@@ -370,6 +380,12 @@ function checkWebGpuOptions(w: unknown): WebGpuOptions {
     if (o.maxBindingBytes < MIN_BINDING_BYTES || o.maxBindingBytes > MAX_BINDING_BYTES) {
       throw argError('options.webgpu.maxBindingBytes', `from ${MIN_BINDING_BYTES} (one vec4<f32>) to 2^32 bytes`, o.maxBindingBytes);
     }
+  }
+  if (o.decodeSplits !== undefined && (!Number.isInteger(o.decodeSplits) || o.decodeSplits < 0 || o.decodeSplits > 4096)) {
+    throw argError('options.webgpu.decodeSplits', 'an integer from 0 to 4096', o.decodeSplits);
+  }
+  if (o.repeat !== undefined && (!Number.isInteger(o.repeat) || o.repeat < 1 || o.repeat > 10000)) {
+    throw argError('options.webgpu.repeat', 'an integer from 1 to 10000', o.repeat);
   }
   if (o.variant !== undefined && (typeof o.variant !== 'string' || !findVariant(o.variant))) {
     const near = typeof o.variant === 'string' ? nearestName(o.variant, VARIANTS.map((v) => v.name)) : null;

@@ -3,7 +3,14 @@
 // { cache }) appends kNew, vNew at positions length … and attends q to every cached key,
 // aligned bottom-right: a prefill chunk and a decode step are the same call.
 import { ArgumentError, StateError, argError, checkPositiveInt } from './errors.js';
-import type { CpuKvCache } from './backends/wasm/kv-cache.js';
+
+/** A path's storage of a cache: the CPU engine's (backends/wasm/kv-cache.ts) or GPU buffers (backends/webgpu/kv-cache.ts). */
+export interface CacheStore {
+  readonly bytes: number;
+  append(kNew: Float32Array, vNew: Float32Array, base: number, n: number): void;
+  clear(from: number, to: number): void;
+  dispose(): void;
+}
 
 export interface KvCacheOptions {
   /** Batch items (sequences generated side by side). */
@@ -12,12 +19,12 @@ export interface KvCacheOptions {
   capacity: number;
 }
 
-export class KvCache {
+export class KvCache<S extends CacheStore = CacheStore> {
   readonly batch: number;
   readonly capacity: number;
   private len = 0;
   private inFlight = false;
-  private store: CpuKvCache | null = null;
+  private store: S | null = null;
   private disposed = false;
   private headDim = 0;
 
@@ -25,7 +32,14 @@ export class KvCache {
    * @internal Made by SparseAttention.createCache. The memory is taken at the first call,
    * when the head dimension is known (`make`).
    */
-  constructor(readonly owner: object, private readonly make: (headDim: number) => CpuKvCache, batch: number, capacity: number) {
+  constructor(
+    readonly owner: object,
+    private readonly make: (headDim: number) => S,
+    batch: number,
+    capacity: number,
+    /** The path whose memory holds it. */
+    readonly path: 'wasm' | 'webgpu' = 'wasm',
+  ) {
     this.batch = batch;
     this.capacity = capacity;
   }
@@ -35,7 +49,7 @@ export class KvCache {
     return this.len;
   }
 
-  /** Bytes of engine memory it holds (f32 K and V, packed). */
+  /** Bytes of engine (or GPU) memory it holds (f32 K and V). */
   get bytes(): number {
     return this.store?.bytes ?? 0;
   }
@@ -57,7 +71,7 @@ export class KvCache {
   }
 
   /** @internal Appends rows (positions length …), marks the cache busy; returns the position of the first. */
-  begin(kNew: Float32Array, vNew: Float32Array, nNew: number, headDim: number): { store: CpuKvCache; base: number } {
+  begin(kNew: Float32Array | null, vNew: Float32Array | null, nNew: number, headDim: number): { store: S; base: number } {
     if (this.disposed) throw new StateError('this KV cache was disposed');
     if (this.headDim && headDim !== this.headDim) throw argError('k.shape[2] / kvHeads', `the cache's head dim (${this.headDim})`, headDim);
     if (this.inFlight) throw new StateError('a forward() call on this KV cache is in flight; await it before the next');
@@ -70,7 +84,8 @@ export class KvCache {
       this.headDim = headDim;
     }
     const store = this.store;
-    store.append(kNew, vNew, base, nNew);
+    // null: the caller writes the rows itself (forwardGPU copies them on the device)
+    if (kNew && vNew) store.append(kNew, vNew, base, nNew);
     this.len = base + nNew;
     this.inFlight = true;
     return { store, base };

@@ -35,6 +35,7 @@ import {
 import { KvCache, type KvCacheOptions, checkCacheOptions } from './kv-cache.js';
 import { WasmBackend } from './backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
+import type { GpuKvCache } from './backends/webgpu/kv-cache.js';
 import { rejectOnAbort } from './abort.js';
 import { progressReporter } from './progress.js';
 
@@ -245,17 +246,24 @@ export class SparseAttention {
    * ([batch, nNew, kvHeads·headDim]) at positions cache.length … and attends q ([batch, nNew,
    * heads·headDim]) to every cached key, aligned bottom-right, so that a prefill chunk and a
    * decode step are the same call. Lives in the CPU engine's memory, in the kernel's packed
-   * form: a call packs nothing and an appended token writes only its own rows. Modes 'all',
-   * 'local', 'strided' ('strided' keeps each residue mod L contiguous).
+   * form: a call packs nothing and an appended token writes only its own rows. With backend
+   * 'webgpu' it lives in GPU buffers of the instance's device: a call uploads q and the new
+   * rows and reads back the output, nothing else. Modes 'all', 'local', 'strided' ('strided'
+   * keeps each residue mod L contiguous).
    */
   createCache(options: KvCacheOptions): KvCache {
     checkNotDisposed(this.disposed);
     const { batch, capacity } = checkCacheOptions(options);
     const { mode, kvHeads, localAttnCtx: L } = this.config;
     if (!isBandMode(mode)) throw new UnsupportedError(`a KV cache needs mode 'all', 'local' or 'strided' (not '${mode}')`);
-    if (this.config.backend === 'webgpu') throw new UnsupportedError("a KV cache lives on the CPU path (options.backend is 'webgpu')");
+    const regroup = mode === 'strided' ? L : 0;
+    if (this.config.backend === 'webgpu') {
+      const gpu = this.gpuBackend();
+      // the device is acquired by the first call (forward() awaits init before the first append)
+      return new KvCache(this.owned, (headDim: number) => gpu.createCache({ batch, capacity, kvHeads, headDim, regroup }), batch, capacity, 'webgpu');
+    }
     const cpu = this.owned.backends.find((b): b is WasmBackend => b instanceof WasmBackend)!;
-    const make = (headDim: number) => cpu.createCache({ batch, capacity, kvHeads, headDim, regroup: mode === 'strided' ? L : 0 });
+    const make = (headDim: number) => cpu.createCache({ batch, capacity, kvHeads, headDim, regroup });
     return new KvCache(this.owned, make, batch, capacity);
   }
 
@@ -273,12 +281,13 @@ export class SparseAttention {
     const signal = opts.signal;
     throwIfAborted(signal);
     const progress = progressReporter(opts.onProgress);
+    if (cache.path === 'webgpu') return this.forwardGpuCached(call, cache, out, signal, progress);
     const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
     await cpu.init();
     this.checkLive();
     throwIfAborted(signal);
     const headDim = call.shape[2] / this.config.heads;
-    const { store, base } = cache.begin(call.k, call.v, nNew, headDim);
+    const { store, base } = (cache as KvCache<ReturnType<WasmBackend['createCache']>>).begin(call.k, call.v, nNew, headDim);
     let ok = false;
     try {
       const plan = this.planOn(cpu, call.shape, null, base + nNew);
@@ -296,28 +305,95 @@ export class SparseAttention {
     }
   }
 
+  /** forward() against a cache in GPU buffers: appends the new rows there, uploads q, reads back the output. */
+  private async forwardGpuCached(call: CallInputs, cache: KvCache, out: Float32Array | undefined, signal: AbortSignal | undefined, progress: ReturnType<typeof progressReporter>): Promise<TensorResult> {
+    const gpu = this.gpuBackend();
+    await this.initBackend(gpu);
+    throwIfAborted(signal);
+    const unusable = this.usable(gpu);
+    if (unusable) throw new UnsupportedError(`backend 'webgpu' cannot run this call (its KV cache is on the GPU): ${unusable}`);
+    const nNew = call.kvShape[1];
+    const { store, base } = (cache as KvCache<GpuKvCache>).begin(call.k, call.v, nNew, call.shape[2] / this.config.heads);
+    let ok = false;
+    try {
+      const plan = this.planOn(gpu, call.shape, null, base + nNew);
+      const why = gpu.canRunWith(plan, true);
+      if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
+      const t0 = now();
+      const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report };
+      const data = await rejectOnAbort(gpu.runCached(plan, inputs, store), signal);
+      this.checkLive();
+      progress.done();
+      ok = true;
+      const reason = `webgpu: a KV cache call (${nNew} new of ${base + nNew} tokens) runs where the cache lives${gpu.note ? `; ${gpu.note}` : ''}`;
+      this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason, ms: now() - t0 };
+      return result(data, call.shape);
+    } finally {
+      cache.end(base, ok);
+    }
+  }
+
+  /** forwardGPU against a GPU KV cache: k and v are the new rows' buffers, copied into the cache on the device. */
+  private async forwardGPUCached(q: GpuBufferLike, k: GpuBufferLike, v: GpuBufferLike, dims: [number, number, number], cache: unknown, out: GpuBufferLike | undefined): Promise<GpuTensor> {
+    if (!(cache instanceof KvCache) || cache.owner !== this.owned || cache.path !== 'webgpu') {
+      throw argError('cache', "a KvCache from this instance's createCache() (with backend 'webgpu')", cache);
+    }
+    const [batch, nNew] = dims;
+    if (batch !== cache.batch) throw argError('shape[0]', `the cache's batch (${cache.batch})`, batch);
+    const gpu = this.gpuBackend();
+    await this.initBackend(gpu);
+    const unusable = this.usable(gpu);
+    if (unusable) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${unusable}`);
+    const t0 = now();
+    const { store, base } = (cache as KvCache<GpuKvCache>).begin(null, null, nNew, dims[2] / this.config.heads);
+    let ok = false;
+    try {
+      const plan = this.planOn(gpu, dims, null, base + nNew);
+      const why = gpu.canRunWith(plan, true);
+      if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
+      const buffer = await gpu.runResidentCached(plan, q as GPUBuffer, k as GPUBuffer, v as GPUBuffer, store, base, out as GPUBuffer | undefined);
+      this.checkLive();
+      ok = true;
+      const gpuMs = gpu.lastGpuMs ?? undefined;
+      this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: `forwardGPU runs on the GPU, against its KV cache (${nNew} new of ${base + nNew} tokens)${gpu.note ? `; ${gpu.note}` : ''}`, ms: now() - t0, gpuMs };
+      return { buffer, shape: dims };
+    } finally {
+      cache.end(base, ok);
+    }
+  }
+
   /**
    * GPU-resident attention: q, k, v are storage buffers ([batch, nCtx, nEmbd] f32) on the
    * device this instance uses (options.device, or gpuDevice()); the result is written to
    * `out` or to a new buffer owned by the caller. No upload, no readback. Needs backend
-   * 'webgpu' or 'auto'; rejects on GPU errors (there is no CPU copy of the inputs).
+   * 'webgpu' or 'auto'; rejects on GPU errors (there is no CPU copy of the inputs). k and v
+   * carry kvHeads heads; `nK`: they hold nK rows per batch item (queries aligned bottom-right).
+   * `cache` (a GPU KV cache of this instance): k and v are the new rows, copied into the cache
+   * on the device, and q attends to every cached key.
    */
   async forwardGPU(
     q: GpuBufferLike,
     k: GpuBufferLike,
     v: GpuBufferLike,
     shape: readonly number[],
-    forwardOptions: Pick<ForwardOptions, 'keyLengths'> & { out?: GpuBufferLike } = {},
+    forwardOptions: Pick<ForwardOptions, 'keyLengths' | 'cache'> & { out?: GpuBufferLike; nK?: number } = {},
   ): Promise<GpuTensor> {
     checkNotDisposed(this.disposed);
     if (this.config.backend === 'wasm') throw new StateError("forwardGPU needs the GPU path (options.backend is 'wasm')");
     const dims = this.checkShape(shape);
-    const opts = readCallOptions(forwardOptions, ['keyLengths', 'out']);
-    const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], dims[1]);
+    const opts = readCallOptions(forwardOptions, ['keyLengths', 'out', 'cache', 'nK']);
+    // nK: k and v hold nK rows per batch item (cross-attention; queries aligned bottom-right)
+    const nKOpt = (forwardOptions as { nK?: unknown } | undefined)?.nK;
+    const nK = nKOpt === undefined ? dims[1] : checkPositiveInt('nK', nKOpt);
+    if (opts.cache !== undefined) {
+      if (opts.keyLengths !== undefined) throw argError('keyLengths', "undefined with a cache (the cache's length counts the keys)", opts.keyLengths);
+      return this.forwardGPUCached(q, k, v, dims, opts.cache, opts.out as GpuBufferLike | undefined);
+    }
+    const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], nK);
     const t0 = now();
     const gpu = this.gpuBackend();
     await this.initBackend(gpu);
-    const plan = this.planOn(gpu, dims, keyLengths);
+    const plan = this.planOn(gpu, dims, keyLengths, nK);
     const why = this.usable(gpu) ?? gpu.canRun(plan);
     if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
     const buffer = await gpu.runResident(
@@ -327,7 +403,7 @@ export class SparseAttention {
     );
     this.checkLive();
     const gpuMs = gpu.lastGpuMs ?? undefined;
-    this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: 'forwardGPU runs on the GPU', ms: now() - t0, gpuMs };
+    this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: `forwardGPU runs on the GPU${gpu.note ? `; ${gpu.note}` : ''}`, ms: now() - t0, gpuMs };
     return { buffer, shape: dims };
   }
 

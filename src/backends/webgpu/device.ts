@@ -12,6 +12,8 @@ export interface GpuContext {
   /** Adapter description for plan() and lastRun. */
   adapter: string;
   subgroups: boolean;
+  /** The adapter's smallest subgroup size (0: unknown): flash-decoding's 16-lane shuffles need 16. */
+  subgroupMin: number;
   timestamps: boolean;
   /** Dawn's GPU instance and adapter: held so that GC never frees them under the device. */
   keepAlive?: unknown[];
@@ -63,6 +65,7 @@ export async function acquireDevice(userDevice: unknown): Promise<GpuContext> {
       owned: false,
       adapter: 'the GPUDevice given in options.device',
       subgroups: device.features.has('subgroups'),
+      subgroupMin: (device as unknown as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0,
       timestamps: device.features.has('timestamp-query'),
     };
   }
@@ -85,7 +88,7 @@ export async function acquireDevice(userDevice: unknown): Promise<GpuContext> {
   if (timestamps) features.push('timestamp-query');
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
   const name = [info.vendor, info.architecture, info.description || info.device].filter(Boolean).join(' ');
-  return { device, owned: true, adapter: `${name || 'unknown adapter'} via ${via}`, subgroups, timestamps, keepAlive: [gpu, adapter] };
+  return { device, owned: true, adapter: `${name || 'unknown adapter'} via ${via}`, subgroups, subgroupMin: info.subgroupMinSize ?? 0, timestamps, keepAlive: [gpu, adapter] };
 }
 
 /** The library's own device, shared by every instance of the process (pipelines compile once). */

@@ -1,7 +1,7 @@
 // Host-side data for one dispatch of shaders/bsattn_fwd.wgsl: the `meta` word buffer
 // (head → layout map, key lengths, CSR layouts, packed token masks) and the uniform
 // block. A dispatch covers one chunk of the call: a range of batch items × heads.
-import type { Plan } from '../../plan.js';
+import { type Plan, groupRows } from '../../plan.js';
 import type { BlockLayout, Layout } from '../../layout/block-layout.js';
 
 /** A batch × head range of the call whose q/k/v/o fit one binding each. */
@@ -64,7 +64,7 @@ export function buildMeta(plan: Plan, chunk: Chunk): { words: Uint32Array; keyLe
   });
   const words = new Uint32Array(total);
   for (let h = 0; h < nh; h++) words[h] = plan.headLayout[chunk.h0 + h];
-  for (let b = 0; b < nb; b++) words[keyLengthsAt + b] = plan.keyLengths ? plan.keyLengths[chunk.b0 + b] : plan.nCtx;
+  for (let b = 0; b < nb; b++) words[keyLengthsAt + b] = plan.keyLengths ? plan.keyLengths[chunk.b0 + b] : plan.nK;
   parts.forEach((p, i) => {
     const l = plan.layouts[i];
     const nnz = l.cols.length;
@@ -99,6 +99,53 @@ export function buildDispatch(plan: Plan, chunk: Chunk, bm: number, meta: { keyL
   u.set([nb, nh, groups, plan.nCtx, nh * plan.headDim, plan.headDim, step, tilesPerSeq, nSeq, gridX, meta.layoutInfoAt, meta.keyLengthsAt]);
   f[12] = Math.LOG2E / Math.sqrt(plan.headDim);
   f[13] = -Infinity;
+  return { params, gridX, gridY };
+}
+
+/** Where the kernels read K/V row r of (batch item b, K/V head kvh, group g): element (b + b0)·bItem + kvh·headDim + g·gItem + r·rowStride. */
+export interface KvAddressing {
+  bItem: number;
+  gItem: number;
+  rowStride: number;
+  /** First batch item of the chunk in the K/V binding (a KV cache is bound whole). */
+  b0: number;
+}
+
+/** K/V uploaded per call ([batch, nK, kvHeads·headDim], a chunk's items from 0): rows of a group are L tokens apart. */
+export function uploadedKv(plan: Plan): KvAddressing {
+  const kvE = plan.kvHeads * plan.headDim;
+  return plan.regroup > 0 ? { bItem: plan.nK * kvE, gItem: kvE, rowStride: plan.regroup * kvE, b0: 0 } : { bItem: plan.nK * kvE, gItem: 0, rowStride: kvE, b0: 0 };
+}
+
+/** Query rows of the longest sequence: nQ, or for 'strided' the most any group holds (plan.ts groupRows). */
+export function maxSequenceRows(plan: Plan): number {
+  if (plan.regroup <= 0) return plan.nCtx;
+  let most = 0;
+  for (let g = 0; g < Math.min(plan.regroup, plan.nK); g++) most = Math.max(most, groupRows(g, plan.regroup, plan.nCtx, plan.nK).nQ);
+  return most;
+}
+
+/**
+ * Uniforms (96 bytes: Params with the XATTN fields) and grid for one chunk of an inference
+ * shape on the forward program: n_ctx counts keys, the queries are n_q rows aligned bottom-right.
+ */
+export function buildDispatchX(plan: Plan, chunk: Chunk, bm: number, meta: { keyLengthsAt: number; layoutInfoAt: number }, maxPerDim: number, kv: KvAddressing): Dispatch {
+  const nh = chunk.h1 - chunk.h0;
+  const nb = chunk.b1 - chunk.b0;
+  const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nK) : 1;
+  const step = plan.regroup > 0 ? plan.regroup : 1;
+  const tilesPerSeq = Math.max(1, Math.ceil(maxSequenceRows(plan) / bm));
+  const nSeq = nb * nh * groups;
+  const total = nSeq * tilesPerSeq;
+  const gridX = Math.min(total, maxPerDim);
+  const gridY = Math.ceil(total / gridX);
+  const params = new ArrayBuffer(96);
+  const u = new Uint32Array(params);
+  const f = new Float32Array(params);
+  u.set([nb, nh, groups, plan.nK, nh * plan.headDim, plan.headDim, step, tilesPerSeq, nSeq, gridX, meta.layoutInfoAt, meta.keyLengthsAt]);
+  f[12] = Math.LOG2E / Math.sqrt(plan.headDim);
+  f[13] = -Infinity;
+  u.set([plan.nCtx, step > 1 ? plan.nK - plan.nCtx : 0, plan.kvHeads, kv.bItem, plan.headDim, kv.gItem, kv.rowStride, kv.b0], 16);
   return { params, gridX, gridY };
 }
 

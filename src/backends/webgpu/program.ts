@@ -7,6 +7,8 @@
 /// <reference types="@webgpu/types" />
 import source from '../../../shaders/bsattn_fwd.wgsl';
 import scanSource from '../../../shaders/vscan.wgsl';
+import decodeSource from '../../../shaders/bsattn_decode.wgsl';
+import combineSource from '../../../shaders/bsattn_combine.wgsl';
 import { preprocess } from './preprocess.js';
 import { type Variant, paddedHeadDim } from './variants.js';
 
@@ -16,15 +18,17 @@ export interface Program {
   /** Layout block size. */
   bs: number;
   headDim: number;
+  /** Inference shapes (the shader's XATTN): kvHeads < heads, nQ != nK, a KV cache. */
+  xattn?: boolean;
 }
 
 const RPT = 4; // query rows per thread (the shader's RPT)
 const TPR = 8; // threads per row group (the shader's TPR)
 
-/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded]`. */
+/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded][_xattn]`. */
 export function programName(p: Program): string {
   const dp = paddedHeadDim(p.headDim);
-  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}`;
+  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}${p.xattn ? '_xattn' : ''}`;
 }
 
 /** The WGSL text of a program: the template's constants and flags set, stages inlined, tile loops unrolled. */
@@ -41,6 +45,7 @@ export function programText(p: Program): string {
       Q_TILE: p.variant.q === 'tile',
       PADDED: p.headDim < dp,
       P_VEC4: bn % 32 === 0,
+      XATTN: p.xattn === true,
     },
     unroll: {
       RPT, CPT: bn / TPR, 'CPT / 4u': Math.floor(bn / 32), DPT: dp / TPR, 'DPT / 4u': dp / 32, NWB: Math.ceil(bn / 32), '4u': 4,
@@ -52,6 +57,36 @@ export function programText(p: Program): string {
     },
   });
   return p.variant.subgroups ? `enable subgroups;\n${text}` : text;
+}
+
+/** Lanes per key of the flash-decoding program: 16 from head dim 128 (DV = 2 vec4s a lane), else 8. */
+export function decodeLanes(dp: number): number {
+  return dp >= 128 ? 16 : 8;
+}
+
+/**
+ * Rows (query head × query pairs) per workgroup of the flash-decoding program at a padded
+ * head dim: RM · DV vec4s of O (and of Q) per lane stay at 8 (32 registers each), at most 8
+ * rows: 4 at head dim 128 (the 4 query heads of a K/V head at 32/8), 8 at 32.
+ */
+export function decodeRows(dp: number): number {
+  const dv = dp / (4 * decodeLanes(dp));
+  return Math.max(1, Math.min(8, Math.floor(8 / dv)));
+}
+
+/** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>__<subgroups|plain>`. */
+export function decodeName(dp: number, subgroups: boolean): string {
+  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}`;
+}
+
+/** The WGSL of the flash-decoding program (shaders/bsattn_decode.wgsl) for a padded head dim. */
+export function decodeText(dp: number, subgroups: boolean): string {
+  const text = preprocess(decodeSource, {
+    consts: { DP: dp, RM: decodeRows(dp), TPK: decodeLanes(dp) },
+    flags: { SUBGROUPS: subgroups },
+    unroll: { RM: decodeRows(dp), DV: dp / (4 * decodeLanes(dp)), U: 2 },
+  });
+  return subgroups ? `enable subgroups;\n${text}` : text;
 }
 
 /** Pipelines per device: every instance on one device shares them. */
@@ -70,6 +105,15 @@ export class ProgramCache {
   /** The V pre-pass (shaders/vscan.wgsl): flags an Inf or NaN anywhere in V. */
   scan(): Promise<GPUComputePipeline> {
     return this.pipeline('bsattn_vscan', () => scanSource);
+  }
+
+  /** Flash-decoding: the split kernel for a padded head dim, and the combine pass. */
+  decode(dp: number, subgroups: boolean): Promise<GPUComputePipeline> {
+    return this.pipeline(decodeName(dp, subgroups), () => decodeText(dp, subgroups));
+  }
+
+  combine(): Promise<GPUComputePipeline> {
+    return this.pipeline('bsattn_combine', () => combineSource);
   }
 
   get(p: Program): Promise<GPUComputePipeline> {

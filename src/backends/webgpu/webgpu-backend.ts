@@ -7,15 +7,16 @@
 import type { Config, WebGpuOptions } from '../../config.js';
 import type { Plan } from '../../plan.js';
 import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
-import { estimateGpuMs, isSoftwareAdapter } from '../../cost-model.js';
+import { estimateGpuMs, getCalibration, isSoftwareAdapter } from '../../cost-model.js';
 import { layoutId } from '../../geometry.js';
 import { ArgumentError, DeviceLostError, DisposedError, KernelError, UnsupportedError, abortError } from '../../errors.js';
 import { checkStillWhole } from '../../whole.js';
 import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './device.js';
-import { type Chunk, buildDispatch, buildMeta, layoutWordCount, planChunks } from './marshal.js';
+import { type Chunk, type KvAddressing, buildDispatch, buildDispatchX, buildMeta, layoutWordCount, planChunks, uploadedKv } from './marshal.js';
+import { GpuKvCache, type GpuCacheGeometry } from './kv-cache.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
-import { ProgramCache } from './program.js';
-import { type Variant, chooseVariant, tallTilesApply } from './variants.js';
+import { ProgramCache, decodeLanes, decodeRows } from './program.js';
+import { type Variant, chooseVariant, paddedHeadDim, tallTilesApply } from './variants.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
@@ -29,6 +30,46 @@ const MODE_READ = 0x1;
 const GPU_BAND_BLOCK = 128;
 const GPU_BAND_BLOCK_SMALL = 64;
 const META_CACHE = 4;
+/**
+ * Flash-decoding (shaders/bsattn_decode.wgsl) runs calls of at most DECODE_MAX_Q queries
+ * against more keys, in the band modes, head dims divisible by 4 up to DECODE_MAX_DIM, without
+ * keyLengths. Its keys are split so that the grid has about DECODE_GRID workgroups (an H100
+ * has 132 SMs) with at least DECODE_MIN_KEYS keys each (a `local` 4096 step at 8 K/V heads: 256
+ * workgroups, two an SM), at most DECODE_MAX_SPLITS splits.
+ */
+const DECODE_MAX_Q = 16;
+const DECODE_MAX_DIM = 256;
+const DECODE_GRID = 1024;
+const DECODE_MIN_KEYS = 128;
+const DECODE_MAX_SPLITS = 256;
+/** An unbounded side of a band rule on positions (i32 in the shader, with room for positions). */
+const POS_INF = 1 << 30;
+/**
+ * Device memory read rate of the cost model's memory-bound calls (flash-decoding), GB/s:
+ * about 60% of an H100's 3.35 TB/s, and lavapipe's measured order of magnitude.
+ */
+const MEM_GBPS = { hardware: 2000, software: 5 };
+
+/** How flash-decoding splits a call (decodeGeometry). */
+export interface DecodeGeometry {
+  lo: number;
+  hi: number;
+  step: number;
+  /** Queries per workgroup chunk (1 for 'strided': each query has its own key group). */
+  qc: number;
+  qChunks: number;
+  rowBlocks: number;
+  /** Keys a chunk can see: the most any workgroup chunk visits, before splitting. */
+  range: number;
+  splits: number;
+  splitKeys: number;
+  workgroups: number;
+}
+
+/** Inference shapes: grouped K/V heads or queries against a different number of keys. */
+function isInference(plan: Plan): boolean {
+  return plan.nK !== plan.nCtx || plan.kvHeads !== plan.heads;
+}
 
 export interface GpuTensors {
   q: GPUBuffer;
@@ -90,7 +131,8 @@ export class WebGpuBackend implements Backend {
    * Before an adapter is known: the best case of a real GPU (init() is worth trying only if
    * that beats the alternatives); then the adapter's own constants (software or hardware).
    */
-  estimate(plan: Plan): Estimate {
+  estimate(plan: Plan, copied = 4): Estimate {
+    if (isInference(plan)) return this.estimateInference(plan, copied, false);
     const adapter = this.adapterName;
     if (!adapter) {
       const ms = estimateGpuMs(plan, false);
@@ -99,6 +141,34 @@ export class WebGpuBackend implements Backend {
     const software = isSoftwareAdapter(adapter);
     const ms = estimateGpuMs(plan, software);
     return { ms, bestCase: false, text: `${fmtMs(ms)} ms estimated on ${software ? 'the software adapter' : 'the GPU'} (${adapter})` };
+  }
+
+  /**
+   * Inference shapes: the bytes each tensor moves (q and out: nQ rows of heads; k and v: nK
+   * rows of kvHeads; `cached`: K/V already on the device), and the kernel as the larger of its
+   * compute time and the time to read the K/V it visits: a decode step is memory bound (one
+   * query per K/V row), and flash-decoding reads each visited K/V row once per row block.
+   */
+  estimateInference(plan: Plan, copied: number, cached: boolean): Estimate {
+    const adapter = this.adapterName;
+    const software = adapter ? isSoftwareAdapter(adapter) : false;
+    const r = getCalibration().webgpu[software ? 'software' : 'hardware'];
+    const qBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
+    const kvBytes = cached ? 0 : plan.batch * plan.nK * plan.kvHeads * plan.headDim * 4;
+    const moved = ((2 * qBytes + 2 * kvBytes) * Math.min(4, copied)) / 4;
+    let kernelMs = plan.visitedFlops / (r.gflops * 1e6);
+    let what = `compute of ${fmtFlops(plan.visitedFlops)}`;
+    if (this.decodeApplies(plan, cached)) {
+      const geo = this.decodeGeometry(plan);
+      const read = plan.batch * plan.kvHeads * geo.qChunks * geo.rowBlocks * Math.min(geo.range, plan.nK) * plan.headDim * 4 * 2;
+      kernelMs = Math.max(plan.usefulFlops / (r.gflops * 1e6), read / (MEM_GBPS[software ? 'software' : 'hardware'] * 1e6));
+      what = `flash-decoding reading ${(read / 1e6).toPrecision(3)} MB of K/V`;
+    }
+    const ms = r.fixedMs + moved / (r.gbps * 1e6) + kernelMs;
+    const text = adapter
+      ? `${fmtMs(ms)} ms estimated on ${software ? 'the software adapter' : 'the GPU'} (${adapter}; ${what}, ${(moved / 1e6).toFixed(2)} MB moved)`
+      : `${fmtMs(ms)} ms for a GPU at best (${what}, ${(moved / 1e6).toFixed(2)} MB moved)`;
+    return { ms, bestCase: !adapter, text };
   }
 
   /** GPU buffers this backend holds now (pooled tensors and layout metadata); for soak tests. */
@@ -116,11 +186,18 @@ export class WebGpuBackend implements Backend {
   }
 
   canRun(plan: Plan): string | null {
+    return this.canRunWith(plan, false);
+  }
+
+  /** canRun for a call whose K/V are in a GPU KV cache (`cached`: nothing of K/V is uploaded). */
+  canRunWith(plan: Plan, cached: boolean): string | null {
     if (this.deadReason) return this.deadReason;
-    if (plan.nK !== plan.nCtx || plan.kvHeads !== plan.heads) {
-      return 'webgpu: cross-attention (nQ != nK) and grouped K/V heads (kvHeads != heads) run on the CPU path only for now';
-    }
     if (!this.ctx) return 'webgpu: not initialised';
+    if (isInference(plan) || cached) {
+      if (this.decodeApplies(plan, cached)) return null;
+      const item = 4 * Math.max(plan.nCtx * plan.nEmbd, cached ? 0 : plan.nK * plan.kvHeads * plan.headDim);
+      if (item > this.maxBinding()) return `webgpu: one batch item of this call (${item} bytes of q or k) exceeds the ${this.maxBinding()}-byte storage binding limit`;
+    }
     if (!this.variantFor(plan)) {
       return `webgpu: head dim ${plan.headDim} with block size ${plan.blockSize} does not fit ` +
         `${this.ctx.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
@@ -128,7 +205,7 @@ export class WebGpuBackend implements Backend {
     // The layouts go to the kernel in one storage binding: refused here, before they are built.
     const tables = tablesTooLarge([plan.batch, plan.nCtx, plan.nEmbd], plan.layouts, (l) => 4 * layoutWordCount(l), { where: 'one storage binding (the layout metadata)', setBy: 'the WebGPU device', limit: this.maxBinding() });
     if (tables) return `webgpu: ${tables.message}`;
-    if (!planChunks(plan, this.maxBinding())) return `webgpu: one head of one sequence exceeds the ${this.maxBinding()}-byte storage binding limit`;
+    if (!isInference(plan) && !cached && !planChunks(plan, this.maxBinding())) return `webgpu: one head of one sequence exceeds the ${this.maxBinding()}-byte storage binding limit`;
     return null;
   }
 
@@ -139,7 +216,34 @@ export class WebGpuBackend implements Backend {
 
   /** Float32Arrays in and out: upload, compute (chunked if needed), read back. */
   run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
-    return this.serial(() => this.runHost(plan, inputs));
+    return this.serial(() => (isInference(plan) ? this.runInference(plan, inputs, null) : this.runHost(plan, inputs)));
+  }
+
+  /** A call against a GPU KV cache whose new rows are already appended: uploads q only. */
+  runCached(plan: Plan, inputs: RunInputs, cache: GpuKvCache): Promise<Float32Array> {
+    return this.serial(() => this.runInference(plan, inputs, cache));
+  }
+
+  /** forwardGPU against a GPU KV cache: appends kNew/vNew (GPU buffers) by copies, then runs on the cache. */
+  runResidentCached(plan: Plan, q: GPUBuffer, kNew: GPUBuffer, vNew: GPUBuffer, cache: GpuKvCache, base: number, out?: GPUBuffer): Promise<GPUBuffer> {
+    return this.serial(() => this.runDeviceCached(plan, q, kNew, vNew, cache, base, out));
+  }
+
+  /** A KV cache in this device's memory (src/backends/webgpu/kv-cache.ts). */
+  createCache(geo: GpuCacheGeometry): GpuKvCache {
+    const cache = new GpuKvCache(this.check(), geo, this.maxBinding());
+    this.caches.add(cache);
+    return cache;
+  }
+
+  /** KV caches in this backend's device memory: released with it. */
+  private readonly caches = new Set<GpuKvCache>();
+
+  /** What the last inference-shape call ran (kernel, splits), for lastRun; null after a self-attention call. */
+  lastKernel: string | null = null;
+
+  get note(): string | null {
+    return this.lastKernel;
   }
 
   /** GPU-resident: q/k/v already on this device; writes `out` (or a new buffer) and returns it. */
@@ -152,6 +256,8 @@ export class WebGpuBackend implements Backend {
     this.disposed = true;
     for (const b of this.pool.values()) b.destroy();
     for (const b of this.metas.values()) b.destroy();
+    for (const c of this.caches) c.dispose();
+    this.caches.clear();
     this.pool.clear();
     this.metas.clear();
     if (this.ctx?.owned) releaseShared(this.ctx);
@@ -241,12 +347,18 @@ export class WebGpuBackend implements Backend {
     }
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(d.gridX, d.gridY);
+    for (let r = 0; r < (query ? this.repeat : 1); r++) pass.dispatchWorkgroups(d.gridX, d.gridY);
     pass.end();
+  }
+
+  /** options.webgpu.repeat (benchmarks): timed forwardGPU passes dispatch their kernels this many times. */
+  private get repeat(): number {
+    return this.options.repeat ?? 1;
   }
 
   private async runHost(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
     const device = this.check();
+    this.lastKernel = null;
     const chunks = planChunks(plan, this.maxBinding())!;
     const out = inputs.out ?? new Float32Array(plan.batch * plan.nCtx * plan.nEmbd);
     const d = plan.headDim;
@@ -294,6 +406,8 @@ export class WebGpuBackend implements Backend {
 
   private async runDevice(plan: Plan, tensors: GpuTensors, out?: GPUBuffer): Promise<GPUBuffer> {
     const device = this.check();
+    this.lastKernel = null;
+    if (isInference(plan)) return this.runDeviceInference(plan, tensors, out);
     const item = plan.nCtx * plan.nEmbd * 4;
     const total = plan.batch * item;
     for (const [name, b] of Object.entries(tensors)) {
@@ -337,7 +451,283 @@ export class WebGpuBackend implements Backend {
       query.destroy();
       let ns = 0n;
       for (let i = 0; i < chunks.length; i++) ns += ts[2 * i + 1] - ts[2 * i];
-      this.lastGpuMs = Number(ns) / 1e6;
+      this.lastGpuMs = Number(ns) / 1e6 / this.repeat;
+    }
+    if (this.deadReason) throw new DeviceLostError(this.deadReason);
+    return o;
+  }
+
+  /**
+   * Whether flash-decoding runs this plan: few queries against more keys in a band mode,
+   * vec4 head dims up to DECODE_MAX_DIM, no keyLengths, and (uploaded K/V) the whole K and V
+   * in one binding each. options.webgpu.decodeSplits = 0 turns it off.
+   */
+  decodeApplies(plan: Plan, cached: boolean): boolean {
+    if (this.options.decodeSplits === 0) return false;
+    if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return false;
+    if (plan.nCtx > DECODE_MAX_Q || plan.nK <= plan.nCtx || plan.keyLengths) return false;
+    if (plan.headDim % 4 !== 0 || plan.headDim > DECODE_MAX_DIM) return false;
+    // (not initialised: the best case, for the estimate)
+    return cached || !this.ctx || plan.batch * plan.nK * plan.kvHeads * plan.headDim * 4 <= this.maxBinding();
+  }
+
+  /** The split of a decode call: the band rule on positions, query chunks, row blocks, key splits. */
+  decodeGeometry(plan: Plan): DecodeGeometry {
+    const L = this.config.localAttnCtx;
+    const causal = plan.causal;
+    let lo = -POS_INF;
+    let hi = causal ? 0 : POS_INF;
+    if (plan.mode === 'local') {
+      lo = -(L - 1);
+      hi = causal ? 0 : L - 1;
+    }
+    const step = plan.mode === 'strided' ? L : 1;
+    const qc = step > 1 ? 1 : plan.nCtx;
+    const qChunks = plan.nCtx / qc;
+    const group = plan.heads / plan.kvHeads;
+    const rowBlocks = Math.ceil((group * qc) / decodeRows(paddedHeadDim(plan.headDim)));
+    const off = plan.nK - plan.nCtx;
+    const range = step > 1 ? Math.ceil(plan.nK / step) : Math.max(0, Math.min(plan.nK - 1, off + plan.nCtx - 1 + hi) - Math.max(0, off + lo) + 1);
+    const base = plan.batch * plan.kvHeads * qChunks * rowBlocks;
+    const want = this.options.decodeSplits ?? Math.min(DECODE_MAX_SPLITS, Math.ceil(range / DECODE_MIN_KEYS), Math.ceil(DECODE_GRID / base));
+    const splitKeys = Math.max(1, Math.ceil(range / Math.max(1, want)));
+    const splits = Math.max(1, Math.ceil(range / splitKeys));
+    return { lo, hi, step, qc, qChunks, rowBlocks, range, splits, splitKeys, workgroups: base * splits };
+  }
+
+  /**
+   * Host tensors in, an inference shape (GQA, nQ != nK, a KV cache): q uploaded per chunk of
+   * whole batch items, K/V uploaded too unless a cache holds them; flash-decoding for decode
+   * shapes, else the forward program with XATTN.
+   */
+  private async runInference(plan: Plan, inputs: RunInputs, cache: GpuKvCache | null): Promise<Float32Array> {
+    const device = this.check();
+    const e = plan.nEmbd;
+    const kvE = plan.kvHeads * plan.headDim;
+    const qItem = plan.nCtx * e * 4;
+    const kvItem = plan.nK * kvE * 4;
+    const decode = this.decodeApplies(plan, cache !== null);
+    const per = decode ? plan.batch : Math.max(1, Math.floor(this.maxBinding() / Math.max(qItem, cache ? 0 : kvItem)));
+    const out = inputs.out ?? new Float32Array(plan.batch * plan.nCtx * e);
+    const nq = plan.batch * plan.nCtx * e;
+    const nkv = plan.batch * plan.nK * kvE;
+    const chunks = Math.ceil(plan.batch / per);
+    for (let ci = 0; ci < chunks; ci++) {
+      const b0 = ci * per;
+      const b1 = Math.min(plan.batch, b0 + per);
+      const nb = b1 - b0;
+      if (inputs.signal?.aborted) throw abortError(inputs.signal);
+      if (cache) checkStillWhole({ 'q.data': inputs.q, out }, nq);
+      else {
+        checkStillWhole({ 'q.data': inputs.q, out }, nq);
+        checkStillWhole({ 'k.data': inputs.k, 'v.data': inputs.v }, nkv);
+      }
+      const qBytes = nb * qItem;
+      const q = this.buffer('q', qBytes, STORAGE | COPY_DST);
+      const o = this.buffer('o', qBytes, STORAGE | COPY_SRC);
+      const staging = this.buffer('staging', qBytes, MAP_READ | COPY_DST);
+      let kv: { k: GPUBuffer; v: GPUBuffer; bytes: number | undefined; at: KvAddressing };
+      if (cache) {
+        const r = cache.regions();
+        kv = { k: r.k, v: r.v, bytes: undefined, at: { bItem: r.bItem, gItem: r.gItem, rowStride: r.rowStride, b0 } };
+      } else {
+        const bytes = nb * kvItem;
+        kv = { k: this.buffer('k', bytes, STORAGE | COPY_DST), v: this.buffer('v', bytes, STORAGE | COPY_DST), bytes, at: uploadedKv(plan) };
+      }
+      await this.scoped(async () => {
+        device.queue.writeBuffer(q, 0, unshared(inputs.q.subarray(b0 * plan.nCtx * e, b1 * plan.nCtx * e)) as Float32Array<ArrayBuffer>);
+        if (!cache) {
+          device.queue.writeBuffer(kv.k, 0, unshared(inputs.k.subarray(b0 * plan.nK * kvE, b1 * plan.nK * kvE)) as Float32Array<ArrayBuffer>);
+          device.queue.writeBuffer(kv.v, 0, unshared(inputs.v.subarray(b0 * plan.nK * kvE, b1 * plan.nK * kvE)) as Float32Array<ArrayBuffer>);
+        }
+        const enc = device.createCommandEncoder();
+        const chunk = { b0, b1, h0: 0, h1: plan.heads };
+        if (decode) await this.encodeDecode(enc, plan, { q, o, k: kv.k, v: kv.v }, kv.at, null);
+        else await this.encodeInference(enc, plan, chunk, { q, o, k: kv.k, v: kv.v }, qBytes, kv.bytes, kv.at, null);
+        enc.copyBufferToBuffer(o, 0, staging, 0, qBytes);
+        device.queue.submit([enc.finish()]);
+      });
+      await staging.mapAsync(MODE_READ, 0, qBytes);
+      if (this.deadReason) throw new DeviceLostError(this.deadReason);
+      try {
+        checkStillWhole({ out }, nq);
+        out.set(new Float32Array(staging.getMappedRange(0, qBytes)), b0 * plan.nCtx * e);
+      } finally {
+        staging.unmap();
+      }
+      inputs.progress?.((ci + 1) / chunks);
+    }
+    return out;
+  }
+
+  /** The forward program with XATTN for one chunk of whole batch items (q/o from offset 0; K/V per `at`). */
+  private async encodeInference(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, qBytes: number, kvBytes: number | undefined, at: KvAddressing, query: GPUQuerySet | null): Promise<void> {
+    const device = this.check();
+    const variant = this.variantFor(plan)!;
+    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, xattn: true });
+    const scan = (this.options.scanV ?? true) ? await this.programs!.scan() : null;
+    const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
+    const d = buildDispatchX(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, at);
+    const uniform = this.buffer('params-x', 96, UNIFORM | COPY_DST);
+    device.queue.writeBuffer(uniform, 0, d.params);
+    const bind = (binding: number, buffer: GPUBuffer, size?: number) => ({ binding, resource: { buffer, offset: 0, size } });
+    const vflag = this.buffer('vflag-x', 16, STORAGE | COPY_DST);
+    if (scan) enc.clearBuffer(vflag, 0, 16);
+    else device.queue.writeBuffer(vflag, 0, new Uint32Array([1, 0, 0, 0]));
+    const group = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, qBytes), bind(3, t.k, kvBytes), bind(4, t.v, kvBytes), bind(5, t.o, qBytes), bind(6, vflag, 16)],
+    });
+    const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    if (scan) {
+      const vBytes = kvBytes ?? t.v.size;
+      pass.setPipeline(scan);
+      pass.setBindGroup(0, device.createBindGroup({ layout: scan.getBindGroupLayout(0), entries: [bind(0, t.v, kvBytes), bind(1, vflag, 16)] }));
+      pass.dispatchWorkgroups(Math.min(2048, Math.max(1, Math.ceil(vBytes / 4 / 256 / 16))));
+    }
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    for (let r = 0; r < (query ? this.repeat : 1); r++) pass.dispatchWorkgroups(d.gridX, d.gridY);
+    pass.end();
+    this.lastKernel = `forward kernel ${variant.name} with grouped/cross-attention addressing`;
+  }
+
+  /** Flash-decoding: the split kernel and (more than one split) the combine pass, in one compute pass. */
+  private async encodeDecode(enc: GPUCommandEncoder, plan: Plan, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, at: KvAddressing, query: GPUQuerySet | null): Promise<void> {
+    const device = this.check();
+    const dp = paddedHeadDim(plan.headDim);
+    // the lanes of a key must share a subgroup (lavapipe's are 8 wide: 16-lane keys sum through workgroup memory there)
+    const sg = this.ctx!.subgroups && this.options.subgroups !== false && this.ctx!.subgroupMin >= decodeLanes(dp);
+    const pipeline = await this.programs!.decode(dp, sg);
+    const geo = this.decodeGeometry(plan);
+    const maxDim = device.limits.maxComputeWorkgroupsPerDimension;
+    const gridX = Math.min(geo.workgroups, maxDim);
+    const params = new ArrayBuffer(96);
+    const u = new Uint32Array(params);
+    const i = new Int32Array(params);
+    const f = new Float32Array(params);
+    u.set([plan.heads, plan.kvHeads, plan.nCtx, plan.headDim, plan.nEmbd, 0, geo.step, plan.nK, at.bItem, plan.headDim, at.gItem, at.rowStride, 0, 0, geo.splits, geo.splitKeys, 0, geo.rowBlocks, geo.qc, geo.qChunks]);
+    i[5] = plan.nK - plan.nCtx;
+    i[12] = geo.lo;
+    i[13] = geo.hi;
+    f[20] = Math.LOG2E / Math.sqrt(plan.headDim);
+    f[21] = -Infinity;
+    u[22] = gridX;
+    u[23] = geo.workgroups;
+    const uniform = this.buffer('params-decode', 96, UNIFORM | COPY_DST);
+    device.queue.writeBuffer(uniform, 0, params);
+    const rows = plan.batch * plan.nCtx * plan.heads;
+    const partBytes = geo.splits > 1 ? rows * geo.splits * (dp / 4 + 1) * 16 : 16;
+    const part = this.buffer('decode-partials', partBytes, STORAGE);
+    const bind = (binding: number, buffer: GPUBuffer) => ({ binding, resource: { buffer } });
+    const group0 = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [bind(0, uniform), bind(1, t.q), bind(2, t.k), bind(3, t.v), bind(4, t.o), bind(5, part)] });
+    const combine = geo.splits > 1 ? await this.programs!.combine() : null;
+    const cx = Math.min(rows, maxDim);
+    let group1: GPUBindGroup | null = null;
+    if (combine) {
+      const p2 = new ArrayBuffer(32);
+      new Uint32Array(p2).set([rows, geo.splits, dp / 4, plan.headDim / 4, cx]);
+      new Float32Array(p2)[5] = -Infinity;
+      const u2 = this.buffer('params-combine', 32, UNIFORM | COPY_DST);
+      device.queue.writeBuffer(u2, 0, p2);
+      group1 = device.createBindGroup({ layout: combine.getBindGroupLayout(0), entries: [bind(0, u2), bind(1, part), bind(2, t.o)] });
+    }
+    const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    for (let r = 0; r < (query ? this.repeat : 1); r++) {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group0);
+      pass.dispatchWorkgroups(gridX, Math.ceil(geo.workgroups / gridX));
+      if (!combine || !group1) continue;
+      pass.setPipeline(combine);
+      pass.setBindGroup(0, group1);
+      pass.dispatchWorkgroups(cx, Math.ceil(rows / cx));
+    }
+    pass.end();
+    const group = plan.heads / plan.kvHeads;
+    this.lastKernel = `flash-decoding: ${geo.splits} split${geo.splits > 1 ? 's' : ''} of ≤ ${geo.splitKeys} keys × ${plan.batch * plan.kvHeads * geo.qChunks * geo.rowBlocks} workgroups, each K/V tile read once for ${Math.min(group * geo.qc, decodeRows(dp))} query rows${geo.splits > 1 ? ', then the combine pass' : ''}`;
+  }
+
+  /** forwardGPU of an inference shape (kvHeads < heads, nK != nCtx): K/V buffers of nK rows of kvHeads heads, one binding each. */
+  private async runDeviceInference(plan: Plan, tensors: GpuTensors, out?: GPUBuffer): Promise<GPUBuffer> {
+    const device = this.check();
+    const qBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
+    const kvBytes = plan.batch * plan.nK * plan.kvHeads * plan.headDim * 4;
+    this.lastGpuMs = null;
+    for (const [name, b, need] of [['q', tensors.q, qBytes], ['k', tensors.k, kvBytes], ['v', tensors.v, kvBytes]] as const) {
+      if (!b || typeof (b as GPUBuffer).size !== 'number' || (b as GPUBuffer).size < need) {
+        throw new ArgumentError(`forwardGPU ${name} must be a GPUBuffer of at least ${need} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
+      }
+    }
+    if (Math.max(qBytes, kvBytes) > this.maxBinding()) throw new UnsupportedError(`forwardGPU with grouped K/V heads or nK != nCtx needs q, k and v in one storage binding each (at most ${this.maxBinding()} bytes); use forward()`);
+    const o = out ?? device.createBuffer({ label: 'sparse-attention output', size: Math.ceil(qBytes / 16) * 16, usage: STORAGE | COPY_SRC | COPY_DST });
+    if (o.size < qBytes) throw new ArgumentError(`forwardGPU out must hold ${qBytes} bytes (got ${o.size})`);
+    const query = this.ctx!.timestamps && this.options.timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
+    await this.scoped(async () => {
+      const enc = device.createCommandEncoder();
+      const t = { ...tensors, o };
+      if (this.decodeApplies(plan, false)) await this.encodeDecode(enc, plan, t, uploadedKv(plan), query);
+      else await this.encodeInference(enc, plan, { b0: 0, b1: plan.batch, h0: 0, h1: plan.heads }, t, qBytes, kvBytes, uploadedKv(plan), query);
+      device.queue.submit([enc.finish()]);
+    });
+    await this.readTimestamps(query);
+    if (this.deadReason) throw new DeviceLostError(this.deadReason);
+    return o;
+  }
+
+  /** Resolves a 2-stamp query set of one timed pass into lastGpuMs (per repeat), then destroys it. */
+  private async readTimestamps(query: GPUQuerySet | null): Promise<void> {
+    if (!query) return;
+    const device = this.check();
+    const qbuf = this.buffer('timestamps', 16, QUERY_RESOLVE | COPY_SRC);
+    const read = this.buffer('timestamps-read', 16, MAP_READ | COPY_DST);
+    const enc = device.createCommandEncoder();
+    enc.resolveQuerySet(query, 0, 2, qbuf, 0);
+    enc.copyBufferToBuffer(qbuf, 0, read, 0, 16);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(MODE_READ, 0, 16);
+    const ts = new BigUint64Array(read.getMappedRange(0, 16).slice(0));
+    read.unmap();
+    query.destroy();
+    this.lastGpuMs = Number(ts[1] - ts[0]) / 1e6 / this.repeat;
+  }
+
+  private async runDeviceCached(plan: Plan, q: GPUBuffer, kNew: GPUBuffer, vNew: GPUBuffer, cache: GpuKvCache, base: number, out?: GPUBuffer): Promise<GPUBuffer> {
+    const device = this.check();
+    const nNew = plan.nCtx;
+    const qBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
+    const kvBytes = plan.batch * nNew * plan.kvHeads * plan.headDim * 4;
+    for (const [name, b, need] of [['q', q, qBytes], ['k', kNew, kvBytes], ['v', vNew, kvBytes]] as const) {
+      if (!b || typeof (b as GPUBuffer).size !== 'number' || (b as GPUBuffer).size < need) {
+        throw new ArgumentError(`forwardGPU ${name} must be a GPUBuffer of at least ${need} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
+      }
+    }
+    if (qBytes > this.maxBinding()) throw new UnsupportedError(`forwardGPU with a cache needs q in one storage binding (${qBytes} > ${this.maxBinding()} bytes); use forward()`);
+    const o = out ?? device.createBuffer({ label: 'sparse-attention output', size: Math.ceil(qBytes / 16) * 16, usage: STORAGE | COPY_SRC | COPY_DST });
+    if (o.size < qBytes) throw new ArgumentError(`forwardGPU out must hold ${qBytes} bytes (got ${o.size})`);
+    const query = this.ctx!.timestamps && this.options.timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
+    let resolve = null as GPUBuffer | null;
+    const r = cache.regions();
+    const at = { bItem: r.bItem, gItem: r.gItem, rowStride: r.rowStride, b0: 0 };
+    await this.scoped(async () => {
+      const enc = device.createCommandEncoder();
+      cache.appendFrom(enc, kNew, vNew, base, nNew);
+      const t = { q, o, k: r.k, v: r.v };
+      if (this.decodeApplies(plan, true)) await this.encodeDecode(enc, plan, t, at, query);
+      else await this.encodeInference(enc, plan, { b0: 0, b1: plan.batch, h0: 0, h1: plan.heads }, t, qBytes, undefined, at, query);
+      if (query) {
+        const qbuf = this.buffer('timestamps', 16, QUERY_RESOLVE | COPY_SRC);
+        resolve = this.buffer('timestamps-read', 16, MAP_READ | COPY_DST);
+        enc.resolveQuerySet(query, 0, 2, qbuf, 0);
+        enc.copyBufferToBuffer(qbuf, 0, resolve, 0, 16);
+      }
+      device.queue.submit([enc.finish()]);
+    });
+    if (query && resolve) {
+      await resolve.mapAsync(MODE_READ, 0, 16);
+      const ts = new BigUint64Array(resolve.getMappedRange(0, 16).slice(0));
+      resolve.unmap();
+      query.destroy();
+      this.lastGpuMs = Number(ts[1] - ts[0]) / 1e6 / this.repeat;
     }
     if (this.deadReason) throw new DeviceLostError(this.deadReason);
     return o;

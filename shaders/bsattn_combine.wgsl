@@ -1,0 +1,68 @@
+// Second pass of flash-decoding (shaders/bsattn_decode.wgsl): merges the partials of one
+// output row (batch item, query, head) over the splits of its keys: M = max m_s,
+// O = Σ 2^(m_s - M)·O_s / Σ 2^(m_s - M)·l_s (0 when no split saw an allowed key).
+// One workgroup per row. The splits are read in parallel, not one after another (a loop of
+// dependent-latency loads over 100+ splits would cost tens of µs): the max over all 256
+// lanes, then LANES lanes per vec4 column of the head × GROUPS groups each summing every
+// GROUPS-th split, reduced through workgroup memory.
+
+const WG: u32 = 256u;
+const LANES: u32 = 64u;        // vec4s of a head (head dim <= 256)
+const GROUPS: u32 = WG / LANES;
+
+struct Params {
+  rows: u32, splits: u32, dp4: u32, hd4: u32,
+  grid_x: u32, neg_inf: f32, _pad0: u32, _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+// per (row, split): [m, l, 0, 0] then dp4 vec4s of unnormalised O
+@group(0) @binding(1) var<storage, read> part: array<vec4<f32>>;
+// o: [rows][hd4] vec4s (rows of [batch, nQ, heads·headDim] in order)
+@group(0) @binding(2) var<storage, read_write> o: array<vec4<f32>>;
+
+var<workgroup> red_m: array<f32, WG>;
+var<workgroup> red_l: array<f32, WG>;
+var<workgroup> red_o: array<vec4<f32>, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * prm.grid_x;
+  if (row >= prm.rows) { return; }
+  let stride = prm.dp4 + 1u;
+  let at0 = row * prm.splits * stride;
+  let ninf = prm.neg_inf;
+  var mm = ninf;
+  for (var s = t; s < prm.splits; s += WG) { mm = max(mm, part[at0 + s * stride].x); }
+  red_m[t] = mm;
+  workgroupBarrier();
+  for (var w = WG / 2u; w > 0u; w >>= 1u) {
+    if (t < w) { red_m[t] = max(red_m[t], red_m[t + w]); }
+    workgroupBarrier();
+  }
+  mm = red_m[0];
+  let c = t % LANES;
+  let j = t / LANES;
+  var os = vec4<f32>(0.0);
+  var ls = 0.0;
+  if (mm != ninf) {
+    for (var s = j; s < prm.splits; s += GROUPS) {
+      let ml = part[at0 + s * stride];
+      let f = select(exp2(ml.x - mm), 0.0, ml.x == ninf);
+      ls += ml.y * f;
+      if (c < prm.hd4) { os += part[at0 + s * stride + 1u + c] * f; }
+    }
+  }
+  red_o[t] = os;
+  red_l[t] = ls;
+  workgroupBarrier();
+  if (t < prm.hd4) {
+    var so = vec4<f32>(0.0);
+    var sl = 0.0;
+    for (var g = 0u; g < GROUPS; g++) {
+      so += red_o[g * LANES + t];
+      sl += red_l[g * LANES];
+    }
+    o[row * prm.hd4 + t] = select(vec4<f32>(0.0), so / sl, sl != 0.0);
+  }
+}
