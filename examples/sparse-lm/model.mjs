@@ -276,6 +276,37 @@ export class SparseLM {
     return { last, at };
   }
 
+  /**
+   * Null when every layer's attention runs on this model's path with the shapes generation
+   * uses (a prefill chunk of nQ = nK, then decode steps of nQ = 1 < nK, 2 K/V heads), else
+   * the reason it cannot (e.g. the GPU path refusing grouped K/V heads).
+   */
+  async support() {
+    const qw = this.heads * this.headDim, kw = this.kvHeads * this.headDim;
+    const t = (n, w) => ({ data: new Float32Array(n * w).fill(0.01), shape: [1, n, w] });
+    for (const [key, attn] of this.attention) {
+      for (const [nQ, nK] of [[8, 8], [1, 9]]) {
+        try {
+          if (this.kv === 'cache') {
+            const cache = attn.createCache({ batch: 1, capacity: nK });
+            try {
+              if (nK > nQ) await attn.forward(t(nK - nQ, qw), t(nK - nQ, kw), t(nK - nQ, kw), { cache });
+              await attn.forward(t(nQ, qw), t(nQ, kw), t(nQ, kw), { cache });
+            } finally {
+              cache.dispose();
+            }
+          } else {
+            await attn.forward(t(nQ, qw), t(nK, kw), t(nK, kw));
+          }
+        } catch (e) {
+          return `${key} attention, ${nQ} queries × ${nK} keys on path '${this.path}': ${e.code ?? e.name}: ${e.message}`;
+        }
+        if (this.path === 'webgpu' && attn.lastRun?.backend !== 'webgpu') return `${key} attention ran on ${attn.lastRun?.backend}, not the GPU: ${attn.lastRun?.reason}`;
+      }
+    }
+    return null;
+  }
+
   dispose() {
     for (const a of this.attention.values()) a.dispose();
   }
