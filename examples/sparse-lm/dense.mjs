@@ -3,7 +3,8 @@
 //           packed in 8-column panels, in the module's own memory
 //   'js'    plain Float32Array loops: W kept [out, in] so each output is a contiguous dot
 //           product, 4 rows × 2 outputs per pass so every loaded value is used twice or more
-// Both give y[n, out] (+)= x[n, in] · Wᵀ for W [out, in] as stored by torch.nn.Linear.
+// Both give y[n, out] (+)= x[n, in] · Wᵀ for W [out, in] as stored by torch.nn.Linear, and
+// SwiGLU's gate g = silu(g) ⊙ u (the wasm one with a vectorised exp).
 // The README's "Dense layers" section has the measurements that chose 'wasm' as the default.
 
 /** The two kernel builds' bytes are small; relaxed SIMD (FMA) is taken where it validates. */
@@ -63,6 +64,12 @@ export class JsDense {
       for (let o = 0; o < out; o++) this.dot(x, r * inp, w, o * inp, inp, y, r * out + o, acc);
     }
   }
+  swiglu(g, u, count) {
+    for (let i = 0; i < count; i++) {
+      const a = g[i];
+      g[i] = (a / (1 + Math.exp(-a))) * u[i];
+    }
+  }
   dot(x, xo, w, wo, inp, y, yo, acc) {
     let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     let i = 0;
@@ -118,6 +125,9 @@ export class WasmDense {
   }
   matmul(x, W, y, n, acc) {
     this.exports.matmul(x.byteOffset, W.p.byteOffset, y.byteOffset, n, W.inp, W.out, acc ? 1 : 0);
+  }
+  swiglu(g, u, count) {
+    this.exports.swiglu(g.byteOffset, u.byteOffset, count);
   }
 }
 

@@ -208,11 +208,7 @@ export class SparseLM {
       this.rmsNorm(x, W.mlpNorm, h, n);
       dense.matmul(h, W.w1, g, n, false);
       dense.matmul(h, W.w3, u, n, false);
-      // SwiGLU: silu(g) ⊙ u, in place in g
-      for (let i = 0, e = n * ff; i < e; i++) {
-        const a = g[i];
-        g[i] = (a / (1 + Math.exp(-a))) * u[i];
-      }
+      dense.swiglu(g, u, n * ff); // g = silu(g) ⊙ u
       dense.matmul(g, W.w2, x, n, true);
       tDense += performance.now() - t0;
     }

@@ -95,3 +95,41 @@ export function matmul(x: usize, wp: usize, y: usize, n: i32, k: i32, m: i32, ac
   v128.store(yr, a0);
   v128.store(yr, b0, 16);
 }
+
+// exp(x) = 2^n · p(r), n = round(x · log2 e), r = x − n · ln 2 (ln 2 split in two for
+// precision); p: Cephes expf's degree-7 polynomial (≈ 1 ulp on [−ln2/2, ln2/2]). x is
+// clamped to [−87.3, 88.7] so that 2^n stays a normal f32.
+// @ts-ignore: decorator
+@inline function expf4(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.7));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504089)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  // 2^n: n + 127 in the exponent bits
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(p, e);
+}
+
+/** SwiGLU's gate, in place: g[i] = silu(g[i]) · u[i] = g[i] / (1 + exp(−g[i])) · u[i]. */
+export function swiglu(g: usize, u: usize, count: i32): void {
+  const one = f32x4.splat(1);
+  let i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const o = <usize>i << 2;
+    const a = v128.load(g + o);
+    const s = f32x4.div(a, f32x4.add(one, expf4(f32x4.neg(a))));
+    v128.store(g + o, f32x4.mul(s, v128.load(u + o)));
+  }
+  for (; i < count; i++) {
+    const o = <usize>i << 2;
+    const a = load<f32>(g + o);
+    store<f32>(g + o, a / (1 + Mathf.exp(-a)) * load<f32>(u + o));
+  }
+}
