@@ -3,10 +3,15 @@
 // (fixtures.json: logits within 1e-4 at every position of the short and the 8,192-byte
 // prompt, the 256-byte greedy continuation), chunked = one-shot prefill, the KV cache = host
 // K/V, the dense 'js' path = 'wasm', the weights loader and the sampler; the WebGPU path where
-// the GPU runs the model's shapes; generate.mjs in Node 20, Node 24, Deno and Bun.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// the GPU runs the model's shapes; generate.mjs in Node 20, Node 24, Deno and Bun; the page
+// (web/) in headless Chromium, cross-origin isolated (KV cache, worker threads) and not (host
+// K/V, one thread), generating the bytes Node generates.
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: plain ESM example modules without types
 import { createModel, generate, rng, sample } from '../examples/sparse-lm/model.mjs';
@@ -16,7 +21,10 @@ import { loadModel } from '../examples/sparse-lm/load.mjs';
 import { halfToFloat, parseSafetensors, sha256Hex } from '../examples/sparse-lm/weights.mjs';
 // @ts-expect-error: plain ESM example modules without types
 import { LOGITS_ATOL, b64bytes, greedyParity, logitsParity, maxAbsDiff } from '../examples/sparse-lm/parity.mjs';
+// @ts-expect-error: plain ESM example modules without types
+import { serve } from '../examples/sparse-lm/serve.mjs';
 import { probeAdapter } from './gpu-env.js';
+import { BROWSER_ENABLE, REQUIRE_BROWSER, recordSkip } from './optional.js';
 import { ROOT, runCommand } from './runtimes/harness.js';
 
 const DIR = `${ROOT}examples/sparse-lm/`;
@@ -208,5 +216,62 @@ describe('generate.mjs in every runtime (the fixture prompt, 12 greedy bytes = P
     expect(report.lastRun.backend).toBe('wasm');
     expect(report.lastRun.detail).toMatch(/^wasm (relaxed|simd), 2 threads$/);
     expect(report.prefillMs).toBeGreaterThan(0);
+  });
+});
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const noChromium = (() => {
+  try {
+    accessSync(CHROMIUM, constants.X_OK);
+    return '';
+  } catch (e) {
+    return `no chromium at ${CHROMIUM} (${(e as NodeJS.ErrnoException).code})`;
+  }
+})();
+if (noChromium && !REQUIRE_BROWSER) recordSkip({ what: 'sparse-lm page', why: noChromium, enable: BROWSER_ENABLE });
+
+describe.runIf(!noChromium || REQUIRE_BROWSER)('the page (web/) in headless Chromium', () => {
+  let browser: Browser;
+  const servers: Server[] = [];
+  beforeAll(async () => {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    servers.forEach((s) => s.close());
+  });
+  const SAMPLING = { tokens: 24, temperature: 0.8, topK: 20, seed: 5 };
+
+  it.each([
+    ['with COOP/COEP: cross-origin isolated, the KV cache on 2+ worker threads', true],
+    ['served plainly: not isolated, host K/V on one thread', false],
+  ])('%s; the seeded continuation equals Node\'s', async (_, isolated) => {
+    const server: Server = await serve({ isolated });
+    servers.push(server);
+    const page = await browser.newPage();
+    const log: string[] = [];
+    page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+    try {
+      await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      await page.waitForFunction(() => (window as unknown as { sparseLmReady?: boolean }).sparseLmReady, null, { timeout: 60_000 }).catch((e) => {
+        throw new Error(`${(e as Error).message}\n${log.join('\n')}`);
+      });
+      const prompt = Array.from(shortPrompt.subarray(0, 200));
+      const r = await page.evaluate(({ prompt, sampling }) => (window as unknown as { sparseLm: { run(o: unknown): Promise<{ bytes: number[]; crossOriginIsolated: boolean; kv: string; lastRun: { backend: string; detail: string } }> } })
+        .sparseLm.run({ prompt: Uint8Array.from(prompt), path: 'auto', ...sampling }), { prompt, sampling: SAMPLING });
+      expect(r.crossOriginIsolated).toBe(isolated);
+      expect(r.kv).toBe(isolated ? 'cache' : 'host');
+      expect(r.lastRun.backend).toBe('wasm');
+      expect(r.lastRun.detail).toMatch(isolated ? /threads$/ : /1 thread$/);
+      const node = await load({ path: 'cpu' });
+      const want = await generate(node, shortPrompt.subarray(0, 200), SAMPLING);
+      expect(r.bytes).toEqual(want.tokens);
+      expect(await page.locator('#stats').textContent()).toMatch(/tokens\/s · attention wasm/);
+      expect(await page.locator('#layouts svg').count()).toBe(config.layers.length);
+      if (isolated && process.env.SPARSE_LM_SCREENSHOT) await page.screenshot({ path: process.env.SPARSE_LM_SCREENSHOT, fullPage: true });
+    } finally {
+      await page.close();
+    }
   });
 });
