@@ -5,10 +5,12 @@
 // K/V, the dense 'js' path = 'wasm', the weights loader and the sampler; the WebGPU path where
 // the GPU runs the model's shapes; generate.mjs in Node 20, Node 24, Deno and Bun; the page
 // (web/) in headless Chromium, cross-origin isolated (KV cache, worker threads) and not (host
-// K/V, one thread), generating the bytes Node generates.
+// K/V, one thread), generating the bytes Node generates; the workerd endpoint POST /generate.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
@@ -23,6 +25,8 @@ import { halfToFloat, parseSafetensors, sha256Hex } from '../examples/sparse-lm/
 import { LOGITS_ATOL, b64bytes, greedyParity, logitsParity, maxAbsDiff } from '../examples/sparse-lm/parity.mjs';
 // @ts-expect-error: plain ESM example modules without types
 import { serve } from '../examples/sparse-lm/serve.mjs';
+// @ts-expect-error: plain ESM example modules without types
+import { buildWorker } from '../examples/sparse-lm/worker/build.mjs';
 import { probeAdapter } from './gpu-env.js';
 import { BROWSER_ENABLE, REQUIRE_BROWSER, recordSkip } from './optional.js';
 import { ROOT, runCommand } from './runtimes/harness.js';
@@ -273,5 +277,75 @@ describe.runIf(!noChromium || REQUIRE_BROWSER)('the page (web/) in headless Chro
     } finally {
       await page.close();
     }
+  });
+});
+
+describe('workerd: POST /generate (one thread, host K/V, kernels as imported modules)', () => {
+  let dir = '';
+  let child: ChildProcess | null = null;
+  let base = '';
+  let log = '';
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sparse-lm-workerd-'));
+    const inputs: string[] = await buildWorker(dir, { port: 0 });
+    expect(inputs).toContain('dist/workerd.js');
+    expect(inputs).not.toContain('dist/index.js');
+    const proc = spawn(`${ROOT}node_modules/.bin/workerd`, ['serve', 'config.capnp', '--control-fd=3'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    child = proc;
+    proc.stdout!.on('data', (d) => (log += d));
+    proc.stderr!.on('data', (d) => (log += d));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`workerd did not start listening in 20 s:\n${log}`)), 20_000);
+      proc.on('exit', (code) => reject(new Error(`workerd exited with ${code}:\n${log}`)));
+      let control = '';
+      (proc.stdio[3] as Readable).on('data', (d) => {
+        control += d;
+        for (const line of control.split('\n')) {
+          if (!line.startsWith('{') || !line.endsWith('}')) continue;
+          const e = JSON.parse(line) as { event: string; port?: number };
+          if (e.event === 'listen' && e.port) {
+            base = `http://127.0.0.1:${e.port}`;
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+      });
+    });
+  }, 60_000);
+  afterAll(() => {
+    if (child && child.exitCode === null) child.kill('SIGTERM');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const post = async (body: unknown) => {
+    const res = await fetch(`${base}/generate`, { method: 'POST', body: JSON.stringify(body) });
+    if (!res.ok) throw new Error(`workerd answered ${res.status}: ${await res.text()}\n${log}`);
+    const bytes: number[] = [];
+    for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) bytes.push(...c);
+    return { bytes, kv: res.headers.get('x-sparse-lm-kv'), dense: res.headers.get('x-sparse-lm-dense') };
+  };
+  const prompt = new TextDecoder().decode(shortPrompt.subarray(0, 300));
+
+  it("greedy: PyTorch's continuation; seeded top-k: the bytes Node generates", async () => {
+    const greedy = await post({ prompt: new TextDecoder().decode(shortPrompt), tokens: 16 });
+    expect(greedy.bytes).toEqual(fx.greedy.tokens.slice(0, 16));
+    expect(greedy.kv).toBe('host');
+    expect(greedy.dense).toMatch(/^wasm (relaxed|simd)$/);
+    const sampling = { tokens: 24, temperature: 0.8, topK: 20, seed: 5 };
+    const r = await post({ prompt, ...sampling });
+    const node = await load({ path: 'cpu' });
+    expect(r.bytes).toEqual((await generate(node, new TextEncoder().encode(prompt), sampling)).tokens);
+    const info = await (await fetch(`${base}/info`)).json();
+    expect(info.weightsVerified).toBe(true);
+    expect(info.last.lastRun.detail).toMatch(/^wasm (relaxed|simd), 1 thread$/);
+  });
+
+  it('refuses a bad request with a clear message', async () => {
+    const res = await fetch(`${base}/generate`, { method: 'POST', body: JSON.stringify({ prompt: '', tokens: 3 }) });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toBe('prompt must be a non-empty string');
+    const big = await fetch(`${base}/generate`, { method: 'POST', body: JSON.stringify({ prompt: 'x', tokens: 9000 }) });
+    expect(big.status).toBe(400);
+    expect((await big.json()).error).toMatch(/tokens must be an integer ≥ 1 with the prompt's 1 bytes \+ tokens ≤ 8192/);
   });
 });
