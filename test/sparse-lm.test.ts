@@ -68,7 +68,7 @@ describe('sparse-lm, CPU path (wasm dense kernel, the library KV cache)', () => 
   it('loads the weights with their SHA-256 verified, on the KV cache and the WASM SIMD dense kernel', () => {
     expect(model.verified).toBe(true);
     expect(model.kv).toBe('cache');
-    expect(model.dense.name).toMatch(/^wasm (relaxed|simd)$/);
+    expect(model.dense.name).toMatch(/^wasm (relaxed|simd), 2 threads$/);
     expect(fx.weights_sha256).toBe(config.weights.sha256);
   });
 
@@ -112,6 +112,20 @@ describe('sparse-lm, other ways to run the same model', () => {
     expectParity(await logitsParity(model, fx.short), "kv 'host'");
     const g = await greedyParity(model, fx, 64);
     expect(g.firstDiff, `first difference at step ${g.firstDiff}`).toBe(-1);
+  });
+
+  it('the dense kernel on 1, 2 and 3 threads gives bit-identical logits (each output computed by one thread, in one order)', async () => {
+    const prompt = shortPrompt.subarray(0, 300);
+    const runs: Float32Array[] = [];
+    for (const denseThreads of [1, 2, 3]) {
+      const m = await load({ path: 'cpu', threads: 2, denseThreads });
+      expect(m.dense.name).toMatch(denseThreads === 1 ? /^wasm (relaxed|simd)$/ : new RegExp(`, ${denseThreads} threads$`));
+      const st = m.createState(prompt.length);
+      const { at } = await m.prefill(prompt, st, [17, 150, 299]);
+      st.dispose();
+      runs.push(Float32Array.from([17, 150, 299].flatMap((p) => Array.from(at.get(p)!))));
+    }
+    for (const r of runs.slice(1)) expect(r).toEqual(runs[0]);
   });
 
   it("the plain-JS dense path matches PyTorch (first 300 bytes: it is ~10x slower)", async () => {
@@ -217,6 +231,7 @@ describe('generate.mjs in every runtime (the fixture prompt, 12 greedy bytes = P
     expect(report.promptBytes).toBe(shortPrompt.length);
     expect(report.weightsVerified).toBe(true);
     expect(report.kv).toBe('cache');
+    expect(report.dense).toMatch(/^wasm (relaxed|simd), 2 threads$/);
     expect(report.lastRun.backend).toBe('wasm');
     expect(report.lastRun.detail).toMatch(/^wasm (relaxed|simd), 2 threads$/);
     expect(report.prefillMs).toBeGreaterThan(0);
@@ -262,10 +277,11 @@ describe.runIf(!noChromium || REQUIRE_BROWSER)('the page (web/) in headless Chro
         throw new Error(`${(e as Error).message}\n${log.join('\n')}`);
       });
       const prompt = Array.from(shortPrompt.subarray(0, 200));
-      const r = await page.evaluate(({ prompt, sampling }) => (window as unknown as { sparseLm: { run(o: unknown): Promise<{ bytes: number[]; crossOriginIsolated: boolean; kv: string; lastRun: { backend: string; detail: string } }> } })
+      const r = await page.evaluate(({ prompt, sampling }) => (window as unknown as { sparseLm: { run(o: unknown): Promise<{ bytes: number[]; crossOriginIsolated: boolean; kv: string; dense: string; lastRun: { backend: string; detail: string } }> } })
         .sparseLm.run({ prompt: Uint8Array.from(prompt), path: 'auto', ...sampling }), { prompt, sampling: SAMPLING });
       expect(r.crossOriginIsolated).toBe(isolated);
       expect(r.kv).toBe(isolated ? 'cache' : 'host');
+      expect(r.dense).toMatch(isolated ? /^wasm relaxed, \d+ threads$/ : /^wasm relaxed$/);
       expect(r.lastRun.backend).toBe('wasm');
       expect(r.lastRun.detail).toMatch(isolated ? /threads$/ : /1 thread$/);
       const node = await load({ path: 'cpu' });

@@ -2,7 +2,7 @@
 // Prefill time and decode speed of the example at a given context, with the split between
 // attention (SparseAttention calls) and the dense parts (everything else), median of --runs.
 //   node examples/sparse-lm/bench.mjs [--contexts 1000,8000] [--decode 64] [--runs 3]
-//     [--dense wasm|js] [--kv cache|host] [--path cpu|webgpu] [--threads N] [--chunk N]
+//     [--dense wasm|js] [--kv cache|host] [--path cpu|webgpu] [--threads N] [--dense-threads N] [--chunk N]
 // Prompts: the first N bytes of fixtures.json's 8,192-byte validation text. One JSON line
 // per context: { context, prefillMs, prefillAttnMs, prefillDenseMs, decodeTokS, decodeMsPerToken,
 // decodeAttnMs, decodeDenseMs (per token) }.
@@ -18,7 +18,7 @@ const contexts = arg('--contexts', '1000,8000').split(',').map(Number);
 const decode = Number(arg('--decode', 64));
 const runs = Number(arg('--runs', 3));
 const num = (s) => (s === undefined ? undefined : Number(s));
-const model = await loadModel({ path: arg('--path', 'cpu'), dense: arg('--dense', 'wasm'), kv: arg('--kv'), threads: num(arg('--threads')), chunk: num(arg('--chunk')) });
+const model = await loadModel({ path: arg('--path', 'cpu'), dense: arg('--dense', 'wasm'), kv: arg('--kv'), threads: num(arg('--threads')), denseThreads: num(arg('--dense-threads')), chunk: num(arg('--chunk')) });
 const text = b64bytes((await loadFixtures()).long.bytes_b64);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

@@ -9,6 +9,8 @@
 
 /** The two kernel builds' bytes are small; relaxed SIMD (FMA) is taken where it validates. */
 export const WASM_FILES = { relaxed: 'dense.relaxed.wasm', simd: 'dense.simd.wasm' };
+/** The same kernels importing a shared memory, for dense-threads.mjs. */
+export const WASM_MT_FILES = { relaxed: 'dense.relaxed.mt.wasm', simd: 'dense.simd.mt.wasm' };
 
 /**
  * A dense engine: `alloc(n)` returns zeroed Float32Arrays the engine can compute on,
@@ -22,6 +24,7 @@ export class JsDense {
     this.name = 'js';
   }
   reserve() {}
+  dispose() {}
   alloc(n) {
     return new Float32Array(n);
   }
@@ -96,11 +99,11 @@ export function packPanels(w, out, inp, dst) {
 }
 
 export class WasmDense {
-  /** @param {WebAssembly.Instance} instance  @param {string} variant */
-  constructor(instance, variant) {
+  /** @param {WebAssembly.Instance} instance  @param {string} variant  @param {WebAssembly.Memory} [memory] an imported one */
+  constructor(instance, variant, memory = instance.exports.memory) {
     this.name = `wasm ${variant}`;
     this.exports = instance.exports;
-    this.memory = instance.exports.memory;
+    this.memory = memory;
     this.top = 65536; // the kernel has no static data; keep clear of its first page anyway
     this.reserved = 0;
   }
@@ -124,19 +127,30 @@ export class WasmDense {
     return { p, out, inp };
   }
   matmul(x, W, y, n, acc) {
-    this.exports.matmul(x.byteOffset, W.p.byteOffset, y.byteOffset, n, W.inp, W.out, acc ? 1 : 0);
+    this.exports.matmul(x.byteOffset, W.p.byteOffset, y.byteOffset, n, W.inp, W.out, acc ? 1 : 0, 0, W.out / 8);
   }
   swiglu(g, u, count) {
-    this.exports.swiglu(g.byteOffset, u.byteOffset, count);
+    this.exports.swiglu(g.byteOffset, u.byteOffset, 0, count);
   }
+  dispose() {}
 }
 
 /**
  * A dense engine. `wasm`: a WebAssembly.Module, or { relaxed, simd } bytes/modules (the first
- * that validates and compiles is used), or undefined for 'js'.
+ * that validates and compiles is used), or undefined for 'js'. `threads` > 1 with
+ * `wasmThreaded` ({ relaxed, simd } bytes of the .mt builds): dense-threads.mjs's engine,
+ * falling back to one thread where workers or shared memory are missing (`fallback` says why).
  */
-export async function createDense(kind, wasm) {
+export async function createDense(kind, wasm, { threads = 1, wasmThreaded } = {}) {
   if (kind === 'js') return new JsDense();
+  if (threads > 1 && wasmThreaded) {
+    const { createThreadedDense } = await import('./dense-threads.mjs');
+    const r = await createThreadedDense(wasmThreaded, threads);
+    if (r.dense) return r.dense;
+    const single = await createDense(kind, wasm);
+    single.fallback = r.why;
+    return single;
+  }
   if (!wasm) throw new Error("sparse-lm: dense 'wasm' needs the kernel module (or bytes); pass dense: 'js' for plain JS");
   if (wasm instanceof WebAssembly.Module) return new WasmDense(await WebAssembly.instantiate(wasm, {}), 'module');
   const errors = [];

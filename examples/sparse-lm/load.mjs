@@ -1,7 +1,7 @@
 // Loads the model from this folder: from the file system in Node, Deno and Bun, from URLs
 // (fetch) in a browser or a worker. Both end in model.mjs's createModel, which takes bytes.
-import { WASM_FILES } from './dense.mjs';
-import { createModel } from './model.mjs';
+import { WASM_FILES, WASM_MT_FILES } from './dense.mjs';
+import { createModel, denseThreads } from './model.mjs';
 
 const HERE = new URL('./', import.meta.url);
 
@@ -25,10 +25,14 @@ export async function readBytes(url) {
 export async function loadModel(options = {}, base = HERE) {
   const at = (f) => new URL(f, base);
   const config = JSON.parse(new TextDecoder().decode(await readBytes(at('model.json'))));
-  const [weights, relaxed, simd] = await Promise.all([
+  const wasm = options.dense !== 'js';
+  const mt = wasm && denseThreads(options) > 1;
+  const [weights, relaxed, simd, relaxedMt, simdMt] = await Promise.all([
     readBytes(at(config.weights.file)),
-    options.dense === 'js' ? null : readBytes(at(WASM_FILES.relaxed)),
-    options.dense === 'js' ? null : readBytes(at(WASM_FILES.simd)),
+    wasm ? readBytes(at(WASM_FILES.relaxed)) : null,
+    wasm ? readBytes(at(WASM_FILES.simd)) : null,
+    mt ? readBytes(at(WASM_MT_FILES.relaxed)) : null,
+    mt ? readBytes(at(WASM_MT_FILES.simd)) : null,
   ]);
-  return createModel(config, weights, { wasm: { relaxed, simd }, ...options });
+  return createModel(config, weights, { wasm: { relaxed, simd }, wasmThreaded: mt ? { relaxed: relaxedMt, simd: simdMt } : undefined, ...options });
 }

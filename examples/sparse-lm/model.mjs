@@ -17,6 +17,9 @@ export { readWeights } from './weights.mjs';
  *   threads  CPU worker threads for the attention (SparseAttention's option)
  *   dense    'wasm' (default) | 'js'
  *   wasm     the dense kernel: a WebAssembly.Module, or { relaxed, simd } bytes or modules
+ *   wasmThreaded  the .mt builds' { relaxed, simd } bytes: the dense kernel on denseThreads
+ *            threads where shared memory and workers exist (dense-threads.mjs)
+ *   denseThreads  threads for the dense products (default: threads, else the cores, at most 8)
  *   kv       'cache' (the library's KV cache, CPU path with worker threads) | 'host' (K and V
  *            kept here, each call passes the keys it needs): default 'cache' on the CPU where
  *            memory can be shared, 'host' elsewhere
@@ -25,8 +28,14 @@ export { readWeights } from './weights.mjs';
  */
 export async function createModel(config, weightBytes, options = {}) {
   const { tensors, verified } = await readWeights(weightBytes, config);
-  const dense = await createDense(options.dense ?? 'wasm', options.wasm);
+  const dense = await createDense(options.dense ?? 'wasm', options.wasm, { threads: denseThreads(options), wasmThreaded: options.wasmThreaded });
   return new SparseLM(config, tensors, dense, { ...options, verified });
+}
+
+/** Threads for the dense products: options.denseThreads, else options.threads, else the cores (at most 8). */
+export function denseThreads(options) {
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 2;
+  return options.denseThreads ?? options.threads ?? Math.min(8, cores);
 }
 
 const BACKEND = { auto: 'auto', cpu: 'wasm', wasm: 'wasm', webgpu: 'webgpu' };
@@ -305,6 +314,7 @@ export class SparseLM {
 
   dispose() {
     for (const a of this.attention.values()) a.dispose();
+    this.dense.dispose();
   }
 }
 

@@ -15,17 +15,17 @@
 const ROW_BLOCK: i32 = 32;
 
 /**
- * Y = X · W (acc = 0) or Y += X · W (acc = 1).
+ * Y = X · W (acc = 0) or Y += X · W (acc = 1), for the output columns of panels [p0, p1)
+ * (threads split the panels: every output is computed by one thread, in the same order).
  * x: [n, k] row-major; wp: [m/8, k, 8] packed panels; y: [n, m] row-major.
  */
-export function matmul(x: usize, wp: usize, y: usize, n: i32, k: i32, m: i32, acc: i32): void {
-  const panels = m >> 3;
+export function matmul(x: usize, wp: usize, y: usize, n: i32, k: i32, m: i32, acc: i32, p0: i32, p1: i32): void {
   const xs = <usize>k << 2; // bytes per X row
   const ys = <usize>m << 2; // bytes per Y row
   const ps = <usize>k << 5; // bytes per panel: k · 8 f32
   for (let r0 = 0; r0 < n; r0 += ROW_BLOCK) {
     const r1 = min(n, r0 + ROW_BLOCK);
-    for (let p = 0; p < panels; p++) {
+    for (let p = p0; p < p1; p++) {
       const w0 = wp + <usize>p * ps;
       let r = r0;
       for (; r + 4 <= r1; r += 4) {
@@ -117,17 +117,17 @@ export function matmul(x: usize, wp: usize, y: usize, n: i32, k: i32, m: i32, ac
   return f32x4.mul(p, e);
 }
 
-/** SwiGLU's gate, in place: g[i] = silu(g[i]) · u[i] = g[i] / (1 + exp(−g[i])) · u[i]. */
-export function swiglu(g: usize, u: usize, count: i32): void {
+/** SwiGLU's gate, in place, for i in [from, to): g[i] = silu(g[i]) · u[i] = g[i] / (1 + exp(−g[i])) · u[i]. */
+export function swiglu(g: usize, u: usize, from: i32, to: i32): void {
   const one = f32x4.splat(1);
-  let i = 0;
-  for (; i + 4 <= count; i += 4) {
+  let i = from;
+  for (; i + 4 <= to; i += 4) {
     const o = <usize>i << 2;
     const a = v128.load(g + o);
     const s = f32x4.div(a, f32x4.add(one, expf4(f32x4.neg(a))));
     v128.store(g + o, f32x4.mul(s, v128.load(u + o)));
   }
-  for (; i < count; i++) {
+  for (; i < to; i++) {
     const o = <usize>i << 2;
     const a = load<f32>(g + o);
     store<f32>(g + o, a / (1 + Mathf.exp(-a)) * load<f32>(u + o));

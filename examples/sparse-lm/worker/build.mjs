@@ -25,7 +25,7 @@ export async function buildWorker(out, { port = 8787 } = {}) {
     platform: 'neutral',
     target: 'es2022',
     conditions: ['workerd', 'worker', 'browser'],
-    external: ['*.wasm', '*.safetensors', './model.json'],
+    external: ['*.wasm', '*.safetensors', './model.json', 'node:*'],
     metafile: true,
     logLevel: 'warning',
   });

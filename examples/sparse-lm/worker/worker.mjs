@@ -17,7 +17,7 @@ let last = null;
 
 /** The model, built at the first request and kept for the isolate's life. */
 function model() {
-  modelPromise ??= createModel(config, new Uint8Array(weights), { wasm: { relaxed, simd }, path: 'cpu' });
+  modelPromise ??= createModel(config, new Uint8Array(weights), { wasm: { relaxed, simd }, path: 'cpu', denseThreads: 1 });
   return modelPromise;
 }
 
