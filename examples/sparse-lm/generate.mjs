@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Generates text with the sparse-lm model, streaming each byte to stdout as it is produced,
-// then one summary line on stderr (prefill ms, tokens/s, the attention path that ran).
+// then one summary line (prefill ms, tokens/s, the attention path that ran).
 // Works in Node (20+), Deno (deno run --allow-read generate.mjs …) and Bun.
 //
 //   node examples/sparse-lm/generate.mjs --prompt "def " --tokens 200
@@ -72,7 +72,7 @@ if (opts.json) {
   console.log(JSON.stringify({ ...summary, bytes: r.tokens, lastRun: r.lastRun }));
 } else {
   write(new TextEncoder().encode('\n'));
-  console.error(
+  console.log(
     `-- ${runtime}: prefill ${summary.prefillMs} ms (${prompt.length} bytes), ${summary.tokensPerSecond} tokens/s (${r.tokens.length} bytes), ` +
       `attention ${summary.path}, kv ${model.kv}, dense ${model.dense.name}${model.verified ? ', weights SHA-256 verified' : ''}`,
   );

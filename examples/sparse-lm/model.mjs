@@ -41,7 +41,8 @@ export function denseThreads(options) {
 const BACKEND = { auto: 'auto', cpu: 'wasm', wasm: 'wasm', webgpu: 'webgpu' };
 
 function sharedMemoryWorks() {
-  // Worker threads need SharedArrayBuffer; a page has it only when cross-origin isolated.
+  // The library's KV cache needs its threaded engine: SharedArrayBuffer (a page has it only
+  // when cross-origin isolated) and workers (workerd, marked by WebSocketPair, has none).
   return typeof SharedArrayBuffer === 'function' && globalThis.crossOriginIsolated !== false && !globalThis.WebSocketPair;
 }
 
