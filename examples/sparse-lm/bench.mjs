@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Prefill time and decode speed of the example at a given context, with the split between
-// attention (SparseAttention calls) and the dense parts (everything else), median of --runs.
+// attention (SparseAttention calls) and the dense parts (everything else), median of --runs
+// (and the best run: on a shared machine the closest to an idle one).
 //   node examples/sparse-lm/bench.mjs [--contexts 1000,8000] [--decode 64] [--runs 3]
 //     [--dense wasm|js] [--kv cache|host] [--path cpu|webgpu] [--threads N] [--dense-threads N] [--chunk N]
 // Prompts: the first N bytes of fixtures.json's 8,192-byte validation text. One JSON line
 // per context: { context, prefillMs, prefillAttnMs, prefillDenseMs, decodeTokS, decodeMsPerToken,
-// decodeAttnMs, decodeDenseMs (per token) }.
+// decodeAttnMs, decodeDenseMs (per token), prefillMsBest, decodeTokSBest }.
 import { loadModel } from './load.mjs';
 import { b64bytes, loadFixtures } from './parity.mjs';
 
@@ -58,6 +59,7 @@ for (const context of contexts) {
     prefillMs: r1(m('prefillMs')), prefillAttnMs: r1(m('preAttn')), prefillDenseMs: r1(m('preDense')),
     decodeTokS: r1((decode * 1000) / m('decodeMs')), decodeMsPerToken: r3(m('decodeMs') / decode),
     decodeAttnMs: r3(m('decAttn') / decode), decodeDenseMs: r3(m('decDense') / decode),
+    prefillMsBest: r1(Math.min(...rows.map((x) => x.prefillMs))), decodeTokSBest: r1((decode * 1000) / Math.min(...rows.map((x) => x.decodeMs))),
   }));
 }
 model.dispose();
