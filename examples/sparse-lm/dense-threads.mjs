@@ -23,17 +23,26 @@ export function share(total, i, T, align = 1) {
   return [a, b];
 }
 
-async function spawn(url) {
-  if (typeof globalThis.Worker === 'function') return new globalThis.Worker(url, { type: 'module' });
-  const { Worker } = await import('node:worker_threads');
-  const w = new Worker(url);
-  w.unref(); // an undisposed model must not keep Node running
+/**
+ * A worker running dense-worker.mjs, with `onMessage`/`onError` attached. Node, Bun and Deno
+ * (process.versions.node): worker_threads, which can be unref'd once started (see ready());
+ * browsers: a module Worker.
+ */
+async function spawn(url, onMessage, onError) {
+  if (typeof globalThis.process?.versions?.node === 'string') {
+    const { Worker } = await import('node:worker_threads');
+    const w = new Worker(url);
+    w.on('message', onMessage);
+    w.on('error', onError);
+    return w;
+  }
+  const w = new globalThis.Worker(url, { type: 'module' });
+  w.onmessage = (e) => onMessage(e.data);
+  w.onerror = (e) => {
+    e.preventDefault?.();
+    onError(new Error(e.message || `could not load ${url.href}`));
+  };
   return w;
-}
-
-function on(worker, event, fn) {
-  if (worker.addEventListener) worker.addEventListener(event, (e) => fn(event === 'message' ? e.data : e));
-  else worker.on(event, fn);
 }
 
 class ThreadedDense extends WasmDense {
@@ -111,20 +120,21 @@ export async function createThreadedDense(bytes, threads) {
   try {
     const url = new URL('./dense-worker.mjs', import.meta.url);
     for (let i = 1; i < threads; i++) {
-      const w = await spawn(url);
-      workers.push(w);
-      await new Promise((resolve, reject) => {
+      let settle;
+      const ready = new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`worker ${i} did not start in ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-        on(w, 'message', (m) => {
+        settle = (err) => {
           clearTimeout(timer);
-          m === 'ready' ? resolve() : reject(new Error(`worker ${i}: ${m}`));
-        });
-        on(w, 'error', (e) => {
-          clearTimeout(timer);
-          reject(new Error(`worker ${i}: ${e.message ?? e}`));
-        });
-        w.postMessage({ bytes: bytes[variant], memory, ctl: CTL, index: i });
+          err ? reject(err) : resolve();
+        };
       });
+      const w = await spawn(url, (m) => settle(m === 'ready' ? null : new Error(`worker ${i}: ${m}`)), (e) => settle(new Error(`worker ${i}: ${e.message}`)));
+      workers.push(w);
+      w.postMessage({ bytes: bytes[variant], memory, ctl: CTL, index: i });
+      await ready;
+      // Listeners are attached: an idle worker must not keep the process alive (a forgotten
+      // dispose() would hang it), and in Node 20 a listener added after unref() re-refs it.
+      w.unref?.();
     }
   } catch (e) {
     for (const w of workers) w.terminate();

@@ -35,8 +35,8 @@ function start({ bytes, memory, ctl: at, index }, reply) {
   }
 }
 
-if (typeof self !== 'undefined' && typeof self.postMessage === 'function') {
-  self.onmessage = (e) => start(e.data, (m) => self.postMessage(m));
+if (typeof globalThis.WorkerGlobalScope !== 'undefined' && typeof globalThis.addEventListener === 'function') {
+  globalThis.addEventListener('message', (e) => start(e.data, (m) => globalThis.postMessage(m)), { once: true });
 } else {
   const { parentPort } = await import('node:worker_threads');
   parentPort.once('message', (m) => start(m, (r) => parentPort.postMessage(r)));
