@@ -1,7 +1,8 @@
 // examples/sparse-lm where it runs (issue 19): generate.mjs in Node 20, Node 24, Deno and Bun
 // (12 greedy bytes of the fixture prompt = PyTorch's); the page (web/) in headless Chromium,
 // cross-origin isolated (KV cache, worker threads) and not (host K/V, one thread), generating
-// the bytes Node generates; the workerd endpoint POST /generate. Parity itself:
+// the bytes Node generates; the workerd endpoint POST /generate; a forgotten dispose() that
+// still lets Node, Deno and Bun exit. Parity itself:
 // test/sparse-lm.test.ts.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -72,6 +73,21 @@ describe('generate.mjs in every runtime (the fixture prompt, 12 greedy bytes = P
     expect(report.lastRun.backend).toBe('wasm');
     expect(report.lastRun.detail).toMatch(/^wasm (relaxed|simd), 2 threads$/);
     expect(report.prefillMs).toBeGreaterThan(0);
+  });
+});
+
+describe('a program that never calls model.dispose() still exits', () => {
+  it.each([
+    ['node', () => [process.execPath, []]],
+    ['deno', () => [`${ROOT}node_modules/.bin/deno`, ['run', '--no-lock', `--allow-read=${ROOT}`]]],
+    ['bun', () => [`${ROOT}node_modules/.bin/bun`, []]],
+  ] as [string, () => [string, string[]]][])('%s', async (name, cmd) => {
+    const [bin, pre] = cmd();
+    // Hang guard: a worker keeping the runtime alive would run into the 60 s kill.
+    const r = await runCommand(bin, [...pre, `${ROOT}test/runtimes/fixtures/sparse-lm-forget.mjs`], { env: { ...process.env, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' }, timeoutMs: 60_000 });
+    expect(r.code, `${name}: exit ${r.code}\nstderr: ${r.stderr.slice(-1500)}`).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(out).toEqual({ dense: expect.stringMatching(/, 2 threads$/), tokens: 8 });
   });
 });
 
