@@ -186,5 +186,6 @@ describe('weights and sampling', () => {
     expect(greedy.prefillMs).toBeGreaterThan(0);
     expect(greedy.tokensPerSecond).toBeGreaterThan(0);
     expect(greedy.lastRun.backend).toBe('wasm');
+    await expect(generate(model, new Uint8Array(8000), { tokens: 194 })).rejects.toThrow(/a 8000-byte prompt and 194 bytes need 8193 positions; the model runs up to 8192/);
   });
 });

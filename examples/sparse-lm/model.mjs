@@ -354,8 +354,13 @@ export function sample(logits, { temperature = 0, topK = 0, random } = {}) {
  */
 export async function generate(model, prompt, { tokens = 200, temperature = 0, topK = 0, seed = 1, onToken, state } = {}) {
   if (prompt.length < 1) throw new Error('sparse-lm: the prompt must hold at least one byte');
+  // The last byte generated is never fed back: prompt + tokens − 1 positions.
+  const need = prompt.length + Math.max(0, tokens - 1);
+  if (!state && need > model.config.n_ctx_max) {
+    throw new Error(`sparse-lm: a ${prompt.length}-byte prompt and ${tokens} bytes need ${need} positions; the model runs up to ${model.config.n_ctx_max}`);
+  }
   const own = !state;
-  state ??= model.createState(Math.min(model.config.n_ctx_max, prompt.length + tokens));
+  state ??= model.createState(need);
   const random = rng(seed);
   model.timing = { attentionMs: 0, denseMs: 0 };
   let t0 = performance.now();
