@@ -14,7 +14,7 @@ import { loadModel } from '../examples/sparse-lm/load.mjs';
 // @ts-expect-error: plain ESM example modules without types
 import { halfToFloat, parseSafetensors, sha256Hex } from '../examples/sparse-lm/weights.mjs';
 // @ts-expect-error: plain ESM example modules without types
-import { LOGITS_ATOL, b64bytes, greedyParity, logitsParity, maxAbsDiff } from '../examples/sparse-lm/parity.mjs';
+import { LOGITS_ATOL, b64bytes, greedyMismatch, greedyParity, logitsParity, maxAbsDiff } from '../examples/sparse-lm/parity.mjs';
 import { probeAdapter } from './gpu-env.js';
 import { ROOT } from './runtimes/harness.js';
 
@@ -72,7 +72,7 @@ describe('sparse-lm, CPU path (wasm dense kernel, the library KV cache)', () => 
     const g = await greedyParity(model, fx);
     expect(g.ok, `first difference at step ${g.firstDiff}, PyTorch's top-2 gap there ${g.gapAtDiff}`).toBe(true);
     if (fx.greedy.min_top2_gap >= LOGITS_ATOL) expect(g.firstDiff).toBe(-1);
-    expect(g.tokens.length).toBe(fx.greedy.tokens.length);
+    if (g.firstDiff < 0) expect(g.tokens.length).toBe(fx.greedy.tokens.length);
   });
 
   it('chunked prefill (chunks of 64 and 333 bytes) gives the logits of one 1,000-byte call', async () => {
@@ -98,7 +98,7 @@ describe('sparse-lm, other ways to run the same model', () => {
     const model = await load({ path: 'cpu', kv: 'host', threads: 1 });
     expectParity(await logitsParity(model, fx.short), "kv 'host'");
     const g = await greedyParity(model, fx, 64);
-    expect(g.firstDiff, `first difference at step ${g.firstDiff}`).toBe(-1);
+    expect(g.ok, `first difference at step ${g.firstDiff}, PyTorch's top-2 gap there ${g.gapAtDiff}`).toBe(true);
   });
 
   it('the dense kernel on 1, 2 and 3 threads gives bit-identical logits (each output computed by one thread, in one order)', async () => {
@@ -176,13 +176,22 @@ describe('weights and sampling', () => {
     expect(got.size).toBeGreaterThan(1);
   });
 
+  it('the greedy rule: a first difference is accepted only at a step where PyTorch\'s top-2 gap < 1e-4', () => {
+    const fxs = { greedy: { tokens: [1, 2, 3], top2_gap: [0.5, 1e-6, 0.5] } };
+    expect(greedyMismatch([1, 2, 3], fxs)).toBeNull();
+    expect(greedyMismatch([1, 9, 9], fxs)).toBeNull();
+    expect(greedyMismatch([9, 2, 3], fxs)).toBe('byte 0: 9, PyTorch 1 (its top-2 gap there 0.5)');
+    expect(greedyMismatch([1, 2, 9], fxs)).toBe('byte 2: 9, PyTorch 3 (its top-2 gap there 0.5)');
+  });
+
   it('generate(): seeded top-k sampling gives the same bytes twice; greedy gives the fixture prefix', async () => {
     const model = await load({ path: 'cpu' });
     const a = await generate(model, shortPrompt, { tokens: 24, temperature: 0.9, topK: 12, seed: 5 });
     const b = await generate(model, shortPrompt, { tokens: 24, temperature: 0.9, topK: 12, seed: 5 });
     expect(a.tokens).toEqual(b.tokens);
     const greedy = await generate(model, shortPrompt, { tokens: 24 });
-    expect(greedy.tokens).toEqual(fx.greedy.tokens.slice(0, 24));
+    expect(greedy.tokens).toHaveLength(24);
+    expect(greedyMismatch(greedy.tokens, fx)).toBeNull();
     expect(greedy.prefillMs).toBeGreaterThan(0);
     expect(greedy.tokensPerSecond).toBeGreaterThan(0);
     expect(greedy.lastRun.backend).toBe('wasm');

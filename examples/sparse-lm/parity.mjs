@@ -59,3 +59,18 @@ export async function greedyParity(model, fx, steps = fx.greedy.tokens.length, g
     state.dispose();
   }
 }
+
+/**
+ * Whether `bytes` (greedy bytes after fixtures.short's prompt) agree with PyTorch's
+ * continuation: identical, or first differing at a step where PyTorch's top-2 gap is below
+ * `gapTol` (a tie within f32 noise). Returns null when they agree, else what differs.
+ */
+export function greedyMismatch(bytes, fx, gapTol = LOGITS_ATOL) {
+  const want = fx.greedy.tokens;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === want[i]) continue;
+    const gap = fx.greedy.top2_gap[i];
+    return gap < gapTol ? null : `byte ${i}: ${bytes[i]}, PyTorch ${want[i]} (its top-2 gap there ${gap})`;
+  }
+  return null;
+}

@@ -18,7 +18,7 @@ import { generate } from '../../examples/sparse-lm/model.mjs';
 // @ts-expect-error: plain ESM example modules without types
 import { loadModel } from '../../examples/sparse-lm/load.mjs';
 // @ts-expect-error: plain ESM example modules without types
-import { b64bytes } from '../../examples/sparse-lm/parity.mjs';
+import { b64bytes, greedyMismatch } from '../../examples/sparse-lm/parity.mjs';
 // @ts-expect-error: plain ESM example modules without types
 import { serve } from '../../examples/sparse-lm/serve.mjs';
 // @ts-expect-error: plain ESM example modules without types
@@ -65,7 +65,8 @@ describe('generate.mjs in every runtime (the fixture prompt, 12 greedy bytes = P
     const line = r.stdout.trim().split('\n').pop() ?? '';
     expect(r.code, `${name} exited with ${r.code}\nstdout: ${r.stdout.slice(-1500)}\nstderr: ${r.stderr.slice(-1500)}`).toBe(0);
     const report = JSON.parse(line);
-    expect(report.bytes).toEqual(fx.greedy.tokens.slice(0, TOKENS));
+    expect(report.bytes).toHaveLength(TOKENS);
+    expect(greedyMismatch(report.bytes, fx)).toBeNull();
     expect(report.promptBytes).toBe(shortPrompt.length);
     expect(report.weightsVerified).toBe(true);
     expect(report.kv).toBe('cache');
@@ -197,7 +198,8 @@ describe('workerd: POST /generate (one thread, host K/V, kernels as imported mod
 
   it("greedy: PyTorch's continuation; seeded top-k: the bytes Node generates", async () => {
     const greedy = await post({ prompt: new TextDecoder().decode(shortPrompt), tokens: 16 });
-    expect(greedy.bytes).toEqual(fx.greedy.tokens.slice(0, 16));
+    expect(greedy.bytes).toHaveLength(16);
+    expect(greedyMismatch(greedy.bytes, fx)).toBeNull();
     expect(greedy.kv).toBe('host');
     expect(greedy.dense).toMatch(/^wasm (relaxed|simd)$/);
     const sampling = { tokens: 24, temperature: 0.8, topK: 20, seed: 5 };
