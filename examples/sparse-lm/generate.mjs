@@ -41,7 +41,7 @@ function write(bytes) {
 }
 
 const prompt = opts.promptFile ? await readBytes(new URL(opts.promptFile, `file://${g.Deno ? g.Deno.cwd() : g.process.cwd()}/`)) : new TextEncoder().encode(opts.prompt);
-const model = await loadModel({ path: opts.path, threads: opts.threads, dense: opts.dense, kv: opts.kv, chunk: opts.chunk });
+const model = await loadModel({ path: opts.path, threads: opts.threads, dense: opts.dense, kv: opts.kv, chunk: opts.chunk }).catch((e) => fail(e.message));
 if (opts.path === 'webgpu') {
   // Fail before streaming anything when the GPU path cannot run the model's shapes.
   const why = await model.support();
@@ -54,7 +54,7 @@ const r = await generate(model, prompt, {
   topK: opts.topK,
   seed: opts.seed,
   onToken: opts.json ? undefined : (b) => write(Uint8Array.of(b)),
-});
+}).catch((e) => fail(e.message));
 const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.versions.node}`;
 const summary = {
   runtime,
