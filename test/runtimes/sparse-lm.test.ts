@@ -131,13 +131,14 @@ describe.runIf(!noChromium || REQUIRE_BROWSER)('the page (web/) in headless Chro
         throw new Error(`${(e as Error).message}\n${log.join('\n')}`);
       });
       const prompt = Array.from(shortPrompt.subarray(0, 200));
-      const r = await page.evaluate(({ prompt, sampling }) => (window as unknown as { sparseLm: { run(o: unknown): Promise<{ bytes: number[]; crossOriginIsolated: boolean; kv: string; dense: string; lastRun: { backend: string; detail: string } }> } })
+      const r = await page.evaluate(({ prompt, sampling }) => (window as unknown as { sparseLm: { run(o: unknown): Promise<{ bytes: number[]; crossOriginIsolated: boolean; cores: number; kv: string; dense: string; lastRun: { backend: string; detail: string } }> } })
         .sparseLm.run({ prompt: Uint8Array.from(prompt), path: 'auto', ...sampling }), { prompt, sampling: SAMPLING });
       expect(r.crossOriginIsolated).toBe(isolated);
       expect(r.kv).toBe(isolated ? 'cache' : 'host');
-      expect(r.dense).toMatch(isolated ? /^wasm relaxed, \d+ threads$/ : /^wasm relaxed$/);
+      // isolated: as many dense threads as cores, at most 4 (one core: the plain kernel)
+      expect(r.dense).toBe(isolated && r.cores > 1 ? `wasm relaxed, ${Math.min(4, r.cores)} threads` : 'wasm relaxed');
       expect(r.lastRun.backend).toBe('wasm');
-      expect(r.lastRun.detail).toMatch(isolated ? /threads$/ : /1 thread$/);
+      expect(r.lastRun.detail).toMatch(isolated && r.cores > 1 ? /, \d+ threads$/ : /, 1 thread$/);
       const node = await load({ path: 'cpu' });
       const want = await generate(node, shortPrompt.subarray(0, 200), SAMPLING);
       expect(r.bytes).toEqual(want.tokens);

@@ -37,7 +37,7 @@ async function run({ prompt, tokens, temperature, topK, seed, path }) {
   const path_ = r.lastRun ? `${r.lastRun.backend} (${r.lastRun.detail})` : '?';
   $('stats').textContent = `prefill ${r.prefillMs.toFixed(1)} ms (${prompt.length} bytes) · ${r.tokensPerSecond.toFixed(1)} tokens/s · attention ${path_} · kv ${m.kv} · dense ${m.dense.name}` +
     ` · crossOriginIsolated ${globalThis.crossOriginIsolated}${m.verified ? ' · weights SHA-256 verified' : ''}`;
-  return { bytes: r.tokens, prefillMs: r.prefillMs, tokensPerSecond: r.tokensPerSecond, lastRun: r.lastRun, kv: m.kv, dense: m.dense.name, crossOriginIsolated: globalThis.crossOriginIsolated };
+  return { bytes: r.tokens, prefillMs: r.prefillMs, tokensPerSecond: r.tokensPerSecond, lastRun: r.lastRun, kv: m.kv, dense: m.dense.name, crossOriginIsolated: globalThis.crossOriginIsolated, cores: navigator.hardwareConcurrency };
 }
 
 function fromForm() {
