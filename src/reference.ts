@@ -45,6 +45,7 @@ export function referenceMask(
       // columns idx::stride for idx in range(stride-1, -1, -1).reshape(-1, vertsize)[h % numVerts].
       const stride = L / bs;
       return (h, i, j) => {
+        if (i < 0) return false; // before position 0 (nQ > nK): the layout has no row there
         const qb = Math.floor(i / bs);
         const kb = Math.floor(j / bs);
         if (c.causal && (kb > qb || (kb === qb && j > i))) return false;
@@ -69,6 +70,7 @@ export function referenceMask(
           : p.globalBlockIndices.some((s0, x) => b >= s0 && b < (p.globalBlockEndIndices ? p.globalBlockEndIndices[x] : s0 + 1));
       const random = new Map<string, number[]>();
       return (h, i, j) => {
+        if (i < 0) return false; // before position 0 (nQ > nK): the layout has no row there
         const qb = Math.floor(i / bs);
         const kb = Math.floor(j / bs);
         if (c.causal && (kb > qb || (kb === qb && j > i))) return false;
@@ -86,7 +88,7 @@ export function referenceMask(
       const perBlock = c.maskBlocks;
       if (!imported && !perBlock) {
         const blocks = c.customBlocks!;
-        return (h, i, j) => blocks(h, Math.floor(i / bs), Math.floor(j / bs)) && (!mask || Boolean(mask(h, i, j)));
+        return (h, i, j) => i >= 0 && blocks(h, Math.floor(i / bs), Math.floor(j / bs)) && (!mask || Boolean(mask(h, i, j)));
       }
       // Block lists and block masks, straight from their definitions: a row of query block qb
       // lists key blocks (those below the call's nB), each whole or under the token mask;
@@ -120,7 +122,7 @@ export function referenceMask(
         return row;
       };
       return (h, i, j) => {
-        if (imported?.causal && j > i) return false;
+        if (i < 0 || (imported?.causal && j > i)) return false;
         const id = rowOf(h, Math.floor(i / bs)).get(Math.floor(j / bs));
         if (id === undefined) return false;
         if (id === -2) return true;
