@@ -103,12 +103,15 @@ export function tileLayout(rows: PositionRows, nQ: number, nK: number, bs: numbe
   };
   const composed = new Map<string, number>(); // builder mask id, -1 whole, -2 empty
   const bytes = new Uint8Array(area);
-  const compose = (top: Uint8Array | null | undefined, bot: Uint8Array | null | undefined): number => {
-    const key = `${keyOf(top)}|${keyOf(bot)}`;
+  // Rows r >= valid (past the last query: positions >= nK) are left out, so that a tile visits
+  // exactly the blocks its queries need.
+  const compose = (top: Uint8Array | null | undefined, bot: Uint8Array | null | undefined, valid: number): number => {
+    const key = `${keyOf(top)}|${keyOf(bot)}|${valid}`;
     let id = composed.get(key);
     if (id === undefined) {
       let ones = 0;
-      for (let r = 0; r < bs; r++) {
+      bytes.fill(0);
+      for (let r = 0; r < valid; r++) {
         // tile row r: row s + r of the first layout row, or row r − (bs − s) of the second
         const [src, sr] = r < bs - s ? [top, s + r] : [bot, r - (bs - s)];
         for (let c = 0; c < bs; c++) ones += bytes[r * bs + c] = src === undefined ? 0 : src === null ? 1 : src[sr * bs + c];
@@ -119,13 +122,14 @@ export function tileLayout(rows: PositionRows, nQ: number, nK: number, bs: numbe
     return id;
   };
   for (let t = 0; t < nQB; t++) {
+    const valid = Math.min(bs, nQ - t * bs);
     const top = rowAt(A + t);
-    if (s === 0) {
+    if (s === 0 && valid === bs) {
       for (let e = 0; e < top.cols.length; e++) builder.add(top.cols[e], top.masks[e]);
       builder.endRow();
       continue;
     }
-    const bot = rowAt(A + t + 1);
+    const bot = s === 0 ? EMPTY : rowAt(A + t + 1);
     let i = 0;
     let j = 0;
     while (i < top.cols.length || j < bot.cols.length) {
@@ -134,7 +138,7 @@ export function tileLayout(rows: PositionRows, nQ: number, nK: number, bs: numbe
       const kb = Math.min(kt, kbot);
       const mt = kt === kb ? top.masks[i++] : undefined;
       const mb = kbot === kb ? bot.masks[j++] : undefined;
-      const id = mt === null && mb === null ? -1 : compose(mt, mb);
+      const id = mt === null && mb === null && valid === bs ? -1 : compose(mt, mb, valid);
       if (id !== -2) builder.addId(kb, id);
     }
     builder.endRow();
