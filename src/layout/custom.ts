@@ -425,6 +425,19 @@ export function customLayout(
 }
 
 /**
+ * Room for one row of nB key blocks, shared by every customRows source (a row is read whole
+ * before the next is asked for): a decode step of many heads allocates nothing per head.
+ */
+let scratch: { cols: Int32Array; masked: Uint8Array; keyBlocks: Int32Array; ids: Int32Array } | null = null;
+function rowScratch(nB: number) {
+  if (!scratch || scratch.cols.length < nB) {
+    const n = Math.max(nB, 64);
+    scratch = { cols: new Int32Array(n), masked: new Uint8Array(n), keyBlocks: new Int32Array(n), ids: new Int32Array(n) };
+  }
+  return scratch;
+}
+
+/**
  * The rows of one head of a custom layout over nB × nB blocks of bs, one at a time, for
  * cross-attention (src/layout/cross.ts): as customLayout, with each entry's mask as bytes
  * (block masks resolved once per (mask, diagonal) and shared, so that equal halves compose
@@ -442,10 +455,6 @@ export function customRows(
 ): PositionRows {
   const area = bs * bs;
   const tril = lowerTriangle(bs);
-  const cols = new Int32Array(nB);
-  const masked = new Uint8Array(nB);
-  const keyBlocks = new Int32Array(nB);
-  const ids = new Int32Array(nB);
   // Block masks: user id (and whether on the diagonal) -> bytes, null whole, 'empty'.
   const resolved = new Map<number, Uint8Array | null | 'empty'>();
   const bytesOf = (src: Uint8Array | null, diag: boolean): Uint8Array | null | 'empty' => {
@@ -458,6 +467,7 @@ export function customRows(
     nB,
     row(qb, add) {
       if (rowCalls > 0) budget?.spend(rowCalls);
+      const { cols, masked, keyBlocks, ids } = rowScratch(nB);
       const n = rows.row(qb, cols, masked);
       let m = 0;
       if (mask?.kind === 'blocks') {
