@@ -140,7 +140,9 @@ export function referenceMask(
  * Beyond what the kernels run today it states the inference contract (DESIGN.md §2), so
  * that the tests can hold every path to it: `options.kvHeads` (K and V carry kvHeads
  * heads; query head h reads K/V head floor(h·kvHeads/heads)); q of nQ rows against k, v of
- * nK rows, aligned bottom-right (query i sits at position nK − nQ + i, key j at j); and
+ * nK rows, aligned bottom-right (query i sits at position nK − nQ + i, key j at j; the
+ * block-pattern modes' layouts cover positions 0 … nK − 1, so with nQ > nK a query before
+ * position 0 has no layout row: zeros); and
  * `forwardOptions.seqLengths` (batch 1: packed sequences, each attending only within
  * itself, positions restarting at 0).
  */

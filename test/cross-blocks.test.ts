@@ -167,6 +167,21 @@ function bruteCount(m: ModeCase, bs: number, heads: number, nQ: number, nK: numb
   return { pairs, blocks };
 }
 
+describe('the reference', () => {
+  it.each(MODES.filter((m) => !m.causal).map((m) => [m.name, m] as const))('%s, 40 queries x 23 keys: the 17 rows before position 0 are zeros, the others are not', (_n, m) => {
+    const [mode, L, bs, options] = args(m, CPU_BS, 2);
+    const { q, k, v } = tensors(1, 40, 23, 4, 2, 6);
+    const ref = attentionReference(q, k, v, 4, mode, L, bs, options);
+    for (let h = 0; h < 4; h++) {
+      for (let i = 0; i < 40; i++) {
+        const row = ref.data.subarray(i * 24 + h * 6, i * 24 + h * 6 + 6);
+        expect(row.every((x) => x === 0)).toBe(i < 17);
+        expect(ref.lse[h * 40 + i] === -Infinity).toBe(i < 17);
+      }
+    }
+  });
+});
+
 describe('plan() counts', () => {
   const cases = MODES.flatMap((m) =>
     ([[1, 97], [17, 97], [27, 96], [32, 96], [40, 23], [96, 96]] as const).filter(([nQ, nK]) => nQ <= nK || !m.causal).map(([nQ, nK]) => [`${m.name} ${nQ} x ${nK}`, m, nQ, nK] as const),
