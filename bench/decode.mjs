@@ -6,6 +6,7 @@
 // that every step sees the same length. Reports ms per step (median), the K/V bytes the
 // step's visited blocks read, and GB/s.
 //   node bench/decode.mjs [--threads 2] [--lens 4096,8192,32768,131072] [--modes all,local] [--out file.json]
+// (--modes also takes fixed (L 4096), longformer, bigbird: their defaults, blocksize 32)
 import { writeFileSync } from 'node:fs';
 import { SparseAttention } from '../dist/index.js';
 import { parseArgs, timeIt } from './lib.mjs';
@@ -21,7 +22,7 @@ const rows = [];
 for (const mode of modes) {
   for (const len of lens) {
     if (mode === 'all' && len > 32768) continue; // quadratic in what a step reads: 'all' shown to 32K
-    const attn = new SparseAttention(heads, mode, mode === 'local' ? L : undefined, 32, { kvHeads, backend: 'wasm', threads });
+    const attn = new SparseAttention(heads, mode, mode === 'local' || mode === 'fixed' ? L : undefined, 32, { kvHeads, backend: 'wasm', threads });
     const cache = attn.createCache({ batch: 1, capacity: len + 1 });
     const chunk = 4096;
     for (let t = 0; t < len; t += chunk) {
@@ -38,10 +39,12 @@ for (const mode of modes) {
     const r = await timeIt(step, { warmupMs: 300, minRuns: 9, minMs: 1000 });
     const plan = attn.plan([1, 1, heads * d], { nK: len + 1 });
     // K and V of the visited keys, once per K/V head (query heads of a group read the same rows)
-    const keys = Math.min(len + 1, mode === 'local' ? L : len + 1);
+    // (block-pattern modes: the keys of the blocks the step visits, averaged over the heads)
+    const blockKeys = Math.round(plan.visitedFlops / (4 * d * 32) / heads);
+    const keys = Math.min(len + 1, mode === 'local' ? L : mode === 'all' ? len + 1 : blockKeys);
     const bytes = 2 * kvHeads * keys * d * 4;
     rows.push({
-      mode, cacheTokens: len, heads, kvHeads, headDim: d, localAttnCtx: mode === 'local' ? L : null, threads,
+      mode, cacheTokens: len, heads, kvHeads, headDim: d, localAttnCtx: mode === 'local' || mode === 'fixed' ? L : null, threads,
       medianMs: +r.medianMs.toFixed(3), minMs: +r.minMs.toFixed(3), runs: r.runs,
       kvBytesRead: bytes, gbps: +(bytes / (r.medianMs * 1e6)).toFixed(2), allowedPairs: plan.allowedPairs, path: attn.lastRun.detail,
     });

@@ -6,9 +6,10 @@ import type { Config } from './config.js';
 import { DisposedError, UnsupportedError, argError } from './errors.js';
 import { BandLayout } from './layout/band.js';
 import { CsrLayout, type Layout } from './layout/block-layout.js';
-import { CallBudget, FixedLayout } from './layout/pattern.js';
-import { type MaskSource, customLayout, importedRows, predicateRows } from './layout/custom.js';
-import { namedLayout } from './layout/named.js';
+import { CrossLayout, type PositionRows } from './layout/cross.js';
+import { CallBudget, FixedLayout, fixedRows } from './layout/pattern.js';
+import { type MaskSource, customLayout, customRows, importedRows, predicateRows } from './layout/custom.js';
+import { namedLayout, namedRows } from './layout/named.js';
 
 /**
  * Block layouts for one nCtx; cached per instance. The layouts are counted without being
@@ -123,38 +124,41 @@ export function buildGeometry(config: Config, nCtx: number, bandBlock?: number, 
     const band = new BandLayout(nCtx, bs, lo + off, hi + off, label, nK);
     return { regroup: 0, seqLen: nCtx, keyLen: nK, blockSize: bs, layouts: [band], headLayout: one };
   }
-  if (off !== 0) {
-    throw new UnsupportedError(`mode '${mode}' with nQ != nK (cross-attention, a KV cache) is not supported yet: 'all', 'local' and 'strided' are`);
-  }
+  // Cross-attention (off != 0): the layout is defined over the key positions 0 … nK − 1 and
+  // the call's query tiles read the rows of their positions (src/layout/cross.ts).
+  const cross = off !== 0;
   const bs = config.blocksize;
-  const nB = Math.ceil(nCtx / bs);
+  const nB = Math.ceil(nK / bs);
+  const where = cross ? `for ${nCtx} queries against ${nK} keys (layout of ${nB} × ${nB} blocks of ${bs})` : about(nB, bs);
+  const rowsOf = (rows: PositionRows, label: string): Layout => new CrossLayout(rows, nCtx, nK, bs, label);
   if (mode === 'fixed') {
     const layouts: Layout[] = [];
     const params = { localAttnCtx: L, numVerts: config.numVerts, vertsize: config.vertsize, causal };
     for (let h = 0; h < config.numVerts; h++) {
-      const label = `the block layout of mode 'fixed'${causal ? '' : ' (bidirectional)'}${config.numVerts > 1 ? ` (pattern ${h})` : ''} ${about(nB, bs)}`;
-      layouts.push(new FixedLayout(nB, bs, h, params, label));
+      const label = `the block layout of mode 'fixed'${causal ? '' : ' (bidirectional)'}${config.numVerts > 1 ? ` (pattern ${h})` : ''} ${where}`;
+      const fixed = new FixedLayout(nB, bs, h, params, label);
+      layouts.push(cross ? rowsOf(fixedRows(fixed.shape, nB, bs), label) : fixed);
     }
     const headLayout = Int32Array.from({ length: heads }, (_, h) => h % config.numVerts);
-    return { regroup: 0, seqLen: nCtx, keyLen: nCtx, blockSize: bs, layouts, headLayout };
+    return { regroup: 0, seqLen: nCtx, keyLen: nK, blockSize: bs, layouts, headLayout };
   }
   if (config.pattern) {
     // 'longformer' / 'bigbird': one layout, or one per head (bigbird's differentLayoutPerHead).
     const count = config.patternPerHead ? heads : 1;
     const layouts: Layout[] = [];
     for (let h = 0; h < count; h++) {
-      const label = `the block layout of mode '${mode}'${causal ? '' : ' (bidirectional)'}${count > 1 ? ` (head ${h})` : ''} ${about(nB, bs)}`;
-      layouts.push(new CsrLayout(namedLayout(config.pattern, h, nB, bs, label), label));
+      const label = `the block layout of mode '${mode}'${causal ? '' : ' (bidirectional)'}${count > 1 ? ` (head ${h})` : ''} ${where}`;
+      layouts.push(cross ? rowsOf(namedRows(config.pattern, h, nB, bs), label) : new CsrLayout(namedLayout(config.pattern, h, nB, bs, label), label));
     }
     const headLayout = count > 1 ? Int32Array.from({ length: heads }, (_, h) => h) : one;
-    return { regroup: 0, seqLen: nCtx, keyLen: nCtx, blockSize: bs, layouts, headLayout };
+    return { regroup: 0, seqLen: nCtx, keyLen: nK, blockSize: bs, layouts, headLayout };
   }
   // custom
   if (nB > config.customBlockCount) {
     throw argError(
-      'nCtx',
+      cross ? 'nK' : 'nCtx',
       `at most ${config.customBlockCount * bs} (the custom layout covers ${config.customBlockCount} blocks of ${bs})`,
-      nCtx,
+      nK,
     );
   }
   const blocks = config.customBlocks;
@@ -165,17 +169,24 @@ export function buildGeometry(config: Config, nCtx: number, bandBlock?: number, 
   // A mask takes the head: one layout per head. Else one per layout the user gave.
   const perHead = mask !== null || (config.customPerHead && !imported);
   const count = perHead ? heads : imported ? imported.heads.length : 1;
-  const label = `the custom block layout ${about(nB, bs)}`;
+  const label = `the custom block layout ${where}`;
   const budget = new CallBudget(label);
-  // A function layout is called nB² times per head: refused before the first call when too many.
-  if (config.customBlockCount === Infinity) budget.spend(count * nB * nB);
+  const fn = config.customBlockCount === Infinity;
+  // A function layout is called nB² times per head: refused before the first call when too
+  // many. Cross-attention calls it per row its query tiles cover (counted as they are built).
+  if (fn && !cross) budget.spend(count * nB * nB);
   const layouts: Layout[] = [];
   for (let h = 0; h < count; h++) {
     const rows = imported ? importedRows(imported, h, nB) : predicateRows((qb, kb) => blocks!(h, qb, kb), nB);
-    layouts.push(new CsrLayout(customLayout(rows, mask, h, nB, bs, imported?.causal ?? false, budget, label), label));
+    const ortCausal = imported?.causal ?? false;
+    layouts.push(
+      cross
+        ? rowsOf(customRows(rows, mask, h, nB, bs, ortCausal, budget, fn ? nB : 0), label)
+        : new CsrLayout(customLayout(rows, mask, h, nB, bs, ortCausal, budget, label), label),
+    );
   }
   const headLayout = Int32Array.from({ length: heads }, (_, h) => h % count);
-  return { regroup: 0, seqLen: nCtx, keyLen: nCtx, blockSize: bs, layouts, headLayout };
+  return { regroup: 0, seqLen: nCtx, keyLen: nK, blockSize: bs, layouts, headLayout };
 }
 
 export function buildPlan(

@@ -45,6 +45,7 @@ export function referenceMask(
       // columns idx::stride for idx in range(stride-1, -1, -1).reshape(-1, vertsize)[h % numVerts].
       const stride = L / bs;
       return (h, i, j) => {
+        if (i < 0) return false; // before position 0 (nQ > nK): the layout has no row there
         const qb = Math.floor(i / bs);
         const kb = Math.floor(j / bs);
         if (c.causal && (kb > qb || (kb === qb && j > i))) return false;
@@ -69,6 +70,7 @@ export function referenceMask(
           : p.globalBlockIndices.some((s0, x) => b >= s0 && b < (p.globalBlockEndIndices ? p.globalBlockEndIndices[x] : s0 + 1));
       const random = new Map<string, number[]>();
       return (h, i, j) => {
+        if (i < 0) return false; // before position 0 (nQ > nK): the layout has no row there
         const qb = Math.floor(i / bs);
         const kb = Math.floor(j / bs);
         if (c.causal && (kb > qb || (kb === qb && j > i))) return false;
@@ -86,7 +88,7 @@ export function referenceMask(
       const perBlock = c.maskBlocks;
       if (!imported && !perBlock) {
         const blocks = c.customBlocks!;
-        return (h, i, j) => blocks(h, Math.floor(i / bs), Math.floor(j / bs)) && (!mask || Boolean(mask(h, i, j)));
+        return (h, i, j) => i >= 0 && blocks(h, Math.floor(i / bs), Math.floor(j / bs)) && (!mask || Boolean(mask(h, i, j)));
       }
       // Block lists and block masks, straight from their definitions: a row of query block qb
       // lists key blocks (those below the call's nB), each whole or under the token mask;
@@ -120,7 +122,7 @@ export function referenceMask(
         return row;
       };
       return (h, i, j) => {
-        if (imported?.causal && j > i) return false;
+        if (i < 0 || (imported?.causal && j > i)) return false;
         const id = rowOf(h, Math.floor(i / bs)).get(Math.floor(j / bs));
         if (id === undefined) return false;
         if (id === -2) return true;
@@ -138,7 +140,9 @@ export function referenceMask(
  * Beyond what the kernels run today it states the inference contract (DESIGN.md §2), so
  * that the tests can hold every path to it: `options.kvHeads` (K and V carry kvHeads
  * heads; query head h reads K/V head floor(h·kvHeads/heads)); q of nQ rows against k, v of
- * nK rows, aligned bottom-right (query i sits at position nK − nQ + i, key j at j); and
+ * nK rows, aligned bottom-right (query i sits at position nK − nQ + i, key j at j; the
+ * block-pattern modes' layouts cover positions 0 … nK − 1, so with nQ > nK a query before
+ * position 0 has no layout row: zeros); and
  * `forwardOptions.seqLengths` (batch 1: packed sequences, each attending only within
  * itself, positions restarting at 0).
  */

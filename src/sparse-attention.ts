@@ -248,14 +248,13 @@ export class SparseAttention {
    * decode step are the same call. Lives in the CPU engine's memory, in the kernel's packed
    * form: a call packs nothing and an appended token writes only its own rows. With backend
    * 'webgpu' it lives in GPU buffers of the instance's device: a call uploads q and the new
-   * rows and reads back the output, nothing else. Modes 'all', 'local', 'strided' ('strided'
-   * keeps each residue mod L contiguous).
+   * rows and reads back the output, nothing else. Every mode ('strided' keeps each residue
+   * mod L contiguous; the block-pattern modes read the layout rows of the call's positions).
    */
   createCache(options: KvCacheOptions): KvCache {
     checkNotDisposed(this.disposed);
     const { batch, capacity } = checkCacheOptions(options);
     const { mode, kvHeads, localAttnCtx: L } = this.config;
-    if (!isBandMode(mode)) throw new UnsupportedError(`a KV cache needs mode 'all', 'local' or 'strided' (not '${mode}')`);
     const regroup = mode === 'strided' ? L : 0;
     if (this.config.backend === 'webgpu') {
       const gpu = this.gpuBackend();

@@ -15,7 +15,8 @@
 //      pytorch torch/nn/attention/flex_attention.py (BlockMask)
 import { ArgumentError, argError, describe } from '../errors.js';
 import { type BlockLayout, LayoutBuilder } from './block-layout.js';
-import type { CallBudget } from './pattern.js';
+import type { PositionRows } from './cross.js';
+import { type CallBudget, lowerTriangle } from './pattern.js';
 
 /** One layout head of an imported block list: CSR rows, ascending and distinct key blocks. */
 export interface ImportedHead {
@@ -421,4 +422,87 @@ export function customLayout(
     builder.endRow();
   }
   return builder.build();
+}
+
+/**
+ * Room for one row of nB key blocks, shared by every customRows source (a row is read whole
+ * before the next is asked for): a decode step of many heads allocates nothing per head.
+ */
+let scratch: { cols: Int32Array; masked: Uint8Array; keyBlocks: Int32Array; ids: Int32Array } | null = null;
+function rowScratch(nB: number) {
+  if (!scratch || scratch.cols.length < nB) {
+    const n = Math.max(nB, 64);
+    scratch = { cols: new Int32Array(n), masked: new Uint8Array(n), keyBlocks: new Int32Array(n), ids: new Int32Array(n) };
+  }
+  return scratch;
+}
+
+/**
+ * The rows of one head of a custom layout over nB × nB blocks of bs, one at a time, for
+ * cross-attention (src/layout/cross.ts): as customLayout, with each entry's mask as bytes
+ * (block masks resolved once per (mask, diagonal) and shared, so that equal halves compose
+ * once). `rowCalls`: calls of a function layout a row costs (nB; 0 for block lists).
+ */
+export function customRows(
+  rows: CustomRows,
+  mask: MaskSource | null,
+  head: number,
+  nB: number,
+  bs: number,
+  causal: boolean,
+  budget: CallBudget | null,
+  rowCalls: number,
+): PositionRows {
+  const area = bs * bs;
+  const tril = lowerTriangle(bs);
+  // Block masks: user id (and whether on the diagonal) -> bytes, null whole, 'empty'.
+  const resolved = new Map<number, Uint8Array | null | 'empty'>();
+  const bytesOf = (src: Uint8Array | null, diag: boolean): Uint8Array | null | 'empty' => {
+    const out = new Uint8Array(area);
+    let ones = 0;
+    for (let t = 0; t < area; t++) ones += out[t] = (src === null ? 1 : src[t]) & (diag ? tril[t] : 1);
+    return ones === area ? null : ones === 0 ? 'empty' : out;
+  };
+  return {
+    nB,
+    row(qb, add) {
+      if (rowCalls > 0) budget?.spend(rowCalls);
+      const { cols, masked, keyBlocks, ids } = rowScratch(nB);
+      const n = rows.row(qb, cols, masked);
+      let m = 0;
+      if (mask?.kind === 'blocks') {
+        for (let t = 0; t < n; t++) if (masked[t]) keyBlocks[m++] = cols[t];
+        if (m > 0) selectRow(mask.masks, head, qb, keyBlocks.subarray(0, m), ids.subarray(0, m));
+      }
+      let s = 0;
+      for (let t = 0; t < n; t++) {
+        const kb = cols[t];
+        const diag = causal && kb === qb;
+        let bytes: Uint8Array | null | 'empty';
+        if (!mask || !masked[t]) {
+          bytes = diag ? tril : null;
+        } else if (mask.kind === 'blocks') {
+          const user = ids[s++];
+          if (user === -1) {
+            bytes = diag ? tril : null;
+          } else {
+            const key = diag ? -1 - user : user;
+            bytes = resolved.get(key) ?? null;
+            if (!resolved.has(key)) resolved.set(key, (bytes = bytesOf(mask.masks.blocks[user], diag)));
+          }
+        } else {
+          budget?.spend(area);
+          const out = new Uint8Array(area);
+          let ones = 0;
+          for (let r = 0; r < bs; r++) {
+            for (let c = 0; c < bs; c++) {
+              ones += out[r * bs + c] = (!diag || c <= r) && mask.allowed(head, qb * bs + r, kb * bs + c) ? 1 : 0;
+            }
+          }
+          bytes = ones === area ? null : ones === 0 ? 'empty' : out;
+        }
+        if (bytes !== 'empty') add(kb, bytes);
+      }
+    },
+  };
 }

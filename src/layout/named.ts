@@ -10,6 +10,8 @@
 // block a key is allowed when j <= i. Each row is generated in O(its entries).
 import type { BlockLayout } from './block-layout.js';
 import { LayoutBuilder } from './block-layout.js';
+import type { PositionRows } from './cross.js';
+import { lowerTriangle } from './pattern.js';
 
 export interface NamedPatternParams {
   mode: 'longformer' | 'bigbird';
@@ -95,4 +97,15 @@ export function namedLayout(p: NamedPatternParams, head: number, nB: number, blo
     builder.endRow();
   }
   return builder.build();
+}
+
+/** The rows of a named pattern for one layout head over nB blocks of bs, one at a time. */
+export function namedRows(p: NamedPatternParams, head: number, nB: number, bs: number): PositionRows {
+  const tril = lowerTriangle(bs);
+  return {
+    nB,
+    row(qb, add) {
+      for (const kb of namedRow(p, head, qb, nB)) add(kb, p.causal && kb === qb ? tril : null);
+    },
+  };
 }

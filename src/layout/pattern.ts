@@ -6,6 +6,7 @@
 import { MemoryLimitError } from '../errors.js';
 import { type BlockLayout, Layout, LayoutBuilder } from './block-layout.js';
 import { type FixedShape, fixedBlockCount, fixedPairCount } from './count.js';
+import type { PositionRows } from './cross.js';
 
 /** Block (qb, kb) enabled? */
 export type BlockPredicate = (qb: number, kb: number) => boolean;
@@ -130,24 +131,42 @@ export class FixedLayout extends Layout {
 
   /** Rows in ascending key order: summaries of earlier windows, the window, (bidirectional) later summaries. */
   protected build(): BlockLayout {
-    const { s, s0, vs, causal } = this.shape;
     const bs = this.blockSize;
     const nB = this.nQB;
     const builder = new LayoutBuilder(bs, nB, nB, Number(this.entries), this.label);
-    const tril = new Uint8Array(bs * bs);
-    for (let r = 0; r < bs; r++) tril.fill(1, r * bs, r * bs + r + 1);
+    const rows = fixedRows(this.shape, nB, bs);
+    const add = (kb: number, mask: Uint8Array | null) => builder.add(kb, mask);
     for (let qb = 0; qb < nB; qb++) {
-      const w0 = Math.floor(qb / s) * s;
-      for (let w = 0; w < w0; w += s) for (let x = s0; x < s0 + vs; x++) builder.add(w + x, null);
-      const end = causal ? qb + 1 : Math.min(w0 + s, nB);
-      for (let kb = w0; kb < end; kb++) builder.add(kb, causal && kb === qb ? tril : null);
-      if (!causal) {
-        for (let w = w0 + s; w < nB; w += s) {
-          for (let x = s0; x < s0 + vs && w + x < nB; x++) builder.add(w + x, null);
-        }
-      }
+      rows.row(qb, add);
       builder.endRow();
     }
     return builder.build();
   }
+}
+
+/** The rows of a 'fixed' pattern over nB blocks of bs, one at a time (see FixedLayout). */
+export function fixedRows(shape: FixedShape, nB: number, bs: number): PositionRows {
+  const { s, s0, vs, causal } = shape;
+  const tril = lowerTriangle(bs);
+  return {
+    nB,
+    row(qb, add) {
+      const w0 = Math.floor(qb / s) * s;
+      for (let w = 0; w < w0; w += s) for (let x = s0; x < s0 + vs; x++) add(w + x, null);
+      const end = causal ? qb + 1 : Math.min(w0 + s, nB);
+      for (let kb = w0; kb < end; kb++) add(kb, causal && kb === qb ? tril : null);
+      if (!causal) {
+        for (let w = w0 + s; w < nB; w += s) {
+          for (let x = s0; x < s0 + vs && w + x < nB; x++) add(w + x, null);
+        }
+      }
+    },
+  };
+}
+
+/** The bs × bs mask of j <= i inside a diagonal block. */
+export function lowerTriangle(bs: number): Uint8Array {
+  const tril = new Uint8Array(bs * bs);
+  for (let r = 0; r < bs; r++) tril.fill(1, r * bs, r * bs + r + 1);
+  return tril;
 }
