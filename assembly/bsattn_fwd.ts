@@ -20,12 +20,12 @@
 // in src/backends/wasm/abi.ts; abi.generated.ts holds their byte offsets for this side.
 import {
   P_BLOCK, P_COUNTER, P_GROUPS, P_HEADS, P_HEAD_DIM, P_N_TASKS, P_PACK_CHUNKS, P_PACK_COUNTER, P_PACK_UNITS, P_SCALE, P_SEQS, P_TASKS,
-  SEQ_COLS, SEQ_K, SEQ_KV_STRIDE, SEQ_K_SRC, SEQ_MASKS, SEQ_MASK_IDS, SEQ_N_K, SEQ_N_Q, SEQ_O, SEQ_Q, SEQ_ROW_PTR, SEQ_SRC_STRIDE,
+  SEQ_COLS, SEQ_Q_HEADS, SEQ_K, SEQ_KV_STRIDE, SEQ_K_SRC, SEQ_MASKS, SEQ_MASK_IDS, SEQ_N_K, SEQ_N_Q, SEQ_O, SEQ_Q, SEQ_ROW_PTR, SEQ_SRC_STRIDE,
   SEQ_STRIDE, SEQ_V, SEQ_V_SRC, SEQ_WORDS, TASK_QB0, TASK_QB1, TASK_SEQ, TASK_SHIFT,
   ABI_HASH, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS,
 } from './abi.generated';
 import { accumulate, scores, softmax } from './block';
-import { copyRow, loadQueryT, packKeys4, storeOutput } from './rows';
+import { copyRow, loadQueryGroupT, loadQueryT, packKeys4, storeOutput, storeOutputGroup } from './rows';
 
 /**
  * Phase 1: packs every sequence's K and V rows contiguous, [nK][d]. Rows nEmbd·4 apart
@@ -61,6 +61,11 @@ export function bsattn_pack_f32(params: usize): void {
       const n = min(4, c1 - c);
       let seq = first;
       for (let h = 0; h < heads; h++) {
+        // 0: another sequence packs this K/V head (query heads sharing it, GQA)
+        if (load<i32>(seq + SEQ_K_SRC) == 0) {
+          seq += headStep;
+          continue;
+        }
         const vSrc = <usize>load<i32>(seq + SEQ_V_SRC) + <usize>c * srcStride;
         const vDst = <usize>load<i32>(seq + SEQ_V) + <usize>c * bytes;
         for (let i = 0; i < n; i++) copyRow(vDst + <usize>i * bytes, vSrc + <usize>i * srcStride, bytes);
@@ -140,7 +145,8 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
   const oBase = <usize>load<i32>(seq + SEQ_O);
   const stride = <usize>load<i32>(seq + SEQ_STRIDE);
   const kStride = <usize>load<i32>(seq + SEQ_KV_STRIDE);
-  const nQ = load<i32>(seq + SEQ_N_Q);
+  const qHeads = load<i32>(seq + SEQ_Q_HEADS);
+  const nQ = load<i32>(seq + SEQ_N_Q) * qHeads;
   const nK = load<i32>(seq + SEQ_N_K);
   const rowPtr = <usize>load<i32>(seq + SEQ_ROW_PTR);
   const cols = <usize>load<i32>(seq + SEQ_COLS);
@@ -161,7 +167,8 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
   const rows = min(bs, nQ - row0);
 
   // Qᵗ[k][r] = Q[row0 + r][k] · scale (zero rows past nQ); Oᵗ = 0; m_i = -inf; l_i = 0
-  loadQueryT(qt, qBase + <usize>row0 * stride, stride, rows, d, bs, scale);
+  if (qHeads == 1) loadQueryT(qt, qBase + <usize>row0 * stride, stride, rows, d, bs, scale);
+  else loadQueryGroupT(qt, qBase, stride, qHeads, row0, rows, d, bs, scale);
   for (let r = 0; r < bs; r++) {
     store<f32>(mI + (<usize>r << 2), -Infinity);
     store<f32>(lI + (<usize>r << 2), 0);
@@ -197,6 +204,7 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     const l = load<f32>(lI + (<usize>r << 2));
     store<f32>(lI + (<usize>r << 2), l > 0 ? <f32>1.0 / l : 0);
   }
-  storeOutput(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
+  if (qHeads == 1) storeOutput(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
+  else storeOutputGroup(oBase, stride, qHeads, row0, ot, lI, rows, d, bs);
 }
 
