@@ -4,7 +4,8 @@
 // internal append: a prefill of 128K tokens would take minutes on 2 cores and is not what is
 // measured), then each timed step appends one token and attends it; the cache is truncated
 // back after each step so that every step sees the same length. Reports ms per step
-// (median), the K/V bytes the step's visited blocks read, and GB/s. Peers in the same run, on
+// (median), the bytes its append writes into the cache (counted in the append path), the K/V
+// bytes the step's visited blocks read, and GB/s. Peers in the same run, on
 // the same tensors, their output checked against the library's reference first:
 // onnxruntime-node and onnxruntime-web with com.microsoft.GroupQueryAttention (past_key /
 // past_value of `len` tokens plus the new one; local_window_size for 'local').
@@ -22,7 +23,7 @@ import { parseArgs, timeIt } from './lib.mjs';
 const args = parseArgs();
 const threads = Number(args.threads ?? 2);
 const lens = String(args.lens ?? '4096,8192,32768,131072').split(',').map(Number);
-const modes = String(args.modes ?? 'all,local').split(',');
+const modes = String(args.modes ?? 'all,local').split(',').filter(Boolean);
 const peerNames = args.peers === undefined ? ['ort-node', 'ort-web'] : String(args.peers).split(',').filter(Boolean);
 const peerMaxLen = Number(args['peer-max-len'] ?? 32768);
 const prefill = args.prefill === undefined ? 0 : Number(args.prefill);
@@ -99,6 +100,11 @@ for (const mode of modes) {
     }
     const check = ref ? errorRatio(await ours(), ref) : null;
     if (check !== null && !(check <= 1)) throw new Error(`ours: ${mode} cache ${len}: off the reference (error ratio ${check})`);
+    // Bytes one step's append writes into the cache (counted where they are written).
+    const w0 = cache.bytesWritten;
+    await attn.forward(q, kv(kNew), kv(vNew), { cache });
+    const appendBytes = cache.bytesWritten - w0;
+    cache.truncate(len);
     const r = await timeIt(ours, { warmupMs: 300, minRuns: 9, minMs: 1000 });
     const plan = attn.plan([1, 1, heads * d], { nK: len + 1 });
     // K and V of the visited keys, once per K/V head (query heads of a group read the same rows)
@@ -107,7 +113,7 @@ for (const mode of modes) {
     const row = {
       case: 'decode', mode, cacheTokens: len, heads, kvHeads, headDim: d, localAttnCtx: mode === 'local' ? L : null, threads,
       medianMs: +r.medianMs.toFixed(3), minMs: +r.minMs.toFixed(3), runs: r.runs, errorRatio: check,
-      kvBytesRead: bytes, gbps: +(bytes / (r.medianMs * 1e6)).toFixed(2), allowedPairs: plan.allowedPairs, path: attn.lastRun.detail,
+      appendBytes, kvBytesRead: bytes, gbps: +(bytes / (r.medianMs * 1e6)).toFixed(2), allowedPairs: plan.allowedPairs, path: attn.lastRun.detail,
       load: load(), peers: [],
     };
     cache.dispose();

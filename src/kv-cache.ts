@@ -40,6 +40,15 @@ export class KvCache {
     return this.store?.bytes ?? 0;
   }
 
+  /**
+   * Bytes of K and V written into the cache's memory so far (appends and roll-backs), counted
+   * where they are written: an appended token writes only its own rows, 2 · kvHeads ·
+   * headDim · 4 bytes per batch item, whatever the cache's length.
+   */
+  get bytesWritten(): number {
+    return this.store?.bytesWritten ?? 0;
+  }
+
   /** Rolls back to the first n tokens (e.g. rejected speculative tokens). */
   truncate(n: number): void {
     if (this.disposed) throw new StateError('this KV cache was disposed');

@@ -96,3 +96,24 @@ describe('misuse', () => {
     attn.dispose();
   });
 });
+
+describe('bytes an append writes (counted in the append path)', () => {
+  it.each([['all', undefined], ['strided', 7]] as const)('%s: a 1-token step writes only its own K and V rows, whatever the cache length', async (mode, L) => {
+    const [heads, kvHeads, d, batch] = [8, 2, 16, 2];
+    const attn = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2 });
+    const cache = attn.createCache({ batch, capacity: 400 });
+    const rowBytes = 2 * batch * kvHeads * d * 4; // K and V of one token, every batch item and K/V head
+    await attn.forward(randomTensor([batch, 300, heads * d], 1), randomTensor([batch, 300, kvHeads * d], 2), randomTensor([batch, 300, kvHeads * d], 3), { cache });
+    expect(cache.bytesWritten).toBe(300 * rowBytes);
+    for (let step = 1; step <= 3; step++) {
+      const before = cache.bytesWritten;
+      await attn.forward(randomTensor([batch, 1, heads * d], 10 + step), randomTensor([batch, 1, kvHeads * d], 20 + step), randomTensor([batch, 1, kvHeads * d], 30 + step), { cache });
+      expect(cache.bytesWritten - before).toBe(rowBytes);
+    }
+    // a roll-back zeros the rows it drops, and only those
+    const before = cache.bytesWritten;
+    cache.truncate(301);
+    expect(cache.bytesWritten - before).toBe(2 * rowBytes);
+    attn.dispose();
+  });
+});
