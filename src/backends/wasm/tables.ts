@@ -2,7 +2,7 @@
 // kernel reads where) and copies its tensors in and out. The tables of the last call are
 // kept: a call of the same plan shape, threads and tensors reuses them and only resets
 // the counters and copies its inputs.
-import type { Plan } from '../../plan.js';
+import { type Plan, packedSegments } from '../../plan.js';
 import { KernelError } from '../../errors.js';
 import { checkStillWhole } from '../../whole.js';
 import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS } from './abi.js';
@@ -68,7 +68,7 @@ function staticKey(plan: Plan, threads: number, parties: number): string {
   let id = layoutIds.get(plan.layouts);
   if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
   return `${id}|${plan.batch}|${plan.nCtx}|${plan.nK}|${plan.nEmbd}|${plan.heads}|${plan.kvHeads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
-    `${plan.keyLengths?.join(',') ?? ''}|${threads}|${parties}`;
+    `${plan.keyLengths?.join(',') ?? ''}|${plan.seqLengths?.join(',') ?? ''}|${threads}|${parties}`;
 }
 
 export class CallTables {
@@ -186,9 +186,11 @@ function writeTables(
   // group), packed by the kernel's first phase by the first sequence that reads them; with a
   // cache, its regions. Query heads of one K/V head share them.
   const packedBy = new Map<string, number>();
+  // Sequence i is (unit, head, group) in order: unit i / (heads / qHeads · groups), group i mod groups.
+  const perUnit = (plan.heads / qHeads) * (plan.regroup > 0 ? Math.min(plan.regroup, plan.nK) : 1);
   const packedAt = seqs.map((s, i) => {
     if (!cache) {
-      const key = `${s.b},${s.kvh},${s.token0}`;
+      const key = `${Math.floor(i / perUnit)},${s.kvh},${s.token0}`;
       const first = packedBy.get(key);
       if (first !== undefined) return [0, 0, first];
       packedBy.set(key, i);
@@ -216,13 +218,17 @@ function writeTables(
   // Packing tasks: (batch, group) units × chunks of PACK_ROWS tokens; sequence (b, h, g)
   // is entry (b·heads + h)·groups + g, which forEachSequence's order guarantees.
   const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nK) : 1;
+  // Units: batch items, or the packed sequences (seqLengths), each its own rows.
+  const segments = plan.seqLengths ? packedSegments(plan) : null;
+  const units = segments ? segments.length : plan.batch;
   const seqHeads = plan.heads / qHeads;
-  if (seqs.length !== plan.batch * seqHeads * groups) throw new KernelError('internal error: sequence count');
+  if (seqs.length !== units * seqHeads * groups) throw new KernelError('internal error: sequence count');
   i32[p + P.heads] = seqHeads;
   i32[p + P.groups] = groups;
-  i32[p + P.packUnits] = plan.batch * groups;
+  i32[p + P.packUnits] = units * groups;
   // Key rows of the longest sequence: what a (batch, group) unit packs.
-  const keyRows = plan.regroup > 0 ? Math.ceil(plan.nK / plan.regroup) : plan.nK;
+  const longest = segments ? Math.max(0, ...segments.map((x) => x[1])) : plan.nK;
+  const keyRows = plan.regroup > 0 ? Math.ceil(longest / plan.regroup) : longest;
   i32[p + P.packChunks] = Math.ceil(keyRows / PACK_ROWS);
 
   const rowBytes = plan.nEmbd * 4;
