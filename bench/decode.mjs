@@ -12,7 +12,9 @@
 // GQA prefill (--prefill N): nCtx N, 32/8 heads, d128, 'all', against the same call with K and
 // V repeated to 32 heads (kvHeads 32).
 //   node bench/decode.mjs [--threads 2] [--lens 4096,8192,32768,131072] [--modes all,local]
-//     [--peers ort-node,ort-web] [--peer-max-len 32768] [--prefill 4096] [--out file.json]
+//     [--peers ort-node,ort-web] [--peer-max-len 32768] [--prefill 4096] [--packed] [--out file.json]
+// Packed (--packed): lengths {4096, 15 × 256}, 'local' 256, 8 heads d64, one call with
+// seqLengths against the sum of separate calls and the padded batch (16 × 4096, keyLengths).
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
@@ -171,5 +173,48 @@ if (prefill > 0) {
   console.log(JSON.stringify(row));
   gqa.dispose();
   rep.dispose();
+}
+if (args.packed) {
+  // Packed variable-length batch: lengths {4096, 15 × 256}, 'local' 256, 8 heads d64: one call
+  // with seqLengths vs the sum of separate calls vs the padded batch (16 × 4096, keyLengths).
+  const [ph, pd, pL] = [8, 64, 256];
+  const lensP = [4096, ...Array(15).fill(256)];
+  const n = lensP.reduce((a, b) => a + b, 0);
+  const w = ph * pd;
+  const attn = new SparseAttention(ph, 'local', pL, 32, { backend: 'wasm', threads });
+  const t = (x) => ({ data: x, shape: [1, n, w] });
+  const [qP, kP, vP] = [fill(n, w, 1), fill(n, w, 2), fill(n, w, 3)];
+  const starts = lensP.map((_, i) => lensP.slice(0, i).reduce((a, b) => a + b, 0));
+  const slice = (x, s0, len) => ({ data: x.subarray(s0 * w, (s0 + len) * w), shape: [1, len, w] });
+  const pad = (x) => {
+    const out = new Float32Array(16 * 4096 * w);
+    lensP.forEach((len, i) => out.set(x.subarray(starts[i] * w, (starts[i] + len) * w), i * 4096 * w));
+    return { data: out, shape: [16, 4096, w] };
+  };
+  const [qB, kB, vB] = [pad(qP), pad(kP), pad(vP)];
+  const runPacked = async () => (await attn.forward(t(qP), t(kP), t(vP), { seqLengths: lensP })).data;
+  const runSeparate = async () => {
+    const out = new Float32Array(n * w);
+    for (let i = 0; i < lensP.length; i++) out.set((await attn.forward(slice(qP, starts[i], lensP[i]), slice(kP, starts[i], lensP[i]), slice(vP, starts[i], lensP[i]))).data, starts[i] * w);
+    return out;
+  };
+  const runPadded = async () => (await attn.forward(qB, kB, vB, { keyLengths: lensP })).data;
+  const agree = errorRatio(await runPacked(), await runSeparate());
+  if (!(agree <= 1)) throw new Error(`packed: one call and separate calls disagree (error ratio ${agree})`);
+  const times = { packed: [], separate: [], padded: [] };
+  const fns = { packed: runPacked, separate: runSeparate, padded: runPadded };
+  for (const which of ['packed', 'separate', 'padded', 'padded', 'separate', 'packed']) {
+    times[which].push((await timeIt(fns[which], { warmup: 1, minRuns: 5, minMs: 500 })).medianMs);
+  }
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const [a, b, c] = [mean(times.packed), mean(times.separate), mean(times.padded)];
+  const row = {
+    case: 'packed', mode: 'local', localAttnCtx: pL, seqLengths: '4096 + 15 × 256', heads: ph, headDim: pd, threads,
+    packedMs: +a.toFixed(2), separateSumMs: +b.toFixed(2), paddedMs: +c.toFixed(2),
+    vsSeparate: +(a / b).toFixed(3), vsPadded: +(a / c).toFixed(3), runs: times, agreeErrorRatio: agree, load: load(),
+  };
+  rows.push(row);
+  console.log(JSON.stringify(row));
+  attn.dispose();
 }
 if (args.out) writeFileSync(args.out, JSON.stringify({ machine: process.arch, node: process.version, rows }, null, 1));
