@@ -41,24 +41,23 @@ export function groupedLayout(base: BlockLayout, G: number, nQ: number): BlockLa
   const rowsTotal = nQ * G;
   const nQB = Math.ceil(rowsTotal / bs);
   const builder = new LayoutBuilder(bs, nQB, base.nKB, base.cols.length * G + 1, 'a grouped (GQA) block layout');
-  // Entry of key block kb in base query block pb, or -1.
-  const entryOf = (pb: number, kb: number): number => {
-    for (let e = base.rowPtr[pb]; e < base.rowPtr[pb + 1]; e++) if (base.cols[e] === kb) return e;
-    return -1;
-  };
   for (let qb = 0; qb < nQB; qb++) {
     const r0 = qb * bs;
     const r1 = Math.min(r0 + bs, rowsTotal);
     const pb0 = Math.floor(Math.floor(r0 / G) / bs);
     const pb1 = Math.floor(Math.floor((r1 - 1) / G) / bs);
-    const kbs = new Set<number>();
-    for (let pb = pb0; pb <= pb1; pb++) for (let e = base.rowPtr[pb]; e < base.rowPtr[pb + 1]; e++) kbs.add(base.cols[e]);
-    for (const kb of [...kbs].sort((a, b) => a - b)) {
-      const entries = new Int32Array(pb1 - pb0 + 1);
+    // The base rows' entries merged by key block (each row's cols ascend): cursors walk them once.
+    const cursor = Int32Array.from({ length: pb1 - pb0 + 1 }, (_, i) => base.rowPtr[pb0 + i]);
+    const entries = new Int32Array(pb1 - pb0 + 1);
+    for (;;) {
+      let kb = Infinity;
+      for (let pb = pb0; pb <= pb1; pb++) if (cursor[pb - pb0] < base.rowPtr[pb + 1]) kb = Math.min(kb, base.cols[cursor[pb - pb0]]);
+      if (kb === Infinity) break;
       let full = true;
       for (let pb = pb0; pb <= pb1; pb++) {
-        const e = entryOf(pb, kb);
-        entries[pb - pb0] = e;
+        const i = pb - pb0;
+        const e = cursor[i] < base.rowPtr[pb + 1] && base.cols[cursor[i]] === kb ? cursor[i]++ : -1;
+        entries[i] = e;
         // a base block with this entry masked, or without it, and with a position of this tile
         if (e < 0 || base.maskIds[e] >= 0) {
           const lo = Math.max(pb * bs, Math.floor(r0 / G));
