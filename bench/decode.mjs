@@ -12,7 +12,7 @@
 // GQA prefill (--prefill N): nCtx N, 32/8 heads, d128, 'all', against the same call with K and
 // V repeated to 32 heads (kvHeads 32).
 //   node bench/decode.mjs [--threads 2] [--lens 4096,8192,32768,131072] [--modes all,local]
-//     [--peers ort-node,ort-web] [--peer-max-len 32768] [--prefill 4096] [--packed] [--out file.json]
+//     [--peers ort-node,ort-web] [--peer-max-len 32768] [--prefill 4096] [--packed] [--json] [--out file.json]
 // Packed (--packed): lengths {4096, 15 × 256}, 'local' 256, 8 heads d64, one call with
 // seqLengths against the sum of separate calls and the padded batch (16 × 4096, keyLengths).
 import { writeFileSync } from 'node:fs';
@@ -63,6 +63,8 @@ async function peerSessions() {
 }
 
 const rows = [];
+// --json (bench/run.mjs): rows to stderr as they come, the whole result as one stdout line at the end.
+const report = (row) => (args.json ? console.error : console.log)(JSON.stringify(row));
 const peers = peerNames.length ? await peerSessions() : [];
 const { gqaDecodeModel, gqaFeeds } = peers.length ? await import('./peers/gqa-graph.mjs') : {};
 for (const mode of modes) {
@@ -135,7 +137,7 @@ for (const mode of modes) {
       }
     }
     rows.push(row);
-    console.log(JSON.stringify(row));
+    report(row);
   }
 }
 
@@ -170,7 +172,7 @@ if (prefill > 0) {
     runs: times, agreeErrorRatio: agree, path: gqa.lastRun.detail, load: load(),
   };
   rows.push(row);
-  console.log(JSON.stringify(row));
+  report(row);
   gqa.dispose();
   rep.dispose();
 }
@@ -214,7 +216,9 @@ if (args.packed) {
     vsSeparate: +(a / b).toFixed(3), vsPadded: +(a / c).toFixed(3), runs: times, agreeErrorRatio: agree, load: load(),
   };
   rows.push(row);
-  console.log(JSON.stringify(row));
+  report(row);
   attn.dispose();
 }
-if (args.out) writeFileSync(args.out, JSON.stringify({ machine: process.arch, node: process.version, rows }, null, 1));
+const result = { machine: process.arch, node: process.version, command: `node bench/decode.mjs ${process.argv.slice(2).join(' ')}`, rows };
+if (args.out) writeFileSync(args.out, JSON.stringify(result, null, 1));
+if (args.json) console.log(JSON.stringify(result));
