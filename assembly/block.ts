@@ -41,31 +41,17 @@ import { add, and, bcast, bitselect, eq, exp2, lanes, madd, mul, pmax, splat, su
  * values of dim k sit side by side in K' (one pointer, immediate offsets). Whole groups of
  * 4 are computed: columns outside [cLo, cHi) are written but never read.
  */
-export function scores<L>(qt: usize, kRows: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32, rEnd: i32): void {
+export function scores<L>(qt: usize, kRows: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   const rowBytes = ubs * 4;
   const groupBytes = <usize>d << 4;
   const zero = splat<L>(0);
-  let r0: usize = 0;
-  for (; r0 + 2 * lanes<L>() <= <usize>rEnd; r0 += 2 * lanes<L>()) {
+  for (let r0: usize = 0; r0 < ubs; r0 += 2 * lanes<L>()) {
     const cEnd = colHi(ranges, r0, nc);
     for (let c = colLo(ranges, r0) & ~3; c < cEnd; c += 4) {
       // Sᵗ[c + j][rows] = Σ_k Qᵗ[k][rows] · K'[c / 4][k][j], j < 4
       const kp = kRows + <usize>(c >> 2) * groupBytes;
       tile<L>(st + (<usize>c * ubs + r0) * 4, rowBytes, false, zero, zero, qt + r0 * 4, rowBytes, kp, 16, 0, d, 0, false);
-    }
-  }
-  if (r0 < <usize>rEnd) {
-    // One L of rows left (a decode step's few rows): 8 keys a tile, two groups of K'.
-    const cEnd = colHi(ranges, r0, nc);
-    let c = colLo(ranges, r0) & ~3;
-    for (; c + 4 < cEnd && c + 8 <= bs; c += 8) {
-      const kp = kRows + <usize>(c >> 2) * groupBytes;
-      tile1<L>(st + (<usize>c * ubs + r0) * 4, rowBytes, false, zero, qt + r0 * 4, rowBytes, kp, kp + groupBytes, 16, 0, d, 0, false, true);
-    }
-    for (; c < cEnd; c += 4) {
-      const kp = kRows + <usize>(c >> 2) * groupBytes;
-      tile1<L>(st + (<usize>c * ubs + r0) * 4, rowBytes, false, zero, qt + r0 * 4, rowBytes, kp, kp, 16, 0, d, 0, false, false);
     }
   }
 }
@@ -74,10 +60,10 @@ export function scores<L>(qt: usize, kRows: usize, st: usize, ranges: usize, d: 
  * Masks Sᵗ, updates m_i and l_i, turns Sᵗ into P = 2^(S - m_new) and writes
  * α = 2^(m_i - m_new). Rows whose keys are all masked so far keep m = -inf and P = 0.
  */
-export function softmax<L>(st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32, rEnd: i32): void {
+export function softmax<L>(st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
   const ninf = splat<L>(-Infinity);
-  for (let r: usize = 0; r < <usize>rEnd; r += lanes<L>()) {
+  for (let r: usize = 0; r < ubs; r += lanes<L>()) {
     const cLo = colLo(ranges, r);
     const cEnd = colHi(ranges, r, nc);
     const fLo = fullLo(ranges, r, cLo, cEnd);
@@ -116,10 +102,9 @@ export function softmax<L>(st: usize, ranges: usize, mask: usize, mI: usize, lI:
  * and [fHi, cHi) masked, [fLo, fHi) not. α is applied by the first run that has columns;
  * a tile with none keeps its Oᵗ (its max did not move: α = 1).
  */
-export function accumulate<L>(st: usize, ranges: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, bs: i32, nc: i32, rEnd: i32): void {
+export function accumulate<L>(st: usize, ranges: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, bs: i32, nc: i32): void {
   const ubs = <usize>bs;
-  for (let r0: usize = 0; r0 < <usize>rEnd; r0 += 2 * lanes<L>()) {
-    const one = r0 + 2 * lanes<L>() > <usize>rEnd; // one L of rows left: pvTile1
+  for (let r0: usize = 0; r0 < ubs; r0 += 2 * lanes<L>()) {
     const cLo = colLo(ranges, r0);
     const cEnd = colHi(ranges, r0, nc);
     if (cLo >= cEnd) continue;
@@ -127,61 +112,14 @@ export function accumulate<L>(st: usize, ranges: usize, mask: usize, vRows: usiz
     const fHi = mask ? fullHi(ranges, r0, fLo, cEnd) : cEnd;
     let scale = true;
     if (cLo < fLo) {
-      if (one) pvTile1<L>(st, mask, vRows, stride, ot, alpha, d, ubs, r0, cLo, fLo, scale);
-      else pvTile<L>(st, mask, vRows, stride, ot, alpha, d, ubs, r0, cLo, fLo, scale);
+      pvTile<L>(st, mask, vRows, stride, ot, alpha, d, ubs, r0, cLo, fLo, scale);
       scale = false;
     }
     if (fLo < fHi) {
-      if (one) pvTile1<L>(st, 0, vRows, stride, ot, alpha, d, ubs, r0, fLo, fHi, scale);
-      else pvTile<L>(st, 0, vRows, stride, ot, alpha, d, ubs, r0, fLo, fHi, scale);
+      pvTile<L>(st, 0, vRows, stride, ot, alpha, d, ubs, r0, fLo, fHi, scale);
       scale = false;
     }
-    if (fHi < cEnd) {
-      if (one) pvTile1<L>(st, mask, vRows, stride, ot, alpha, d, ubs, r0, fHi, cEnd, scale);
-      else pvTile<L>(st, mask, vRows, stride, ot, alpha, d, ubs, r0, fHi, cEnd, scale);
-    }
-  }
-}
-
-/**
- * pvTile for one L of rows at r0: Oᵗ = Oᵗ·α + P[c0..c1) · V[c0..c1), 8 dims a register tile
- * (as many independent sums as pvTile's 2 L × 4), then 4, then one by one.
- */
-function pvTile1<L>(st: usize, mask: usize, vRows: usize, stride: usize, ot: usize, alpha: usize, d: i32, ubs: usize, r0: usize, c0: i32, c1: i32, scale: bool): void {
-  const rowBytes = ubs * 4;
-  const d8 = <usize>(d & ~7);
-  const d4 = <usize>(d & ~3);
-  const ud = <usize>d;
-  const al = scale ? load<L>(alpha + r0 * 4) : splat<L>(1);
-  const p = st + (<usize>c0 * ubs + r0) * 4;
-  const m = mask ? mask + (<usize>c0 * ubs + r0) * 4 : 0;
-  let k: usize = 0;
-  for (; k < d8; k += 8) {
-    const o = ot + (k * ubs + r0) * 4;
-    const v = vRows + <usize>c0 * stride + (k << 2);
-    // Oᵗ[k + j][rows] = Oᵗ[k + j][rows]·α + Σ_c P[c][rows] · V[c][k + j], j < 8
-    if (mask) tile1<L>(o, rowBytes, true, al, p, rowBytes, v, v + 16, stride, c0, c1, m, true, true);
-    else tile1<L>(o, rowBytes, true, al, p, rowBytes, v, v + 16, stride, c0, c1, 0, false, true);
-  }
-  for (; k < d4; k += 4) {
-    const o = ot + (k * ubs + r0) * 4;
-    const v = vRows + <usize>c0 * stride + (k << 2);
-    if (mask) tile1<L>(o, rowBytes, true, al, p, rowBytes, v, v, stride, c0, c1, m, true, false);
-    else tile1<L>(o, rowBytes, true, al, p, rowBytes, v, v, stride, c0, c1, 0, false, false);
-  }
-  for (; k < ud; k++) {
-    const o = ot + (k * ubs + r0) * 4;
-    let a0 = mul<L>(load<L>(o), al);
-    let pc = p;
-    let v = vRows + <usize>c0 * stride + (k << 2);
-    for (let c = c0; c < c1; c++) {
-      let x0 = mul<L>(load<L>(pc), bcast<L>(v, 0));
-      if (mask) x0 = and<L>(x0, load<L>(mask + (<usize>c * ubs + r0) * 4));
-      a0 = add<L>(a0, x0);
-      pc += rowBytes;
-      v += stride;
-    }
-    store<L>(o, a0);
+    if (fHi < cEnd) pvTile<L>(st, mask, vRows, stride, ot, alpha, d, ubs, r0, fHi, cEnd, scale);
   }
 }
 
@@ -288,57 +226,4 @@ function pvTile<L>(st: usize, mask: usize, vRows: usize, stride: usize, ot: usiz
 // @ts-ignore: decorator
 @inline function term<L>(acc: L, x: L, b: L, m: L, masked: bool): L {
   return masked ? add<L>(acc, and<L>(mul<L>(x, b), m)) : madd<L>(x, b, acc);
-}
-
-/**
- * tile with one L of query rows × 4 columns, or 8 (`cols8`, a literal): columns 4..7 read y2
- * (the next K' group for scores, the next 4 dims for P·V). Same accumulation and masking.
- */
-// @ts-ignore: decorator
-@inline function tile1<L>(
-  out: usize, outStep: usize, scaled: bool, al: L,
-  x: usize, xStep: usize, y: usize, y2: usize, yStep: usize, i0: i32, i1: i32, m: usize, masked: bool, cols8: bool,
-): void {
-  let a0 = splat<L>(0), a1 = splat<L>(0), a2 = splat<L>(0), a3 = splat<L>(0);
-  let a4 = splat<L>(0), a5 = splat<L>(0), a6 = splat<L>(0), a7 = splat<L>(0);
-  if (scaled) {
-    a0 = mul<L>(load<L>(out), al);
-    a1 = mul<L>(load<L>(out + outStep), al);
-    a2 = mul<L>(load<L>(out + 2 * outStep), al);
-    a3 = mul<L>(load<L>(out + 3 * outStep), al);
-    if (cols8) {
-      a4 = mul<L>(load<L>(out + 4 * outStep), al);
-      a5 = mul<L>(load<L>(out + 5 * outStep), al);
-      a6 = mul<L>(load<L>(out + 6 * outStep), al);
-      a7 = mul<L>(load<L>(out + 7 * outStep), al);
-    }
-  }
-  for (let i = i0; i < i1; i++) {
-    const m0 = masked ? load<L>(m) : splat<L>(0);
-    const x0 = load<L>(x);
-    a0 = term<L>(a0, x0, bcast<L>(y, 0), m0, masked);
-    a1 = term<L>(a1, x0, bcast<L>(y, 1), m0, masked);
-    a2 = term<L>(a2, x0, bcast<L>(y, 2), m0, masked);
-    a3 = term<L>(a3, x0, bcast<L>(y, 3), m0, masked);
-    if (cols8) {
-      a4 = term<L>(a4, x0, bcast<L>(y2, 0), m0, masked);
-      a5 = term<L>(a5, x0, bcast<L>(y2, 1), m0, masked);
-      a6 = term<L>(a6, x0, bcast<L>(y2, 2), m0, masked);
-      a7 = term<L>(a7, x0, bcast<L>(y2, 3), m0, masked);
-    }
-    x += xStep;
-    if (masked) m += xStep;
-    y += yStep;
-    if (cols8) y2 += yStep;
-  }
-  store<L>(out, a0);
-  store<L>(out + outStep, a1);
-  store<L>(out + 2 * outStep, a2);
-  store<L>(out + 3 * outStep, a3);
-  if (cols8) {
-    store<L>(out + 4 * outStep, a4);
-    store<L>(out + 5 * outStep, a5);
-    store<L>(out + 6 * outStep, a6);
-    store<L>(out + 7 * outStep, a7);
-  }
 }

@@ -165,8 +165,6 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 
   const row0 = qb * bs;
   const rows = min(bs, nQ - row0);
-  // Rows computed: the live ones rounded up to a lane group (a decode step's few rows skip the rest).
-  const rEnd = ASC_FEATURE_SIMD ? min(bs, (rows + 3) & ~3) : rows;
 
   // Qᵗ[k][r] = Q[row0 + r][k] · scale (zero rows past nQ); Oᵗ = 0; m_i = -inf; l_i = 0
   if (qHeads == 1) loadQueryT(qt, qBase + <usize>row0 * stride, stride, rows, d, bs, scale);
@@ -191,13 +189,13 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     const vRows = vBase + <usize>key0 * kStride;
     // One code for both kinds of build: f32x4 lanes (4 query rows) or f32 (1 row).
     if (ASC_FEATURE_SIMD) {
-      scores<v128>(qt, kRows, st, ranges, d, bs, nc, rEnd);
-      softmax<v128>(st, ranges, mask, mI, lI, alpha, bs, nc, rEnd);
-      accumulate<v128>(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc, rEnd);
+      scores<v128>(qt, kRows, st, ranges, d, bs, nc);
+      softmax<v128>(st, ranges, mask, mI, lI, alpha, bs, nc);
+      accumulate<v128>(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc);
     } else {
-      scores<f32>(qt, kRows, st, ranges, d, bs, nc, rEnd);
-      softmax<f32>(st, ranges, mask, mI, lI, alpha, bs, nc, rEnd);
-      accumulate<f32>(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc, rEnd);
+      scores<f32>(qt, kRows, st, ranges, d, bs, nc);
+      softmax<f32>(st, ranges, mask, mI, lI, alpha, bs, nc);
+      accumulate<f32>(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc);
     }
   }
 
