@@ -117,3 +117,22 @@ describe('bytes an append writes (counted in the append path)', () => {
     attn.dispose();
   });
 });
+
+describe('a decode step and the same cross-attention call run the same path', () => {
+  it.each([
+    ['all', undefined, 4, 4], ['all', undefined, 8, 2], ['local', 9, 8, 2], ['strided', 5, 8, 2], ['strided', 5, 4, 1], ['local', 9, 4, 1],
+  ] as const)('%s L=%s, %i/%i heads: the step equals forward(q of 1 row, all keys) bit for bit', async (mode, L, heads, kvHeads) => {
+    const [n, d] = [70, 12];
+    const q = randomTensor([1, n, heads * d], 1, 2);
+    const k = randomTensor([1, n, kvHeads * d], 2, 2);
+    const v = randomTensor([1, n, kvHeads * d], 3);
+    const rowsOf = (t: { data: Float32Array }, w: number, t0: number, t1: number) => ({ data: t.data.slice(t0 * w, t1 * w), shape: [1, t1 - t0, w] });
+    const attn = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2 });
+    const cache = attn.createCache({ batch: 1, capacity: n });
+    await attn.forward(rowsOf(q, heads * d, 0, n - 1), rowsOf(k, kvHeads * d, 0, n - 1), rowsOf(v, kvHeads * d, 0, n - 1), { cache });
+    const step = await attn.forward(rowsOf(q, heads * d, n - 1, n), rowsOf(k, kvHeads * d, n - 1, n), rowsOf(v, kvHeads * d, n - 1, n), { cache });
+    const cross = await attn.forward(rowsOf(q, heads * d, n - 1, n), k, v);
+    expect(step.data).toEqual(cross.data);
+    attn.dispose();
+  });
+});
