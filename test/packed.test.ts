@@ -71,7 +71,7 @@ describe('packed sequences', () => {
       expectClose(packed.data.subarray(at * heads * d, (at + len) * heads * d), Float64Array.from(alone.data), 1e-6, 1e-5, `${mode} sequence at ${at} (${len} tokens)`);
       at += len;
     }
-    expect(attn.lastRun.backend).toBe('wasm');
+    expect(attn.lastRun?.backend).toBe('wasm');
     attn.dispose();
   });
 
