@@ -140,18 +140,10 @@ export function bsattn_abi_hash(): u32 {
 
 function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: usize): void {
   const qBase = <usize>load<i32>(seq + SEQ_Q);
-  const kBase = <usize>load<i32>(seq + SEQ_K);
-  const vBase = <usize>load<i32>(seq + SEQ_V);
   const oBase = <usize>load<i32>(seq + SEQ_O);
   const stride = <usize>load<i32>(seq + SEQ_STRIDE);
-  const kStride = <usize>load<i32>(seq + SEQ_KV_STRIDE);
   const qHeads = load<i32>(seq + SEQ_Q_HEADS);
   const nQ = load<i32>(seq + SEQ_N_Q) * qHeads;
-  const nK = load<i32>(seq + SEQ_N_K);
-  const rowPtr = <usize>load<i32>(seq + SEQ_ROW_PTR);
-  const cols = <usize>load<i32>(seq + SEQ_COLS);
-  const maskIds = <usize>load<i32>(seq + SEQ_MASK_IDS);
-  const masks = <usize>load<i32>(seq + SEQ_MASKS);
 
   const ubs = <usize>bs;
   const ud = <usize>d;
@@ -175,6 +167,39 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
   }
   memory.fill(ot, 0, ud * ubs * 4);
 
+  // A sequence of one query block (a decode step) reads each K/V block once, from memory:
+  // its walk touches V' first (keyBlocks). Longer sequences re-read K' and V' from the cache.
+  if (nQ <= bs) keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, true);
+  else keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, false);
+
+  // O[row0 + r][k] = Oᵗ[k][r] / l_i[r]; a row with no allowed key stays 0
+  for (let r = 0; r < bs; r++) {
+    const l = load<f32>(lI + (<usize>r << 2));
+    store<f32>(lI + (<usize>r << 2), l > 0 ? <f32>1.0 / l : 0);
+  }
+  if (qHeads == 1) storeOutput(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
+  else storeOutputGroup(oBase, stride, qHeads, row0, ot, lI, rows, d, bs);
+}
+
+/**
+ * The key blocks of query block qb, each: S = Q·Kᵀ, the online softmax, O = O·α + P·V.
+ * `touch` (a literal: each call is specialised): first read the block's V' rows front to back,
+ * one load a cache line, since P·V reads them key-strided (d·4 bytes apart), which the
+ * hardware prefetcher does not follow (≈ 1.9× on a decode step's CPU time, docs/decode.md).
+ */
+// @ts-ignore: decorator
+@inline function keyBlocks(seq: usize, qb: i32, d: i32, bs: i32, qt: usize, ot: usize, st: usize, mI: usize, lI: usize, alpha: usize, touch: bool): void {
+  const kBase = <usize>load<i32>(seq + SEQ_K);
+  const vBase = <usize>load<i32>(seq + SEQ_V);
+  const kStride = <usize>load<i32>(seq + SEQ_KV_STRIDE);
+  const nK = load<i32>(seq + SEQ_N_K);
+  const rowPtr = <usize>load<i32>(seq + SEQ_ROW_PTR);
+  const cols = <usize>load<i32>(seq + SEQ_COLS);
+  const maskIds = <usize>load<i32>(seq + SEQ_MASK_IDS);
+  const masks = <usize>load<i32>(seq + SEQ_MASKS);
+  const ubs = <usize>bs;
+  const ud = <usize>d;
+  let touched = 0;
   const e1 = load<i32>(rowPtr + (<usize>(qb + 1) << 2));
   for (let e = load<i32>(rowPtr + (<usize>qb << 2)); e < e1; e++) {
     const kb = load<i32>(cols + (<usize>e << 2));
@@ -187,6 +212,10 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     const mask = maskId < 0 ? <usize>0 : ranges + maskRangesBytes(ubs);
     const kRows = kBase + <usize>key0 * ud * 4; // K' [nK/4][d][4]: key0 is a multiple of 4
     const vRows = vBase + <usize>key0 * kStride;
+    if (touch) {
+      const vEnd = vRows + <usize>nc * kStride;
+      for (let a = vRows; a < vEnd; a += 64) touched ^= load<i32>(a);
+    }
     // One code for both kinds of build: f32x4 lanes (4 query rows) or f32 (1 row).
     if (ASC_FEATURE_SIMD) {
       scores<v128>(qt, kRows, st, ranges, d, bs, nc);
@@ -199,12 +228,6 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     }
   }
 
-  // O[row0 + r][k] = Oᵗ[k][r] / l_i[r]; a row with no allowed key stays 0
-  for (let r = 0; r < bs; r++) {
-    const l = load<f32>(lI + (<usize>r << 2));
-    store<f32>(lI + (<usize>r << 2), l > 0 ? <f32>1.0 / l : 0);
-  }
-  if (qHeads == 1) storeOutput(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
-  else storeOutputGroup(oBase, stride, qHeads, row0, ot, lI, rows, d, bs);
+  // keeps the touches (α is rewritten by the next block before it is read)
+  if (touch) store<i32>(alpha, touched);
 }
-
