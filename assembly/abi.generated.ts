@@ -24,7 +24,7 @@ export const P_PACK_COUNTER: usize = 32;
 export const P_BARRIER: usize = 36;
 /** parties to the barrier: the workers, and the calling thread in threaded runs (i32) */
 export const P_THREADS: usize = 40;
-/** packing: sequence (b, h, g) is record (b·heads + h)·groups + g (i32) */
+/** packing: sequence (b, h, g) is record (b·heads + h)·groups + g (heads: sequences per batch item and group; kvHeads when query heads share one) (i32) */
 export const P_HEADS: usize = 44;
 /** sequence groups per (batch, head): L for 'strided', else 1 (i32) */
 export const P_GROUPS: usize = 48;
@@ -64,6 +64,8 @@ export const SEQ_K_SRC: usize = 48;
 export const SEQ_V_SRC: usize = 52;
 /** bytes between consecutive K / V input rows (i32) */
 export const SEQ_SRC_STRIDE: usize = 56;
+/** query heads of the sequence (GQA): its row r is query row r / qHeads of its head r % qHeads (nQ · qHeads rows) (i32) */
+export const SEQ_Q_HEADS: usize = 60;
 export const SEQ_WORDS: i32 = 16;
 
 // Task record: TASK_BYTES bytes.
@@ -98,4 +100,4 @@ export const MASK_TILE_ROWS: usize = 8;
 /** Rows per packing task. */
 export const PACK_ROWS: i32 = 64;
 /** FNV-1a of the tables (abi.ts ABI_HASH): the host refuses a build whose hash differs. */
-export const ABI_HASH: u32 = 0x1ac03e5b;
+export const ABI_HASH: u32 = 0x6eaa7f65;

@@ -1,8 +1,8 @@
 // `npm run bench`: every CPU number of the report in one run on this machine — the wasm
 // SIMD peak (bench/simd-peak.mjs), the peers on W1–W3 (bench/peers.mjs), the nCtx scaling
-// (bench/scaling.mjs) — written to bench/results/<date>-<machine>.json, then bench/REPORT.md
+// (bench/scaling.mjs), decode / GQA / packed sequences (bench/decode.mjs) — written to bench/results/<date>-<machine>.json, then bench/REPORT.md
 // and its SVG charts are regenerated (bench/report.mjs).
-//   node bench/run.mjs [--quick] [--peers ours,ort-node] [--no-scaling] [--machine name] [--wait-idle 120]
+//   node bench/run.mjs [--quick] [--peers ours,ort-node] [--no-scaling] [--no-decode] [--machine name] [--wait-idle 120]
 import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { spawnSync, execSync } from 'node:child_process';
 import os from 'node:os';
@@ -51,6 +51,14 @@ if (!args['no-scaling']) {
   scaling = nodeJson(['bench/scaling.mjs', '--json', '--max', args.quick ? '4096' : '16384']);
 }
 
+// Generation (issue 17): decode steps against a KV cache with the GroupQueryAttention peers,
+// GQA prefill against repeated K/V, packed sequences (bench/decode.mjs).
+let decode = null;
+if (!args['no-decode']) {
+  console.error('decode:');
+  decode = nodeJson(['bench/decode.mjs', '--json', ...(args.quick ? ['--lens', '4096', '--modes', 'all'] : ['--lens', '4096,8192,32768,131072', '--prefill', '4096', '--packed'])]);
+}
+
 const machine = machineInfo();
 const slug = String(args.machine ?? `${machine.cpu.replace(/\(R\)|\(TM\)|CPU|Processor|@.*$/g, '').trim()}-${machine.cores}c`)
   .toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
@@ -61,7 +69,7 @@ const result = {
   peerVersions: Object.fromEntries(['onnxruntime-web', 'onnxruntime-node', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'protobufjs'].map((p) => [p, version(p)])),
   load: { start: loadAtStart, end: os.loadavg() }, quick: Boolean(args.quick),
   command: `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
-  durationS: 0, simdPeak: peak, peers, scaling,
+  durationS: 0, simdPeak: peak, peers, scaling, decode,
 };
 result.durationS = Math.round((Date.now() - started) / 1000);
 mkdirSync('bench/results', { recursive: true });

@@ -140,9 +140,9 @@ export const OPTION_KEYS = [
  */
 export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 'sinks', 'dtype'];
 /** Forward call option keys implemented today, for checkKeys in the facade. */
-export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'signal', 'out', 'onProgress', 'cache'];
+export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'seqLengths', 'signal', 'out', 'onProgress', 'cache'];
 /** Forward call options of the round-2 contract not implemented yet (move each when it lands). */
-export const NOT_YET_FORWARD_OPTIONS: readonly string[] = ['lse', 'seqLengths'];
+export const NOT_YET_FORWARD_OPTIONS: readonly string[] = ['lse'];
 const WEBGPU_KEYS: readonly (keyof WebGpuOptions)[] = ['subgroups', 'timestamps', 'maxBindingBytes', 'variant', 'scanV', 'decodeSplits', 'repeat'];
 const WEBGPU_BOOLEANS = ['subgroups', 'timestamps', 'scanV'] as const;
 

@@ -7,6 +7,8 @@ import { ArgumentError, StateError, argError, checkPositiveInt } from './errors.
 /** A path's storage of a cache: the CPU engine's (backends/wasm/kv-cache.ts) or GPU buffers (backends/webgpu/kv-cache.ts). */
 export interface CacheStore {
   readonly bytes: number;
+  /** Bytes of K and V written into it so far (appends, roll-backs). */
+  readonly bytesWritten: number;
   append(kNew: Float32Array, vNew: Float32Array, base: number, n: number): void;
   clear(from: number, to: number): void;
   dispose(): void;
@@ -52,6 +54,15 @@ export class KvCache<S extends CacheStore = CacheStore> {
   /** Bytes of engine (or GPU) memory it holds (f32 K and V). */
   get bytes(): number {
     return this.store?.bytes ?? 0;
+  }
+
+  /**
+   * Bytes of K and V written into the cache's memory so far (appends and roll-backs), counted
+   * where they are written: an appended token writes only its own rows, 2 · kvHeads ·
+   * headDim · 4 bytes per batch item, whatever the cache's length.
+   */
+  get bytesWritten(): number {
+    return this.store?.bytesWritten ?? 0;
   }
 
   /** Rolls back to the first n tokens (e.g. rejected speculative tokens). */

@@ -42,6 +42,11 @@ export interface Plan extends Geometry {
   readonly mode: Config['mode'];
   readonly causal: boolean;
   readonly keyLengths: Int32Array | null;
+  /**
+   * Packed sequences (batch 1): lengths summing to nCtx, each attending only within itself,
+   * positions restarting at 0 — its sequences use the first rows of the layouts. Else null.
+   */
+  readonly seqLengths?: Int32Array | null;
   /** Allowed (query, key) pairs over every batch item and head. */
   readonly allowedPairs: number;
   /** 4 · headDim · allowedPairs: the multiply-adds of Q·Kᵀ and P·V, counted as 2 FLOPs each. */
@@ -195,12 +200,13 @@ export function buildPlan(
   shape: readonly [number, number, number],
   keyLengths: Int32Array | null,
   kvHeads = config.heads,
+  seqLengths: Int32Array | null = null,
 ): Plan {
   const [batch, nCtx, nEmbd] = shape;
   const nK = geometry.keyLen;
   const heads = config.heads;
   const headDim = nEmbd / heads;
-  const { pairs, blocks } = countWork(geometry, batch, nCtx, nK, keyLengths);
+  const { pairs, blocks } = seqLengths ? countPacked(geometry, seqLengths, keyLengths) : countWork(geometry, batch, nCtx, nK, keyLengths);
   const groups = geometry.regroup > 0 ? Math.min(geometry.regroup, nK) : 1;
   let entries = 0n;
   for (let h = 0; h < heads; h++) entries += geometry.layouts[geometry.headLayout[h]].entries;
@@ -219,6 +225,7 @@ export function buildPlan(
     mode: config.mode,
     causal: config.causal,
     keyLengths,
+    seqLengths,
     allowedPairs,
     usefulFlops: Number(4n * BigInt(headDim) * pairs),
     visitedFlops: Number(4n * BigInt(headDim) * blocks * bs * bs),
@@ -269,6 +276,34 @@ function countWork(
   return { pairs, blocks };
 }
 
+/** countWork over packed sequences: each a batch item of its own length (keys also cut at keyLengths[0]). */
+function countPacked(geometry: Geometry, seqLengths: Int32Array, keyLengths: Int32Array | null): { pairs: bigint; blocks: bigint } {
+  let pairs = 0n;
+  let blocks = 0n;
+  let start = 0;
+  for (const len of seqLengths) {
+    if (len > 0) {
+      const keys = keyLengths ? Math.max(0, Math.min(len, keyLengths[0] - start)) : len;
+      const n = countWork(geometry, 1, len, len, Int32Array.of(keys));
+      pairs += n.pairs;
+      blocks += n.blocks;
+    }
+    start += len;
+  }
+  return { pairs, blocks };
+}
+
+/** The packed sequences as [start, length, keys] (keys: cut at keyLengths[0]), empty ones left out. */
+export function packedSegments(plan: Pick<Plan, 'seqLengths' | 'keyLengths'>): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  let start = 0;
+  for (const len of plan.seqLengths ?? []) {
+    if (len > 0) out.push([start, len, plan.keyLengths ? Math.max(0, Math.min(len, plan.keyLengths[0] - start)) : len]);
+    start += len;
+  }
+  return out;
+}
+
 /**
  * One regrouped group g of L (step) for nQ queries against nK keys, aligned bottom-right
  * (off = nK - nQ >= 0): its keys are the positions g, g + L, … (ceil((nK - g) / L) rows); its
@@ -304,7 +339,7 @@ function groupRuns(regroup: number, nCtx: number, nK: number, len: number): { nQ
 
 /** Calls fn for every sequence of the plan (some may have no rows), in (b, h, group) order. */
 export function forEachSequence(
-  plan: Pick<Plan, 'batch' | 'heads' | 'nCtx' | 'regroup' | 'headLayout' | 'keyLengths'> & Partial<Pick<Plan, 'nK' | 'kvHeads'>>,
+  plan: Pick<Plan, 'batch' | 'heads' | 'nCtx' | 'regroup' | 'headLayout' | 'keyLengths'> & Partial<Pick<Plan, 'nK' | 'kvHeads' | 'seqLengths'>>,
   fn: (s: Sequence) => void,
 ): void {
   const { batch, heads, nCtx, regroup, headLayout, keyLengths } = plan;
@@ -312,6 +347,23 @@ export function forEachSequence(
   const kvHeads = plan.kvHeads ?? heads;
   const groups = regroup > 0 ? Math.min(regroup, nK) : 1;
   const step = regroup > 0 ? regroup : 1;
+  if (plan.seqLengths) {
+    // Packed sequences, one after another like batch items: rows from their start, positions from 0.
+    for (const [start, len, keys] of packedSegments(plan)) {
+      for (let h = 0; h < heads; h++) {
+        const kvh = Math.floor((h * kvHeads) / heads);
+        if (regroup <= 0) {
+          fn({ b: 0, h, kvh, token0: start, qToken0: start, step: 1, nQ: len, nK: keys, layout: headLayout[h] });
+          continue;
+        }
+        for (let g = 0; g < groups; g++) {
+          const rows = Math.max(0, Math.ceil((len - g) / step));
+          fn({ b: 0, h, kvh, token0: start + g, qToken0: start + g, step, nQ: rows, nK: Math.max(0, Math.ceil((keys - g) / step)), layout: headLayout[h] });
+        }
+      }
+    }
+    return;
+  }
   for (let b = 0; b < batch; b++) {
     const len = keyLengths ? keyLengths[b] : nK;
     for (let h = 0; h < heads; h++) {

@@ -24,6 +24,7 @@ import {
   type TensorResult,
   checkHeads,
   checkKeyLengths,
+  checkSeqLengths,
   checkOut,
   checkShape,
   readCallOptions,
@@ -200,6 +201,7 @@ export class SparseAttention {
     const { shape } = call;
     const nK = call.kvShape[1];
     const keyLengths = checkKeyLengths(opts.keyLengths, shape[0], nK);
+    const seqLengths = checkSeqLengths(opts.seqLengths, shape, nK);
     const out = checkOut(opts.out, shape, [call.q, call.k, call.v]);
     const signal = opts.signal;
     throwIfAborted(signal);
@@ -209,7 +211,9 @@ export class SparseAttention {
     this.checkLive();
     // Tensors resident in a backend's memory cost it no copy: the estimates count only the others.
     const copied = [call.q, call.k, call.v, out].filter((d) => !cpu?.isResident?.(d)).length;
-    let choice = await this.settle(this.choose(shape, keyLengths, copied, nK), shape, keyLengths, copied, nK);
+    let choice = seqLengths
+      ? this.packedChoice(shape, keyLengths, seqLengths)
+      : await this.settle(this.choose(shape, keyLengths, copied, nK), shape, keyLengths, copied, nK);
     this.checkLive();
     throwIfAborted(signal);
     const t0 = now();
@@ -236,7 +240,7 @@ export class SparseAttention {
         // backend stays in use. Only a failure of the device itself moves this instance on.
         const next = isDeviceFailure(e) ? this.fallbackFrom(backend, e as Error) : null;
         if (!next) throw e;
-        choice = { backend: next, plan: this.planOn(next, shape, keyLengths, nK), reason: `${next.id}: the ${backend.id} call failed, re-ran on ${next.id === 'wasm' ? 'the CPU' : next.id}: ${this.excluded.get(backend.id)}` };
+        choice = { backend: next, plan: this.planOn(next, shape, keyLengths, nK, seqLengths), reason: `${next.id}: the ${backend.id} call failed, re-ran on ${next.id === 'wasm' ? 'the CPU' : next.id}: ${this.excluded.get(backend.id)}` };
       }
     }
   }
@@ -272,6 +276,7 @@ export class SparseAttention {
       throw argError('cache', "a KvCache from this instance's createCache()", cache);
     }
     if (opts.keyLengths !== undefined) throw argError('keyLengths', "undefined with a cache (the cache's length counts the keys)", opts.keyLengths);
+    if (opts.seqLengths !== undefined) throw argError('seqLengths', 'undefined with a cache (one sequence per batch item)', opts.seqLengths);
     const [batch, nQ] = call.shape;
     const nNew = call.kvShape[1];
     if (batch !== cache.batch) throw argError('q.shape[0]', `the cache's batch (${cache.batch})`, batch);
@@ -418,10 +423,11 @@ export class SparseAttention {
   forwardSync(q: Tensor, k: Tensor, v: Tensor, forwardOptions: Omit<ForwardOptions, 'signal' | 'onProgress'> = {}): TensorResult {
     checkNotDisposed(this.disposed);
     const call = readInputs(this.config, q, k, v);
-    const opts = readCallOptions(forwardOptions, ['keyLengths', 'out']);
+    const opts = readCallOptions(forwardOptions, ['keyLengths', 'seqLengths', 'out']);
     const keyLengths = checkKeyLengths(opts.keyLengths, call.shape[0], call.kvShape[1]);
+    const seqLengths = checkSeqLengths(opts.seqLengths, call.shape, call.kvShape[1]);
     const backend = this.owned.backends.find((b) => b.capabilities.sync && b.runSync)!;
-    const plan = this.planOn(backend, call.shape, keyLengths, call.kvShape[1]);
+    const plan = this.planOn(backend, call.shape, keyLengths, call.kvShape[1], seqLengths);
     const t0 = now();
     const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v]);
     const data = backend.runSync!(plan, { q: call.q, k: call.k, v: call.v, out });
@@ -492,6 +498,13 @@ export class SparseAttention {
     return b.unavailable ?? this.excluded.get(b.id) ?? null;
   }
 
+  /** Packed sequences (seqLengths) run on the CPU path, whose kernel takes them as sequences with offsets. */
+  private packedChoice(shape: [number, number, number], keyLengths: Int32Array | null, seqLengths: Int32Array): Choice {
+    if (this.config.backend === 'webgpu') throw new UnsupportedError("packed sequences (seqLengths) run on the CPU path only for now (options.backend is 'webgpu')");
+    const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
+    return { backend: cpu, plan: this.planOn(cpu, shape, keyLengths, shape[1], seqLengths), reason: `${cpu.id}: packed sequences (seqLengths) run on the CPU path` };
+  }
+
   /** Which backend runs this call, on its own blocks, and why (src/choice.ts). */
   private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4, nK = shape[1]): Choice {
     return choose({
@@ -551,7 +564,7 @@ export class SparseAttention {
    * the block size its kernels run best (the result does not depend on it); other modes run
    * the user's blocksize. Geometries are cached per (nCtx, block size).
    */
-  private planOn(backend: Backend, shape: [number, number, number], keyLengths: Int32Array | null, nK = shape[1]): Plan {
+  private planOn(backend: Backend, shape: [number, number, number], keyLengths: Int32Array | null, nK = shape[1], seqLengths: Int32Array | null = null): Plan {
     const nCtx = shape[1];
     const { mode, localAttnCtx: L } = this.config;
     let block = this.config.blocksize;
@@ -567,7 +580,7 @@ export class SparseAttention {
       if (this.geometries.size >= GEOMETRY_CACHE) this.geometries.delete(this.geometries.keys().next().value!);
     }
     this.geometries.set(key, geometry);
-    return buildPlan(this.config, geometry, shape, keyLengths, this.config.kvHeads);
+    return buildPlan(this.config, geometry, shape, keyLengths, this.config.kvHeads, seqLengths);
   }
 }
 

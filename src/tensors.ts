@@ -144,6 +144,32 @@ export function checkKeyLengths(keyLengths: unknown, batch: number, nCtx: number
   return out;
 }
 
+/**
+ * forward's `seqLengths` (packed sequences), or null: batch 1, q and k of one length, and
+ * non-negative integer lengths summing to it. Backend-neutral: the path that runs it says
+ * whether it can.
+ */
+export function checkSeqLengths(seqLengths: unknown, shape: readonly number[], nK: number): Int32Array | null {
+  if (seqLengths === undefined || seqLengths === null) return null;
+  const [batch, nQ] = shape;
+  if (!(Array.isArray(seqLengths) || ArrayBuffer.isView(seqLengths)) || (seqLengths as ArrayLike<number>).length === 0) {
+    throw argError('seqLengths', 'an array of sequence lengths summing to nCtx', seqLengths);
+  }
+  if (batch !== 1) throw argError('seqLengths', `used with batch 1 (packed sequences share one row range; q's batch is ${batch})`, seqLengths);
+  if (nQ !== nK) throw argError('seqLengths', `used with q and k of one length (packed self-attention; q has ${nQ} rows, k ${nK})`, seqLengths);
+  const lens = seqLengths as ArrayLike<number>;
+  const out = new Int32Array(lens.length);
+  let sum = 0;
+  for (let i = 0; i < lens.length; i++) {
+    const x = lens[i];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) throw argError(`seqLengths[${i}]`, 'a non-negative integer', x);
+    out[i] = x;
+    sum += x;
+  }
+  if (sum !== nQ) throw argError('seqLengths', `lengths summing to nCtx (${nQ}; they sum to ${sum})`, seqLengths);
+  return out;
+}
+
 /** An AbortSignal, or an ArgumentError (a `{}` or a string would fail later with a TypeError). */
 export function checkSignal(signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined;
@@ -157,6 +183,11 @@ export function checkSignal(signal: unknown): AbortSignal | undefined {
 export interface ForwardOptions {
   /** Per batch item, keys at positions >= keyLengths[b] are masked out. */
   keyLengths?: ArrayLike<number>;
+  /**
+   * Packed sequences (batch 1, q and k of one length): lengths summing to nCtx; each sequence
+   * attends only within itself, its positions restarting at 0 — separate calls in one.
+   */
+  seqLengths?: ArrayLike<number>;
   /** Aborts the call (its promise rejects with an AbortedError whose cause is the signal's reason). */
   signal?: AbortSignal;
   /**
@@ -182,6 +213,7 @@ export interface ForwardOptions {
 /** Forward options, read once and checked. */
 export interface CallOptions {
   keyLengths: unknown;
+  seqLengths: unknown;
   cache: unknown;
   signal: AbortSignal | undefined;
   out: unknown;
@@ -194,7 +226,7 @@ export interface CallOptions {
  * point takes (forwardSync and plan take fewer).
  */
 export function readCallOptions(options: unknown, allowed: readonly string[] = FORWARD_OPTION_KEYS): CallOptions {
-  if (options === undefined) return { keyLengths: undefined, cache: undefined, signal: undefined, out: undefined, onProgress: undefined };
+  if (options === undefined) return { keyLengths: undefined, seqLengths: undefined, cache: undefined, signal: undefined, out: undefined, onProgress: undefined };
   if (options === null || typeof options !== 'object') throw argError('forward options', 'an object or undefined', options);
   const o = checkKeys('forward options', options, allowed, NOT_YET_FORWARD_OPTIONS);
   const get = (key: string) => o[key];
@@ -202,6 +234,7 @@ export function readCallOptions(options: unknown, allowed: readonly string[] = F
   if (onProgress !== undefined && typeof onProgress !== 'function') throw argError('onProgress', 'a function (fraction) => void', onProgress);
   return {
     keyLengths: get('keyLengths'),
+    seqLengths: get('seqLengths'),
     cache: get('cache'),
     signal: checkSignal(get('signal')),
     out: get('out'),

@@ -94,3 +94,43 @@ describe('misuse', () => {
     attn.dispose();
   });
 });
+
+describe('bytes an append writes (counted in the append path)', () => {
+  it.each([['all', undefined], ['strided', 7]] as const)('%s: a 1-token step writes only its own K and V rows, whatever the cache length', async (mode, L) => {
+    const [heads, kvHeads, d, batch] = [8, 2, 16, 2];
+    const attn = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2 });
+    const cache = attn.createCache({ batch, capacity: 400 });
+    const rowBytes = 2 * batch * kvHeads * d * 4; // K and V of one token, every batch item and K/V head
+    await attn.forward(randomTensor([batch, 300, heads * d], 1), randomTensor([batch, 300, kvHeads * d], 2), randomTensor([batch, 300, kvHeads * d], 3), { cache });
+    expect(cache.bytesWritten).toBe(300 * rowBytes);
+    for (let step = 1; step <= 3; step++) {
+      const before = cache.bytesWritten;
+      await attn.forward(randomTensor([batch, 1, heads * d], 10 + step), randomTensor([batch, 1, kvHeads * d], 20 + step), randomTensor([batch, 1, kvHeads * d], 30 + step), { cache });
+      expect(cache.bytesWritten - before).toBe(rowBytes);
+    }
+    // a roll-back zeros the rows it drops, and only those
+    const before = cache.bytesWritten;
+    cache.truncate(301);
+    expect(cache.bytesWritten - before).toBe(2 * rowBytes);
+    attn.dispose();
+  });
+});
+
+describe('a decode step and the same cross-attention call run the same path', () => {
+  it.each([
+    ['all', undefined, 4, 4], ['all', undefined, 8, 2], ['local', 9, 8, 2], ['strided', 5, 8, 2], ['strided', 5, 4, 1], ['local', 9, 4, 1],
+  ] as const)('%s L=%s, %i/%i heads: the step equals forward(q of 1 row, all keys) bit for bit', async (mode, L, heads, kvHeads) => {
+    const [n, d] = [70, 12];
+    const q = randomTensor([1, n, heads * d], 1, 2);
+    const k = randomTensor([1, n, kvHeads * d], 2, 2);
+    const v = randomTensor([1, n, kvHeads * d], 3);
+    const rowsOf = (t: { data: Float32Array }, w: number, t0: number, t1: number) => ({ data: t.data.slice(t0 * w, t1 * w), shape: [1, t1 - t0, w] });
+    const attn = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2 });
+    const cache = attn.createCache({ batch: 1, capacity: n });
+    await attn.forward(rowsOf(q, heads * d, 0, n - 1), rowsOf(k, kvHeads * d, 0, n - 1), rowsOf(v, kvHeads * d, 0, n - 1), { cache });
+    const step = await attn.forward(rowsOf(q, heads * d, n - 1, n), rowsOf(k, kvHeads * d, n - 1, n), rowsOf(v, kvHeads * d, n - 1, n), { cache });
+    const cross = await attn.forward(rowsOf(q, heads * d, n - 1, n), k, v);
+    expect(step.data).toEqual(cross.data);
+    attn.dispose();
+  });
+});

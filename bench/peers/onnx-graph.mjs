@@ -8,7 +8,7 @@
 // onnxruntime-web's overflows on W2.
 import protobuf from 'protobufjs';
 
-const ONNX_SUBSET = `
+export const ONNX_SUBSET = `
 syntax = "proto3";
 package onnx;
 message AttributeProto {
@@ -17,7 +17,7 @@ message AttributeProto {
   repeated float floats = 7; repeated int64 ints = 8; AttributeType type = 20;
 }
 message NodeProto { repeated string input = 1; repeated string output = 2; string name = 3; string op_type = 4; repeated AttributeProto attribute = 5; string domain = 7; }
-message TensorProto { repeated int64 dims = 1; int32 data_type = 2; repeated float float_data = 4; repeated int64 int64_data = 7; string name = 8; bytes raw_data = 9; }
+message TensorProto { repeated int64 dims = 1; int32 data_type = 2; repeated float float_data = 4; repeated int32 int32_data = 5; repeated int64 int64_data = 7; string name = 8; bytes raw_data = 9; }
 message TensorShapeProto { message Dimension { oneof value { int64 dim_value = 1; string dim_param = 2; } } repeated Dimension dim = 1; }
 message TypeProto { message Tensor { int32 elem_type = 1; TensorShapeProto shape = 2; } oneof value { Tensor tensor_type = 1; } }
 message ValueInfoProto { string name = 1; TypeProto type = 2; }

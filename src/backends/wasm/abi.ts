@@ -25,7 +25,7 @@ export const PARAM_FIELDS = [
   ['packCounter', 'ptr', '-> i32 counter of the packing phase'],
   ['barrier', 'ptr', '-> i32 barrier counter between the phases (the host\'s barrier, worker.ts)'],
   ['threads', 'i32', 'parties to the barrier: the workers, and the calling thread in threaded runs'],
-  ['heads', 'i32', 'packing: sequence (b, h, g) is record (b·heads + h)·groups + g'],
+  ['heads', 'i32', 'packing: sequence (b, h, g) is record (b·heads + h)·groups + g (heads: sequences per batch item and group; kvHeads when query heads share one)'],
   ['groups', 'i32', 'sequence groups per (batch, head): L for \'strided\', else 1'],
   ['packUnits', 'i32', 'packing tasks: batch · groups units × packChunks chunks of PACK_ROWS rows'],
   ['packChunks', 'i32', 'ceil(rows per group / PACK_ROWS)'],
@@ -34,6 +34,8 @@ export const PARAM_FIELDS = [
 /**
  * One sequence: a (batch, head[, group]) problem whose rows sit at a fixed byte stride in
  * the q/k/v/o tensors (nEmbd·4, or L·nEmbd·4 for 'strided': the regrouping read in place).
+ * With GQA the query heads of one K/V head may form one sequence (`qHeads` > 1): its rows
+ * are (query row, head) pairs, the heads of a query row adjacent (d·4 bytes apart).
  */
 export const SEQ_FIELDS = [
   ['q', 'ptr', '-> first query row'],
@@ -51,6 +53,7 @@ export const SEQ_FIELDS = [
   ['kSrc', 'ptr', '-> first K row in the input (0: nothing to pack)'],
   ['vSrc', 'ptr', '-> first V row in the input'],
   ['srcStride', 'i32', 'bytes between consecutive K / V input rows'],
+  ['qHeads', 'i32', 'query heads of the sequence (GQA): its row r is query row r / qHeads of its head r % qHeads (nQ · qHeads rows)'],
 ] as const satisfies readonly Field[];
 
 /** One attention task: query blocks [qb0, qb1) of one sequence. */

@@ -23,6 +23,8 @@ export class CpuKvCache {
   private readonly kRows: number;
   private k: Float32Array | null;
   private v: Float32Array | null;
+  /** Bytes written into K' and V' by append and clear, counted where they are written. */
+  bytesWritten = 0;
 
   constructor(private readonly engine: WasmEngine, readonly geo: CacheGeometry) {
     this.groups = geo.regroup > 0 ? geo.regroup : 1;
@@ -72,6 +74,7 @@ export class CpuKvCache {
           const s = src + h * d;
           for (let c = 0; c < d; c++) k[kBase + 4 * c] = kNew[s + c];
           v.set(vNew.subarray(s, s + d), vOff / 4 + row * d);
+          this.bytesWritten += 2 * d * 4;
         }
       }
     }
@@ -91,6 +94,7 @@ export class CpuKvCache {
           const kBase = kOff / 4 + (row >> 2) * d * 4 + (row & 3);
           for (let c = 0; c < d; c++) k[kBase + 4 * c] = 0;
           v.fill(0, vOff / 4 + row * d, vOff / 4 + row * d + d);
+          this.bytesWritten += 2 * d * 4;
         }
       }
     }

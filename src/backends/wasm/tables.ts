@@ -2,13 +2,13 @@
 // kernel reads where) and copies its tensors in and out. The tables of the last call are
 // kept: a call of the same plan shape, threads and tensors reuses them and only resets
 // the counters and copies its inputs.
-import type { Plan } from '../../plan.js';
+import { type Plan, packedSegments } from '../../plan.js';
 import { KernelError } from '../../errors.js';
 import { checkStillWhole } from '../../whole.js';
 import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS } from './abi.js';
 import { type MemoryArena, align } from './arena.js';
 import { maskRecordWords, maskRecords } from './masks.js';
-import { sequencesOf, tasksOf } from './tasks.js';
+import { tasksOf, workOf } from './tasks.js';
 import type { CacheRegions } from '../backend.js';
 
 /** Floats of k (and of v): [batch, nK, kvHeads · headDim]. */
@@ -68,7 +68,7 @@ function staticKey(plan: Plan, threads: number, parties: number): string {
   let id = layoutIds.get(plan.layouts);
   if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
   return `${id}|${plan.batch}|${plan.nCtx}|${plan.nK}|${plan.nEmbd}|${plan.heads}|${plan.kvHeads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
-    `${plan.keyLengths?.join(',') ?? ''}|${threads}|${parties}`;
+    `${plan.keyLengths?.join(',') ?? ''}|${plan.seqLengths?.join(',') ?? ''}|${threads}|${parties}`;
 }
 
 export class CallTables {
@@ -147,8 +147,9 @@ function writeTables(
 ): Omit<Tables, 'key'> {
   const bs = plan.blockSize;
   const d = plan.headDim;
-  const seqs = sequencesOf(plan);
-  const tasks = tasksOf(plan, seqs, threads);
+  const work = workOf(plan);
+  const { seqs, layouts, qHeads } = work;
+  const tasks = tasksOf(plan, work, threads);
 
   // Linear memory map, from the work area's start:
   // params · counters · seqs [nSeq][SEQ_WORDS] · tasks [nTask][TASK_WORDS] · layouts · scratch × threads
@@ -166,7 +167,7 @@ function writeTables(
   const barrier = take(4);
   const seqTable = take(seqs.length * SEQ_WORDS * 4);
   const taskTable = take(tasks.length * TASK_WORDS * 4);
-  const layoutAt = plan.layouts.map((l) => {
+  const layoutAt = layouts.map((l) => {
     const nnz = l.cols.length;
     return {
       rowPtr: take(l.rowPtr.length * 4),
@@ -181,12 +182,22 @@ function writeTables(
   const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
   const kvBytes = kvLength(plan) * 4;
   const [qAt, kAt, vAt, oAt] = resident.map((r, i) => (r >= 0 || r === -2 ? r : take(i === 1 || i === 2 ? kvBytes : tensorBytes)));
-  // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per sequence, packed by
-  // the kernel's first phase; with a cache, its regions (shared by a K/V head's query heads).
-  const packedAt = seqs.map((s) => {
-    if (!cache) return [take(Math.ceil(s.nK / 4) * 4 * d * 4), take(s.nK * d * 4)];
+  // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per (batch, K/V head,
+  // group), packed by the kernel's first phase by the first sequence that reads them; with a
+  // cache, its regions. Query heads of one K/V head share them.
+  const packedBy = new Map<string, number>();
+  // Sequence i is (unit, head, group) in order: unit i / (heads / qHeads · groups), group i mod groups.
+  const perUnit = (plan.heads / qHeads) * (plan.regroup > 0 ? Math.min(plan.regroup, plan.nK) : 1);
+  const packedAt = seqs.map((s, i) => {
+    if (!cache) {
+      const key = `${Math.floor(i / perUnit)},${s.kvh},${s.token0}`;
+      const first = packedBy.get(key);
+      if (first !== undefined) return [0, 0, first];
+      packedBy.set(key, i);
+      return [take(Math.ceil(s.nK / 4) * 4 * d * 4), take(s.nK * d * 4), i];
+    }
     const r = (s.b * cache.kvHeads + s.kvh) * cache.groups + (plan.regroup > 0 ? s.token0 : 0);
-    return [cache.kAt + r * Math.ceil(cache.rows / 4) * 4 * d * 4, cache.vAt + r * cache.rows * d * 4];
+    return [cache.kAt + r * Math.ceil(cache.rows / 4) * 4 * d * 4, cache.vAt + r * cache.rows * d * 4, i];
   });
   arena.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
 
@@ -207,12 +218,17 @@ function writeTables(
   // Packing tasks: (batch, group) units × chunks of PACK_ROWS tokens; sequence (b, h, g)
   // is entry (b·heads + h)·groups + g, which forEachSequence's order guarantees.
   const groups = plan.regroup > 0 ? Math.min(plan.regroup, plan.nK) : 1;
-  if (seqs.length !== plan.batch * plan.heads * groups) throw new KernelError('internal error: sequence count');
-  i32[p + P.heads] = plan.heads;
+  // Units: batch items, or the packed sequences (seqLengths), each its own rows.
+  const segments = plan.seqLengths ? packedSegments(plan) : null;
+  const units = segments ? segments.length : plan.batch;
+  const seqHeads = plan.heads / qHeads;
+  if (seqs.length !== units * seqHeads * groups) throw new KernelError('internal error: sequence count');
+  i32[p + P.heads] = seqHeads;
   i32[p + P.groups] = groups;
-  i32[p + P.packUnits] = plan.batch * groups;
+  i32[p + P.packUnits] = units * groups;
   // Key rows of the longest sequence: what a (batch, group) unit packs.
-  const keyRows = plan.regroup > 0 ? Math.ceil(plan.nK / plan.regroup) : plan.nK;
+  const longest = segments ? Math.max(0, ...segments.map((x) => x[1])) : plan.nK;
+  const keyRows = plan.regroup > 0 ? Math.ceil(longest / plan.regroup) : longest;
   i32[p + P.packChunks] = Math.ceil(keyRows / PACK_ROWS);
 
   const rowBytes = plan.nEmbd * 4;
@@ -226,14 +242,17 @@ function writeTables(
     i32[e + SEQ.q] = qAt + first;
     i32[e + SEQ.o] = oAt + first;
     i32[e + SEQ.stride] = s.step * rowBytes;
-    i32[e + SEQ.k] = packedAt[i][0];
-    i32[e + SEQ.v] = packedAt[i][1];
+    const [kP, vP, packer] = packedAt[i];
+    i32[e + SEQ.k] = packer === i ? kP : packedAt[packer][0];
+    i32[e + SEQ.v] = packer === i ? vP : packedAt[packer][1];
     i32[e + SEQ.kvStride] = d * 4;
-    // 0: nothing to pack (the kernel's packing phase skips the unit)
-    i32[e + SEQ.kSrc] = cache ? 0 : kAt + kvFirst;
-    i32[e + SEQ.vSrc] = cache ? 0 : vAt + kvFirst;
+    // 0: nothing to pack (a cache; or another sequence packs this K/V head)
+    const packs = !cache && packer === i;
+    i32[e + SEQ.kSrc] = packs ? kAt + kvFirst : 0;
+    i32[e + SEQ.vSrc] = packs ? vAt + kvFirst : 0;
     i32[e + SEQ.srcStride] = s.step * kvRowBytes;
     i32[e + SEQ.nQ] = s.nQ;
+    i32[e + SEQ.qHeads] = s.qHeads;
     i32[e + SEQ.nK] = s.nK;
     i32[e + SEQ.rowPtr] = l.rowPtr;
     i32[e + SEQ.cols] = l.cols;
@@ -246,7 +265,7 @@ function writeTables(
     i32[e + TASK.qb0] = t.qb0;
     i32[e + TASK.qb1] = t.qb1;
   });
-  plan.layouts.forEach((l, li) => {
+  layouts.forEach((l, li) => {
     i32.set(l.rowPtr, layoutAt[li].rowPtr >> 2);
     i32.set(l.cols, layoutAt[li].cols >> 2);
     i32.set(l.maskIds, layoutAt[li].maskIds >> 2);

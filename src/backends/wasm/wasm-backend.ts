@@ -197,9 +197,13 @@ export class WasmBackend implements Backend {
     return null;
   }
 
-  /** Block size for the band modes: bandBlockSize() in plan.ts (an L1-cache argument for the CPU kernel). */
+  /**
+   * Block size for the band modes: bandBlockSize() in plan.ts (an L1-cache argument for the
+   * CPU kernel), for the rows a sequence has: with GQA each holds heads / kvHeads query
+   * heads' rows (group.ts; the band modes give every head one layout).
+   */
   bandBlockSize(config: Config, seqLen: number): number {
-    return bandBlockSize(config.blocksize, seqLen);
+    return bandBlockSize(config.blocksize, seqLen * (config.heads / config.kvHeads));
   }
 
   estimate(plan: Plan, copied: number): Estimate {

@@ -32,8 +32,8 @@ export interface GpuCacheRegions {
 export class GpuKvCache {
   readonly groups: number;
   readonly rows: number;
-  /** Bytes written to the device by appends since creation (new rows only). */
-  uploadedBytes = 0;
+  /** Bytes written into the cache since creation: new rows only, from the host or copied on the device. */
+  bytesWritten = 0;
   private k: GPUBuffer | null;
   private v: GPUBuffer | null;
   private readonly kvEmbd: number;
@@ -103,9 +103,11 @@ export class GpuKvCache {
       for (const [src, dst] of [[kNew, k], [vNew, v]] as const) {
         if (L === 1) {
           enc.copyBufferToBuffer(src, b * n * e * 4, dst, this.at(b, base) * 4, n * e * 4);
+          this.bytesWritten += n * e * 4;
           continue;
         }
         for (let i = 0; i < n; i++) enc.copyBufferToBuffer(src, (b * n + i) * e * 4, dst, this.at(b, base + i) * 4, e * 4);
+        this.bytesWritten += n * e * 4;
       }
     }
   }
@@ -124,7 +126,7 @@ export class GpuKvCache {
     // Dawn's Node binding needs an ordinary ArrayBuffer (see webgpu-backend.ts unshared())
     const plain = typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer ? data.slice() : data;
     this.device.queue.writeBuffer(dst, elementOffset * 4, plain as Float32Array<ArrayBuffer>);
-    this.uploadedBytes += data.byteLength;
+    this.bytesWritten += data.byteLength;
   }
 
   private live(): { k: GPUBuffer; v: GPUBuffer } {
