@@ -134,3 +134,27 @@ describe('a decode step and the same cross-attention call run the same path', ()
     attn.dispose();
   });
 });
+
+describe('small calls on the calling thread', () => {
+  // A decode step of a small model is less work than a round trip to the workers: it runs on
+  // the calling thread (lastRun says so), a large call on the workers; both are right.
+  it('a 1-token step runs inline, a prefill on the workers; strided steps read only their group', async () => {
+    const [heads, kvHeads, d] = [8, 2, 16];
+    for (const [mode, L] of [['local', 48], ['strided', 8]] as const) {
+      const attn = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2 });
+      const cache = attn.createCache({ batch: 1, capacity: 400 });
+      const n = 300;
+      const q = randomTensor([1, n + 1, heads * d], 1);
+      const k = randomTensor([1, n + 1, kvHeads * d], 2);
+      const v = randomTensor([1, n + 1, kvHeads * d], 3);
+      const rows = (t: { data: Float32Array }, w: number, a: number, b: number) => ({ data: t.data.slice(a * w, b * w), shape: [1, b - a, w] });
+      await attn.forward(rows(q, heads * d, 0, n), rows(k, kvHeads * d, 0, n), rows(v, kvHeads * d, 0, n), { cache });
+      expect(attn.lastRun!.detail).toMatch(/2 threads/);
+      const step = await attn.forward(rows(q, heads * d, n, n + 1), rows(k, kvHeads * d, n, n + 1), rows(v, kvHeads * d, n, n + 1), { cache });
+      expect(attn.lastRun!.detail).toMatch(/calling thread/);
+      const ref = attentionReference(q, k, v, heads, mode, L, 16, { kvHeads });
+      expectClose(step.data, ref.data.subarray(n * heads * d), ...TOL, `${mode} step`);
+      attn.dispose();
+    }
+  });
+});

@@ -17,6 +17,8 @@ class WorkerStartError extends WorkerError {}
 
 export interface RunRequest extends CallData {
   threads: number;
+  /** Compute on the calling thread even in a threaded engine (a call smaller than a worker round trip). */
+  inline?: boolean;
   signal?: AbortSignal;
   /** Fraction of the call's tasks done, while it computes. */
   progress?: (fraction: number) => void;
@@ -123,10 +125,11 @@ export class WasmEngine {
   private async runNow(req: RunRequest): Promise<Float32Array> {
     if (this.disposed) throw new DisposedError('the CPU engine was disposed before this call ran');
     throwIfAborted(req.signal);
-    // Threaded builds compute in workers, even with one thread: forward() never blocks the
-    // caller's event loop and an AbortSignal can stop it between tasks. Where the workers
+    // Threaded builds compute in workers, even with one thread: forward() does not block the
+    // caller's event loop and an AbortSignal can stop it between tasks — except a call whose
+    // work is smaller than the round trip to the workers (`inline`). Where the workers
     // cannot start (a bundle without worker.js, a blocked script), the call runs here.
-    if (!this.threaded || this.workersUnavailable) return this.runSync(req);
+    if (!this.threaded || this.workersUnavailable || req.inline) return this.runSync(req);
     try {
       return await this.runThreaded(req);
     } catch (e) {

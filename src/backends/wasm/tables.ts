@@ -147,7 +147,7 @@ function writeTables(
 ): Omit<Tables, 'key'> {
   const bs = plan.blockSize;
   const d = plan.headDim;
-  const work = workOf(plan);
+  const work = workOf(plan, !!cache);
   const { seqs, layouts, qHeads } = work;
   const tasks = tasksOf(plan, work, threads);
 
@@ -222,10 +222,11 @@ function writeTables(
   const segments = plan.seqLengths ? packedSegments(plan) : null;
   const units = segments ? segments.length : plan.batch;
   const seqHeads = plan.heads / qHeads;
-  if (seqs.length !== units * seqHeads * groups) throw new KernelError('internal error: sequence count');
+  if (!cache && seqs.length !== units * seqHeads * groups) throw new KernelError('internal error: sequence count');
   i32[p + P.heads] = seqHeads;
   i32[p + P.groups] = groups;
-  i32[p + P.packUnits] = units * groups;
+  // With a cache there is nothing to pack (and the table holds only sequences with queries).
+  i32[p + P.packUnits] = cache ? 0 : units * groups;
   // Key rows of the longest sequence: what a (batch, group) unit packs.
   const longest = segments ? Math.max(0, ...segments.map((x) => x[1])) : plan.nK;
   const keyRows = plan.regroup > 0 ? Math.ceil(longest / plan.regroup) : longest;

@@ -33,15 +33,17 @@ export interface Work {
 /**
  * The call's sequences, every (batch, head or K/V head, group) in order: the packing phase
  * finds a unit's heads by index. One without query rows (a regrouped group no query of a
- * cross-attention call falls in) gets no task.
+ * cross-attention call falls in) gets no task. `packed`: K and V are already packed (a KV
+ * cache), there is no packing phase, and sequences without query rows are left out — a
+ * 'strided' decode step has one query in one of L groups.
  */
-export function workOf(plan: Plan): Work {
+export function workOf(plan: Plan, packed = false): Work {
   const G = qHeadsOf(plan);
   const seqs: KernelSequence[] = [];
   const layouts: BlockLayout[] = [];
   const index = new Map<BlockLayout, number>();
   forEachSequence(plan, (s) => {
-    if (s.h % G !== 0) return;
+    if (s.h % G !== 0 || (packed && s.nQ === 0)) return;
     const l = groupedLayout(plan.layouts[s.layout], G, s.nQ);
     let li = index.get(l);
     if (li === undefined) index.set(l, (li = layouts.push(l) - 1));

@@ -88,6 +88,14 @@ function runSplitSync(engine: WasmEngine, req: RunRequest): Float32Array {
   }
 }
 
+/**
+ * Calls with at most this much work (about 0.1 ms on one core of the development machine)
+ * run on the calling thread: posting to the workers and waking the caller again costs as much
+ * (0.1–0.3 ms measured for a 1-token decode step of the sparse-lm example), and blocking the
+ * event loop for less than that is the cheaper choice.
+ */
+const INLINE_FLOPS = 2e6;
+
 /** wasm32's ceiling (engine.ts's MAX_BYTES). */
 const WASM32_BYTES = 2 ** 32;
 
@@ -146,6 +154,8 @@ export class WasmBackend implements Backend {
   private engine: WasmEngine | null = null;
   private syncEngine: WasmEngine | null = null;
   private threads = 1;
+  /** The last forward() ran on the calling thread (see INLINE_FLOPS). */
+  private lastInline = false;
   private initialising: Promise<void> | null = null;
 
   constructor(
@@ -215,7 +225,11 @@ export class WasmBackend implements Backend {
 
   async run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
     checkTables(plan);
-    return runSplit(this.engine!, { plan, ...inputs, threads: this.threads });
+    // The kernel computes a query block's live rows only (rounded up to 4 lanes): a call with
+    // fewer queries than a block does that fraction of its visited blocks' work.
+    const rows = Math.min(plan.blockSize, Math.ceil(plan.nCtx / 4) * 4);
+    this.lastInline = (plan.visitedFlops * rows) / plan.blockSize <= INLINE_FLOPS;
+    return runSplit(this.engine!, { plan, ...inputs, threads: this.threads, inline: this.lastInline });
   }
 
   /** Computes on the calling thread. */
@@ -234,6 +248,7 @@ export class WasmBackend implements Backend {
   describe(): string {
     const e = this.engine ?? this.syncEngine;
     if (!e) return 'wasm (not initialised)';
+    if (this.lastInline && this.engine) return `wasm ${e.variant}, the calling thread (a call smaller than a worker round trip)`;
     const n = this.engine?.threaded && !this.engine.workersUnavailable ? this.threads : 1;
     return `wasm ${e.variant}, ${n} thread${n > 1 ? 's' : ''}`;
   }
