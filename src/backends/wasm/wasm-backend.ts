@@ -89,8 +89,8 @@ function runSplitSync(engine: WasmEngine, req: RunRequest): Float32Array {
 }
 
 /**
- * Calls with at most this much work (about 0.1 ms on one core of the development machine)
- * run on the calling thread: posting to the workers and waking the caller again costs as much
+ * KV-cache calls with at most this much work (about 0.1 ms on one core of the development
+ * machine) run on the calling thread: posting to the workers and waking the caller again costs as much
  * (0.1–0.3 ms measured for a 1-token decode step of the sparse-lm example), and blocking the
  * event loop for less than that is the cheaper choice.
  */
@@ -225,10 +225,12 @@ export class WasmBackend implements Backend {
 
   async run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
     checkTables(plan);
-    // The kernel computes a query block's live rows only (rounded up to 4 lanes): a call with
-    // fewer queries than a block does that fraction of its visited blocks' work.
+    // A step against a KV cache (decode: called once per token and layer) that is smaller
+    // than a worker round trip runs here. The kernel computes a query block's live rows only
+    // (rounded up to 4 lanes): a call with fewer queries than a block does that fraction of
+    // its visited blocks' work.
     const rows = Math.min(plan.blockSize, Math.ceil(plan.nCtx / 4) * 4);
-    this.lastInline = (plan.visitedFlops * rows) / plan.blockSize <= INLINE_FLOPS;
+    this.lastInline = !!inputs.cache && (plan.visitedFlops * rows) / plan.blockSize <= INLINE_FLOPS;
     return runSplit(this.engine!, { plan, ...inputs, threads: this.threads, inline: this.lastInline });
   }
 
