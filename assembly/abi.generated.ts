@@ -32,6 +32,8 @@ export const P_GROUPS: usize = 48;
 export const P_PACK_UNITS: usize = 52;
 /** ceil(rows per group / PACK_ROWS) (i32) */
 export const P_PACK_CHUNKS: usize = 56;
+/** storage: DTYPE_HALF_IO (q, k, v, o are IEEE halves) | DTYPE_HALF_KV (a cache's K' V' are halves); compute is f32 (i32) */
+export const P_DTYPE: usize = 60;
 
 // Sequence record: SEQ_WORDS i32 words.
 /** -> first query row (ptr) */
@@ -97,5 +99,8 @@ export const MASK_TILE_ROWS: usize = 8;
 
 /** Rows per packing task. */
 export const PACK_ROWS: i32 = 64;
+/** params.dtype bits: halves in q, k, v, o; halves in a cache's K' V'. */
+export const DTYPE_HALF_IO: i32 = 1;
+export const DTYPE_HALF_KV: i32 = 2;
 /** FNV-1a of the tables (abi.ts ABI_HASH): the host refuses a build whose hash differs. */
-export const ABI_HASH: u32 = 0x1ac03e5b;
+export const ABI_HASH: u32 = 0x70461e37;

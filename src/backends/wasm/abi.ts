@@ -29,6 +29,7 @@ export const PARAM_FIELDS = [
   ['groups', 'i32', 'sequence groups per (batch, head): L for \'strided\', else 1'],
   ['packUnits', 'i32', 'packing tasks: batch · groups units × packChunks chunks of PACK_ROWS rows'],
   ['packChunks', 'i32', 'ceil(rows per group / PACK_ROWS)'],
+  ['dtype', 'i32', 'storage: DTYPE_HALF_IO (q, k, v, o are IEEE halves) | DTYPE_HALF_KV (a cache\'s K\' V\' are halves); compute is f32'],
 ] as const satisfies readonly Field[];
 
 /**
@@ -76,6 +77,10 @@ export const MASK_RANGE_FIELDS = [
 export const MASK_TILE_ROWS = 8;
 /** Rows per packing task. */
 export const PACK_ROWS = 64;
+/** params.dtype bits: q, k, v and o rows hold halves (converted as they enter and leave the kernel). */
+export const DTYPE_HALF_IO = 1;
+/** params.dtype bits: the K' V' a cache holds are halves (widened a key block at a time). */
+export const DTYPE_HALF_KV = 2;
 
 /** Words of a record: the fields rounded up to a power of two, so the kernel indexes by shifts. */
 const recordWords = (fields: readonly Field[]) => 2 ** Math.ceil(Math.log2(fields.length));
@@ -101,7 +106,7 @@ export const ABI = {
   seq: SEQ_FIELDS,
   task: TASK_FIELDS,
   maskRange: MASK_RANGE_FIELDS,
-  constants: { PACK_ROWS, MASK_TILE_ROWS, PARAMS_BYTES, SEQ_WORDS, TASK_WORDS, MASK_RANGE_WORDS },
+  constants: { PACK_ROWS, DTYPE_HALF_IO, DTYPE_HALF_KV, MASK_TILE_ROWS, PARAMS_BYTES, SEQ_WORDS, TASK_WORDS, MASK_RANGE_WORDS },
 } as const;
 
 /** FNV-1a (32 bit) of the ABI's shape: changes whenever a field or a constant does. */
