@@ -99,10 +99,9 @@ export function checkHeads(shape: readonly [number, number, number], heads: numb
 }
 
 /** The array a tensor's data must be for a dtype, in words. */
-function dataExpected(dtype: 'float32' | 'float16'): string {
-  return dtype === 'float16'
-    ? "a Float16Array or a Uint16Array of half bits (dtype 'float16')"
-    : "a Float32Array (dtype 'float32'; halves need options.dtype 'float16')";
+function dataExpected(dtype: 'float32' | 'float16', data?: unknown): string {
+  if (dtype === 'float16') return "a Float16Array or a Uint16Array of half bits (dtype 'float16')";
+  return data instanceof Uint16Array || isFloat16Array(data) ? "a Float32Array (halves need options.dtype 'float16')" : 'a Float32Array';
 }
 
 /**
@@ -110,7 +109,9 @@ function dataExpected(dtype: 'float32' | 'float16'): string {
  * a Uint16Array view of its bits) and a copy of the shape.
  */
 export function readTensor(name: string, t: unknown, dtype: 'float32' | 'float16' = 'float32'): { data: TensorData; shape: [number, number, number]; float16Array: boolean } {
-  const expected = `a tensor { data, shape: [batch, nCtx, nEmbd] } or an ONNX Runtime tensor { type: '${dtype}', dims, data }, data ${dataExpected(dtype)}`;
+  const expected = dtype === 'float16'
+    ? `a tensor { data, shape: [batch, nCtx, nEmbd] } or an ONNX Runtime tensor { type: 'float16', dims, data }, data ${dataExpected(dtype)}`
+    : "a tensor { data: Float32Array, shape: [batch, nCtx, nEmbd] } or an ONNX Runtime tensor { type: 'float32', dims, data }";
   if (t === null || typeof t !== 'object') throw argError(name, expected, t);
   const data = read(t, 'data', name);
   let shapeIn = read(t, 'shape', name);
@@ -120,11 +121,11 @@ export function readTensor(name: string, t: unknown, dtype: 'float32' | 'float16
     shapeIn = read(t, 'dims', name);
     shapeName = `${name}.dims`;
     if (shapeIn === undefined) throw argError(name, expected, t);
-    if (type !== dtype) throw argError(`${name}.type`, `'${dtype}' (the instance's dtype)`, type);
+    if (type !== dtype) throw argError(`${name}.type`, dtype === 'float16' ? "'float16' (the instance's dtype)" : "'float32'", type);
   }
   const float16Array = isFloat16Array(data);
   const ok = dtype === 'float16' ? data instanceof Uint16Array || float16Array : data instanceof Float32Array;
-  if (!ok) throw argError(`${name}.data`, dataExpected(dtype), data);
+  if (!ok) throw argError(`${name}.data`, dataExpected(dtype, data), data);
   const values = data as TensorArray;
   // A copy taken now: the caller's array may change while the call is in flight.
   if (!Array.isArray(shapeIn)) throw argError(shapeName, 'an array [batch, nCtx, nEmbd]', shapeIn);
@@ -184,7 +185,8 @@ export function checkOut(out: unknown, shape: readonly number[], inputs: readonl
   const kind = q instanceof Float32Array ? 'Float32Array' : float16Array ? 'Float16Array' : 'Uint16Array';
   const sameKind = kind === 'Float16Array' ? isFloat16Array(out) : kind === 'Uint16Array' ? out instanceof Uint16Array : out instanceof Float32Array;
   if (!sameKind || (out as TensorArray).length !== n) {
-    throw argError('out', `a ${kind} of ${n} values (q's type; batch·nCtx·nEmbd for [${shape.join(', ')}])`, out);
+    const what = kind === 'Float32Array' ? `${n} floats` : `${n} values (q's type)`;
+    throw argError('out', `a ${kind} of ${what} (batch·nCtx·nEmbd for [${shape.join(', ')}])`, out);
   }
   out = halfBits(out as TensorArray);
   if (!(out instanceof Float32Array || out instanceof Uint16Array)) throw argError('out', `a ${kind}`, out);

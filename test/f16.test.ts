@@ -288,10 +288,10 @@ describe('plan, output and errors', () => {
     try {
       await expect(attn.forward(t32(4), t32(4), t32(4))).rejects.toThrow(ArgumentError);
       await expect(attn.forward(t32(4), t32(4), t32(4))).rejects.toThrow(/q\.data must be a Float16Array or a Uint16Array of half bits \(dtype 'float16'\)/);
-      await expect(attn.forward(t16(4), t32(4), t16(4))).rejects.toThrow(/k\.data must be a Float16Array or a Uint16Array/);
-      await expect(plain.forward(t16(4) as never, t16(4) as never, t16(4) as never)).rejects.toThrow(/q\.data must be a Float32Array \(dtype 'float32'; halves need options\.dtype 'float16'\)/);
+      await expect(attn.forward(t16(4), t32(4) as never, t16(4))).rejects.toThrow(/k\.data must be a Float16Array or a Uint16Array/);
+      await expect(plain.forward(t16(4) as never, t16(4) as never, t16(4) as never)).rejects.toThrow(/q\.data must be a Float32Array \(halves need options\.dtype 'float16'\)/);
       await expect(attn.forward({ type: 'float32', dims: [1, 4, 8], data: new Uint16Array(32) } as never, t16(4), t16(4))).rejects.toThrow(/q\.type must be 'float16'/);
-      await expect(attn.forward(t16(4), t16(4), t16(4), { out: new Float32Array(32) as never })).rejects.toThrow(/out must be a Uint16Array of 32 values/);
+      await expect(attn.forward(t16(4), t16(4), t16(4), { out: new Float32Array(32) as never })).rejects.toThrow(/out must be a Uint16Array of 32 values \(q's type\)/);
       expect(() => attn.forwardSync(t16(4), t16(4), t16(4), { out: new Uint16Array(31) })).toThrow(ArgumentError);
       expect(() => new SparseAttention(2, 'all', undefined, 16, { dtype: 'bfloat16' as never })).toThrow(/options\.dtype must be 'float32' or 'float16'/);
       expect(() => attn.createTensor([1, 4, 8])).toThrow(UnsupportedError);
