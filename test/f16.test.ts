@@ -206,7 +206,8 @@ describe.each(wasmVariants())('wasm %s: special values', (variant) => {
   });
 });
 
-describe('KV cache in halves', () => {
+// The cache lives in the threaded engine: the SIMD builds (the scalar build has no threaded form).
+describe.each(wasmVariants().filter((v) => v !== 'scalar'))('KV cache in halves, wasm %s', (variant) => {
   const [B, N, D] = [2, 45, 16];
   it.each([
     ['all', undefined, 4, 2],
@@ -216,8 +217,8 @@ describe('KV cache in halves', () => {
     const q = half([B, N, heads * D], 1, 2);
     const k = half([B, N, kvHeads * D], 2, 2);
     const v = half([B, N, kvHeads * D], 3);
-    const a16 = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2, dtype: 'float16' });
-    const a32 = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2 });
+    const a16 = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2, wasmVariant: variant, dtype: 'float16' });
+    const a32 = new SparseAttention(heads, mode, L, 16, { kvHeads, threads: 2, wasmVariant: variant });
     try {
       const full = await a16.forward(q, k, v);
       const fullT = { data: full.data, shape: full.shape as Shape };
@@ -234,7 +235,7 @@ describe('KV cache in halves', () => {
       for (const [t0, t1] of spans) {
         const out = await a16.forward(rows(q, t0, t1), rows(k, t0, t1), rows(v, t0, t1), { cache });
         expect(out.data).toBeInstanceOf(Uint16Array);
-        expect(a16.lastRun).toMatchObject({ storage: 'float16', compute: 'float32' });
+        expect(a16.lastRun).toMatchObject({ detail: `wasm ${variant}, 2 threads`, storage: 'float16', compute: 'float32' });
         const want = rows(fullT, t0, t1).data;
         const wantRef = new Float64Array(want.length);
         const w = heads * D;
