@@ -12,6 +12,7 @@ import { wasmPaths } from './backends.js';
 import { expectClose, randomTensor } from './helpers.js';
 import { FIXTURES, ROOT, runCommand } from './runtimes/harness.js';
 import { KERNEL_BASE64 } from '../src/backends/wasm/kernels.generated.js';
+import { __testing } from './internal.js';
 
 const [ATOL, RTOL] = [1e-3, 2e-3];
 type Shape = [number, number, number];
@@ -256,6 +257,32 @@ describe.each(wasmVariants().filter((v) => v !== 'scalar'))('KV cache in halves,
     } finally {
       a16.dispose();
       a32.dispose();
+    }
+  });
+});
+
+describe('a call past the memory ceiling is split, halves too', () => {
+  it.each([
+    ['by batch', 'all', undefined, 5, 300, 2, 16, 200_000],
+    ['by head', 'local', 20, 1, 700, 5, 12, 180_000],
+  ] as const)('%s: the parts are the whole call (bit for bit against the unsplit call)', async (_n, mode, L, batch, n, heads, d, cap) => {
+    const attn = new SparseAttention(heads, mode, L, 16, { backend: 'wasm', threads: 2, dtype: 'float16' });
+    try {
+      const q = half([batch, n, heads * d], 1, 2);
+      const k = half([batch, n, heads * d], 2, 2);
+      const v = half([batch, n, heads * d], 3);
+      const whole = await attn.forward(q, k, v);
+      // halves: q k v o 2 bytes a value, packed K V 4
+      expect(8 * q.data.length * 2, 'the case must need more than the cap').toBeGreaterThan(cap);
+      __testing.faults.maxMemoryBytes = cap;
+      const sync = attn.forwardSync(q, k, v);
+      const parts = await attn.forward(q, k, v);
+      expect(parts.data).toBeInstanceOf(Uint16Array);
+      expect(Array.from(parts.data)).toEqual(Array.from(whole.data));
+      expect(Array.from(sync.data)).toEqual(Array.from(whole.data));
+    } finally {
+      __testing.faults.maxMemoryBytes = null;
+      attn.dispose();
     }
   });
 });
