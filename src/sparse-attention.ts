@@ -245,7 +245,7 @@ export class SparseAttention {
         progress.done();
         const note = backend.note;
         this.lastRun = { backend: backend.id, detail: backend.describe(), reason: note ? `${choice.reason}; ${note}` : choice.reason, ms: now() - t0, ...this.numerics() };
-        return result(data, shape, call.float16Array);
+        return result(data, shape, call.float16Array, opts.out);
       } catch (e) {
         this.checkLive();
         throwIfAborted(signal);
@@ -319,7 +319,7 @@ export class SparseAttention {
       ok = true;
       const reason = `${cpu.id}: a KV cache call (${nNew} new of ${base + nNew} tokens) runs where the cache lives`;
       this.lastRun = { backend: cpu.id, detail: cpu.describe(), reason, ms: now() - t0, ...this.numerics() };
-      return result(data, call.shape, call.float16Array);
+      return result(data, call.shape, call.float16Array, opts.out);
     } finally {
       cache.end(base, ok);
     }
@@ -449,7 +449,7 @@ export class SparseAttention {
     const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v], call.float16Array);
     const data = backend.runSync!(plan, { q: call.q, k: call.k, v: call.v, out });
     this.lastRun = { backend: backend.id, detail: backend.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0, ...this.numerics() };
-    return result(data, call.shape, call.float16Array);
+    return result(data, call.shape, call.float16Array, opts.out);
   }
 
   /**

@@ -65,10 +65,11 @@ export interface CallInputs {
   kvShape: [number, number, number];
 }
 
-export function result(data: TensorData, shape: readonly number[], float16Array = false): TensorResult<TensorArray> {
-  // a Float16Array over the result's memory where q was one (the runtime has the class then)
+export function result(data: TensorData, shape: readonly number[], float16Array = false, given?: unknown): TensorResult<TensorArray> {
+  // a Float16Array where q was one: the caller's `out` itself, else one over the result's
+  // memory (the runtime has the class then)
   const F16 = (globalThis as { Float16Array?: new (b: ArrayBufferLike, o: number, n: number) => Float16ArrayLike }).Float16Array;
-  const out = float16Array && F16 ? new F16(data.buffer, data.byteOffset, data.length) : data;
+  const out = !float16Array || !F16 ? data : isFloat16Array(given) ? given : new F16(data.buffer, data.byteOffset, data.length);
   return { data: out, shape: [shape[0], shape[1], shape[2]], dims: [shape[0], shape[1], shape[2]] };
 }
 

@@ -10,6 +10,7 @@ import { ArgumentError, SparseAttention, UnsupportedError, attentionReference, w
 import { fromHalfBits, halfToNumber, numberToHalf, toHalfBits } from '../src/half.js';
 import { wasmPaths } from './backends.js';
 import { expectClose, randomTensor } from './helpers.js';
+import type { Float16ArrayLike } from '../src/tensors.js';
 import { FIXTURES, ROOT, runCommand } from './runtimes/harness.js';
 import { KERNEL_BASE64 } from '../src/backends/wasm/kernels.generated.js';
 import { __testing } from './internal.js';
@@ -341,6 +342,30 @@ describe('plan, output and errors', () => {
       const p = attn.plan([1, 2048, 256]);
       expect(p.backend).toBe('wasm');
       expect(p.estimatedMs.webgpu).toBeNull();
+    } finally {
+      attn.dispose();
+    }
+  });
+});
+
+// Node 24 has Float16Array (npx vitest under it runs this; Node 20/22 skip it, Bun's fixture below covers them)
+const F16 = (globalThis as { Float16Array?: new (b: ArrayBufferLike, o?: number, n?: number) => Float16ArrayLike }).Float16Array;
+describe.runIf(F16)('Float16Array in this runtime', () => {
+  it('Float16Array in → Float16Array out (also into out), the Uint16Array form\'s bits; a mix is an ArgumentError', async () => {
+    const attn = new SparseAttention(4, 'local', 8, 8, { dtype: 'float16', threads: 2, kvHeads: 2 });
+    try {
+      const [q, k, v] = [half([1, 30, 32], 1, 2), half([1, 30, 16], 2, 2), half([1, 30, 16], 3)];
+      const asF16 = (t: { data: Uint16Array; shape: Shape }) => ({ data: new F16!(t.data.slice().buffer), shape: t.shape });
+      const bits = await attn.forward(q, k, v);
+      const r = await attn.forward(asF16(q), asF16(k), asF16(v));
+      expect(Object.prototype.toString.call(r.data)).toBe('[object Float16Array]');
+      expect(Array.from(new Uint16Array(r.data.buffer, r.data.byteOffset, r.data.length))).toEqual(Array.from(bits.data));
+      const out = new F16!(new ArrayBuffer(30 * 32 * 2));
+      expect((await attn.forward(asF16(q), asF16(k), asF16(v), { out })).data).toBe(out);
+      expect(Array.from(new Uint16Array(out.buffer))).toEqual(Array.from(bits.data));
+      expect(Array.from(attn.forwardSync(asF16(q), asF16(k), asF16(v)).data)).toEqual(Array.from(r.data));
+      await expect(attn.forward(asF16(q), k, asF16(v))).rejects.toThrow(/k\.data must be q\.data's type \(Float16Array\)/);
+      await expect(attn.forward(q, k, v, { out })).rejects.toThrow(/out must be a Uint16Array/);
     } finally {
       attn.dispose();
     }
