@@ -38,7 +38,7 @@ export const P_DTYPE: usize = 60;
 // Sequence record: SEQ_WORDS i32 words.
 /** -> first query row (ptr) */
 export const SEQ_Q: usize = 0;
-/** -> K' written by the packing phase: [ceil(nK / 4)][d][4], 4 keys interleaved (ptr) */
+/** -> K' written by the packing phase: [ceil(nK / 4)][d][4], 4 keys interleaved (f32; a cache's may hold halves) (ptr) */
 export const SEQ_K: usize = 4;
 /** -> V' written by the packing phase: [nK][d] (ptr) */
 export const SEQ_V: usize = 8;
@@ -58,7 +58,7 @@ export const SEQ_COLS: usize = 32;
 export const SEQ_MASK_IDS: usize = 36;
 /** -> mask records (ptr) */
 export const SEQ_MASKS: usize = 40;
-/** bytes between consecutive V' rows (d·4) (i32) */
+/** bytes between consecutive V' rows (d·4; d·2 in a cache of halves) (i32) */
 export const SEQ_KV_STRIDE: usize = 44;
 /** -> first K row in the input (0: nothing to pack) (ptr) */
 export const SEQ_K_SRC: usize = 48;

@@ -3,6 +3,9 @@
 // `__scalar`, selected at compile time by ASC_FEATURE_SIMD / ASC_FEATURE_RELAXED_SIMD; the
 // per-block steps are one code for all of them, generic over the lane type (block.ts,
 // lanes.ts). This file: the two phases' entry points and the walk of one query block.
+// Storage may be IEEE half (params.dtype, dtype 'float16'): rows are converted where they
+// enter (packing K and V, loading Q, widening a half cache's key block) and leave (storing
+// O, rounded to nearest even) — half.ts; everything in between is the f32 code.
 //
 // The work is a list of tasks over sequences. A sequence is one (batch, head[, group])
 // problem whose rows sit at a fixed byte stride in the q/k/v/o tensors: nEmbd·4 for the

@@ -38,7 +38,7 @@ export const PARAM_FIELDS = [
  */
 export const SEQ_FIELDS = [
   ['q', 'ptr', '-> first query row'],
-  ['k', 'ptr', '-> K\' written by the packing phase: [ceil(nK / 4)][d][4], 4 keys interleaved'],
+  ['k', 'ptr', '-> K\' written by the packing phase: [ceil(nK / 4)][d][4], 4 keys interleaved (f32; a cache\'s may hold halves)'],
   ['v', 'ptr', '-> V\' written by the packing phase: [nK][d]'],
   ['o', 'ptr', '-> first output row'],
   ['stride', 'i32', 'bytes between consecutive q / o rows of the sequence'],
@@ -48,7 +48,7 @@ export const SEQ_FIELDS = [
   ['cols', 'ptr', '-> i32 [nnz]: key block of each entry, ascending per row'],
   ['maskIds', 'ptr', '-> i32 [nnz]: mask record of each entry, -1 = full block'],
   ['masks', 'ptr', '-> mask records'],
-  ['kvStride', 'i32', 'bytes between consecutive V\' rows (d·4)'],
+  ['kvStride', 'i32', 'bytes between consecutive V\' rows (d·4; d·2 in a cache of halves)'],
   ['kSrc', 'ptr', '-> first K row in the input (0: nothing to pack)'],
   ['vSrc', 'ptr', '-> first V row in the input'],
   ['srcStride', 'i32', 'bytes between consecutive K / V input rows'],
