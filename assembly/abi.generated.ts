@@ -32,11 +32,13 @@ export const P_GROUPS: usize = 48;
 export const P_PACK_UNITS: usize = 52;
 /** ceil(rows per group / PACK_ROWS) (i32) */
 export const P_PACK_CHUNKS: usize = 56;
+/** storage: DTYPE_HALF_IO (q, k, v, o are IEEE halves) | DTYPE_HALF_KV (a cache's K' V' are halves); compute is f32 (i32) */
+export const P_DTYPE: usize = 60;
 
 // Sequence record: SEQ_WORDS i32 words.
 /** -> first query row (ptr) */
 export const SEQ_Q: usize = 0;
-/** -> K' written by the packing phase: [ceil(nK / 4)][d][4], 4 keys interleaved (ptr) */
+/** -> K' written by the packing phase: [ceil(nK / 4)][d][4], 4 keys interleaved (f32; a cache's may hold halves) (ptr) */
 export const SEQ_K: usize = 4;
 /** -> V' written by the packing phase: [nK][d] (ptr) */
 export const SEQ_V: usize = 8;
@@ -56,7 +58,7 @@ export const SEQ_COLS: usize = 32;
 export const SEQ_MASK_IDS: usize = 36;
 /** -> mask records (ptr) */
 export const SEQ_MASKS: usize = 40;
-/** bytes between consecutive V' rows (d·4) (i32) */
+/** bytes between consecutive V' rows (d·4; d·2 in a cache of halves) (i32) */
 export const SEQ_KV_STRIDE: usize = 44;
 /** -> first K row in the input (0: nothing to pack) (ptr) */
 export const SEQ_K_SRC: usize = 48;
@@ -99,5 +101,8 @@ export const MASK_TILE_ROWS: usize = 8;
 
 /** Rows per packing task. */
 export const PACK_ROWS: i32 = 64;
+/** params.dtype bits: halves in q, k, v, o; halves in a cache's K' V'. */
+export const DTYPE_HALF_IO: i32 = 1;
+export const DTYPE_HALF_KV: i32 = 2;
 /** FNV-1a of the tables (abi.ts ABI_HASH): the host refuses a build whose hash differs. */
-export const ABI_HASH: u32 = 0x6eaa7f65;
+export const ABI_HASH: u32 = 0x56be3241;

@@ -3,6 +3,9 @@
 // `__scalar`, selected at compile time by ASC_FEATURE_SIMD / ASC_FEATURE_RELAXED_SIMD; the
 // per-block steps are one code for all of them, generic over the lane type (block.ts,
 // lanes.ts). This file: the two phases' entry points and the walk of one query block.
+// Storage may be IEEE half (params.dtype, dtype 'float16'): rows are converted where they
+// enter (packing K and V, loading Q, widening a half cache's key block) and leave (storing
+// O, rounded to nearest even) — half.ts; everything in between is the f32 code.
 //
 // The work is a list of tasks over sequences. A sequence is one (batch, head[, group])
 // problem whose rows sit at a fixed byte stride in the q/k/v/o tensors: nEmbd·4 for the
@@ -22,8 +25,9 @@ import {
   P_BLOCK, P_COUNTER, P_GROUPS, P_HEADS, P_HEAD_DIM, P_N_TASKS, P_PACK_CHUNKS, P_PACK_COUNTER, P_PACK_UNITS, P_SCALE, P_SEQS, P_TASKS,
   SEQ_COLS, SEQ_Q_HEADS, SEQ_K, SEQ_KV_STRIDE, SEQ_K_SRC, SEQ_MASKS, SEQ_MASK_IDS, SEQ_N_K, SEQ_N_Q, SEQ_O, SEQ_Q, SEQ_ROW_PTR, SEQ_SRC_STRIDE,
   SEQ_STRIDE, SEQ_V, SEQ_V_SRC, SEQ_WORDS, TASK_QB0, TASK_QB1, TASK_SEQ, TASK_SHIFT,
-  ABI_HASH, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS,
+  ABI_HASH, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS, P_DTYPE, DTYPE_HALF_IO, DTYPE_HALF_KV,
 } from './abi.generated';
+import { loadQueryGroupTHalf, loadQueryTHalf, packKeys4Half, storeOutputGroupHalf, storeOutputHalf, widenRun } from './half';
 import { accumulate, scores, softmax } from './block';
 import { copyRow, loadQueryGroupT, loadQueryT, packKeys4, storeOutput, storeOutputGroup } from './rows';
 
@@ -44,6 +48,8 @@ export function bsattn_pack_f32(params: usize): void {
   const groups = load<i32>(params + P_GROUPS);
   const units = load<i32>(params + P_PACK_UNITS);
   const chunks = load<i32>(params + P_PACK_CHUNKS);
+  // half inputs: converted to f32 here, the one pass that reads every K and V row anyway
+  const half = (load<i32>(params + P_DTYPE) & DTYPE_HALF_IO) != 0;
   const bytes = d << 2;
   const headStep = <usize>(groups * SEQ_WORDS * 4);
   while (true) {
@@ -68,8 +74,15 @@ export function bsattn_pack_f32(params: usize): void {
         }
         const vSrc = <usize>load<i32>(seq + SEQ_V_SRC) + <usize>c * srcStride;
         const vDst = <usize>load<i32>(seq + SEQ_V) + <usize>c * bytes;
-        for (let i = 0; i < n; i++) copyRow(vDst + <usize>i * bytes, vSrc + <usize>i * srcStride, bytes);
-        packKeys4(<usize>load<i32>(seq + SEQ_K) + <usize>c * bytes, <usize>load<i32>(seq + SEQ_K_SRC) + <usize>c * srcStride, srcStride, n, d);
+        const kDst = <usize>load<i32>(seq + SEQ_K) + <usize>c * bytes;
+        const kSrc = <usize>load<i32>(seq + SEQ_K_SRC) + <usize>c * srcStride;
+        if (half) {
+          for (let i = 0; i < n; i++) widenRun(vDst + <usize>i * bytes, vSrc + <usize>i * srcStride, <i32>d);
+          packKeys4Half(kDst, kSrc, srcStride, n, d);
+        } else {
+          for (let i = 0; i < n; i++) copyRow(vDst + <usize>i * bytes, vSrc + <usize>i * srcStride, bytes);
+          packKeys4(kDst, kSrc, srcStride, n, d);
+        }
         seq += headStep;
       }
     }
@@ -88,6 +101,7 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   const d = load<i32>(params + P_HEAD_DIM);
   const bs = load<i32>(params + P_BLOCK);
   const scale = load<f32>(params + P_SCALE);
+  const dtype = load<i32>(params + P_DTYPE);
   let done = 0;
   while (true) {
     const t = next(counter);
@@ -96,7 +110,7 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
     const seq = seqs + <usize>(load<i32>(task, TASK_SEQ) * SEQ_WORDS * 4);
     const qb1 = load<i32>(task, TASK_QB1);
     for (let qb = load<i32>(task, TASK_QB0); qb < qb1; qb++) {
-      queryBlock(seq, qb, d, bs, scale, scratch);
+      queryBlock(seq, qb, d, bs, scale, scratch, dtype);
     }
     done++;
   }
@@ -112,9 +126,9 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   return t;
 }
 
-/** Scratch bytes one thread needs: Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], 3 row vectors (the host asks). */
+/** Scratch bytes one thread needs: a widened K', V' block [bs][d] each, Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], 3 row vectors (the host asks). */
 export function bsattn_scratch_bytes(d: i32, bs: i32): i32 {
-  return (2 * d * bs + bs * bs + 3 * bs) * 4;
+  return (4 * d * bs + bs * bs + 3 * bs) * 4;
 }
 
 /** Bytes of one mask record: a range entry per MASK_TILE_ROWS rows, then [bs][bs] i32 (test/abi.test.ts). */
@@ -138,7 +152,7 @@ export function bsattn_abi_hash(): u32 {
   return maskRangesBytes(ubs) + ubs * ubs * 4;
 }
 
-function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: usize): void {
+function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: usize, dtype: i32): void {
   const qBase = <usize>load<i32>(seq + SEQ_Q);
   const oBase = <usize>load<i32>(seq + SEQ_O);
   const stride = <usize>load<i32>(seq + SEQ_STRIDE);
@@ -147,8 +161,12 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 
   const ubs = <usize>bs;
   const ud = <usize>d;
-  // scratch: Qᵗ [d][bs] · Oᵗ [d][bs] · Sᵗ [bs][bs] · m_i, l_i, α [bs]  (all f32)
-  const qt = scratch;
+  // scratch: K'w, V'w [bs][d] (a half cache's key block, widened) · Qᵗ [d][bs] · Oᵗ [d][bs] · Sᵗ [bs][bs] · m_i, l_i, α [bs]  (all f32)
+  const kw = scratch;
+  const vw = kw + ud * ubs * 4;
+  const qt = vw + ud * ubs * 4;
+  const halfIO = (dtype & DTYPE_HALF_IO) != 0;
+  const halfKV = (dtype & DTYPE_HALF_KV) != 0;
   const ot = qt + ud * ubs * 4;
   const st = ot + ud * ubs * 4;
   const mI = st + ubs * ubs * 4;
@@ -159,7 +177,10 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
   const rows = min(bs, nQ - row0);
 
   // Qᵗ[k][r] = Q[row0 + r][k] · scale (zero rows past nQ); Oᵗ = 0; m_i = -inf; l_i = 0
-  if (qHeads == 1) loadQueryT(qt, qBase + <usize>row0 * stride, stride, rows, d, bs, scale);
+  if (qHeads == 1) {
+    if (halfIO) loadQueryTHalf(qt, qBase + <usize>row0 * stride, stride, rows, d, bs, scale);
+    else loadQueryT(qt, qBase + <usize>row0 * stride, stride, rows, d, bs, scale);
+  } else if (halfIO) loadQueryGroupTHalf(qt, qBase, stride, qHeads, row0, rows, d, bs, scale);
   else loadQueryGroupT(qt, qBase, stride, qHeads, row0, rows, d, bs, scale);
   for (let r = 0; r < bs; r++) {
     store<f32>(mI + (<usize>r << 2), -Infinity);
@@ -169,15 +190,18 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 
   // A sequence of one query block (a decode step) reads each K/V block once, from memory:
   // its walk touches V' first (keyBlocks). Longer sequences re-read K' and V' from the cache.
-  if (nQ <= bs) keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, true);
-  else keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, false);
+  if (nQ <= bs) keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, true);
+  else keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, false);
 
   // O[row0 + r][k] = Oᵗ[k][r] / l_i[r]; a row with no allowed key stays 0
   for (let r = 0; r < bs; r++) {
     const l = load<f32>(lI + (<usize>r << 2));
     store<f32>(lI + (<usize>r << 2), l > 0 ? <f32>1.0 / l : 0);
   }
-  if (qHeads == 1) storeOutput(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
+  if (qHeads == 1) {
+    if (halfIO) storeOutputHalf(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
+    else storeOutput(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
+  } else if (halfIO) storeOutputGroupHalf(oBase, stride, qHeads, row0, ot, lI, rows, d, bs);
   else storeOutputGroup(oBase, stride, qHeads, row0, ot, lI, rows, d, bs);
 }
 
@@ -188,7 +212,10 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
  * hardware prefetcher does not follow (≈ 1.9× on a decode step's CPU time, docs/decode.md).
  */
 // @ts-ignore: decorator
-@inline function keyBlocks(seq: usize, qb: i32, d: i32, bs: i32, qt: usize, ot: usize, st: usize, mI: usize, lI: usize, alpha: usize, touch: bool): void {
+@inline function keyBlocks(
+  seq: usize, qb: i32, d: i32, bs: i32, qt: usize, ot: usize, st: usize, mI: usize, lI: usize, alpha: usize,
+  kw: usize, vw: usize, halfKV: bool, touch: bool,
+): void {
   const kBase = <usize>load<i32>(seq + SEQ_K);
   const vBase = <usize>load<i32>(seq + SEQ_V);
   const kStride = <usize>load<i32>(seq + SEQ_KV_STRIDE);
@@ -210,9 +237,18 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     // the mask record's range entries, then its [bs][bs] i32 mask (both 0 when the block is full)
     const ranges = maskId < 0 ? <usize>0 : masks + <usize>maskId * maskRecordBytes(ubs);
     const mask = maskId < 0 ? <usize>0 : ranges + maskRangesBytes(ubs);
-    const kRows = kBase + <usize>key0 * ud * 4; // K' [nK/4][d][4]: key0 is a multiple of 4
-    const vRows = vBase + <usize>key0 * kStride;
-    if (touch) {
+    let kRows = kBase + <usize>key0 * ud * 4; // K' [nK/4][d][4]: key0 is a multiple of 4
+    let vRows = vBase + <usize>key0 * kStride;
+    let vStride = kStride;
+    if (halfKV) {
+      // a half cache, read where it lies: its block widened once (front to back, so no
+      // touching either), then read as f32 K' V'
+      widenRun(kw, kBase + <usize>key0 * ud * 2, ((nc + 3) & ~3) * d);
+      widenRun(vw, vRows, nc * d);
+      kRows = kw;
+      vRows = vw;
+      vStride = ud * 4;
+    } else if (touch) {
       const vEnd = vRows + <usize>nc * kStride;
       for (let a = vRows; a < vEnd; a += 64) touched ^= load<i32>(a);
     }
@@ -220,11 +256,11 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
     if (ASC_FEATURE_SIMD) {
       scores<v128>(qt, kRows, st, ranges, d, bs, nc);
       softmax<v128>(st, ranges, mask, mI, lI, alpha, bs, nc);
-      accumulate<v128>(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc);
+      accumulate<v128>(st, ranges, mask, vRows, vStride, ot, alpha, d, bs, nc);
     } else {
       scores<f32>(qt, kRows, st, ranges, d, bs, nc);
       softmax<f32>(st, ranges, mask, mI, lI, alpha, bs, nc);
-      accumulate<f32>(st, ranges, mask, vRows, kStride, ot, alpha, d, bs, nc);
+      accumulate<f32>(st, ranges, mask, vRows, vStride, ot, alpha, d, bs, nc);
     }
   }
 

@@ -46,6 +46,12 @@ export function choose({ backends, forced, usable, planOn, copied }: ChoiceConte
       continue;
     }
     const plan = planOn(b);
+    // a storage type the backend lacks: skipped without initialising it (no device is asked for)
+    const noDtype = b.dtypeUnsupported?.(plan.dtype);
+    if (noDtype) {
+      skipped.push(`${b.id}: ${noDtype}`);
+      continue;
+    }
     const est = b.estimate(plan, copied);
     // An initialised backend that cannot run this call (head dim past its workgroup memory,
     // a layout past its binding limit) is skipped; one not initialised yet is asked after init.

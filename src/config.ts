@@ -57,6 +57,12 @@ export interface SparseAttentionOptions extends PatternOptions {
   mask?: TokenMask | BlockMasks;
   /** CPU kernel build: 'relaxed' (FMA), 'simd' or 'scalar' (default: the fastest this runtime validates). */
   wasmVariant?: WasmVariant;
+  /**
+   * Storage of q, k, v, the output and a KV cache (default 'float32'). 'float16': IEEE halves,
+   * as a Float16Array where the runtime has one, else a Uint16Array of half bits; the result
+   * has q's type. Compute (products, softmax, sums) stays f32. CPU path only for now.
+   */
+  dtype?: Dtype;
   /** GPU path tuning and test hooks. */
   webgpu?: WebGpuOptions;
 }
@@ -92,6 +98,7 @@ export interface WebGpuOptions {
 }
 
 export type WasmVariant = 'relaxed' | 'simd' | 'scalar';
+export type Dtype = 'float32' | 'float16';
 
 export interface Config {
   readonly heads: number;
@@ -123,6 +130,8 @@ export interface Config {
   readonly patternPerHead: boolean;
   readonly wasmVariant: WasmVariant | undefined;
   readonly webgpu: WebGpuOptions;
+  /** Storage of q, k, v, out and the cache; compute is f32 either way. */
+  readonly dtype: Dtype;
 }
 
 const MODES: readonly AttnMode[] = ['all', 'local', 'strided', 'fixed', 'longformer', 'bigbird', 'custom'];
@@ -131,14 +140,14 @@ const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'webgpu'];
 
 /** Constructor option keys implemented today (order: as the README's Options table). */
 export const OPTION_KEYS = [
-  'causal', 'kvHeads', 'backend', 'device', 'threads', 'numVerts', 'vertsize', ...PATTERN_OPTION_KEYS, 'layout', 'mask', 'wasmVariant', 'webgpu',
+  'causal', 'kvHeads', 'backend', 'device', 'threads', 'numVerts', 'vertsize', ...PATTERN_OPTION_KEYS, 'layout', 'mask', 'wasmVariant', 'dtype', 'webgpu',
 ] as const;
 /**
  * Constructor options of the round-2 contract (DESIGN.md §2, issues 17 and 18) that are not
  * implemented yet: giving one is an UnsupportedError, since ignoring it would compute a
  * different function than asked. Move a key to OPTION_KEYS when its feature lands.
  */
-export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 'sinks', 'dtype'];
+export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 'sinks'];
 /** Forward call option keys implemented today, for checkKeys in the facade. */
 export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'seqLengths', 'signal', 'out', 'onProgress', 'cache'];
 /** Forward call options of the round-2 contract not implemented yet (move each when it lands). */
@@ -208,6 +217,8 @@ export function makeConfig(
   if (o.wasmVariant !== undefined && !['relaxed', 'simd', 'scalar'].includes(o.wasmVariant)) {
     throw argError('options.wasmVariant', "one of 'relaxed', 'simd', 'scalar'", o.wasmVariant);
   }
+  const dtype = o.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'float16') throw argError('options.dtype', "'float32' or 'float16'", o.dtype);
 
   let numVerts = 1;
   let vertsize = 1;
@@ -290,6 +301,7 @@ export function makeConfig(
     patternPerHead,
     wasmVariant: o.wasmVariant,
     webgpu: checkWebGpuOptions(o.webgpu),
+    dtype,
   };
 }
 

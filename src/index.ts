@@ -1,11 +1,11 @@
 // Public API of sparse-attention.
 export { SparseAttention } from './sparse-attention.js';
 export type { GpuBufferLike, GpuDeviceLike, GpuTensor, PlanInfo, RunInfo } from './sparse-attention.js';
-export type { AttnMode, BackendName, CustomLayout, SparseAttentionOptions, TokenMask, WasmVariant, WebGpuOptions } from './config.js';
+export type { AttnMode, BackendName, CustomLayout, Dtype, SparseAttentionOptions, TokenMask, WasmVariant, WebGpuOptions } from './config.js';
 export type { BlockMasks, FlexBlockLayout, OnnxSparseLayout } from './config.js';
 export { mergeAttention } from './merge.js';
 export type { AttentionPart, MergedAttention } from './merge.js';
-export type { ForwardOptions, Tensor, TensorResult } from './tensors.js';
+export type { Float16ArrayLike, ForwardOptions, HalfArray, HalfTensor, Tensor, TensorArray, TensorResult } from './tensors.js';
 export { KvCache } from './kv-cache.js';
 export type { KvCacheOptions } from './kv-cache.js';
 export { attentionReference, referenceMask } from './reference.js';

@@ -9,7 +9,7 @@ export interface CacheStore {
   readonly bytes: number;
   /** Bytes of K and V written into it so far (appends, roll-backs). */
   readonly bytesWritten: number;
-  append(kNew: Float32Array, vNew: Float32Array, base: number, n: number): void;
+  append(kNew: Float32Array | Uint16Array, vNew: Float32Array | Uint16Array, base: number, n: number): void;
   clear(from: number, to: number): void;
   dispose(): void;
 }
@@ -51,7 +51,7 @@ export class KvCache<S extends CacheStore = CacheStore> {
     return this.len;
   }
 
-  /** Bytes of engine (or GPU) memory it holds (f32 K and V). */
+  /** Bytes of engine (or GPU) memory it holds (K and V: f32, or halves with dtype 'float16'). */
   get bytes(): number {
     return this.store?.bytes ?? 0;
   }
@@ -82,7 +82,7 @@ export class KvCache<S extends CacheStore = CacheStore> {
   }
 
   /** @internal Appends rows (positions length …), marks the cache busy; returns the position of the first. */
-  begin(kNew: Float32Array | null, vNew: Float32Array | null, nNew: number, headDim: number): { store: S; base: number } {
+  begin(kNew: Float32Array | Uint16Array | null, vNew: Float32Array | Uint16Array | null, nNew: number, headDim: number): { store: S; base: number } {
     if (this.disposed) throw new StateError('this KV cache was disposed');
     if (this.headDim && headDim !== this.headDim) throw argError('k.shape[2] / kvHeads', `the cache's head dim (${this.headDim})`, headDim);
     if (this.inFlight) throw new StateError('a forward() call on this KV cache is in flight; await it before the next');

@@ -57,6 +57,8 @@ export interface Plan extends Geometry {
   readonly density: number;
   /** Entries of the layouts over every head (× groups for 'strided'), not counting batch: plan().blocksVisited. */
   readonly blocksVisited: number;
+  /** Storage of q, k, v, out (and a cache); compute is f32 either way. */
+  readonly dtype: Config['dtype'];
 }
 
 /** One (batch, head[, group]) attention problem. */
@@ -231,6 +233,7 @@ export function buildPlan(
     visitedFlops: Number(4n * BigInt(headDim) * blocks * bs * bs),
     density: allowedPairs / (batch * heads * nCtx * nK),
     blocksVisited: Number(entries * BigInt(groups)),
+    dtype: config.dtype ?? 'float32',
   };
 }
 

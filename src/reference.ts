@@ -5,7 +5,8 @@
 import { type SparseAttentionOptions, checkKeys, makeConfig } from './config.js';
 import { randomBlocks } from './layout/named.js';
 import { argError, checkPositiveInt } from './errors.js';
-import { type ForwardOptions, type Tensor, checkHeads, checkKeyLengths, readTensor } from './tensors.js';
+import { type ForwardOptions, type HalfTensor, type Tensor, checkHeads, checkKeyLengths, readTensor } from './tensors.js';
+import { fromHalfBits } from './half.js';
 
 export interface ReferenceResult {
   data: Float64Array;
@@ -147,9 +148,9 @@ export function referenceMask(
  * itself, positions restarting at 0).
  */
 export function attentionReference(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
+  q: Tensor | HalfTensor,
+  k: Tensor | HalfTensor,
+  v: Tensor | HalfTensor,
   heads: number,
   attnMode: string,
   localAttnCtx?: number,
@@ -161,9 +162,11 @@ export function attentionReference(
   const kvHeads = kvIn === undefined ? heads : checkPositiveInt('options.kvHeads', kvIn);
   if (heads % kvHeads !== 0) throw argError('options.kvHeads', `a divisor of heads (${heads})`, kvHeads);
   makeConfig(heads, attnMode, localAttnCtx, blocksize, rest); // validates the arguments
-  const tq = readTensor('q', q);
-  const tk = readTensor('k', k);
-  const tv = readTensor('v', v);
+  // options.dtype 'float16': the tensors hold halves, widened exactly; the output stays float64
+  const dtype = rest.dtype ?? 'float32';
+  const tq = readTensor('q', q, dtype);
+  const tk = readTensor('k', k, dtype);
+  const tv = readTensor('v', v, dtype);
   const [batch, nQ, nEmbd] = tq.shape;
   const nK = tk.shape[1];
   checkHeads(tq.shape, heads);
@@ -192,7 +195,8 @@ export function attentionReference(
       at += len;
     }
   }
-  const [qd, kd, vd] = [tq.data, tk.data, tv.data];
+  const widen = (x: Float32Array | Uint16Array) => (x instanceof Uint16Array ? fromHalfBits(x) : x);
+  const [qd, kd, vd] = [widen(tq.data), widen(tk.data), widen(tv.data)];
   const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, rest, nK);
   const scale = 1 / Math.sqrt(d);
   const out = new Float64Array(batch * nQ * nEmbd);

@@ -1,6 +1,6 @@
 // The facade: validate → plan → choose a backend → run. Holds per-instance caches
 // (block layouts per nCtx) and records which path ran and why.
-import { type AttnMode, type Config, type SparseAttentionOptions, checkKeys, makeConfig } from './config.js';
+import { type AttnMode, type Config, type Dtype, type SparseAttentionOptions, checkKeys, makeConfig } from './config.js';
 import {
   ArgumentError,
   DeviceLostError,
@@ -20,7 +20,10 @@ import { isBandMode, sequenceGroups } from './geometry.js';
 import { type Choice, choose } from './choice.js';
 import {
   type ForwardOptions,
+  type HalfArray,
+  type HalfTensor,
   type Tensor,
+  type TensorArray,
   type TensorResult,
   checkHeads,
   checkKeyLengths,
@@ -87,6 +90,10 @@ export interface PlanInfo {
   estimatedMs: Record<BackendId, number | null>;
   /** allowedPairs / (batch · heads · nCtx²). */
   density: number;
+  /** Storage of q, k, v, the output and a cache (options.dtype). */
+  storage: Dtype;
+  /** Arithmetic of products, softmax and sums: f32 for every storage. */
+  compute: 'float32';
 }
 
 export interface RunInfo {
@@ -97,6 +104,9 @@ export interface RunInfo {
   ms: number;
   /** Kernel time on the GPU (timestamp queries, options.webgpu.timestamps), when measured. */
   gpuMs?: number;
+  /** Storage the call's tensors (and cache) had, and the arithmetic it ran in. */
+  storage: Dtype;
+  compute: 'float32';
 }
 
 const GEOMETRY_CACHE = 8;
@@ -166,7 +176,7 @@ export class SparseAttention {
     const groups = sequenceGroups(plan);
     const estimatedMs = {} as Record<BackendId, number | null>;
     for (const b of this.owned.backends) {
-      const est = this.usable(b) ? null : b.estimate(this.planOn(b, dims, keyLengths, nK), 4);
+      const est = this.usable(b) || b.dtypeUnsupported?.(this.config.dtype) ? null : b.estimate(this.planOn(b, dims, keyLengths, nK), 4);
       estimatedMs[b.id] = est && !est.bestCase ? est.ms : null;
     }
     return {
@@ -184,6 +194,7 @@ export class SparseAttention {
       visitedFlops: plan.visitedFlops,
       estimatedMs,
       density: plan.density,
+      ...this.numerics(),
     };
   }
 
@@ -193,7 +204,10 @@ export class SparseAttention {
    * once, now: replacing `q.data` or editing `q.shape` afterwards does not affect this call
    * (changing the arrays' contents before the call settles does).
    */
-  async forward(q: Tensor, k: Tensor, v: Tensor, forwardOptions: ForwardOptions = {}): Promise<TensorResult> {
+  async forward(q: Tensor, k: Tensor, v: Tensor, forwardOptions?: ForwardOptions): Promise<TensorResult>;
+  /** dtype 'float16': halves in, halves of q's type out. */
+  async forward<D extends HalfArray>(q: HalfTensor<D>, k: HalfTensor, v: HalfTensor, forwardOptions?: ForwardOptions): Promise<TensorResult<D>>;
+  async forward(q: Tensor | HalfTensor, k: Tensor | HalfTensor, v: Tensor | HalfTensor, forwardOptions: ForwardOptions = {}): Promise<TensorResult<TensorArray>> {
     checkNotDisposed(this.disposed);
     const call = readInputs(this.config, q, k, v);
     const opts = readCallOptions(forwardOptions);
@@ -202,7 +216,7 @@ export class SparseAttention {
     const nK = call.kvShape[1];
     const keyLengths = checkKeyLengths(opts.keyLengths, shape[0], nK);
     const seqLengths = checkSeqLengths(opts.seqLengths, shape, nK);
-    const out = checkOut(opts.out, shape, [call.q, call.k, call.v]);
+    const out = checkOut(opts.out, shape, [call.q, call.k, call.v], call.float16Array);
     const signal = opts.signal;
     throwIfAborted(signal);
     const progress = progressReporter(opts.onProgress);
@@ -221,6 +235,9 @@ export class SparseAttention {
     for (;;) {
       const { backend, plan } = choice;
       try {
+        // a forced backend without the storage type: refused before it looks for a device
+        const noDtype = backend.dtypeUnsupported?.(plan.dtype);
+        if (noDtype) throw new UnsupportedError(`backend '${backend.id}' cannot run this call: ${noDtype}`);
         await this.initBackend(backend);
         // A device lost since choose() counts as a failure of this call, not a usage error.
         if (backend.unavailable) throw new DeviceLostError(backend.unavailable);
@@ -231,8 +248,8 @@ export class SparseAttention {
         this.checkLive();
         progress.done();
         const note = backend.note;
-        this.lastRun = { backend: backend.id, detail: backend.describe(), reason: note ? `${choice.reason}; ${note}` : choice.reason, ms: now() - t0 };
-        return result(data, shape);
+        this.lastRun = { backend: backend.id, detail: backend.describe(), reason: note ? `${choice.reason}; ${note}` : choice.reason, ms: now() - t0, ...this.numerics() };
+        return result(data, shape, call.float16Array, opts.out);
       } catch (e) {
         this.checkLive();
         throwIfAborted(signal);
@@ -262,15 +279,18 @@ export class SparseAttention {
     const regroup = mode === 'strided' ? L : 0;
     if (this.config.backend === 'webgpu') {
       const gpu = this.gpuBackend();
+      const noDtype = gpu.dtypeUnsupported(this.config.dtype);
+      if (noDtype) throw new UnsupportedError(`backend 'webgpu' cannot hold this KV cache: ${noDtype}`);
       // the device is acquired by the first call (forward() awaits init before the first append)
       return new KvCache(this.owned, (headDim: number) => gpu.createCache({ batch, capacity, kvHeads, headDim, regroup }), batch, capacity, 'webgpu');
     }
     const cpu = this.owned.backends.find((b): b is WasmBackend => b instanceof WasmBackend)!;
-    const make = (headDim: number) => cpu.createCache({ batch, capacity, kvHeads, headDim, regroup });
+    const half = this.config.dtype === 'float16';
+    const make = (headDim: number) => cpu.createCache({ batch, capacity, kvHeads, headDim, regroup, half });
     return new KvCache(this.owned, make, batch, capacity);
   }
 
-  private async forwardCached(call: CallInputs, opts: CallOptions): Promise<TensorResult> {
+  private async forwardCached(call: CallInputs, opts: CallOptions): Promise<TensorResult<TensorArray>> {
     const cache = opts.cache;
     if (!(cache instanceof KvCache) || cache.owner !== this.owned) {
       throw argError('cache', "a KvCache from this instance's createCache()", cache);
@@ -281,11 +301,11 @@ export class SparseAttention {
     const nNew = call.kvShape[1];
     if (batch !== cache.batch) throw argError('q.shape[0]', `the cache's batch (${cache.batch})`, batch);
     if (nQ !== nNew) throw argError('q.shape[1]', `the number of new keys (${nNew}): one query per new token, at its position`, nQ);
-    const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v]);
+    const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v], call.float16Array);
     const signal = opts.signal;
     throwIfAborted(signal);
     const progress = progressReporter(opts.onProgress);
-    if (cache.path === 'webgpu') return this.forwardGpuCached(call, cache, out, signal, progress);
+    if (cache.path === 'webgpu') return this.forwardGpuCached(call, cache, out as Float32Array | undefined, signal, progress);
     const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
     await cpu.init();
     this.checkLive();
@@ -302,15 +322,15 @@ export class SparseAttention {
       progress.done();
       ok = true;
       const reason = `${cpu.id}: a KV cache call (${nNew} new of ${base + nNew} tokens) runs where the cache lives`;
-      this.lastRun = { backend: cpu.id, detail: cpu.describe(), reason, ms: now() - t0 };
-      return result(data, call.shape);
+      this.lastRun = { backend: cpu.id, detail: cpu.describe(), reason, ms: now() - t0, ...this.numerics() };
+      return result(data, call.shape, call.float16Array, opts.out);
     } finally {
       cache.end(base, ok);
     }
   }
 
   /** forward() against a cache in GPU buffers: appends the new rows there, uploads q, reads back the output. */
-  private async forwardGpuCached(call: CallInputs, cache: KvCache, out: Float32Array | undefined, signal: AbortSignal | undefined, progress: ReturnType<typeof progressReporter>): Promise<TensorResult> {
+  private async forwardGpuCached(call: CallInputs, cache: KvCache, out: Float32Array | undefined, signal: AbortSignal | undefined, progress: ReturnType<typeof progressReporter>): Promise<TensorResult<TensorArray>> {
     const gpu = this.gpuBackend();
     await this.initBackend(gpu);
     throwIfAborted(signal);
@@ -330,7 +350,7 @@ export class SparseAttention {
       progress.done();
       ok = true;
       const reason = `webgpu: a KV cache call (${nNew} new of ${base + nNew} tokens) runs where the cache lives${gpu.note ? `; ${gpu.note}` : ''}`;
-      this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason, ms: now() - t0 };
+      this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason, ms: now() - t0, ...this.numerics() };
       return result(data, call.shape);
     } finally {
       cache.end(base, ok);
@@ -359,7 +379,7 @@ export class SparseAttention {
       this.checkLive();
       ok = true;
       const gpuMs = gpu.lastGpuMs ?? undefined;
-      this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: `forwardGPU runs on the GPU, against its KV cache (${nNew} new of ${base + nNew} tokens)${gpu.note ? `; ${gpu.note}` : ''}`, ms: now() - t0, gpuMs };
+      this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: `forwardGPU runs on the GPU, against its KV cache (${nNew} new of ${base + nNew} tokens)${gpu.note ? `; ${gpu.note}` : ''}`, ms: now() - t0, gpuMs, ...this.numerics() };
       return { buffer, shape: dims };
     } finally {
       cache.end(base, ok);
@@ -407,7 +427,7 @@ export class SparseAttention {
     );
     this.checkLive();
     const gpuMs = gpu.lastGpuMs ?? undefined;
-    this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: `forwardGPU runs on the GPU${gpu.note ? `; ${gpu.note}` : ''}`, ms: now() - t0, gpuMs };
+    this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason: `forwardGPU runs on the GPU${gpu.note ? `; ${gpu.note}` : ''}`, ms: now() - t0, gpuMs, ...this.numerics() };
     return { buffer, shape: dims };
   }
 
@@ -420,7 +440,9 @@ export class SparseAttention {
   }
 
   /** The same computation on the calling thread (CPU path only), for code that cannot await. */
-  forwardSync(q: Tensor, k: Tensor, v: Tensor, forwardOptions: Omit<ForwardOptions, 'signal' | 'onProgress'> = {}): TensorResult {
+  forwardSync(q: Tensor, k: Tensor, v: Tensor, forwardOptions?: Omit<ForwardOptions, 'signal' | 'onProgress'>): TensorResult;
+  forwardSync<D extends HalfArray>(q: HalfTensor<D>, k: HalfTensor, v: HalfTensor, forwardOptions?: Omit<ForwardOptions, 'signal' | 'onProgress'>): TensorResult<D>;
+  forwardSync(q: Tensor | HalfTensor, k: Tensor | HalfTensor, v: Tensor | HalfTensor, forwardOptions: Omit<ForwardOptions, 'signal' | 'onProgress'> = {}): TensorResult<TensorArray> {
     checkNotDisposed(this.disposed);
     const call = readInputs(this.config, q, k, v);
     const opts = readCallOptions(forwardOptions, ['keyLengths', 'seqLengths', 'out']);
@@ -429,10 +451,10 @@ export class SparseAttention {
     const backend = this.owned.backends.find((b) => b.capabilities.sync && b.runSync)!;
     const plan = this.planOn(backend, call.shape, keyLengths, call.kvShape[1], seqLengths);
     const t0 = now();
-    const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v]);
+    const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v], call.float16Array);
     const data = backend.runSync!(plan, { q: call.q, k: call.k, v: call.v, out });
-    this.lastRun = { backend: backend.id, detail: backend.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0 };
-    return result(data, call.shape);
+    this.lastRun = { backend: backend.id, detail: backend.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0, ...this.numerics() };
+    return result(data, call.shape, call.float16Array, opts.out);
   }
 
   /**
@@ -446,8 +468,9 @@ export class SparseAttention {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
     const n = dims[0] * dims[1] * dims[2];
+    if (this.config.dtype === 'float16') throw new UnsupportedError("createTensor holds f32 values: with dtype 'float16' pass Float16Array or Uint16Array tensors");
     const data = this.config.backend === 'webgpu' ? null : this.resident()?.allocTensor!(n);
-    return result(data ?? new Float32Array(n), dims);
+    return result(data ?? new Float32Array(n), dims) as TensorResult;
   }
 
   /**
@@ -503,6 +526,11 @@ export class SparseAttention {
     if (this.config.backend === 'webgpu') throw new UnsupportedError("packed sequences (seqLengths) run on the CPU path only for now (options.backend is 'webgpu')");
     const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
     return { backend: cpu, plan: this.planOn(cpu, shape, keyLengths, shape[1], seqLengths), reason: `${cpu.id}: packed sequences (seqLengths) run on the CPU path` };
+  }
+
+  /** plan() and lastRun's storage and compute. */
+  private numerics(): { storage: Dtype; compute: 'float32' } {
+    return { storage: this.config.dtype, compute: 'float32' };
   }
 
   /** Which backend runs this call, on its own blocks, and why (src/choice.ts). */

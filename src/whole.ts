@@ -12,12 +12,12 @@ export function isDetached(data: ArrayBufferView): boolean {
  * transferred (detached) or resized since the call was made is an ArgumentError, raised
  * before any work is handed out.
  */
-export function checkStillWhole(arrays: Record<string, Float32Array | undefined>, length: number): void {
+export function checkStillWhole(arrays: Record<string, Float32Array | Uint16Array | undefined>, length: number): void {
   for (const [name, a] of Object.entries(arrays)) {
     if (a === undefined) continue;
     if (a.length !== length) {
       throw new ArgumentError(
-        `${name} changed after the call was made: it holds ${a.length} floats, the call needs ${length}` +
+        `${name} changed after the call was made: it holds ${a.length} values, the call needs ${length}` +
           `${isDetached(a) ? ' (its buffer was detached, e.g. transferred to a worker)' : ''}; ` +
           'keep inputs and out unchanged until the call settles',
       );

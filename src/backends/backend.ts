@@ -19,15 +19,23 @@ export interface CacheRegions {
   /** Rows per region. */
   rows: number;
   kvHeads: number;
+  /** The cache stores halves (dtype 'float16'): 2 bytes a value. */
+  half: boolean;
 }
 
+/**
+ * A tensor's values as a backend takes them: f32, or IEEE half bits (dtype 'float16'; the
+ * facade hands a Float16Array to the backends as a Uint16Array over the same memory).
+ */
+export type TensorData = Float32Array | Uint16Array;
+
 export interface RunInputs {
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
+  q: TensorData;
+  k: TensorData;
+  v: TensorData;
   signal?: AbortSignal;
-  /** Result array to fill (forward's `out` option); a new one when absent. */
-  out?: Float32Array;
+  /** Result array to fill (forward's `out` option), of q's type; a new one when absent. */
+  out?: TensorData;
   /** Fraction of the call done, reported while it computes (throttled by the caller). */
   progress?: (fraction: number) => void;
   /** K and V are read from a KV cache of this backend (k and v unused). */
@@ -66,9 +74,12 @@ export interface Backend {
   bandBlockSize(config: Config, seqLen: number, headDim: number): number;
   /** null when the plan can run here; else the reason it cannot. */
   canRun(plan: Plan): string | null;
+  /** Why this backend runs no call of the storage type `dtype` (every dtype when absent: null). */
+  dtypeUnsupported?(dtype: Plan['dtype']): string | null;
   /** Cost of the plan; `copied`: how many of q, k, v and out are copied in or out (0–4). */
   estimate(plan: Plan, copied: number): Estimate;
-  run(plan: Plan, inputs: RunInputs): Promise<Float32Array>;
+  /** The result, of the inputs' type (a Uint16Array of halves for dtype 'float16'). */
+  run(plan: Plan, inputs: RunInputs): Promise<TensorData>;
   /** Short description for lastRun.detail (variant, threads, adapter). */
   describe(): string;
   /** How the last run differed from describe() (e.g. workers could not start), for lastRun.reason; else null. */
@@ -76,8 +87,8 @@ export interface Backend {
   /** Releases workers, memory, buffers. */
   dispose(): void;
   // Optional capabilities (see `capabilities`):
-  runSync?(plan: Plan, inputs: RunInputs): Float32Array;
+  runSync?(plan: Plan, inputs: RunInputs): TensorData;
   allocTensor?(length: number): Float32Array | null;
   releaseTensor?(data: Float32Array): boolean;
-  isResident?(data: Float32Array | undefined): boolean;
+  isResident?(data: TensorData | undefined): boolean;
 }

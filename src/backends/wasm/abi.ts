@@ -29,6 +29,7 @@ export const PARAM_FIELDS = [
   ['groups', 'i32', 'sequence groups per (batch, head): L for \'strided\', else 1'],
   ['packUnits', 'i32', 'packing tasks: batch · groups units × packChunks chunks of PACK_ROWS rows'],
   ['packChunks', 'i32', 'ceil(rows per group / PACK_ROWS)'],
+  ['dtype', 'i32', 'storage: DTYPE_HALF_IO (q, k, v, o are IEEE halves) | DTYPE_HALF_KV (a cache\'s K\' V\' are halves); compute is f32'],
 ] as const satisfies readonly Field[];
 
 /**
@@ -39,7 +40,7 @@ export const PARAM_FIELDS = [
  */
 export const SEQ_FIELDS = [
   ['q', 'ptr', '-> first query row'],
-  ['k', 'ptr', '-> K\' written by the packing phase: [ceil(nK / 4)][d][4], 4 keys interleaved'],
+  ['k', 'ptr', '-> K\' written by the packing phase: [ceil(nK / 4)][d][4], 4 keys interleaved (f32; a cache\'s may hold halves)'],
   ['v', 'ptr', '-> V\' written by the packing phase: [nK][d]'],
   ['o', 'ptr', '-> first output row'],
   ['stride', 'i32', 'bytes between consecutive q / o rows of the sequence'],
@@ -49,7 +50,7 @@ export const SEQ_FIELDS = [
   ['cols', 'ptr', '-> i32 [nnz]: key block of each entry, ascending per row'],
   ['maskIds', 'ptr', '-> i32 [nnz]: mask record of each entry, -1 = full block'],
   ['masks', 'ptr', '-> mask records'],
-  ['kvStride', 'i32', 'bytes between consecutive V\' rows (d·4)'],
+  ['kvStride', 'i32', 'bytes between consecutive V\' rows (d·4; d·2 in a cache of halves)'],
   ['kSrc', 'ptr', '-> first K row in the input (0: nothing to pack)'],
   ['vSrc', 'ptr', '-> first V row in the input'],
   ['srcStride', 'i32', 'bytes between consecutive K / V input rows'],
@@ -79,6 +80,10 @@ export const MASK_RANGE_FIELDS = [
 export const MASK_TILE_ROWS = 8;
 /** Rows per packing task. */
 export const PACK_ROWS = 64;
+/** params.dtype bits: q, k, v and o rows hold halves (converted as they enter and leave the kernel). */
+export const DTYPE_HALF_IO = 1;
+/** params.dtype bits: the K' V' a cache holds are halves (widened a key block at a time). */
+export const DTYPE_HALF_KV = 2;
 
 /** Words of a record: the fields rounded up to a power of two, so the kernel indexes by shifts. */
 const recordWords = (fields: readonly Field[]) => 2 ** Math.ceil(Math.log2(fields.length));
@@ -104,7 +109,7 @@ export const ABI = {
   seq: SEQ_FIELDS,
   task: TASK_FIELDS,
   maskRange: MASK_RANGE_FIELDS,
-  constants: { PACK_ROWS, MASK_TILE_ROWS, PARAMS_BYTES, SEQ_WORDS, TASK_WORDS, MASK_RANGE_WORDS },
+  constants: { PACK_ROWS, DTYPE_HALF_IO, DTYPE_HALF_KV, MASK_TILE_ROWS, PARAMS_BYTES, SEQ_WORDS, TASK_WORDS, MASK_RANGE_WORDS },
 } as const;
 
 /** FNV-1a (32 bit) of the ABI's shape: changes whenever a field or a constant does. */

@@ -7,6 +7,7 @@ import type { KernelExports } from './abi.js';
 import { MemoryArena } from './arena.js';
 import { type KernelChoice, type Variant, chooseKernel, instantiateKernel } from './kernels.js';
 import { CallTables, type CallData } from './tables.js';
+import type { TensorData } from '../backend.js';
 import { rejectOnAbort } from '../../abort.js';
 import { DisposedError, KernelError, StateError, WorkerError, abortError, throwIfAborted } from '../../errors.js';
 import { WorkerLostError, WorkerPool, cancelCall } from './pool.js';
@@ -92,7 +93,7 @@ export class WasmEngine {
   }
 
   /** Computes on the calling thread; throws if a threaded call is in flight. */
-  runSync(req: RunRequest): Float32Array {
+  runSync(req: RunRequest): TensorData {
     if (this.arena.busy) {
       throw new StateError('forwardSync cannot run while a forward() call is computing; await it first');
     }
@@ -109,20 +110,20 @@ export class WasmEngine {
         this.tables.invalidate();
         throw new KernelError(`the wasm kernel trapped: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       }
-      return job.read(req.out ?? new Float32Array(job.outLength));
+      return job.read(req.out ?? job.alloc());
     } finally {
       this.arena.busy = false;
     }
   }
 
   /** Computes on the worker pool (or the calling thread when single-threaded), one call at a time. */
-  run(req: RunRequest): Promise<Float32Array> {
+  run(req: RunRequest): Promise<TensorData> {
     const result = this.tail.then(() => this.runNow(req));
     this.tail = result.catch(() => undefined);
     return req.signal ? rejectOnAbort(result, req.signal) : result;
   }
 
-  private async runNow(req: RunRequest): Promise<Float32Array> {
+  private async runNow(req: RunRequest): Promise<TensorData> {
     if (this.disposed) throw new DisposedError('the CPU engine was disposed before this call ran');
     throwIfAborted(req.signal);
     // Threaded builds compute in workers, even with one thread: forward() does not block the
@@ -152,7 +153,7 @@ export class WasmEngine {
     }
   }
 
-  private async runThreaded(req: RunRequest): Promise<Float32Array> {
+  private async runThreaded(req: RunRequest): Promise<TensorData> {
     const threads = Math.max(1, req.threads);
     await this.ensurePool(threads);
     this.arena.busy = true;
@@ -184,7 +185,7 @@ export class WasmEngine {
         // costs ~1.5 µs here, 3 ms for 8 MiB); one write per page, fill() is slower.
         let out = req.out;
         if (!out) {
-          out = new Float32Array(job.outLength);
+          out = job.alloc();
           for (let i = 0; i < out.length; i += 1024) out[i] = 0;
         }
         await done;

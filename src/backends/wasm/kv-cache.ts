@@ -3,10 +3,12 @@
 // own rows. Per (batch item, K/V head, group): K' [ceil(rows / 4)][d][4] (keys interleaved
 // in fours, as the packing phase lays them) and V' [rows][d]. 'strided' keeps one group per
 // residue g = position mod L (rows g, g + L, …), so a decode step reads only its group's
-// keys, contiguous. Memory: two createTensor-style regions of the threaded engine.
+// keys, contiguous. Memory: two createTensor-style regions of the threaded engine. With
+// dtype 'float16' the values are IEEE halves (the caller's bits, copied, never converted
+// here): half the bytes a token, and the attention phase widens each key block it reads.
 import { StateError } from '../../errors.js';
 import type { WasmEngine } from './engine.js';
-import type { CacheRegions } from '../backend.js';
+import type { CacheRegions, TensorData } from '../backend.js';
 
 export interface CacheGeometry {
   batch: number;
@@ -15,14 +17,21 @@ export interface CacheGeometry {
   headDim: number;
   /** 'strided' regroups by L; 0 otherwise. */
   regroup: number;
+  /** Values stored as halves (dtype 'float16'). */
+  half?: boolean;
 }
 
 export class CpuKvCache {
   readonly groups: number;
   readonly rows: number;
   private readonly kRows: number;
-  private k: Float32Array | null;
-  private v: Float32Array | null;
+  /** The engine tensors holding K' and V' (f32 words; halves are read through k and v). */
+  private kMem: Float32Array | null;
+  private vMem: Float32Array | null;
+  private k: TensorData | null;
+  private v: TensorData | null;
+  /** Bytes of one value: 2 (halves) or 4. */
+  private readonly vb: 2 | 4;
   /** Bytes written into K' and V' by append and clear, counted where they are written. */
   bytesWritten = 0;
 
@@ -30,34 +39,42 @@ export class CpuKvCache {
     this.groups = geo.regroup > 0 ? geo.regroup : 1;
     this.rows = Math.ceil(geo.capacity / this.groups);
     this.kRows = Math.ceil(this.rows / 4) * 4;
+    this.vb = geo.half ? 2 : 4;
     const regions = geo.batch * geo.kvHeads * this.groups;
-    this.k = engine.allocTensor(regions * this.kRows * geo.headDim);
-    this.v = engine.allocTensor(regions * this.rows * geo.headDim);
-    if (!this.k || !this.v) throw new StateError('a KV cache needs the threaded CPU engine (shared WebAssembly memory)');
+    const words = (values: number) => Math.ceil((values * this.vb) / 4);
+    this.kMem = engine.allocTensor(words(regions * this.kRows * geo.headDim));
+    this.vMem = engine.allocTensor(words(regions * this.rows * geo.headDim));
+    if (!this.kMem || !this.vMem) throw new StateError('a KV cache needs the threaded CPU engine (shared WebAssembly memory)');
+    const view = (m: Float32Array) => (geo.half ? new Uint16Array(m.buffer, m.byteOffset, m.length * 2) : m);
+    this.k = view(this.kMem);
+    this.v = view(this.vMem);
   }
 
   /** Bytes of engine memory the cache holds. */
   get bytes(): number {
-    return ((this.k?.length ?? 0) + (this.v?.length ?? 0)) * 4;
+    return ((this.kMem?.length ?? 0) + (this.vMem?.length ?? 0)) * 4;
   }
 
   regions(): CacheRegions {
-    const { k, v } = this.live();
-    return { kAt: this.engine.tensorOffset(k), vAt: this.engine.tensorOffset(v), groups: this.groups, rows: this.rows, kvHeads: this.geo.kvHeads };
+    if (!this.kMem || !this.vMem) throw new StateError('this KV cache was disposed');
+    return {
+      kAt: this.engine.tensorOffset(this.kMem), vAt: this.engine.tensorOffset(this.vMem),
+      groups: this.groups, rows: this.rows, kvHeads: this.geo.kvHeads, half: this.vb === 2,
+    };
   }
 
   /** Byte offsets of region (b, kvh, g) in K' and V', relative to kAt / vAt. */
   regionOffsets(b: number, kvh: number, g: number): [number, number] {
     const r = (b * this.geo.kvHeads + kvh) * this.groups + g;
     const d = this.geo.headDim;
-    return [r * this.kRows * d * 4, r * this.rows * d * 4];
+    return [r * this.kRows * d * this.vb, r * this.rows * d * this.vb];
   }
 
   /**
    * Writes rows [base, base + n) of every batch item from k, v ([batch, n, kvHeads·d]) into
    * their places: position p goes to group p mod L (row floor(p / L)), or row p.
    */
-  append(kNew: Float32Array, vNew: Float32Array, base: number, n: number): void {
+  append(kNew: TensorData, vNew: TensorData, base: number, n: number): void {
     const { k, v } = this.live();
     const { batch, kvHeads, headDim: d } = this.geo;
     const step = this.groups;
@@ -70,11 +87,11 @@ export class CpuKvCache {
         for (let h = 0; h < kvHeads; h++) {
           const [kOff, vOff] = this.regionOffsets(b, h, g);
           // K'[row / 4][c][row % 4]
-          const kBase = kOff / 4 + (row >> 2) * d * 4 + (row & 3);
+          const kBase = kOff / this.vb + (row >> 2) * d * 4 + (row & 3);
           const s = src + h * d;
           for (let c = 0; c < d; c++) k[kBase + 4 * c] = kNew[s + c];
-          v.set(vNew.subarray(s, s + d), vOff / 4 + row * d);
-          this.bytesWritten += 2 * d * 4;
+          v.set(vNew.subarray(s, s + d), vOff / this.vb + row * d);
+          this.bytesWritten += 2 * d * this.vb;
         }
       }
     }
@@ -91,22 +108,22 @@ export class CpuKvCache {
         const row = (pos - g) / step;
         for (let h = 0; h < kvHeads; h++) {
           const [kOff, vOff] = this.regionOffsets(b, h, g);
-          const kBase = kOff / 4 + (row >> 2) * d * 4 + (row & 3);
+          const kBase = kOff / this.vb + (row >> 2) * d * 4 + (row & 3);
           for (let c = 0; c < d; c++) k[kBase + 4 * c] = 0;
-          v.fill(0, vOff / 4 + row * d, vOff / 4 + row * d + d);
-          this.bytesWritten += 2 * d * 4;
+          v.fill(0, vOff / this.vb + row * d, vOff / this.vb + row * d + d);
+          this.bytesWritten += 2 * d * this.vb;
         }
       }
     }
   }
 
   dispose(): void {
-    if (this.k) this.engine.releaseTensor(this.k);
-    if (this.v) this.engine.releaseTensor(this.v);
-    this.k = this.v = null;
+    if (this.kMem) this.engine.releaseTensor(this.kMem);
+    if (this.vMem) this.engine.releaseTensor(this.vMem);
+    this.k = this.v = this.kMem = this.vMem = null;
   }
 
-  private live(): { k: Float32Array; v: Float32Array } {
+  private live(): { k: TensorData; v: TensorData } {
     if (!this.k || !this.v) throw new StateError('this KV cache was disposed');
     return { k: this.k, v: this.v };
   }

@@ -4,18 +4,19 @@
 // are exactly the whole call's. A part that is a single (batch item, head) and still does
 // not fit is rejected by the engine's MemoryLimitError, before any work.
 import type { Plan } from '../../plan.js';
+import type { TensorData } from '../backend.js';
 
 export interface Part {
   plan: Plan;
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
+  q: TensorData;
+  k: TensorData;
+  v: TensorData;
   /** Copies the part's output into the whole call's output. */
-  place(part: Float32Array, out: Float32Array): void;
+  place(part: TensorData, out: TensorData): void;
 }
 
 /** Two halves of the call, or null when it is one batch item and one head. */
-export function splitInTwo(plan: Plan, q: Float32Array, k: Float32Array, v: Float32Array): Part[] | null {
+export function splitInTwo(plan: Plan, q: TensorData, k: TensorData, v: TensorData): Part[] | null {
   const { batch, heads, nCtx, nEmbd, headDim, nK, kvHeads } = plan;
   if (batch > 1) {
     const mid = Math.ceil(batch / 2);
@@ -39,9 +40,9 @@ export function splitInTwo(plan: Plan, q: Float32Array, k: Float32Array, v: Floa
       const width = (h1 - h0) * headDim;
       const col0 = h0 * headDim;
       // [nCtx, nEmbd] → [nCtx, width]: columns of heads h0..h1-1
-      const gather = (t: Float32Array) => {
-        const out = new Float32Array(nCtx * width);
-        for (let r = 0; r < nCtx; r++) out.set(t.subarray(r * nEmbd + col0, r * nEmbd + col0 + width), r * width);
+      const gather = (t: TensorData) => {
+        const out = t instanceof Uint16Array ? new Uint16Array(nCtx * width) : new Float32Array(nCtx * width);
+        for (let r = 0; r < nCtx; r++) (out as Float32Array).set(t.subarray(r * nEmbd + col0, r * nEmbd + col0 + width), r * width);
         return out;
       };
       return {

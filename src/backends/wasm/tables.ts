@@ -5,25 +5,33 @@
 import { type Plan, packedSegments } from '../../plan.js';
 import { KernelError } from '../../errors.js';
 import { checkStillWhole } from '../../whole.js';
-import { type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS } from './abi.js';
+import { DTYPE_HALF_IO, DTYPE_HALF_KV, type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS } from './abi.js';
 import { type MemoryArena, align } from './arena.js';
 import { maskRecordWords, maskRecords } from './masks.js';
 import { tasksOf, workOf } from './tasks.js';
-import type { CacheRegions } from '../backend.js';
+import type { CacheRegions, TensorData } from '../backend.js';
 
 /** Floats of k (and of v): [batch, nK, kvHeads · headDim]. */
 function kvLength(plan: Plan): number {
   return plan.batch * plan.nK * plan.kvHeads * plan.headDim;
 }
 
-/** What a call computes: its plan and tensors (q, out [batch, nCtx, nEmbd]; k, v [batch, nK, kvHeads·d]; row-major f32). */
+/** Bytes of one stored value: 2 for dtype 'float16' (halves, as Uint16Array bits), else 4. */
+export function valueBytes(plan: Pick<Plan, 'dtype'>): 2 | 4 {
+  return plan.dtype === 'float16' ? 2 : 4;
+}
+
+/**
+ * What a call computes: its plan and tensors (q, out [batch, nCtx, nEmbd]; k, v [batch, nK,
+ * kvHeads·d]; row-major f32, or half bits in a Uint16Array for dtype 'float16').
+ */
 export interface CallData {
   plan: Plan;
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
+  q: TensorData;
+  k: TensorData;
+  v: TensorData;
   /** Where the result goes (a tensor of this engine: written in place, no copy); else a new array. */
-  out?: Float32Array;
+  out?: TensorData;
   /** K and V come from a KV cache, already packed (k and v are not read): its regions. */
   cache?: CacheRegions;
 }
@@ -56,8 +64,10 @@ export interface Job {
   outLength: number;
   /** Copies q in (threaded calls do it while the workers pack K and V). */
   copyQ(): void;
+  /** A new result array of the call's type. */
+  alloc(): TensorData;
   /** The result, into `out` (unless the output is a tensor of this engine, written in place). */
-  read(out: Float32Array): Float32Array;
+  read(out: TensorData): TensorData;
 }
 
 const layoutIds = new WeakMap<object, number>();
@@ -67,7 +77,7 @@ let nextLayoutId = 1;
 function staticKey(plan: Plan, threads: number, parties: number): string {
   let id = layoutIds.get(plan.layouts);
   if (id === undefined) layoutIds.set(plan.layouts, (id = nextLayoutId++));
-  return `${id}|${plan.batch}|${plan.nCtx}|${plan.nK}|${plan.nEmbd}|${plan.heads}|${plan.kvHeads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
+  return `${id}|${plan.dtype}|${plan.batch}|${plan.nCtx}|${plan.nK}|${plan.nEmbd}|${plan.heads}|${plan.kvHeads}|${plan.headLayout.join(',')}|${plan.blockSize}|` +
     `${plan.keyLengths?.join(',') ?? ''}|${plan.seqLengths?.join(',') ?? ''}|${threads}|${parties}`;
 }
 
@@ -98,21 +108,24 @@ export class CallTables {
     if (!call.cache) checkStillWhole({ 'k.data': call.k, 'v.data': call.v }, nKV);
     // Tensors of this engine are read and written in place (their offsets join the key);
     // a cache's K and V are read where they lie (-2: neither copied nor packed).
-    const resident = [call.q, call.k, call.v, call.out].map((t, i) => (call.cache && (i === 1 || i === 2) ? -2 : this.arena.tensorAt(t, i === 1 || i === 2 ? nKV : n)));
+    // (engine tensors are f32: half inputs are always copied in)
+    const resident = [call.q, call.k, call.v, call.out].map((t, i) => (call.cache && (i === 1 || i === 2) ? -2 : t instanceof Float32Array ? this.arena.tensorAt(t, i === 1 || i === 2 ? nKV : n) : -1));
     const c = call.cache;
-    const cacheKey = c ? `${c.kAt},${c.vAt},${c.rows}` : '';
+    const cacheKey = c ? `${c.kAt},${c.vAt},${c.rows},${c.half}` : '';
     const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}|${cacheKey}`;
     if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident, c) };
     const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, end } = this.last;
     this.arena.workEnd = end;
     const i32 = new Int32Array(memory.buffer);
-    const f32 = new Float32Array(memory.buffer);
+    const half = plan.dtype === 'float16';
+    // one view of the values' type; >>> shifts: offsets past 2 GiB stay positive
+    const values = () => (half ? new Uint16Array(memory.buffer) : new Float32Array(memory.buffer));
+    const shift = half ? 1 : 2;
     i32[counter >> 2] = 0;
     i32[packCounter >> 2] = 0;
     i32[barrier >> 2] = 0;
-    // >>> 2: offsets past 2 GiB stay positive
-    if (resident[1] === -1) f32.set(call.k, kAt >>> 2);
-    if (resident[2] === -1) f32.set(call.v, vAt >>> 2);
+    if (resident[1] === -1) values().set(call.k, kAt >>> shift);
+    if (resident[2] === -1) values().set(call.v, vAt >>> shift);
     return {
       params,
       counter,
@@ -121,11 +134,12 @@ export class CallTables {
       scratch,
       outLength: n,
       copyQ: () => {
-        if (resident[0] < 0) new Float32Array(memory.buffer).set(call.q, qAt >>> 2);
+        if (resident[0] < 0) values().set(call.q, qAt >>> shift);
       },
-      read: (out: Float32Array) => {
+      alloc: () => (half ? new Uint16Array(n) : new Float32Array(n)),
+      read: (out: TensorData) => {
         checkStillWhole({ out }, n);
-        if (resident[3] < 0) out.set(new Float32Array(memory.buffer, oAt, n));
+        if (resident[3] < 0) out.set(half ? new Uint16Array(memory.buffer, oAt, n) : new Float32Array(memory.buffer, oAt, n));
         return out;
       },
     };
@@ -179,12 +193,15 @@ function writeTables(
   // The scratch layout is the kernel's own business: it says how much it needs.
   const sBytes = align(kernel.bsattn_scratch_bytes(d, bs));
   const scratch = Array.from({ length: threads }, () => take(sBytes));
-  const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
-  const kvBytes = kvLength(plan) * 4;
+  const eb = valueBytes(plan);
+  const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * eb;
+  const kvBytes = kvLength(plan) * eb;
   const [qAt, kAt, vAt, oAt] = resident.map((r, i) => (r >= 0 || r === -2 ? r : take(i === 1 || i === 2 ? kvBytes : tensorBytes)));
   // K' [ceil(nK/4)][d][4] (keys interleaved in fours) and V' [nK][d] per (batch, K/V head,
-  // group), packed by the kernel's first phase by the first sequence that reads them; with a
-  // cache, its regions. Query heads of one K/V head share them.
+  // group), packed by the kernel's first phase (f32, whatever the inputs' type) by the first
+  // sequence that reads them; with a cache, its regions, f32 or halves as the cache stores
+  // them. Query heads of one K/V head share them.
+  const cb = cache?.half ? 2 : 4;
   const packedBy = new Map<string, number>();
   // Sequence i is (unit, head, group) in order: unit i / (heads / qHeads · groups), group i mod groups.
   const perUnit = (plan.heads / qHeads) * (plan.regroup > 0 ? Math.min(plan.regroup, plan.nK) : 1);
@@ -197,7 +214,7 @@ function writeTables(
       return [take(Math.ceil(s.nK / 4) * 4 * d * 4), take(s.nK * d * 4), i];
     }
     const r = (s.b * cache.kvHeads + s.kvh) * cache.groups + (plan.regroup > 0 ? s.token0 : 0);
-    return [cache.kAt + r * Math.ceil(cache.rows / 4) * 4 * d * 4, cache.vAt + r * cache.rows * d * 4, i];
+    return [cache.kAt + r * Math.ceil(cache.rows / 4) * 4 * d * cb, cache.vAt + r * cache.rows * d * cb, i];
   });
   arena.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
 
@@ -231,14 +248,15 @@ function writeTables(
   const longest = segments ? Math.max(0, ...segments.map((x) => x[1])) : plan.nK;
   const keyRows = plan.regroup > 0 ? Math.ceil(longest / plan.regroup) : longest;
   i32[p + P.packChunks] = Math.ceil(keyRows / PACK_ROWS);
+  i32[p + P.dtype] = (eb === 2 ? DTYPE_HALF_IO : 0) | (cache?.half ? DTYPE_HALF_KV : 0);
 
-  const rowBytes = plan.nEmbd * 4;
-  const kvRowBytes = plan.kvHeads * d * 4;
+  const rowBytes = plan.nEmbd * eb;
+  const kvRowBytes = plan.kvHeads * d * eb;
   seqs.forEach((s, i) => {
     const e = (seqTable >> 2) + i * SEQ_WORDS;
     // q and out rows from the sequence's first query; K and V from its first key, of its K/V head
-    const first = (s.b * plan.nCtx + s.qToken0) * rowBytes + s.h * d * 4;
-    const kvFirst = (s.b * plan.nK + s.token0) * kvRowBytes + s.kvh * d * 4;
+    const first = (s.b * plan.nCtx + s.qToken0) * rowBytes + s.h * d * eb;
+    const kvFirst = (s.b * plan.nK + s.token0) * kvRowBytes + s.kvh * d * eb;
     const l = layoutAt[s.layout];
     i32[e + SEQ.q] = qAt + first;
     i32[e + SEQ.o] = oAt + first;
@@ -246,7 +264,7 @@ function writeTables(
     const [kP, vP, packer] = packedAt[i];
     i32[e + SEQ.k] = packer === i ? kP : packedAt[packer][0];
     i32[e + SEQ.v] = packer === i ? vP : packedAt[packer][1];
-    i32[e + SEQ.kvStride] = d * 4;
+    i32[e + SEQ.kvStride] = d * (cache ? cb : 4);
     // 0: nothing to pack (a cache; or another sequence packs this K/V head)
     const packs = !cache && packer === i;
     i32[e + SEQ.kSrc] = packs ? kAt + kvFirst : 0;

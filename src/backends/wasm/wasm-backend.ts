@@ -4,7 +4,7 @@
 // and released when the last instance using them is disposed.
 import type { Config } from '../../config.js';
 import { type Plan, bandBlockSize } from '../../plan.js';
-import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
+import type { Backend, Capabilities, Estimate, RunInputs, TensorData } from '../backend.js';
 import { estimateWasmMs } from '../../cost-model.js';
 import { type RunRequest, WasmEngine } from './engine.js';
 import { maskRecordWords } from './masks.js';
@@ -58,14 +58,14 @@ export async function defaultThreads(): Promise<number> {
 
 // A call too large for one engine call (wasm32: 4 GiB) runs as parts, one after another
 // (see split.ts); the engine rejects before writing anything, so a failed try costs nothing.
-async function runSplit(engine: WasmEngine, req: RunRequest): Promise<Float32Array> {
+async function runSplit(engine: WasmEngine, req: RunRequest): Promise<TensorData> {
   try {
     return await engine.run(req);
   } catch (e) {
     // A call against a KV cache is not split (its K and V live in the cache).
     const parts = e instanceof MemoryLimitError && !req.cache ? splitParts(req) : null;
     if (!parts) throw e;
-    const out = req.out ?? new Float32Array(req.q.length);
+    const out = req.out ?? (req.q instanceof Uint16Array ? new Uint16Array(req.q.length) : new Float32Array(req.q.length));
     for (const p of parts) p.place(await runSplit(engine, { ...req, ...p, out: undefined, progress: undefined }), out);
     return out;
   }
@@ -76,13 +76,13 @@ function splitParts(req: RunRequest) {
   return splitInTwo(req.plan, req.q, req.k, req.v);
 }
 
-function runSplitSync(engine: WasmEngine, req: RunRequest): Float32Array {
+function runSplitSync(engine: WasmEngine, req: RunRequest): TensorData {
   try {
     return engine.runSync(req);
   } catch (e) {
     const parts = e instanceof MemoryLimitError ? splitParts(req) : null;
     if (!parts) throw e;
-    const out = req.out ?? new Float32Array(req.q.length);
+    const out = req.out ?? (req.q instanceof Uint16Array ? new Uint16Array(req.q.length) : new Float32Array(req.q.length));
     for (const p of parts) p.place(runSplitSync(engine, { ...req, ...p, out: undefined }), out);
     return out;
   }
@@ -192,8 +192,8 @@ export class WasmBackend implements Backend {
   }
 
   /** Whether `data` is a live createTensor() tensor of the threaded engine (read or written in place). */
-  isResident(data: Float32Array | undefined): boolean {
-    return !!data && !!this.engine?.isTensor(data);
+  isResident(data: TensorData | undefined): boolean {
+    return data instanceof Float32Array && !!this.engine?.isTensor(data);
   }
 
   /** Worker threads a forward() call uses (a guess from the runtime until init). */
@@ -223,7 +223,7 @@ export class WasmBackend implements Backend {
     return { ms, bestCase: false, text: `${fmtMs(ms)} ms estimated on the CPU (${threads} thread${threads > 1 ? 's' : ''}${inPlace})` };
   }
 
-  async run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+  async run(plan: Plan, inputs: RunInputs): Promise<TensorData> {
     checkTables(plan);
     // A step against a KV cache (decode: called once per token and layer) that is smaller
     // than a worker round trip runs here. The kernel computes a query block's live rows only
@@ -235,7 +235,7 @@ export class WasmBackend implements Backend {
   }
 
   /** Computes on the calling thread. */
-  runSync(plan: Plan, inputs: RunInputs): Float32Array {
+  runSync(plan: Plan, inputs: RunInputs): TensorData {
     checkTables(plan);
     this.syncEngine ??= acquire(false, this.variant);
     return runSplitSync(this.syncEngine, { plan, ...inputs, threads: 1 });

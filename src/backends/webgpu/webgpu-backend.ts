@@ -7,6 +7,17 @@
 import type { Config, WebGpuOptions } from '../../config.js';
 import type { Plan } from '../../plan.js';
 import type { Backend, Capabilities, Estimate, RunInputs } from '../backend.js';
+
+/** RunInputs of f32 tensors: the only kind the GPU path takes (dtypeUnsupported refuses the rest first). */
+type F32Inputs = Omit<RunInputs, 'q' | 'k' | 'v' | 'out'> & { q: Float32Array; k: Float32Array; v: Float32Array; out?: Float32Array };
+
+function f32Inputs(inputs: RunInputs): F32Inputs {
+  const { q, k, v, out } = inputs;
+  if (!(q instanceof Float32Array && k instanceof Float32Array && v instanceof Float32Array && (out === undefined || out instanceof Float32Array))) {
+    throw new UnsupportedError("webgpu: dtype 'float16' is not supported on the GPU path yet (the CPU path runs it)");
+  }
+  return { ...inputs, q, k, v, out };
+}
 import { estimateGpuMs, getCalibration, isSoftwareAdapter } from '../../cost-model.js';
 import { layoutId } from '../../geometry.js';
 import { ArgumentError, DeviceLostError, DisposedError, KernelError, UnsupportedError, abortError } from '../../errors.js';
@@ -189,8 +200,15 @@ export class WebGpuBackend implements Backend {
     return this.canRunWith(plan, false);
   }
 
+  /** f16 storage is not in the GPU kernels yet: dtype 'float16' runs on the CPU. */
+  dtypeUnsupported(dtype: Plan['dtype']): string | null {
+    return dtype === 'float16' ? "webgpu: dtype 'float16' is not supported on the GPU path yet (the CPU path runs it)" : null;
+  }
+
   /** canRun for a call whose K/V are in a GPU KV cache (`cached`: nothing of K/V is uploaded). */
   canRunWith(plan: Plan, cached: boolean): string | null {
+    const noDtype = this.dtypeUnsupported(plan.dtype);
+    if (noDtype) return noDtype;
     if (this.deadReason) return this.deadReason;
     if (!this.ctx) return 'webgpu: not initialised';
     if (isInference(plan) || cached) {
@@ -215,13 +233,14 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Float32Arrays in and out: upload, compute (chunked if needed), read back. */
-  run(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+  run(plan: Plan, raw: RunInputs): Promise<Float32Array> {
+    const inputs = f32Inputs(raw);
     return this.serial(() => (isInference(plan) ? this.runInference(plan, inputs, null) : this.runHost(plan, inputs)));
   }
 
   /** A call against a GPU KV cache whose new rows are already appended: uploads q only. */
   runCached(plan: Plan, inputs: RunInputs, cache: GpuKvCache): Promise<Float32Array> {
-    return this.serial(() => this.runInference(plan, inputs, cache));
+    return this.serial(() => this.runInference(plan, f32Inputs(inputs), cache));
   }
 
   /** forwardGPU against a GPU KV cache: appends kNew/vNew (GPU buffers) by copies, then runs on the cache. */
@@ -356,7 +375,7 @@ export class WebGpuBackend implements Backend {
     return this.options.repeat ?? 1;
   }
 
-  private async runHost(plan: Plan, inputs: RunInputs): Promise<Float32Array> {
+  private async runHost(plan: Plan, inputs: F32Inputs): Promise<Float32Array> {
     const device = this.check();
     this.lastKernel = null;
     const chunks = planChunks(plan, this.maxBinding())!;
@@ -500,7 +519,7 @@ export class WebGpuBackend implements Backend {
    * whole batch items, K/V uploaded too unless a cache holds them; flash-decoding for decode
    * shapes, else the forward program with XATTN.
    */
-  private async runInference(plan: Plan, inputs: RunInputs, cache: GpuKvCache | null): Promise<Float32Array> {
+  private async runInference(plan: Plan, inputs: F32Inputs, cache: GpuKvCache | null): Promise<Float32Array> {
     const device = this.check();
     const e = plan.nEmbd;
     const kvE = plan.kvHeads * plan.headDim;
