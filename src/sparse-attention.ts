@@ -173,6 +173,12 @@ export class SparseAttention {
     const nK = opts.nK === undefined ? dims[1] : checkPositiveInt('nK', opts.nK);
     const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], nK);
     const { backend, plan, reason } = this.choose(dims, keyLengths, 4, nK);
+    // A forced backend that will refuse this call: plan() refuses it as forward() would (what
+    // an uninitialised device can run is known only once it is; forward() then says).
+    if (this.config.backend === backend.id) {
+      const why = backend.dtypeUnsupported?.(plan.dtype) ?? (backend.estimate(plan, 4).bestCase ? null : backend.canRun(plan));
+      if (why) throw new UnsupportedError(`backend '${backend.id}' cannot run this call: ${why}`);
+    }
     const groups = sequenceGroups(plan);
     const estimatedMs = {} as Record<BackendId, number | null>;
     for (const b of this.owned.backends) {

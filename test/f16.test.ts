@@ -329,6 +329,9 @@ describe('plan, output and errors', () => {
       const gpu = new SparseAttention(2, 'all', undefined, 16, { dtype: 'float16', backend: 'webgpu' });
       await expect(gpu.forward(t16(4), t16(4), t16(4))).rejects.toThrow(/dtype 'float16' is not supported on the GPU path yet/);
       expect(() => gpu.createCache({ batch: 1, capacity: 8 })).toThrow(/dtype 'float16' is not supported on the GPU path yet/);
+      // plan() of a call the forced backend refuses refuses it too, as forward() does
+      expect(() => gpu.plan([1, 4, 8])).toThrow(UnsupportedError);
+      expect(() => gpu.plan([1, 4, 8])).toThrow(/dtype 'float16' is not supported on the GPU path yet/);
       gpu.dispose();
       // still usable
       expect((await attn.forward(t16(4), t16(4), t16(4))).data).toBeInstanceOf(Uint16Array);
