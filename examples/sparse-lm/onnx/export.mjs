@@ -64,6 +64,14 @@ function transposeStack(mats, inDim) {
   return t;
 }
 
+/**
+ * model.json's configuration with every layer in the library's dense causal 'all' mode: the
+ * JavaScript model this graph must equal (createModel(denseConfig(config), weights)).
+ */
+export function denseConfig(config) {
+  return { ...config, layers: config.layers.map((s) => ({ ...s, attn: 'all' })) };
+}
+
 /** The rotary tables [positions, headDim/2]: angle p · base^(−2i/headDim) in f64, cos/sin rounded to f32 (as model.mjs). */
 export function ropeTables(config, positions = config.n_ctx_max) {
   const half = config.head_dim / 2;
