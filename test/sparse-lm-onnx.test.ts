@@ -40,7 +40,7 @@ interface JsModel {
 }
 interface OrtLM {
   name: string;
-  createState(): { length: number };
+  createState(capacity?: number): { length: number };
   prefill(bytes: Uint8Array, state: unknown): Promise<{ last: Float32Array; all: Float32Array }>;
   step(bytes: Uint8Array, state: unknown): Promise<Float32Array>;
   dispose(): Promise<void>;
@@ -118,7 +118,7 @@ describe('sparse-lm ONNX graph (dense causal GroupQueryAttention)', () => {
     await expectDenseParity(lm);
   });
 
-  it('onnxruntime-node (native CPU, 2 threads) equals the JS dense variant within 1e-4', async (ctx) => {
+  it.each(['copy', 'shared'])('onnxruntime-node (native CPU, 2 threads, K/V %s) equals the JS dense variant within 1e-4', async (kvBuffer, ctx) => {
     const ort = loadOrtNode();
     if (!ort) {
       // A benchmark dependency (288 MB) kept out of `npm install`; CI installs it (.ci/run).
@@ -128,7 +128,7 @@ describe('sparse-lm ONNX graph (dense causal GroupQueryAttention)', () => {
       return;
     }
     const { tensors } = await readWeights(weightBytes, config);
-    const lm: OrtLM = await createOrtLM(ort, config, tensors, { runtime: 'node', threads: 2, chunk: CHUNK, allLogits: true });
+    const lm: OrtLM = await createOrtLM(ort, config, tensors, { runtime: 'node', threads: 2, chunk: CHUNK, allLogits: true, kvBuffer });
     opened.push(lm);
     await expectDenseParity(lm);
   });
