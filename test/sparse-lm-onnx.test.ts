@@ -118,7 +118,7 @@ describe('sparse-lm ONNX graph (dense causal GroupQueryAttention)', () => {
     await expectDenseParity(lm);
   });
 
-  it.each(['copy', 'shared'])('onnxruntime-node (native CPU, 2 threads, K/V %s) equals the JS dense variant within 1e-4', async (kvBuffer, ctx) => {
+  it.for(['copy', 'shared'])('onnxruntime-node (native CPU, 2 threads, K/V %s) equals the JS dense variant within 1e-4', async (kvBuffer, ctx) => {
     const ort = loadOrtNode();
     if (!ort) {
       // A benchmark dependency (288 MB) kept out of `npm install`; CI installs it (.ci/run).
