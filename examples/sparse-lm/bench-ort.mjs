@@ -6,13 +6,16 @@
 // (ours, node, web, then web, node, ours, …) so that the shared machine's load falls on all;
 // the table gives medians, every run, and the load averages seen.
 //   node examples/sparse-lm/bench-ort.mjs [--runs 3] [--context 8000] [--decode 192] [--threads 2]
-//     [--engines ours,node,web] [--json]
+//     [--engines ours,node,web] [--kv-buffer shared|copy] [--log FILE] [--json]
+// --kv-buffer: onnxruntime-node's K/V handling (onnx/ort-lm.mjs; default shared, its faster
+// one); onnxruntime-web always copies. --log: every process's JSON line, appended as it ends.
 // Needs onnxruntime-node in bench/peers (node scripts/setup-bench.mjs) for 'node'.
 import { spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { loadOrtNode } from './onnx/ort-node.mjs';
 
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -23,15 +26,6 @@ const context = Number(arg('--context', 8000));
 const decode = Number(arg('--decode', 192));
 const threads = Number(arg('--threads', 2));
 const HERE = new URL('./', import.meta.url);
-
-/** The onnxruntime-node module from bench/peers (installed by scripts/setup-bench.mjs), or null. */
-export function loadOrtNode() {
-  try {
-    return createRequire(new URL('../../bench/peers/package.json', import.meta.url))('onnxruntime-node');
-  } catch {
-    return null;
-  }
-}
 
 const argmax = (x) => {
   let b = 0;
@@ -65,7 +59,9 @@ async function child(engine) {
       ort.env.wasm.numThreads = threads;
       ort.env.wasm.simd = true;
     }
-    model = await createOrtLM(ort, config, tensors, { runtime: engine, threads });
+    // A child started without --kv-buffer copies (the parent always passes it).
+    const kvBuffer = engine === 'node' ? arg('--kv-buffer', 'copy') : 'copy';
+    model = await createOrtLM(ort, config, tensors, { runtime: engine, threads, kvBuffer });
   }
   // Warm-up: first calls compile kernels, start workers and grow memory.
   {
@@ -113,6 +109,8 @@ if (argv[0] === '--child') {
 
 const runs = Number(arg('--runs', 3));
 const engines = arg('--engines', 'ours,node,web').split(',');
+const kvBuffer = arg('--kv-buffer', 'shared');
+const log = arg('--log');
 const NAMES = { ours: 'this example (sparse, wasm SIMD)', node: 'onnxruntime-node (native, dense GQA)', web: 'onnxruntime-web (wasm, dense GQA)' };
 const results = Object.fromEntries(engines.map((e) => [e, []]));
 const loads = [];
@@ -122,10 +120,11 @@ for (let r = 0; r < runs; r++) {
   for (const e of order) {
     const load = loadavg()[0];
     loads.push(load);
-    const p = spawnSync(process.execPath, [self, '--child', e, '--context', String(context), '--decode', String(decode), '--threads', String(threads)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    const p = spawnSync(process.execPath, [self, '--child', e, '--context', String(context), '--decode', String(decode), '--threads', String(threads), '--kv-buffer', kvBuffer], { encoding: 'utf8', maxBuffer: 1 << 26 });
     if (p.status !== 0) throw new Error(`bench-ort: ${e} failed (${p.status}): ${p.stderr}`);
     const res = JSON.parse(p.stdout.trim().split('\n').pop());
     res.load = load;
+    if (log) appendFileSync(log, `${JSON.stringify({ run: r + 1, ...res })}\n`);
     results[e].push(res);
     process.stderr.write(`run ${r + 1} ${e}: prefill ${res.prefillMs.toFixed(0)} ms, decode ${((decode * 1000) / res.decodeMs).toFixed(1)} bytes/s (load ${load.toFixed(2)})\n`);
   }
