@@ -4,7 +4,7 @@
 // exercised), then at each of some decode steps, against the JavaScript model with the
 // same weights and every layer in dense causal 'all' mode (denseConfig). Also prints how far
 // both are from the sparse model, which they must not equal.
-//   node examples/sparse-lm/onnx/check.mjs [--runtime node|web] [--bytes 1000] [--chunk 256] [--steps 16]
+//   node examples/sparse-lm/onnx/check.mjs [--runtime node|web] [--kv-buffer shared|copy] [--bytes 1000] [--chunk 256] [--steps 16]
 import { readFile } from 'node:fs/promises';
 import { createModel } from '../model.mjs';
 import { loadModel } from '../load.mjs';
@@ -23,6 +23,7 @@ const runtime = arg('--runtime', 'node');
 const nBytes = Number(arg('--bytes', 1000));
 const chunk = Number(arg('--chunk', 256));
 const steps = Number(arg('--steps', 16));
+const kvBuffer = runtime === 'node' ? arg('--kv-buffer', 'shared') : 'copy';
 const HERE = new URL('../', import.meta.url);
 
 let ort;
@@ -39,10 +40,10 @@ const { tensors } = await readWeights(weightBytes, config);
 const prompt = b64bytes((await loadFixtures()).long.bytes_b64).subarray(0, nBytes);
 const positions = Array.from({ length: nBytes }, (_, i) => i);
 
-const lm = await createOrtLM(ort, config, tensors, { runtime, threads: 2, chunk, allLogits: true });
+const lm = await createOrtLM(ort, config, tensors, { runtime, threads: 2, chunk, allLogits: true, kvBuffer });
 const dense = await createModel(denseConfig(config), weightBytes, { path: 'cpu', dense: 'js', chunk });
 const sparse = await loadModel({ path: 'cpu', dense: 'js', chunk });
-const so = lm.createState(), sd = dense.createState(nBytes + steps), ss = sparse.createState(nBytes);
+const so = lm.createState(nBytes + steps), sd = dense.createState(nBytes + steps), ss = sparse.createState(nBytes);
 const { all } = await lm.prefill(prompt, so);
 const ref = (await dense.prefill(prompt, sd, positions)).at;
 const sp = (await sparse.prefill(prompt, ss, positions)).at;
