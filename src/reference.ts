@@ -11,8 +11,9 @@ export interface ReferenceResult {
   data: Float64Array;
   shape: [number, number, number];
   /**
-   * Per row, [batch][heads][nQ]: the natural-log logsumexp of its scaled scores over its
-   * allowed keys, ln Σ_j exp(s_ij); −Infinity for a row with no allowed key.
+   * Per row, [batch][heads][nQ]: the natural-log logsumexp of its final logits (scaled,
+   * soft-capped, ALiBi-biased) over its allowed keys, ln Σ_j exp(s_ij), sinks excluded;
+   * −Infinity for a row with no allowed key.
    */
   lse: Float64Array;
 }
@@ -140,7 +141,8 @@ export function referenceMask(
  * heads; query head h reads K/V head floor(h·kvHeads/heads)); q of nQ rows against k, v of
  * nK rows, aligned bottom-right (query i sits at position nK − nQ + i, key j at j); and
  * `forwardOptions.seqLengths` (batch 1: packed sequences, each attending only within
- * itself, positions restarting at 0).
+ * itself, positions restarting at 0). The score modifiers (`scale`, `softcap`, `alibi`,
+ * `sinks`; src/config-mods.ts) apply in that order, ALiBi on the same positions.
  */
 export function attentionReference(
   q: Tensor,
@@ -156,7 +158,7 @@ export function attentionReference(
   const { kvHeads: kvIn, ...rest } = options ?? {};
   const kvHeads = kvIn === undefined ? heads : checkPositiveInt('options.kvHeads', kvIn);
   if (heads % kvHeads !== 0) throw argError('options.kvHeads', `a divisor of heads (${heads})`, kvHeads);
-  makeConfig(heads, attnMode, localAttnCtx, blocksize, rest); // validates the arguments
+  const { mods } = makeConfig(heads, attnMode, localAttnCtx, blocksize, rest); // validates the arguments
   const tq = readTensor('q', q);
   const tk = readTensor('k', k);
   const tv = readTensor('v', v);
@@ -190,7 +192,8 @@ export function attentionReference(
   }
   const [qd, kd, vd] = [tq.data, tk.data, tv.data];
   const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, rest, nK);
-  const scale = 1 / Math.sqrt(d);
+  const scale = mods.scale ?? 1 / Math.sqrt(d);
+  const cap = mods.softcap;
   const out = new Float64Array(batch * nQ * nEmbd);
   const lse = new Float64Array(batch * heads * nQ).fill(-Infinity);
   const w = new Float64Array(nK);
@@ -214,6 +217,8 @@ export function attentionReference(
           let s = 0;
           for (let t = 0; t < d; t++) s += qd[qi + t] * kd[kj + t];
           s *= scale;
+          if (cap > 0) s = cap * Math.tanh(s / cap);
+          if (mods.alibi) s -= mods.alibi[h] * Math.abs(pos - (j - s0));
           w[j] = s;
           m = any ? (Number.isNaN(m) || Number.isNaN(s) ? NaN : Math.max(m, s)) : s;
           any = true;
@@ -226,6 +231,8 @@ export function attentionReference(
           sum += w[j];
         }
         lse[(b * heads + h) * nQ + i] = m + Math.log(sum);
+        // a sink adds exp(sink) to the denominator only
+        if (mods.sinks) sum += Math.exp(mods.sinks[h] - m);
         for (let j = 0; j < nK; j++) {
           if (!ok[j]) continue;
           const p = w[j] / sum;

@@ -177,10 +177,17 @@ export interface ForwardOptions {
    * positions cache.length …; q (one row per new token) attends to every cached key.
    */
   cache?: KvCache;
+  /**
+   * A Float32Array of batch·heads·nCtx floats that receives each row's natural-log logsumexp
+   * of its final logits over its allowed keys ([batch][heads][nCtx]; sinks excluded;
+   * −Infinity for a row with no key), for mergeAttention.
+   */
+  lse?: Float32Array;
 }
 
 /** Forward options, read once and checked. */
 export interface CallOptions {
+  lse: unknown;
   keyLengths: unknown;
   cache: unknown;
   signal: AbortSignal | undefined;
@@ -194,7 +201,7 @@ export interface CallOptions {
  * point takes (forwardSync and plan take fewer).
  */
 export function readCallOptions(options: unknown, allowed: readonly string[] = FORWARD_OPTION_KEYS): CallOptions {
-  if (options === undefined) return { keyLengths: undefined, cache: undefined, signal: undefined, out: undefined, onProgress: undefined };
+  if (options === undefined) return { keyLengths: undefined, cache: undefined, signal: undefined, out: undefined, onProgress: undefined, lse: undefined };
   if (options === null || typeof options !== 'object') throw argError('forward options', 'an object or undefined', options);
   const o = checkKeys('forward options', options, allowed, NOT_YET_FORWARD_OPTIONS);
   const get = (key: string) => o[key];
@@ -206,5 +213,6 @@ export function readCallOptions(options: unknown, allowed: readonly string[] = F
     signal: checkSignal(get('signal')),
     out: get('out'),
     onProgress: onProgress as CallOptions['onProgress'],
+    lse: get('lse'),
   };
 }

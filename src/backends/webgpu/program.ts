@@ -20,15 +20,17 @@ export interface Program {
   headDim: number;
   /** Inference shapes (the shader's XATTN): kvHeads < heads, nQ != nK, a KV cache. */
   xattn?: boolean;
+  /** Score modifiers and the lse output (the shader's MODS), set by uniforms. */
+  mods?: boolean;
 }
 
 const RPT = 4; // query rows per thread (the shader's RPT)
 const TPR = 8; // threads per row group (the shader's TPR)
 
-/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded][_xattn]`. */
+/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded][_xattn][_mods]`. */
 export function programName(p: Program): string {
   const dp = paddedHeadDim(p.headDim);
-  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}${p.xattn ? '_xattn' : ''}`;
+  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}${p.xattn ? '_xattn' : ''}${p.mods ? '_mods' : ''}`;
 }
 
 /** The WGSL text of a program: the template's constants and flags set, stages inlined, tile loops unrolled. */
@@ -46,6 +48,7 @@ export function programText(p: Program): string {
       PADDED: p.headDim < dp,
       P_VEC4: bn % 32 === 0,
       XATTN: p.xattn === true,
+      MODS: p.mods === true,
     },
     unroll: {
       RPT, CPT: bn / TPR, 'CPT / 4u': Math.floor(bn / 32), DPT: dp / TPR, 'DPT / 4u': dp / 32, NWB: Math.ceil(bn / 32), '4u': 4,

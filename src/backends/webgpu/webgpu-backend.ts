@@ -17,6 +17,7 @@ import { GpuKvCache, type GpuCacheGeometry } from './kv-cache.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
 import { ProgramCache, decodeLanes, decodeRows } from './program.js';
 import { type Variant, chooseVariant, paddedHeadDim, tallTilesApply } from './variants.js';
+import { hasScoreModifiers, scaleOf } from '../../config-mods.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
@@ -82,7 +83,7 @@ const fmtFlops = (f: number) => (f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `$
 
 export class WebGpuBackend implements Backend {
   readonly id = 'webgpu' as const;
-  readonly capabilities: Capabilities = { sync: false, resident: false, gpuBuffers: true };
+  readonly capabilities: Capabilities = { sync: false, resident: false, gpuBuffers: true, modifiers: true };
   /** Why the device is unusable (lost, destroyed, failed); null while it works. */
   deadReason: string | null = null;
   /** GPU time of the last call's kernels in ms, when timestamp queries are on. */
@@ -264,6 +265,45 @@ export class WebGpuBackend implements Backend {
     this.ctx = null;
   }
 
+  /** Whether a call runs the forward program's MODS pipeline: softcap, ALiBi, sinks, or the lse output (`lse`). */
+  private modsOn(lse: boolean): boolean {
+    return lse || hasScoreModifiers(this.config.mods);
+  }
+
+  /**
+   * The uniform block of a dispatch with the scale of options.scale (log2 e folded in) and,
+   * for the MODS pipeline, its 8 words appended (the shader's Params): the soft cap, the flags,
+   * the chunk's first head, the heads of the call, query tokens per (batch item, head) in lse,
+   * and (cross-attention, not regrouped) the position of query row 0 among the keys.
+   */
+  private withMods(base: ArrayBuffer, plan: Plan, h0: number, lseRows: number, qDist: number, lse: boolean, mods: boolean): ArrayBuffer {
+    const m = this.config.mods;
+    const out = new ArrayBuffer(base.byteLength + (mods ? 32 : 0));
+    new Uint8Array(out).set(new Uint8Array(base));
+    new Float32Array(out)[12] = Math.LOG2E * scaleOf(m, plan.headDim);
+    if (!mods) return out;
+    const at = base.byteLength / 4;
+    const u = new Uint32Array(out);
+    new Float32Array(out)[at] = m.softcap * Math.LOG2E;
+    u.set([(m.alibi ? 1 : 0) | (m.sinks ? 2 : 0) | (lse ? 4 : 0), h0, plan.heads, lseRows, qDist], at + 1);
+    return out;
+  }
+
+  /** Bindings 7 and 8 of the MODS pipeline: slopes and sinks (base 2), and the lse output (a placeholder without one). */
+  private modsEntries(mods: boolean, lse: GPUBuffer | null): GPUBindGroupEntry[] {
+    if (!mods) return [];
+    const m = this.config.mods;
+    const heads = this.config.heads;
+    const values = new Float32Array(Math.max(4, 2 * heads));
+    for (let h = 0; h < heads; h++) {
+      values[h] = (m.alibi?.[h] ?? 0) * Math.LOG2E;
+      values[heads + h] = (m.sinks?.[h] ?? 0) * Math.LOG2E;
+    }
+    const buf = this.buffer('mods', values.byteLength, STORAGE | COPY_DST);
+    this.check().queue.writeBuffer(buf, 0, values);
+    return [{ binding: 7, resource: { buffer: buf } }, { binding: 8, resource: { buffer: lse ?? this.buffer('lse-none', 16, STORAGE) } }];
+  }
+
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const result = this.tail.then(fn);
     this.tail = result.catch(() => undefined);
@@ -319,16 +359,18 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Encodes one chunk's dispatch into `pass`; its uniform buffer is per chunk index. */
-  private async encode(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, i: number, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, offsets: number[], bytes: number, query: GPUQuerySet | null): Promise<void> {
+  private async encode(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, i: number, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, offsets: number[], bytes: number, query: GPUQuerySet | null, lse: GPUBuffer | null = null): Promise<void> {
     const device = this.check();
     const variant = this.variantFor(plan)!;
-    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim });
+    const mods = this.modsOn(lse !== null);
+    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, mods });
     const scanV = this.options.scanV ?? true;
     const scan = scanV ? await this.programs!.scan() : null;
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
     const d = buildDispatch(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension);
-    const uniform = this.buffer(`params${i}`, 64, UNIFORM | COPY_DST);
-    device.queue.writeBuffer(uniform, 0, d.params);
+    const params = this.withMods(d.params, plan, chunk.h0, plan.nCtx, 0, lse !== null, mods);
+    const uniform = this.buffer(`params${i}`, params.byteLength, UNIFORM | COPY_DST);
+    device.queue.writeBuffer(uniform, 0, params);
     const bind = (binding: number, buffer: GPUBuffer, offset = 0, size?: number) => ({ binding, resource: { buffer, offset, size } });
     // vflag: 0 when V is all finite (the pre-pass ORs in 1 otherwise); without the pre-pass
     // it is 1, and partial tiles always take the masked P·V
@@ -337,7 +379,7 @@ export class WebGpuBackend implements Backend {
     else device.queue.writeBuffer(vflag, 0, new Uint32Array([1, 0, 0, 0]));
     const group = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, offsets[0], bytes), bind(3, t.k, offsets[1], bytes), bind(4, t.v, offsets[2], bytes), bind(5, t.o, offsets[3], bytes), bind(6, vflag, 0, 16)],
+      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, offsets[0], bytes), bind(3, t.k, offsets[1], bytes), bind(4, t.v, offsets[2], bytes), bind(5, t.o, offsets[3], bytes), bind(6, vflag, 0, 16), ...this.modsEntries(mods, lse)],
     });
     const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
     if (scan) {
@@ -380,15 +422,20 @@ export class WebGpuBackend implements Backend {
         o: this.buffer('o', bytes, STORAGE | COPY_SRC),
       };
       const staging = this.buffer('staging', bytes, MAP_READ | COPY_DST);
+      // lse of the chunk: [items][heads h0..h1][nCtx], contiguous in the call's [batch][heads][nCtx]
+      const lseN = (c.b1 - c.b0) * (c.h1 - c.h0) * plan.nCtx;
+      const lse = inputs.lse ? this.lseBuffers(lseN) : null;
       await this.scoped(async () => {
         device.queue.writeBuffer(t.q, 0, slice(inputs.q) as Float32Array<ArrayBuffer>);
         device.queue.writeBuffer(t.k, 0, slice(inputs.k) as Float32Array<ArrayBuffer>);
         device.queue.writeBuffer(t.v, 0, slice(inputs.v) as Float32Array<ArrayBuffer>);
         const enc = device.createCommandEncoder();
-        await this.encode(enc, plan, c, 0, t, [0, 0, 0, 0], bytes, null);
+        await this.encode(enc, plan, c, 0, t, [0, 0, 0, 0], bytes, null, lse?.out ?? null);
         enc.copyBufferToBuffer(t.o, 0, staging, 0, bytes);
+        if (lse) enc.copyBufferToBuffer(lse.out, 0, lse.staging, 0, lseN * 4);
         device.queue.submit([enc.finish()]);
       });
+      if (lse) await this.readLse(lse.staging, lseN, inputs.lse!, (c.b0 * plan.heads + c.h0) * plan.nCtx);
       await staging.mapAsync(MODE_READ, 0, bytes);
       if (this.deadReason) throw new DeviceLostError(this.deadReason);
       const result = new Float32Array(staging.getMappedRange(0, bytes));
@@ -462,8 +509,10 @@ export class WebGpuBackend implements Backend {
    * vec4 head dims up to DECODE_MAX_DIM, no keyLengths, and (uploaded K/V) the whole K and V
    * in one binding each. options.webgpu.decodeSplits = 0 turns it off.
    */
-  decodeApplies(plan: Plan, cached: boolean): boolean {
+  decodeApplies(plan: Plan, cached: boolean, lse = false): boolean {
     if (this.options.decodeSplits === 0) return false;
+    // the flash-decoding kernels have no modifier stage: such calls run the forward program (MODS)
+    if (this.modsOn(lse)) return false;
     if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return false;
     if (plan.nCtx > DECODE_MAX_Q || plan.nK <= plan.nCtx || plan.keyLengths) return false;
     if (plan.headDim % 4 !== 0 || plan.headDim > DECODE_MAX_DIM) return false;
@@ -506,7 +555,7 @@ export class WebGpuBackend implements Backend {
     const kvE = plan.kvHeads * plan.headDim;
     const qItem = plan.nCtx * e * 4;
     const kvItem = plan.nK * kvE * 4;
-    const decode = this.decodeApplies(plan, cache !== null);
+    const decode = this.decodeApplies(plan, cache !== null, inputs.lse !== undefined);
     const per = decode ? plan.batch : Math.max(1, Math.floor(this.maxBinding() / Math.max(qItem, cache ? 0 : kvItem)));
     const out = inputs.out ?? new Float32Array(plan.batch * plan.nCtx * e);
     const nq = plan.batch * plan.nCtx * e;
@@ -526,6 +575,8 @@ export class WebGpuBackend implements Backend {
       const q = this.buffer('q', qBytes, STORAGE | COPY_DST);
       const o = this.buffer('o', qBytes, STORAGE | COPY_SRC);
       const staging = this.buffer('staging', qBytes, MAP_READ | COPY_DST);
+      const lseN = nb * plan.heads * plan.nCtx;
+      const lse = inputs.lse ? this.lseBuffers(lseN) : null;
       let kv: { k: GPUBuffer; v: GPUBuffer; bytes: number | undefined; at: KvAddressing };
       if (cache) {
         const r = cache.regions();
@@ -543,10 +594,12 @@ export class WebGpuBackend implements Backend {
         const enc = device.createCommandEncoder();
         const chunk = { b0, b1, h0: 0, h1: plan.heads };
         if (decode) await this.encodeDecode(enc, plan, { q, o, k: kv.k, v: kv.v }, kv.at, null);
-        else await this.encodeInference(enc, plan, chunk, { q, o, k: kv.k, v: kv.v }, qBytes, kv.bytes, kv.at, null);
+        else await this.encodeInference(enc, plan, chunk, { q, o, k: kv.k, v: kv.v }, qBytes, kv.bytes, kv.at, null, lse?.out ?? null);
         enc.copyBufferToBuffer(o, 0, staging, 0, qBytes);
+        if (lse) enc.copyBufferToBuffer(lse.out, 0, lse.staging, 0, lseN * 4);
         device.queue.submit([enc.finish()]);
       });
+      if (lse) await this.readLse(lse.staging, lseN, inputs.lse!, b0 * plan.heads * plan.nCtx);
       await staging.mapAsync(MODE_READ, 0, qBytes);
       if (this.deadReason) throw new DeviceLostError(this.deadReason);
       try {
@@ -561,22 +614,24 @@ export class WebGpuBackend implements Backend {
   }
 
   /** The forward program with XATTN for one chunk of whole batch items (q/o from offset 0; K/V per `at`). */
-  private async encodeInference(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, qBytes: number, kvBytes: number | undefined, at: KvAddressing, query: GPUQuerySet | null): Promise<void> {
+  private async encodeInference(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, qBytes: number, kvBytes: number | undefined, at: KvAddressing, query: GPUQuerySet | null, lse: GPUBuffer | null = null): Promise<void> {
     const device = this.check();
     const variant = this.variantFor(plan)!;
-    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, xattn: true });
+    const mods = this.modsOn(lse !== null);
+    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, xattn: true, mods });
     const scan = (this.options.scanV ?? true) ? await this.programs!.scan() : null;
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
     const d = buildDispatchX(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, at);
-    const uniform = this.buffer('params-x', 96, UNIFORM | COPY_DST);
-    device.queue.writeBuffer(uniform, 0, d.params);
+    const params = this.withMods(d.params, plan, chunk.h0, plan.nCtx, plan.regroup > 0 ? 0 : plan.nK - plan.nCtx, lse !== null, mods);
+    const uniform = this.buffer('params-x', params.byteLength, UNIFORM | COPY_DST);
+    device.queue.writeBuffer(uniform, 0, params);
     const bind = (binding: number, buffer: GPUBuffer, size?: number) => ({ binding, resource: { buffer, offset: 0, size } });
     const vflag = this.buffer('vflag-x', 16, STORAGE | COPY_DST);
     if (scan) enc.clearBuffer(vflag, 0, 16);
     else device.queue.writeBuffer(vflag, 0, new Uint32Array([1, 0, 0, 0]));
     const group = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, qBytes), bind(3, t.k, kvBytes), bind(4, t.v, kvBytes), bind(5, t.o, qBytes), bind(6, vflag, 16)],
+      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, qBytes), bind(3, t.k, kvBytes), bind(4, t.v, kvBytes), bind(5, t.o, qBytes), bind(6, vflag, 16), ...this.modsEntries(mods, lse)],
     });
     const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
     if (scan) {
@@ -610,7 +665,7 @@ export class WebGpuBackend implements Backend {
     i[5] = plan.nK - plan.nCtx;
     i[12] = geo.lo;
     i[13] = geo.hi;
-    f[20] = Math.LOG2E / Math.sqrt(plan.headDim);
+    f[20] = Math.LOG2E * scaleOf(this.config.mods, plan.headDim);
     f[21] = -Infinity;
     u[22] = gridX;
     u[23] = geo.workgroups;
@@ -731,6 +786,23 @@ export class WebGpuBackend implements Backend {
     }
     if (this.deadReason) throw new DeviceLostError(this.deadReason);
     return o;
+  }
+
+  /** The lse output of a chunk of n rows and its staging buffer. */
+  private lseBuffers(n: number): { out: GPUBuffer; staging: GPUBuffer } {
+    return { out: this.buffer('lse', n * 4, STORAGE | COPY_SRC), staging: this.buffer('lse-staging', n * 4, MAP_READ | COPY_DST) };
+  }
+
+  /** Copies n lse values from a staging buffer into `into` from index `at`. */
+  private async readLse(staging: GPUBuffer, n: number, into: Float32Array, at: number): Promise<void> {
+    await staging.mapAsync(MODE_READ, 0, n * 4);
+    if (this.deadReason) throw new DeviceLostError(this.deadReason);
+    try {
+      checkStillWhole({ lse: into }, into.length);
+      into.set(new Float32Array(staging.getMappedRange(0, n * 4)), at);
+    } finally {
+      staging.unmap();
+    }
   }
 
   /** Runs fn inside validation and out-of-memory error scopes; a GPU error rejects. */
