@@ -6,8 +6,9 @@
 // Compile cost (lavapipe: 10–50 CPU-s per pipeline on a cold Mesa cache): every call runs at
 // head dim 32 and block size 64 (band modes: at most 64 query rows, as in
 // test/webgpu-inference.test.ts), so the modifiers add three pipelines: the forward program
-// with MODS, with MODS and XATTN, and the pinned 64×64 Q-per-tile variant with MODS. A scale
-// alone needs none (a uniform of the existing programs).
+// with MODS, with MODS and XATTN, and the pinned 64×64 Q-per-tile variant with MODS (with
+// subgroups: the adapter's automatic choice elsewhere). A scale alone needs none (a uniform of
+// the programs test/webgpu.test.ts and test/webgpu-inference.test.ts compile).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SparseAttention, attentionReference, mergeAttention } from '../dist/index.js';
 import { expectClose, randomTensor } from './helpers.js';
@@ -88,18 +89,22 @@ describe.runIf(run)('webgpu score modifiers and lse', () => {
   const make = (c: Parameters<typeof optionsOf>[0] & { L?: number }, webgpu: Record<string, unknown> = {}) =>
     track(new SparseAttention(c.heads, c.mode, c.L, BS, { ...optionsOf(c), backend: 'webgpu', webgpu }));
 
-  // The three MODS pipelines compiled up front, in parallel: on a cold Mesa cache under load
-  // this takes minutes, more than one test's timeout (a hang guard).
+  // The pipelines compiled up front, in parallel (the three MODS ones, and those a scale alone
+  // runs: the self-attention and XATTN programs, flash-decoding and its combine pass): on a
+  // cold Mesa cache under load this takes minutes, more than one test's timeout (a hang guard).
   beforeAll(async () => {
     const c = { mode: 'all' as const, causal: true, heads: 4, kvHeads: 4, mods: 'softcap' };
     const x = randomTensor([1, 5, 4 * D], 1);
+    const kv = (n: number) => [randomTensor([1, n, 2 * D], 2), randomTensor([1, n, 2 * D], 3)] as const;
     await Promise.all([
       make(c).forward(x, x, x),
-      make({ ...c, kvHeads: 2 }).forward(x, randomTensor([1, 9, 2 * D], 2), randomTensor([1, 9, 2 * D], 3)),
+      make({ ...c, kvHeads: 2 }).forward(x, ...kv(9)),
       make(c, { variant: 'bsattn_fwd_f32_q64_k64_qtile__subgroups' }).forward(x, x, x),
-      make(c, { variant: 'bsattn_fwd_f32_q64_k64_qtile__plain' }).forward(x, x, x),
+      make({ ...c, mods: 'scale' }).forward(x, x, x),
+      make({ ...c, mods: 'scale', kvHeads: 2 }).forward(x, ...kv(9)),
+      make({ ...c, mods: 'scale', kvHeads: 2 }).forward(randomTensor([1, 1, 4 * D], 1), ...kv(600)),
     ]);
-  }, 900_000);
+  }, 1_800_000);
 
   it.each(cases.map((c) => [name(c), c] as const))('%s', async (_n, c) => {
     const attn = make(c);
@@ -144,10 +149,7 @@ describe.runIf(run)('webgpu score modifiers and lse', () => {
     expect(Array.from(lse.subarray(0, 4 * 20)).every(Number.isFinite)).toBe(true);
   });
 
-  it.each([
-    ['bsattn_fwd_f32_q64_k64_qtile__subgroups'],
-    ['bsattn_fwd_f32_q64_k64_qtile__plain'],
-  ])('Q from global memory (S unscaled before the modifiers): %s', async (variant) => {
+  it.each([['bsattn_fwd_f32_q64_k64_qtile__subgroups']])('Q from global memory (S unscaled before the modifiers): %s', async (variant) => {
     for (const [mode, L, causal] of [['local', 20, true], ['all', undefined, false]] as const) {
       const c = { mode, L, causal, heads: 4, kvHeads: 4, mods: 'all' };
       const attn = make(c, { variant });
