@@ -1,13 +1,14 @@
 // Score modifiers and lse on the WebGPU path (issue 18): softcap, ALiBi, sinks and a user scale,
 // each alone and combined, in every mode, with grouped K/V heads, cross-attention, keyLengths,
-// the GPU KV cache and decode shapes (which run the forward kernel when a modifier is on), the
-// Q-from-global kernel (whose S is unscaled), forwardGPU; lse against the reference, and
+// the GPU KV cache and decode shapes (flash-decoding, split and unsplit), the Q-from-global
+// kernel (whose S is unscaled), forwardGPU; lse against the reference, and
 // mergeAttention over disjoint key ranges computed with lse equal to the full call.
 // Compile cost (lavapipe: 10–50 CPU-s per pipeline on a cold Mesa cache): every call runs at
 // head dim 32 and block size 64 (band modes: at most 64 query rows, as in
-// test/webgpu-inference.test.ts), so the modifiers add three pipelines: the forward program
-// with MODS, with MODS and XATTN, and the pinned 64×64 Q-per-tile variant with MODS (with
-// subgroups: the adapter's automatic choice elsewhere). A scale alone needs none (a uniform of
+// test/webgpu-inference.test.ts), so the modifiers add five pipelines: the forward program
+// with MODS, with MODS and XATTN, the pinned 64×64 Q-per-tile variant with MODS (with
+// subgroups: the adapter's automatic choice elsewhere), flash-decoding at dp32 with MODS and
+// its combine pass with MODS. A scale alone needs none (a uniform of
 // the programs test/webgpu.test.ts and test/webgpu-inference.test.ts compile).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SparseAttention, attentionReference, mergeAttention } from '../dist/index.js';
@@ -103,6 +104,7 @@ describe.runIf(run)('webgpu score modifiers and lse', () => {
       make({ ...c, mods: 'scale' }).forward(x, x, x),
       make({ ...c, mods: 'scale', kvHeads: 2 }).forward(x, ...kv(9)),
       make({ ...c, mods: 'scale', kvHeads: 2 }).forward(randomTensor([1, 1, 4 * D], 1), ...kv(600)),
+      make({ ...c, kvHeads: 2 }).forward(randomTensor([1, 1, 4 * D], 1), ...kv(600)),
     ]);
   }, 1_800_000);
 
@@ -122,7 +124,7 @@ describe.runIf(run)('webgpu score modifiers and lse', () => {
     expectClose(again.data, ref.data, TOL.atol, TOL.rtol, `${name(c)} without lse`);
   });
 
-  it('lse alone (no modifier) equals the reference; a decode shape then runs the forward kernel', async () => {
+  it('lse alone (no modifier) on a decode shape: flash-decoding writes it', async () => {
     const c = { mode: 'local' as const, L: 9, causal: true, heads: 8, kvHeads: 2, mods: 'none' };
     const attn = make(c);
     const q = randomTensor([2, 1, 8 * D], 4, 2);
@@ -133,9 +135,25 @@ describe.runIf(run)('webgpu score modifiers and lse', () => {
     expect(attn.lastRun!.reason).toMatch(/flash-decoding/);
     const lse = new Float32Array(2 * 8);
     const out = await attn.forward(q, k, v, { lse });
-    expect(attn.lastRun!.reason).toMatch(/forward kernel/);
+    expect(attn.lastRun!.reason).toMatch(/flash-decoding/);
     expectClose(out.data, ref.data, TOL.atol, TOL.rtol, 'out');
     expectClose(lse, ref.lse, LSE_TOL.atol, LSE_TOL.rtol, 'lse');
+  });
+
+  it('flash-decoding with every modifier: one split, several (the combine pass) and the forward program agree with the reference', async () => {
+    const c = { mode: 'all' as const, causal: true, heads: 8, kvHeads: 2, mods: 'all' };
+    const q = randomTensor([2, 3, 8 * D], 20, 2);
+    const k = randomTensor([2, 700, 2 * D], 21, 2);
+    const v = randomTensor([2, 700, 2 * D], 22);
+    const ref = attentionReference(q, k, v, 8, 'all', undefined, BS, optionsOf(c));
+    for (const [splits, says] of [[1, /flash-decoding: 1 split /], [7, /flash-decoding: 7 splits .*combine/], [0, /forward kernel/]] as const) {
+      const attn = make(c, { decodeSplits: splits });
+      const lse = new Float32Array(2 * 8 * 3);
+      const out = await attn.forward(q, k, v, { lse });
+      expect(attn.lastRun!.reason).toMatch(says);
+      expectClose(out.data, ref.data, TOL.atol, TOL.rtol, `decodeSplits ${splits}`);
+      expectClose(lse, ref.lse, LSE_TOL.atol, LSE_TOL.rtol, `decodeSplits ${splits} lse`);
+    }
   });
 
   it('a row with no key: zeros and lse −Infinity, with a sink', async () => {

@@ -509,10 +509,8 @@ export class WebGpuBackend implements Backend {
    * vec4 head dims up to DECODE_MAX_DIM, no keyLengths, and (uploaded K/V) the whole K and V
    * in one binding each. options.webgpu.decodeSplits = 0 turns it off.
    */
-  decodeApplies(plan: Plan, cached: boolean, lse = false): boolean {
+  decodeApplies(plan: Plan, cached: boolean): boolean {
     if (this.options.decodeSplits === 0) return false;
-    // the flash-decoding kernels have no modifier stage: such calls run the forward program (MODS)
-    if (this.modsOn(lse)) return false;
     if (plan.mode !== 'all' && plan.mode !== 'local' && plan.mode !== 'strided') return false;
     if (plan.nCtx > DECODE_MAX_Q || plan.nK <= plan.nCtx || plan.keyLengths) return false;
     if (plan.headDim % 4 !== 0 || plan.headDim > DECODE_MAX_DIM) return false;
@@ -555,7 +553,7 @@ export class WebGpuBackend implements Backend {
     const kvE = plan.kvHeads * plan.headDim;
     const qItem = plan.nCtx * e * 4;
     const kvItem = plan.nK * kvE * 4;
-    const decode = this.decodeApplies(plan, cache !== null, inputs.lse !== undefined);
+    const decode = this.decodeApplies(plan, cache !== null);
     const per = decode ? plan.batch : Math.max(1, Math.floor(this.maxBinding() / Math.max(qItem, cache ? 0 : kvItem)));
     const out = inputs.out ?? new Float32Array(plan.batch * plan.nCtx * e);
     const nq = plan.batch * plan.nCtx * e;
@@ -593,7 +591,7 @@ export class WebGpuBackend implements Backend {
         }
         const enc = device.createCommandEncoder();
         const chunk = { b0, b1, h0: 0, h1: plan.heads };
-        if (decode) await this.encodeDecode(enc, plan, { q, o, k: kv.k, v: kv.v }, kv.at, null);
+        if (decode) await this.encodeDecode(enc, plan, { q, o, k: kv.k, v: kv.v }, kv.at, null, lse?.out ?? null);
         else await this.encodeInference(enc, plan, chunk, { q, o, k: kv.k, v: kv.v }, qBytes, kv.bytes, kv.at, null, lse?.out ?? null);
         enc.copyBufferToBuffer(o, 0, staging, 0, qBytes);
         if (lse) enc.copyBufferToBuffer(lse.out, 0, lse.staging, 0, lseN * 4);
@@ -648,16 +646,17 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Flash-decoding: the split kernel and (more than one split) the combine pass, in one compute pass. */
-  private async encodeDecode(enc: GPUCommandEncoder, plan: Plan, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, at: KvAddressing, query: GPUQuerySet | null): Promise<void> {
+  private async encodeDecode(enc: GPUCommandEncoder, plan: Plan, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, at: KvAddressing, query: GPUQuerySet | null, lse: GPUBuffer | null = null): Promise<void> {
     const device = this.check();
     const dp = paddedHeadDim(plan.headDim);
     // the lanes of a key must share a subgroup (lavapipe's are 8 wide: 16-lane keys sum through workgroup memory there)
     const sg = this.ctx!.subgroups && this.options.subgroups !== false && this.ctx!.subgroupMin >= decodeLanes(dp);
-    const pipeline = await this.programs!.decode(dp, sg);
+    const mods = this.modsOn(lse !== null);
+    const pipeline = await this.programs!.decode(dp, sg, mods);
     const geo = this.decodeGeometry(plan);
     const maxDim = device.limits.maxComputeWorkgroupsPerDimension;
     const gridX = Math.min(geo.workgroups, maxDim);
-    const params = new ArrayBuffer(96);
+    const params = new ArrayBuffer(mods ? 128 : 96);
     const u = new Uint32Array(params);
     const i = new Int32Array(params);
     const f = new Float32Array(params);
@@ -669,23 +668,34 @@ export class WebGpuBackend implements Backend {
     f[21] = -Infinity;
     u[22] = gridX;
     u[23] = geo.workgroups;
-    const uniform = this.buffer('params-decode', 96, UNIFORM | COPY_DST);
+    const m = this.config.mods;
+    const flags = (m.alibi ? 1 : 0) | (m.sinks ? 2 : 0) | (lse ? 4 : 0);
+    if (mods) {
+      f[24] = m.softcap * Math.LOG2E;
+      u[25] = flags;
+    }
+    const modsEntries = this.modsEntries(mods, lse);
+    const uniform = this.buffer('params-decode', params.byteLength, UNIFORM | COPY_DST);
     device.queue.writeBuffer(uniform, 0, params);
     const rows = plan.batch * plan.nCtx * plan.heads;
     const partBytes = geo.splits > 1 ? rows * geo.splits * (dp / 4 + 1) * 16 : 16;
     const part = this.buffer('decode-partials', partBytes, STORAGE);
     const bind = (binding: number, buffer: GPUBuffer) => ({ binding, resource: { buffer } });
-    const group0 = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [bind(0, uniform), bind(1, t.q), bind(2, t.k), bind(3, t.v), bind(4, t.o), bind(5, part)] });
-    const combine = geo.splits > 1 ? await this.programs!.combine() : null;
+    // (MODS) slopes/sinks and lse at bindings 6 and 7 here, 3 and 4 in the combine pass
+    const at6 = modsEntries.map((e, n) => ({ ...e, binding: 6 + n }));
+    const group0 = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [bind(0, uniform), bind(1, t.q), bind(2, t.k), bind(3, t.v), bind(4, t.o), bind(5, part), ...at6] });
+    const combine = geo.splits > 1 ? await this.programs!.combine(mods) : null;
     const cx = Math.min(rows, maxDim);
     let group1: GPUBindGroup | null = null;
     if (combine) {
-      const p2 = new ArrayBuffer(32);
+      const p2 = new ArrayBuffer(mods ? 48 : 32);
       new Uint32Array(p2).set([rows, geo.splits, dp / 4, plan.headDim / 4, cx]);
       new Float32Array(p2)[5] = -Infinity;
-      const u2 = this.buffer('params-combine', 32, UNIFORM | COPY_DST);
+      if (mods) new Uint32Array(p2).set([plan.heads, plan.nCtx, flags], 8);
+      const u2 = this.buffer('params-combine', p2.byteLength, UNIFORM | COPY_DST);
       device.queue.writeBuffer(u2, 0, p2);
-      group1 = device.createBindGroup({ layout: combine.getBindGroupLayout(0), entries: [bind(0, u2), bind(1, part), bind(2, t.o)] });
+      const at3 = modsEntries.map((e, n) => ({ ...e, binding: 3 + n }));
+      group1 = device.createBindGroup({ layout: combine.getBindGroupLayout(0), entries: [bind(0, u2), bind(1, part), bind(2, t.o), ...at3] });
     }
     const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
     for (let r = 0; r < (query ? this.repeat : 1); r++) {
