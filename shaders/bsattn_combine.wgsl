@@ -6,6 +6,7 @@
 // lanes, then LANES lanes per vec4 column of the head × GROUPS groups each summing every
 // GROUPS-th split, reduced through workgroup memory.
 
+//#param MODS       sinks and the lse output (shaders/bsattn_decode.wgsl's MODS), set by uniforms
 const WG: u32 = 256u;
 const LANES: u32 = 64u;        // vec4s of a head (head dim <= 256)
 const GROUPS: u32 = WG / LANES;
@@ -13,6 +14,10 @@ const GROUPS: u32 = WG / LANES;
 struct Params {
   rows: u32, splits: u32, dp4: u32, hd4: u32,
   grid_x: u32, neg_inf: f32, _pad0: u32, _pad1: u32,
+//#if MODS
+  // row = (b·n_q + qi)·heads + h; mod_flags: 2 sinks (mods_v[heads + h], base 2), 4 lse
+  heads: u32, n_q: u32, mod_flags: u32, _pad2: u32,
+//#endif
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -20,6 +25,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> part: array<vec4<f32>>;
 // o: [rows][hd4] vec4s (rows of [batch, nQ, heads·headDim] in order)
 @group(0) @binding(2) var<storage, read_write> o: array<vec4<f32>>;
+//#if MODS
+@group(0) @binding(3) var<storage, read> mods_v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lse_o: array<f32>;
+//#endif
 
 var<workgroup> red_m: array<f32, WG>;
 var<workgroup> red_l: array<f32, WG>;
@@ -63,6 +72,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       so += red_o[g * LANES + t];
       sl += red_l[g * LANES];
     }
+//#if MODS
+    let h = row % prm.heads;
+    let sink = select(ninf, mods_v[prm.heads + h], (prm.mod_flags & 2u) != 0u);
+    let lt = sl + select(0.0, exp2(sink - mm), sl != 0.0);
+    o[row * prm.hd4 + t] = select(vec4<f32>(0.0), so / lt, lt != 0.0);
+    if (t == 0u && (prm.mod_flags & 4u) != 0u) {
+      let qi = (row / prm.heads) % prm.n_q;
+      let b = row / (prm.heads * prm.n_q);
+      lse_o[(b * prm.heads + h) * prm.n_q + qi] = select(ninf, (mm + log2(sl)) * 0.6931471805599453, sl != 0.0);
+    }
+//#else
     o[row * prm.hd4 + t] = select(vec4<f32>(0.0), so / sl, sl != 0.0);
+//#endif
   }
 }

@@ -22,6 +22,7 @@ const DP: u32 = 128u; // head dim padded to a multiple of 32
 const RM: u32 = 4u;   // rows per workgroup (register tiles: RM · DV vec4s of O per lane)
 const TPK: u32 = 16u; // lanes per key (8 or 16)
 //#param SUBGROUPS  score reductions over the TPK lanes of a key by subgroup shuffles
+//#param MODS       score modifiers (softcap, ALiBi, sinks) and the lse output, set by uniforms
 
 const WG: u32 = 128u;
 const KG: u32 = WG / TPK;
@@ -35,6 +36,11 @@ struct Params {
   lo: i32, hi: i32, splits: u32, split_keys: u32,
   _pad0: u32, row_blocks: u32, qc: u32, q_chunks: u32,
   scale: f32, neg_inf: f32, grid_x: u32, n_wg: u32,
+//#if MODS
+  // as in bsattn_fwd.wgsl, base-2 units: softcap·log2 e (0: off); mod_flags: 1 ALiBi, 2 sinks,
+  // 4 lse; mods_v: slopes [heads] then sinks [heads]; lse_o: [batch][heads][n_q] (one split)
+  softcap: f32, mod_flags: u32, _p1: u32, _p2: u32,
+//#endif
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -44,6 +50,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> o: array<vec4<f32>>;
 // partials: per (output row, split) [m, l, 0, 0] then DP/4 vec4s of unnormalised O
 @group(0) @binding(5) var<storage, read_write> part: array<vec4<f32>>;
+//#if MODS
+@group(0) @binding(6) var<storage, read> mods_v: array<f32>;
+@group(0) @binding(7) var<storage, read_write> lse_o: array<f32>;
+//#endif
 
 var<workgroup> red_o: array<vec4<f32>, KG * DP / 4u>;
 var<workgroup> red_m: array<f32, KG * RM>;
@@ -123,12 +133,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var qv: array<array<vec4<f32>, DV>, RM>;
   var qpos: array<i32, RM>;
   var live: array<bool, RM>;
+//#if MODS
+  let cap = prm.softcap;
+  var slope: array<f32, RM>;
+//#endif
   for (var r = 0u; r < RM; r++) {
     let ri = rb * RM + r;
     live[r] = ri < nrows;
     let h = kvh * grp + ri % grp;
     let qi = qi0 + ri / grp;
     qpos[r] = prm.q_off + i32(qi);
+//#if MODS
+    slope[r] = select(0.0, mods_v[min(h, prm.heads - 1u)], (prm.mod_flags & 1u) != 0u);
+//#endif
     for (var c = 0u; c < DV; c++) {
       let d4 = lane + c * TPK;
       qv[r][c] = vec4<f32>(0.0);
@@ -183,6 +200,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let kpos = i32(g + jj[u] * prm.step);
         let dd = kpos - qpos[r];
         ok[u] = live[r] && jj[u] < s1 && dd >= prm.lo && dd <= prm.hi;
+//#if MODS
+        var x = sc[r][u];
+        if (cap > 0.0) { x = cap * tanh(clamp(x / cap, -15.0, 15.0)); }
+        sc[r][u] = x - slope[r] * f32(abs(dd));
+//#endif
         sc[r][u] = select(ninf, sc[r][u], ok[u]);
         mx = max(mx, sc[r][u]);
       }
@@ -225,7 +247,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let qi = qi0 + ri / grp;
       let row = (b * prm.n_q + qi) * prm.heads + h;
       if (prm.splits == 1u) {
+//#if MODS
+        // the sink joins the denominator only; lse = (m + log2 l)·ln 2 over the keys
+        let sink = select(ninf, mods_v[prm.heads + h], (prm.mod_flags & 2u) != 0u);
+        let lt = ls + select(0.0, exp2(sink - mm), ls != 0.0);
+        o[((b * prm.n_q + qi) * prm.q_embd + h * hd) / 4u + t] = select(vec4<f32>(0.0), os / lt, lt != 0.0);
+        if (t == 0u && (prm.mod_flags & 4u) != 0u) {
+          lse_o[(b * prm.heads + h) * prm.n_q + qi] = select(ninf, (mm + log2(ls)) * 0.6931471805599453, ls != 0.0);
+        }
+//#else
         o[((b * prm.n_q + qi) * prm.q_embd + h * hd) / 4u + t] = select(vec4<f32>(0.0), os / ls, ls != 0.0);
+//#endif
       } else {
         let at = (row * prm.splits + split) * (DP / 4u + 1u);
         if (t == 0u) { part[at] = vec4<f32>(mm, ls, 0.0, 0.0); }

@@ -45,12 +45,20 @@ const DP: u32 = 64u;  // head dim padded to a multiple of 32
 //                  bound, ~3% slower than the constant one, so only where needed)
 //#param P_VEC4     CPT % 4 == 0 (BN a multiple of 32): each lane stores its P columns as vec4s
 //#param XATTN      inference shapes: kvHeads < heads, nQ != nK, K/V in a KV cache's buffers
+//#param MODS       score modifiers (softcap, ALiBi, sinks) and the lse output, set by uniforms
 //#if XATTN
 // XATTN: K/V have their own addressing (kvHeads < heads, a KV cache's buffers); the n_q query
 // rows of a batch item are aligned bottom-right against the keys; for 'strided', the groups
 // of a cross-attention (query rows from group row a, layout shifted by a − A). Uniforms, not
 // constants: one pipeline serves every ratio, offset and cache. With the flag off the text
 // is the self-attention kernel's, unchanged.
+//#endif
+//#if MODS
+// MODS: the final logits in base-2 units (log2 e folded into every constant): S·scale, then
+// softcap·tanh(S / softcap) with the cap in base-2 units (0: off), then the ALiBi bias
+// −slope·|Δposition|; the sink's term 2^(sink − m) joins the row's denominator only; lse in
+// natural log, (m + log2 l)·ln 2. Uniforms and one storage array, not constants: one pipeline
+// serves every combination. The scale is applied before the row max (any scale works).
 //#endif
 
 const RPT: u32 = 4u;               // query rows per thread (8 spills registers)
@@ -74,6 +82,14 @@ struct Params {
   n_q: u32, q_off: u32, kv_heads: u32, kb_b: u32,
   kb_h: u32, kb_g: u32, k_stride: u32, kv_b0: u32, // kv_b0: the chunk's first batch item in K/V
 //#endif
+//#if MODS
+  // softcap·log2 e (0: off); mod_flags: 1 ALiBi, 2 sinks, 4 lse; mods_v[h0 + h]: the chunk's
+  // head h's slope·log2 e, mods_v[all_heads + h0 + h] its sink·log2 e; lse_rows: query tokens
+  // of a (batch item, head) in lse_o; q_dist: (XATTN, not regrouped) nK − nQ, the position of
+  // query row 0 among the keys
+  softcap: f32, mod_flags: u32, h0: u32, all_heads: u32,
+  lse_rows: u32, q_dist: u32, _pad2: u32, _pad3: u32,
+//#endif
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -95,6 +111,11 @@ struct Params {
 //#endif
 // vflag[0] != 0: V holds an Inf or NaN somewhere (shaders/vscan.wgsl, run just before)
 @group(0) @binding(6) var<storage, read> vflag: array<u32>;
+//#if MODS
+// mods_v: slopes [all_heads] then sinks [all_heads], base-2 units; lse_o: [batch][heads][lse_rows] of the chunk
+@group(0) @binding(7) var<storage, read> mods_v: array<f32>;
+@group(0) @binding(8) var<storage, read_write> lse_o: array<f32>;
+//#endif
 
 // Workgroup memory, all row-major in vec4 chunks, the chunk index of a row rotated by its
 // row group (Q, P) or key group (K), (c4 + group) mod chunks, so that the lanes of a warp
@@ -332,6 +353,26 @@ fn scores() {
 //#endif
 }
 
+//#if MODS
+// (MODS) S into final base-2 logits: the scale (Q_GLOBAL: S is unscaled; else Q was scaled),
+// the soft cap (tanh's argument clamped: |x| > 15 is ±1 in f32, and some tanh lowerings
+// overflow to NaN far beyond), the ALiBi bias of the rows' distance in tokens
+//#inline
+fn modify_scores() {
+  for (var i = 0u; i < RPT; i++) {
+    let dq = i32(qd0 + row0 + rg * RPT + i);
+    for (var j = 0u; j < CPT; j++) {
+      var x = s[i][j];
+//#if Q_GLOBAL
+      x *= prm.scale;
+//#endif
+      if (cap > 0.0) { x = cap * tanh(clamp(x / cap, -15.0, 15.0)); }
+      s[i][j] = x - slope * f32(abs(dq - i32(key0 + cg * CPT + j)));
+    }
+  }
+}
+
+//#endif
 // Allowed bits of this thread's rows over the tile's columns, and S = allowed ? S : -inf
 // (partial tiles only: one branch, not one per element)
 //#inline
@@ -352,7 +393,7 @@ fn softmax_update() {
   for (var i = 0u; i < RPT; i++) {
     var mx = s[i][0];
     for (var j = 1u; j < CPT; j++) { mx = max(mx, s[i][j]); }
-//#if Q_GLOBAL
+//#if Q_GLOBAL && !MODS
     mx *= prm.scale;
 //#endif
     let m_new = row_max(max(m_i[i], mx), rg, cg, i);
@@ -362,7 +403,7 @@ fn softmax_update() {
     m_i[i] = m_new;
     var sum = 0.0;
     for (var j = 0u; j < CPT; j++) {
-//#if Q_GLOBAL
+//#if Q_GLOBAL && !MODS
       s[i][j] = exp2(fma(s[i][j], prm.scale, -safe));
 //#else
       s[i][j] = exp2(s[i][j] - safe);
@@ -445,8 +486,19 @@ fn accumulate_pv() {
 fn store_o() {
   for (var i = 0u; i < RPT; i++) {
     let l = row_sum(l_i[i], rg, cg, i);
+//#if MODS
+    // a row with no allowed key (l = 0) stays 0 whatever its sink
+    let lt = l + select(0.0, exp2(sink - m_i[i]), l != 0.0);
+    let inv = select(0.0, 1.0 / lt, lt != 0.0);
+//#else
     let inv = select(0.0, 1.0 / l, l != 0.0);
+//#endif
     let r = row0 + rg * RPT + i;
+//#if MODS
+    if (lse_on && cg == 0u && r < nq) {
+      lse_o[lse0 + qtok0 + r * prm.step] = select(ninf, (m_i[i] + log2(l)) * 0.6931471805599453, l != 0.0);
+    }
+//#endif
     if (r < nq) {
       let dst = base + r * stride;
 //#if VEC4
@@ -480,6 +532,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var nq = prm.n_q;
   var qt0 = 0u;
   var shift = 0u;
+//#if MODS
+  var qd0 = prm.q_dist; // sequence row of query row 0 among the key rows
+//#endif
   if (prm.step > 1u) {
     let off = prm.q_off;
     let a = select(0u, (off - g + prm.step - 1u) / prm.step, g < off);
@@ -487,6 +542,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     nq = select(0u, rows - a, rows > a);
     qt0 = g + a * prm.step - off;
     shift = a - off / prm.step;
+//#if MODS
+    qd0 = a;
+//#endif
   }
 //#else
   let nq = (prm.n_ctx - g + prm.step - 1u) / prm.step;
@@ -520,6 +578,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let rg = t / TPR;
   let cg = t % TPR;
   let v_nonfinite = vflag[0] != 0u;
+//#if MODS
+//#if XATTN
+  let qtok0 = qt0;
+//#else
+  let qd0 = 0u;
+  let qtok0 = g;
+//#endif
+  let cap = prm.softcap;
+  let slope = select(0.0, mods_v[prm.h0 + h], (prm.mod_flags & 1u) != 0u) * f32(prm.step);
+  let sink = select(ninf, mods_v[prm.all_heads + prm.h0 + h], (prm.mod_flags & 2u) != 0u);
+  let lse_on = (prm.mod_flags & 4u) != 0u;
+  let lse0 = (b * prm.heads + h) * prm.lse_rows;
+//#endif
 
 //#if Q_GLOBAL && !Q_TILE
   // vec4 index of this thread's Q rows (rows past nq read row nq - 1: their scores stay in
@@ -570,6 +641,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
       var s: array<array<f32, CPT>, RPT>;
       scores(); // S = Q·Kᵀ
+//#if MODS
+      modify_scores(); // S = final logits: scale, softcap, ALiBi
+//#endif
       var okb: array<array<u32, NWB>, RPT>;
       mask_scores(); // S = -inf where not allowed (partial tiles only)
       var alpha: array<f32, RPT>;

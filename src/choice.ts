@@ -5,6 +5,7 @@
 // where a backend not initialised yet offers its kind's best case (a GPU is asked for only
 // when that wins).
 import type { BackendName } from './config.js';
+import { UnsupportedError } from './errors.js';
 import type { Plan } from './plan.js';
 import type { Backend } from './backends/backend.js';
 
@@ -34,7 +35,8 @@ export function choose({ backends, forced, usable, planOn, copied }: ChoiceConte
     const b = backends.find((x) => x.id === forced)!;
     const why = usable(b);
     if (!why) return { backend: b, plan: planOn(b), reason: `${b.id}: forced by options.backend = '${b.id}'` };
-    const other = backends.find((x) => x !== b && !usable(x))!;
+    const other = backends.find((x) => x !== b && !usable(x));
+    if (!other) throw new UnsupportedError(`backend '${b.id}' was requested but ${why}, and no other backend can run this call`);
     return { backend: other, plan: planOn(other), reason: `${other.id}: ${b.id} was requested but ${why}; the device is not retried` };
   }
   const skipped: string[] = [];
@@ -62,6 +64,7 @@ export function choose({ backends, forced, usable, planOn, copied }: ChoiceConte
     }
     ranked.push({ b, plan, ...est });
   }
+  if (!ranked.length) throw new UnsupportedError(`no backend can run this call (${skipped.join('; ')})`);
   ranked.sort((x, y) => x.ms - y.ms); // stable: ties keep the list's order
   const [best, ...rest] = ranked;
   const others = rest.map((r) => r.text).join('; ');

@@ -4,6 +4,7 @@
 // is implemented (NOT_YET_OPTIONS), never silently ignored.
 import { ArgumentError, UnsupportedError, argError, asLibraryError, checkPositiveInt, describe } from './errors.js';
 import { PATTERN_OPTION_KEYS, type PatternOptions, readPatternOptions } from './config-patterns.js';
+import { MODIFIER_OPTION_KEYS, type ModifierOptions, type Modifiers, readModifiers } from './config-mods.js';
 import type { NamedPatternParams } from './layout/named.js';
 import {
   type BlockMaskSource, type BlockMasks, type FlexBlockLayout, type ImportedLayout, type OnnxSparseLayout,
@@ -32,7 +33,7 @@ export type CustomLayout =
 /** Token-level mask inside visited blocks of a custom layout: true (or 1) = allowed. */
 export type TokenMask = (head: number, query: number, key: number) => boolean | 0 | 1;
 
-export interface SparseAttentionOptions extends PatternOptions {
+export interface SparseAttentionOptions extends PatternOptions, ModifierOptions {
   /**
    * Heads of K and V (grouped-query attention; 1: multi-query), a divisor of heads (default
    * heads): k and v are [batch, nK, kvHeads · headDim]; query head h reads K/V head
@@ -132,6 +133,8 @@ export interface Config {
   readonly webgpu: WebGpuOptions;
   /** Storage of q, k, v, out and the cache; compute is f32 either way. */
   readonly dtype: Dtype;
+  /** Score modifiers: scale, softcap, ALiBi slopes, sinks (src/config-mods.ts). */
+  readonly mods: Modifiers;
 }
 
 const MODES: readonly AttnMode[] = ['all', 'local', 'strided', 'fixed', 'longformer', 'bigbird', 'custom'];
@@ -141,17 +144,18 @@ const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'webgpu'];
 /** Constructor option keys implemented today (order: as the README's Options table). */
 export const OPTION_KEYS = [
   'causal', 'kvHeads', 'backend', 'device', 'threads', 'numVerts', 'vertsize', ...PATTERN_OPTION_KEYS, 'layout', 'mask', 'wasmVariant', 'dtype', 'webgpu',
+  ...MODIFIER_OPTION_KEYS,
 ] as const;
 /**
  * Constructor options of the round-2 contract (DESIGN.md §2, issues 17 and 18) that are not
  * implemented yet: giving one is an UnsupportedError, since ignoring it would compute a
  * different function than asked. Move a key to OPTION_KEYS when its feature lands.
  */
-export const NOT_YET_OPTIONS: readonly string[] = ['softcap', 'scale', 'alibi', 'sinks'];
+export const NOT_YET_OPTIONS: readonly string[] = [];
 /** Forward call option keys implemented today, for checkKeys in the facade. */
-export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'seqLengths', 'signal', 'out', 'onProgress', 'cache'];
+export const FORWARD_OPTION_KEYS: readonly string[] = ['keyLengths', 'seqLengths', 'signal', 'out', 'onProgress', 'cache', 'lse'];
 /** Forward call options of the round-2 contract not implemented yet (move each when it lands). */
-export const NOT_YET_FORWARD_OPTIONS: readonly string[] = ['lse'];
+export const NOT_YET_FORWARD_OPTIONS: readonly string[] = [];
 const WEBGPU_KEYS: readonly (keyof WebGpuOptions)[] = ['subgroups', 'timestamps', 'maxBindingBytes', 'variant', 'scanV', 'decodeSplits', 'repeat'];
 const WEBGPU_BOOLEANS = ['subgroups', 'timestamps', 'scanV'] as const;
 
@@ -302,6 +306,7 @@ export function makeConfig(
     wasmVariant: o.wasmVariant,
     webgpu: checkWebGpuOptions(o.webgpu),
     dtype,
+    mods: readModifiers(o, heads as number),
   };
 }
 

@@ -12,8 +12,9 @@ export interface ReferenceResult {
   data: Float64Array;
   shape: [number, number, number];
   /**
-   * Per row, [batch][heads][nQ]: the natural-log logsumexp of its scaled scores over its
-   * allowed keys, ln Σ_j exp(s_ij); −Infinity for a row with no allowed key.
+   * Per row, [batch][heads][nQ]: the natural-log logsumexp of its final logits (scaled,
+   * soft-capped, ALiBi-biased) over its allowed keys, ln Σ_j exp(s_ij), sinks excluded;
+   * −Infinity for a row with no allowed key.
    */
   lse: Float64Array;
 }
@@ -145,7 +146,8 @@ export function referenceMask(
  * block-pattern modes' layouts cover positions 0 … nK − 1, so with nQ > nK a query before
  * position 0 has no layout row: zeros); and
  * `forwardOptions.seqLengths` (batch 1: packed sequences, each attending only within
- * itself, positions restarting at 0).
+ * itself, positions restarting at 0). The score modifiers (`scale`, `softcap`, `alibi`,
+ * `sinks`; src/config-mods.ts) apply in that order, ALiBi on the same positions.
  */
 export function attentionReference(
   q: Tensor | HalfTensor,
@@ -161,7 +163,7 @@ export function attentionReference(
   const { kvHeads: kvIn, ...rest } = options ?? {};
   const kvHeads = kvIn === undefined ? heads : checkPositiveInt('options.kvHeads', kvIn);
   if (heads % kvHeads !== 0) throw argError('options.kvHeads', `a divisor of heads (${heads})`, kvHeads);
-  makeConfig(heads, attnMode, localAttnCtx, blocksize, rest); // validates the arguments
+  const { mods } = makeConfig(heads, attnMode, localAttnCtx, blocksize, rest); // validates the arguments
   // options.dtype 'float16': the tensors hold halves, widened exactly; the output stays float64
   const dtype = rest.dtype ?? 'float32';
   const tq = readTensor('q', q, dtype);
@@ -198,7 +200,8 @@ export function attentionReference(
   const widen = (x: Float32Array | Uint16Array) => (x instanceof Uint16Array ? fromHalfBits(x) : x);
   const [qd, kd, vd] = [widen(tq.data), widen(tk.data), widen(tv.data)];
   const allowed = referenceMask(heads, attnMode, localAttnCtx, blocksize, rest, nK);
-  const scale = 1 / Math.sqrt(d);
+  const scale = mods.scale ?? 1 / Math.sqrt(d);
+  const cap = mods.softcap;
   const out = new Float64Array(batch * nQ * nEmbd);
   const lse = new Float64Array(batch * heads * nQ).fill(-Infinity);
   const w = new Float64Array(nK);
@@ -222,6 +225,8 @@ export function attentionReference(
           let s = 0;
           for (let t = 0; t < d; t++) s += qd[qi + t] * kd[kj + t];
           s *= scale;
+          if (cap > 0) s = cap * Math.tanh(s / cap);
+          if (mods.alibi) s -= mods.alibi[h] * Math.abs(pos - (j - s0));
           w[j] = s;
           m = any ? (Number.isNaN(m) || Number.isNaN(s) ? NaN : Math.max(m, s)) : s;
           any = true;
@@ -234,6 +239,8 @@ export function attentionReference(
           sum += w[j];
         }
         lse[(b * heads + h) * nQ + i] = m + Math.log(sum);
+        // a sink adds exp(sink) to the denominator only
+        if (mods.sinks) sum += Math.exp(mods.sinks[h] - m);
         for (let j = 0; j < nK; j++) {
           if (!ok[j]) continue;
           const p = w[j] / sum;

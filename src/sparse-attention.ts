@@ -17,6 +17,7 @@ import {
 import { type Geometry, type Plan, buildGeometry, buildPlan, checkNotDisposed } from './plan.js';
 import type { Backend, BackendId } from './backends/backend.js';
 import { isBandMode, sequenceGroups } from './geometry.js';
+import { hasScoreModifiers } from './config-mods.js';
 import { type Choice, choose } from './choice.js';
 import {
   type ForwardOptions,
@@ -172,11 +173,12 @@ export class SparseAttention {
     const opts = checkKeys('plan options', forwardOptions ?? {}, ['keyLengths', 'nK']);
     const nK = opts.nK === undefined ? dims[1] : checkPositiveInt('nK', opts.nK);
     const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], nK);
-    const { backend, plan, reason } = this.choose(dims, keyLengths, 4, nK);
+    const needs = this.modsNeeded(undefined);
+    const { backend, plan, reason } = this.choose(dims, keyLengths, 4, nK, needs);
     // A forced backend that will refuse this call: plan() refuses it as forward() would (what
     // an uninitialised device can run is known only once it is; forward() then says).
     if (this.config.backend === backend.id) {
-      const why = backend.dtypeUnsupported?.(plan.dtype) ?? (backend.estimate(plan, 4).bestCase ? null : backend.canRun(plan));
+      const why = this.modsRefusal(backend, needs) ?? backend.dtypeUnsupported?.(plan.dtype) ?? (backend.estimate(plan, 4).bestCase ? null : backend.canRun(plan));
       if (why) throw new UnsupportedError(`backend '${backend.id}' cannot run this call: ${why}`);
     }
     const groups = sequenceGroups(plan);
@@ -223,6 +225,8 @@ export class SparseAttention {
     const keyLengths = checkKeyLengths(opts.keyLengths, shape[0], nK);
     const seqLengths = checkSeqLengths(opts.seqLengths, shape, nK);
     const out = checkOut(opts.out, shape, [call.q, call.k, call.v], call.float16Array);
+    const lse = checkLse(opts.lse, shape[0] * this.config.heads * shape[1]);
+    const needs = this.modsNeeded(lse);
     const signal = opts.signal;
     throwIfAborted(signal);
     const progress = progressReporter(opts.onProgress);
@@ -232,12 +236,12 @@ export class SparseAttention {
     // Tensors resident in a backend's memory cost it no copy: the estimates count only the others.
     const copied = [call.q, call.k, call.v, out].filter((d) => !cpu?.isResident?.(d)).length;
     let choice = seqLengths
-      ? this.packedChoice(shape, keyLengths, seqLengths)
-      : await this.settle(this.choose(shape, keyLengths, copied, nK), shape, keyLengths, copied, nK);
+      ? this.packedChoice(shape, keyLengths, seqLengths, needs)
+      : await this.settle(this.choose(shape, keyLengths, copied, nK, needs), shape, keyLengths, copied, nK, needs);
     this.checkLive();
     throwIfAborted(signal);
     const t0 = now();
-    const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report };
+    const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report, lse };
     for (;;) {
       const { backend, plan } = choice;
       try {
@@ -247,7 +251,7 @@ export class SparseAttention {
         await this.initBackend(backend);
         // A device lost since choose() counts as a failure of this call, not a usage error.
         if (backend.unavailable) throw new DeviceLostError(backend.unavailable);
-        const why = backend.canRun(plan);
+        const why = this.modsRefusal(backend, needs) ?? backend.canRun(plan);
         if (why) throw new UnsupportedError(`backend '${backend.id}' cannot run this call: ${why}`);
         // An abort rejects at once; work already submitted cannot be recalled, its result is dropped.
         const data = await rejectOnAbort(backend.run(plan, inputs), signal);
@@ -311,8 +315,11 @@ export class SparseAttention {
     const signal = opts.signal;
     throwIfAborted(signal);
     const progress = progressReporter(opts.onProgress);
-    if (cache.path === 'webgpu') return this.forwardGpuCached(call, cache, out as Float32Array | undefined, signal, progress);
+    const lse = checkLse(opts.lse, batch * this.config.heads * nQ);
+    if (cache.path === 'webgpu') return this.forwardGpuCached(call, cache, out as Float32Array | undefined, signal, progress, lse);
     const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
+    const refused = this.modsRefusal(cpu, this.modsNeeded(lse));
+    if (refused) throw new UnsupportedError(`backend 'wasm' cannot run this call (its KV cache is on the CPU): ${refused}`);
     await cpu.init();
     this.checkLive();
     throwIfAborted(signal);
@@ -336,7 +343,7 @@ export class SparseAttention {
   }
 
   /** forward() against a cache in GPU buffers: appends the new rows there, uploads q, reads back the output. */
-  private async forwardGpuCached(call: CallInputs, cache: KvCache, out: Float32Array | undefined, signal: AbortSignal | undefined, progress: ReturnType<typeof progressReporter>): Promise<TensorResult<TensorArray>> {
+  private async forwardGpuCached(call: CallInputs, cache: KvCache, out: Float32Array | undefined, signal: AbortSignal | undefined, progress: ReturnType<typeof progressReporter>, lse: Float32Array | undefined): Promise<TensorResult<TensorArray>> {
     const gpu = this.gpuBackend();
     await this.initBackend(gpu);
     throwIfAborted(signal);
@@ -350,7 +357,7 @@ export class SparseAttention {
       const why = gpu.canRunWith(plan, true);
       if (why) throw new UnsupportedError(`backend 'webgpu' cannot run this call: ${why}`);
       const t0 = now();
-      const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report };
+      const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report, lse };
       const data = await rejectOnAbort(gpu.runCached(plan, inputs, store), signal);
       this.checkLive();
       progress.done();
@@ -455,6 +462,8 @@ export class SparseAttention {
     const keyLengths = checkKeyLengths(opts.keyLengths, call.shape[0], call.kvShape[1]);
     const seqLengths = checkSeqLengths(opts.seqLengths, call.shape, call.kvShape[1]);
     const backend = this.owned.backends.find((b) => b.capabilities.sync && b.runSync)!;
+    const refused = this.modsRefusal(backend, this.modsNeeded(undefined));
+    if (refused) throw new UnsupportedError(`forwardSync runs on the CPU: ${refused}`);
     const plan = this.planOn(backend, call.shape, keyLengths, call.kvShape[1], seqLengths);
     const t0 = now();
     const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v], call.float16Array);
@@ -528,9 +537,11 @@ export class SparseAttention {
   }
 
   /** Packed sequences (seqLengths) run on the CPU path, whose kernel takes them as sequences with offsets. */
-  private packedChoice(shape: [number, number, number], keyLengths: Int32Array | null, seqLengths: Int32Array): Choice {
+  private packedChoice(shape: [number, number, number], keyLengths: Int32Array | null, seqLengths: Int32Array, needs: boolean): Choice {
     if (this.config.backend === 'webgpu') throw new UnsupportedError("packed sequences (seqLengths) run on the CPU path only for now (options.backend is 'webgpu')");
     const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
+    const refused = this.modsRefusal(cpu, needs);
+    if (refused) throw new UnsupportedError(`packed sequences (seqLengths) run on the CPU path: ${refused}`);
     return { backend: cpu, plan: this.planOn(cpu, shape, keyLengths, shape[1], seqLengths), reason: `${cpu.id}: packed sequences (seqLengths) run on the CPU path` };
   }
 
@@ -539,19 +550,36 @@ export class SparseAttention {
     return { storage: this.config.dtype, compute: 'float32' };
   }
 
+  /** Whether a call uses score modifiers or asks for lse: only backends with capabilities.modifiers run it. */
+  private modsNeeded(lse: Float32Array | undefined): boolean {
+    const m = this.config.mods;
+    return lse !== undefined || m.scale !== null || hasScoreModifiers(m);
+  }
+
+  /** Why `b` cannot run a call that needs the modifiers (`needs`); null when it can. */
+  private modsRefusal(b: Backend, needs: boolean): string | null {
+    if (!needs || b.capabilities.modifiers) return null;
+    return `${b.id} does not run the score modifiers (scale, softcap, alibi, sinks) or the lse output yet`;
+  }
+
   /** Which backend runs this call, on its own blocks, and why (src/choice.ts). */
-  private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4, nK = shape[1]): Choice {
+  private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4, nK = shape[1], needs = false): Choice {
+    if (needs && this.config.backend !== 'auto') {
+      const forced = this.owned.backends.find((b) => b.id === this.config.backend)!;
+      const refused = this.modsRefusal(forced, true);
+      if (refused) throw new UnsupportedError(`backend '${forced.id}' (options.backend) cannot run this call: ${refused}`);
+    }
     return choose({
       backends: this.owned.backends,
       forced: this.config.backend,
-      usable: (b) => this.usable(b),
+      usable: (b) => this.usable(b) ?? this.modsRefusal(b, needs),
       planOn: (b) => this.planOn(b, shape, keyLengths, nK),
       copied,
     });
   }
 
   /** Resolves a choice that rests on a best case: initialises that backend once (a failure is remembered), then chooses again. */
-  private async settle(choice: Choice, shape: [number, number, number], keyLengths: Int32Array | null, copied: number, nK: number): Promise<Choice> {
+  private async settle(choice: Choice, shape: [number, number, number], keyLengths: Int32Array | null, copied: number, nK: number, needs = false): Promise<Choice> {
     if (!choice.probe) return choice;
     try {
       await this.initBackend(choice.backend);
@@ -559,7 +587,7 @@ export class SparseAttention {
       if (e instanceof DisposedError) throw e;
       this.excluded.set(choice.backend.id, `no usable device (${(e as Error).message.replace(/^SparseAttention: backend '\w+' is unavailable: /, '')})`);
     }
-    return this.choose(shape, keyLengths, copied, nK);
+    return this.choose(shape, keyLengths, copied, nK, needs);
   }
 
   /**
@@ -616,6 +644,13 @@ export class SparseAttention {
     this.geometries.set(key, geometry);
     return buildPlan(this.config, geometry, shape, keyLengths, this.config.kvHeads, seqLengths);
   }
+}
+
+/** forward's `lse` option: undefined, or a Float32Array of batch·heads·nQ floats. */
+function checkLse(lse: unknown, n: number): Float32Array | undefined {
+  if (lse === undefined) return undefined;
+  if (!(lse instanceof Float32Array) || lse.length !== n) throw argError('lse', `a Float32Array of batch·heads·nQ = ${n} floats`, lse);
+  return lse;
 }
 
 function now(): number {

@@ -278,10 +278,17 @@ export interface ForwardOptions {
    * positions cache.length …; q (one row per new token) attends to every cached key.
    */
   cache?: KvCache;
+  /**
+   * A Float32Array of batch·heads·nCtx floats that receives each row's natural-log logsumexp
+   * of its final logits over its allowed keys ([batch][heads][nCtx]; sinks excluded;
+   * −Infinity for a row with no key), for mergeAttention.
+   */
+  lse?: Float32Array;
 }
 
 /** Forward options, read once and checked. */
 export interface CallOptions {
+  lse: unknown;
   keyLengths: unknown;
   seqLengths: unknown;
   cache: unknown;
@@ -296,7 +303,7 @@ export interface CallOptions {
  * point takes (forwardSync and plan take fewer).
  */
 export function readCallOptions(options: unknown, allowed: readonly string[] = FORWARD_OPTION_KEYS): CallOptions {
-  if (options === undefined) return { keyLengths: undefined, seqLengths: undefined, cache: undefined, signal: undefined, out: undefined, onProgress: undefined };
+  if (options === undefined) return { keyLengths: undefined, seqLengths: undefined, cache: undefined, signal: undefined, out: undefined, onProgress: undefined, lse: undefined };
   if (options === null || typeof options !== 'object') throw argError('forward options', 'an object or undefined', options);
   const o = checkKeys('forward options', options, allowed, NOT_YET_FORWARD_OPTIONS);
   const get = (key: string) => o[key];
@@ -309,5 +316,6 @@ export function readCallOptions(options: unknown, allowed: readonly string[] = F
     signal: checkSignal(get('signal')),
     out: get('out'),
     onProgress: onProgress as CallOptions['onProgress'],
+    lse: get('lse'),
   };
 }

@@ -40,6 +40,8 @@ export interface RunInputs {
   progress?: (fraction: number) => void;
   /** K and V are read from a KV cache of this backend (k and v unused). */
   cache?: CacheRegions;
+  /** (capabilities.modifiers) Each row's natural-log logsumexp, [batch][heads][nQ], written here. */
+  lse?: Float32Array;
 }
 
 export interface Capabilities {
@@ -49,6 +51,11 @@ export interface Capabilities {
   readonly resident: boolean;
   /** runResident()/device: GPUBuffers in and out (forwardGPU). */
   readonly gpuBuffers: boolean;
+  /**
+   * Score modifiers (softcap, ALiBi, sinks, a user scale) and the lse output (RunInputs.lse):
+   * absent or false, the facade does not give this backend a call that asks for them.
+   */
+  readonly modifiers?: boolean;
 }
 
 export interface Estimate {

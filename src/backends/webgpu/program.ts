@@ -20,15 +20,17 @@ export interface Program {
   headDim: number;
   /** Inference shapes (the shader's XATTN): kvHeads < heads, nQ != nK, a KV cache. */
   xattn?: boolean;
+  /** Score modifiers and the lse output (the shader's MODS), set by uniforms. */
+  mods?: boolean;
 }
 
 const RPT = 4; // query rows per thread (the shader's RPT)
 const TPR = 8; // threads per row group (the shader's TPR)
 
-/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded][_xattn]`. */
+/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded][_xattn][_mods]`. */
 export function programName(p: Program): string {
   const dp = paddedHeadDim(p.headDim);
-  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}${p.xattn ? '_xattn' : ''}`;
+  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}${p.xattn ? '_xattn' : ''}${p.mods ? '_mods' : ''}`;
 }
 
 /** The WGSL text of a program: the template's constants and flags set, stages inlined, tile loops unrolled. */
@@ -46,6 +48,7 @@ export function programText(p: Program): string {
       PADDED: p.headDim < dp,
       P_VEC4: bn % 32 === 0,
       XATTN: p.xattn === true,
+      MODS: p.mods === true,
     },
     unroll: {
       RPT, CPT: bn / TPR, 'CPT / 4u': Math.floor(bn / 32), DPT: dp / TPR, 'DPT / 4u': dp / 32, NWB: Math.ceil(bn / 32), '4u': 4,
@@ -74,19 +77,24 @@ export function decodeRows(dp: number): number {
   return Math.max(1, Math.min(8, Math.floor(8 / dv)));
 }
 
-/** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>__<subgroups|plain>`. */
-export function decodeName(dp: number, subgroups: boolean): string {
-  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}`;
+/** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>_l<lanes>__<subgroups|plain>[_mods]`. */
+export function decodeName(dp: number, subgroups: boolean, mods = false): string {
+  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}${mods ? '_mods' : ''}`;
 }
 
 /** The WGSL of the flash-decoding program (shaders/bsattn_decode.wgsl) for a padded head dim. */
-export function decodeText(dp: number, subgroups: boolean): string {
+export function decodeText(dp: number, subgroups: boolean, mods = false): string {
   const text = preprocess(decodeSource, {
     consts: { DP: dp, RM: decodeRows(dp), TPK: decodeLanes(dp) },
-    flags: { SUBGROUPS: subgroups },
+    flags: { SUBGROUPS: subgroups, MODS: mods },
     unroll: { RM: decodeRows(dp), DV: dp / (4 * decodeLanes(dp)), U: 2 },
   });
   return subgroups ? `enable subgroups;\n${text}` : text;
+}
+
+/** The WGSL of flash-decoding's combine pass (shaders/bsattn_combine.wgsl). */
+export function combineText(mods: boolean): string {
+  return preprocess(combineSource, { flags: { MODS: mods } });
 }
 
 /** Pipelines per device: every instance on one device shares them. */
@@ -108,12 +116,13 @@ export class ProgramCache {
   }
 
   /** Flash-decoding: the split kernel for a padded head dim, and the combine pass. */
-  decode(dp: number, subgroups: boolean): Promise<GPUComputePipeline> {
-    return this.pipeline(decodeName(dp, subgroups), () => decodeText(dp, subgroups));
+  decode(dp: number, subgroups: boolean, mods = false): Promise<GPUComputePipeline> {
+    return this.pipeline(decodeName(dp, subgroups, mods), () => decodeText(dp, subgroups, mods));
   }
 
-  combine(): Promise<GPUComputePipeline> {
-    return this.pipeline('bsattn_combine', () => combineSource);
+  /** `mods`: with sinks and the lse output (the shader's MODS). */
+  combine(mods = false): Promise<GPUComputePipeline> {
+    return this.pipeline(mods ? 'bsattn_combine_mods' : 'bsattn_combine', () => combineText(mods));
   }
 
   get(p: Program): Promise<GPUComputePipeline> {

@@ -28,6 +28,7 @@ import { GpuKvCache, type GpuCacheGeometry } from './kv-cache.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
 import { ProgramCache, decodeLanes, decodeRows } from './program.js';
 import { type Variant, chooseVariant, paddedHeadDim, tallTilesApply } from './variants.js';
+import { hasScoreModifiers, scaleOf } from '../../config-mods.js';
 
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
@@ -93,7 +94,7 @@ const fmtFlops = (f: number) => (f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `$
 
 export class WebGpuBackend implements Backend {
   readonly id = 'webgpu' as const;
-  readonly capabilities: Capabilities = { sync: false, resident: false, gpuBuffers: true };
+  readonly capabilities: Capabilities = { sync: false, resident: false, gpuBuffers: true, modifiers: true };
   /** Why the device is unusable (lost, destroyed, failed); null while it works. */
   deadReason: string | null = null;
   /** GPU time of the last call's kernels in ms, when timestamp queries are on. */
@@ -283,6 +284,45 @@ export class WebGpuBackend implements Backend {
     this.ctx = null;
   }
 
+  /** Whether a call runs the forward program's MODS pipeline: softcap, ALiBi, sinks, or the lse output (`lse`). */
+  private modsOn(lse: boolean): boolean {
+    return lse || hasScoreModifiers(this.config.mods);
+  }
+
+  /**
+   * The uniform block of a dispatch with the scale of options.scale (log2 e folded in) and,
+   * for the MODS pipeline, its 8 words appended (the shader's Params): the soft cap, the flags,
+   * the chunk's first head, the heads of the call, query tokens per (batch item, head) in lse,
+   * and (cross-attention, not regrouped) the position of query row 0 among the keys.
+   */
+  private withMods(base: ArrayBuffer, plan: Plan, h0: number, lseRows: number, qDist: number, lse: boolean, mods: boolean): ArrayBuffer {
+    const m = this.config.mods;
+    const out = new ArrayBuffer(base.byteLength + (mods ? 32 : 0));
+    new Uint8Array(out).set(new Uint8Array(base));
+    new Float32Array(out)[12] = Math.LOG2E * scaleOf(m, plan.headDim);
+    if (!mods) return out;
+    const at = base.byteLength / 4;
+    const u = new Uint32Array(out);
+    new Float32Array(out)[at] = m.softcap * Math.LOG2E;
+    u.set([(m.alibi ? 1 : 0) | (m.sinks ? 2 : 0) | (lse ? 4 : 0), h0, plan.heads, lseRows, qDist], at + 1);
+    return out;
+  }
+
+  /** Bindings 7 and 8 of the MODS pipeline: slopes and sinks (base 2), and the lse output (a placeholder without one). */
+  private modsEntries(mods: boolean, lse: GPUBuffer | null): GPUBindGroupEntry[] {
+    if (!mods) return [];
+    const m = this.config.mods;
+    const heads = this.config.heads;
+    const values = new Float32Array(Math.max(4, 2 * heads));
+    for (let h = 0; h < heads; h++) {
+      values[h] = (m.alibi?.[h] ?? 0) * Math.LOG2E;
+      values[heads + h] = (m.sinks?.[h] ?? 0) * Math.LOG2E;
+    }
+    const buf = this.buffer('mods', values.byteLength, STORAGE | COPY_DST);
+    this.check().queue.writeBuffer(buf, 0, values);
+    return [{ binding: 7, resource: { buffer: buf } }, { binding: 8, resource: { buffer: lse ?? this.buffer('lse-none', 16, STORAGE) } }];
+  }
+
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const result = this.tail.then(fn);
     this.tail = result.catch(() => undefined);
@@ -338,16 +378,18 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Encodes one chunk's dispatch into `pass`; its uniform buffer is per chunk index. */
-  private async encode(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, i: number, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, offsets: number[], bytes: number, query: GPUQuerySet | null): Promise<void> {
+  private async encode(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, i: number, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, offsets: number[], bytes: number, query: GPUQuerySet | null, lse: GPUBuffer | null = null): Promise<void> {
     const device = this.check();
     const variant = this.variantFor(plan)!;
-    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim });
+    const mods = this.modsOn(lse !== null);
+    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, mods });
     const scanV = this.options.scanV ?? true;
     const scan = scanV ? await this.programs!.scan() : null;
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
     const d = buildDispatch(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension);
-    const uniform = this.buffer(`params${i}`, 64, UNIFORM | COPY_DST);
-    device.queue.writeBuffer(uniform, 0, d.params);
+    const params = this.withMods(d.params, plan, chunk.h0, plan.nCtx, 0, lse !== null, mods);
+    const uniform = this.buffer(`params${i}`, params.byteLength, UNIFORM | COPY_DST);
+    device.queue.writeBuffer(uniform, 0, params);
     const bind = (binding: number, buffer: GPUBuffer, offset = 0, size?: number) => ({ binding, resource: { buffer, offset, size } });
     // vflag: 0 when V is all finite (the pre-pass ORs in 1 otherwise); without the pre-pass
     // it is 1, and partial tiles always take the masked P·V
@@ -356,7 +398,7 @@ export class WebGpuBackend implements Backend {
     else device.queue.writeBuffer(vflag, 0, new Uint32Array([1, 0, 0, 0]));
     const group = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, offsets[0], bytes), bind(3, t.k, offsets[1], bytes), bind(4, t.v, offsets[2], bytes), bind(5, t.o, offsets[3], bytes), bind(6, vflag, 0, 16)],
+      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, offsets[0], bytes), bind(3, t.k, offsets[1], bytes), bind(4, t.v, offsets[2], bytes), bind(5, t.o, offsets[3], bytes), bind(6, vflag, 0, 16), ...this.modsEntries(mods, lse)],
     });
     const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
     if (scan) {
@@ -399,15 +441,20 @@ export class WebGpuBackend implements Backend {
         o: this.buffer('o', bytes, STORAGE | COPY_SRC),
       };
       const staging = this.buffer('staging', bytes, MAP_READ | COPY_DST);
+      // lse of the chunk: [items][heads h0..h1][nCtx], contiguous in the call's [batch][heads][nCtx]
+      const lseN = (c.b1 - c.b0) * (c.h1 - c.h0) * plan.nCtx;
+      const lse = inputs.lse ? this.lseBuffers(lseN) : null;
       await this.scoped(async () => {
         device.queue.writeBuffer(t.q, 0, slice(inputs.q) as Float32Array<ArrayBuffer>);
         device.queue.writeBuffer(t.k, 0, slice(inputs.k) as Float32Array<ArrayBuffer>);
         device.queue.writeBuffer(t.v, 0, slice(inputs.v) as Float32Array<ArrayBuffer>);
         const enc = device.createCommandEncoder();
-        await this.encode(enc, plan, c, 0, t, [0, 0, 0, 0], bytes, null);
+        await this.encode(enc, plan, c, 0, t, [0, 0, 0, 0], bytes, null, lse?.out ?? null);
         enc.copyBufferToBuffer(t.o, 0, staging, 0, bytes);
+        if (lse) enc.copyBufferToBuffer(lse.out, 0, lse.staging, 0, lseN * 4);
         device.queue.submit([enc.finish()]);
       });
+      if (lse) await this.readLse(lse.staging, lseN, inputs.lse!, (c.b0 * plan.heads + c.h0) * plan.nCtx);
       await staging.mapAsync(MODE_READ, 0, bytes);
       if (this.deadReason) throw new DeviceLostError(this.deadReason);
       const result = new Float32Array(staging.getMappedRange(0, bytes));
@@ -545,6 +592,8 @@ export class WebGpuBackend implements Backend {
       const q = this.buffer('q', qBytes, STORAGE | COPY_DST);
       const o = this.buffer('o', qBytes, STORAGE | COPY_SRC);
       const staging = this.buffer('staging', qBytes, MAP_READ | COPY_DST);
+      const lseN = nb * plan.heads * plan.nCtx;
+      const lse = inputs.lse ? this.lseBuffers(lseN) : null;
       let kv: { k: GPUBuffer; v: GPUBuffer; bytes: number | undefined; at: KvAddressing };
       if (cache) {
         const r = cache.regions();
@@ -561,11 +610,13 @@ export class WebGpuBackend implements Backend {
         }
         const enc = device.createCommandEncoder();
         const chunk = { b0, b1, h0: 0, h1: plan.heads };
-        if (decode) await this.encodeDecode(enc, plan, { q, o, k: kv.k, v: kv.v }, kv.at, null);
-        else await this.encodeInference(enc, plan, chunk, { q, o, k: kv.k, v: kv.v }, qBytes, kv.bytes, kv.at, null);
+        if (decode) await this.encodeDecode(enc, plan, { q, o, k: kv.k, v: kv.v }, kv.at, null, lse?.out ?? null);
+        else await this.encodeInference(enc, plan, chunk, { q, o, k: kv.k, v: kv.v }, qBytes, kv.bytes, kv.at, null, lse?.out ?? null);
         enc.copyBufferToBuffer(o, 0, staging, 0, qBytes);
+        if (lse) enc.copyBufferToBuffer(lse.out, 0, lse.staging, 0, lseN * 4);
         device.queue.submit([enc.finish()]);
       });
+      if (lse) await this.readLse(lse.staging, lseN, inputs.lse!, b0 * plan.heads * plan.nCtx);
       await staging.mapAsync(MODE_READ, 0, qBytes);
       if (this.deadReason) throw new DeviceLostError(this.deadReason);
       try {
@@ -580,22 +631,24 @@ export class WebGpuBackend implements Backend {
   }
 
   /** The forward program with XATTN for one chunk of whole batch items (q/o from offset 0; K/V per `at`). */
-  private async encodeInference(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, qBytes: number, kvBytes: number | undefined, at: KvAddressing, query: GPUQuerySet | null): Promise<void> {
+  private async encodeInference(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, qBytes: number, kvBytes: number | undefined, at: KvAddressing, query: GPUQuerySet | null, lse: GPUBuffer | null = null): Promise<void> {
     const device = this.check();
     const variant = this.variantFor(plan)!;
-    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, xattn: true });
+    const mods = this.modsOn(lse !== null);
+    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, xattn: true, mods });
     const scan = (this.options.scanV ?? true) ? await this.programs!.scan() : null;
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
     const d = buildDispatchX(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, at);
-    const uniform = this.buffer('params-x', 96, UNIFORM | COPY_DST);
-    device.queue.writeBuffer(uniform, 0, d.params);
+    const params = this.withMods(d.params, plan, chunk.h0, plan.nCtx, plan.regroup > 0 ? 0 : plan.nK - plan.nCtx, lse !== null, mods);
+    const uniform = this.buffer('params-x', params.byteLength, UNIFORM | COPY_DST);
+    device.queue.writeBuffer(uniform, 0, params);
     const bind = (binding: number, buffer: GPUBuffer, size?: number) => ({ binding, resource: { buffer, offset: 0, size } });
     const vflag = this.buffer('vflag-x', 16, STORAGE | COPY_DST);
     if (scan) enc.clearBuffer(vflag, 0, 16);
     else device.queue.writeBuffer(vflag, 0, new Uint32Array([1, 0, 0, 0]));
     const group = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, qBytes), bind(3, t.k, kvBytes), bind(4, t.v, kvBytes), bind(5, t.o, qBytes), bind(6, vflag, 16)],
+      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, qBytes), bind(3, t.k, kvBytes), bind(4, t.v, kvBytes), bind(5, t.o, qBytes), bind(6, vflag, 16), ...this.modsEntries(mods, lse)],
     });
     const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
     if (scan) {
@@ -612,16 +665,17 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Flash-decoding: the split kernel and (more than one split) the combine pass, in one compute pass. */
-  private async encodeDecode(enc: GPUCommandEncoder, plan: Plan, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, at: KvAddressing, query: GPUQuerySet | null): Promise<void> {
+  private async encodeDecode(enc: GPUCommandEncoder, plan: Plan, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, at: KvAddressing, query: GPUQuerySet | null, lse: GPUBuffer | null = null): Promise<void> {
     const device = this.check();
     const dp = paddedHeadDim(plan.headDim);
     // the lanes of a key must share a subgroup (lavapipe's are 8 wide: 16-lane keys sum through workgroup memory there)
     const sg = this.ctx!.subgroups && this.options.subgroups !== false && this.ctx!.subgroupMin >= decodeLanes(dp);
-    const pipeline = await this.programs!.decode(dp, sg);
+    const mods = this.modsOn(lse !== null);
+    const pipeline = await this.programs!.decode(dp, sg, mods);
     const geo = this.decodeGeometry(plan);
     const maxDim = device.limits.maxComputeWorkgroupsPerDimension;
     const gridX = Math.min(geo.workgroups, maxDim);
-    const params = new ArrayBuffer(96);
+    const params = new ArrayBuffer(mods ? 128 : 96);
     const u = new Uint32Array(params);
     const i = new Int32Array(params);
     const f = new Float32Array(params);
@@ -629,27 +683,38 @@ export class WebGpuBackend implements Backend {
     i[5] = plan.nK - plan.nCtx;
     i[12] = geo.lo;
     i[13] = geo.hi;
-    f[20] = Math.LOG2E / Math.sqrt(plan.headDim);
+    f[20] = Math.LOG2E * scaleOf(this.config.mods, plan.headDim);
     f[21] = -Infinity;
     u[22] = gridX;
     u[23] = geo.workgroups;
-    const uniform = this.buffer('params-decode', 96, UNIFORM | COPY_DST);
+    const m = this.config.mods;
+    const flags = (m.alibi ? 1 : 0) | (m.sinks ? 2 : 0) | (lse ? 4 : 0);
+    if (mods) {
+      f[24] = m.softcap * Math.LOG2E;
+      u[25] = flags;
+    }
+    const modsEntries = this.modsEntries(mods, lse);
+    const uniform = this.buffer('params-decode', params.byteLength, UNIFORM | COPY_DST);
     device.queue.writeBuffer(uniform, 0, params);
     const rows = plan.batch * plan.nCtx * plan.heads;
     const partBytes = geo.splits > 1 ? rows * geo.splits * (dp / 4 + 1) * 16 : 16;
     const part = this.buffer('decode-partials', partBytes, STORAGE);
     const bind = (binding: number, buffer: GPUBuffer) => ({ binding, resource: { buffer } });
-    const group0 = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [bind(0, uniform), bind(1, t.q), bind(2, t.k), bind(3, t.v), bind(4, t.o), bind(5, part)] });
-    const combine = geo.splits > 1 ? await this.programs!.combine() : null;
+    // (MODS) slopes/sinks and lse at bindings 6 and 7 here, 3 and 4 in the combine pass
+    const at6 = modsEntries.map((e, n) => ({ ...e, binding: 6 + n }));
+    const group0 = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [bind(0, uniform), bind(1, t.q), bind(2, t.k), bind(3, t.v), bind(4, t.o), bind(5, part), ...at6] });
+    const combine = geo.splits > 1 ? await this.programs!.combine(mods) : null;
     const cx = Math.min(rows, maxDim);
     let group1: GPUBindGroup | null = null;
     if (combine) {
-      const p2 = new ArrayBuffer(32);
+      const p2 = new ArrayBuffer(mods ? 48 : 32);
       new Uint32Array(p2).set([rows, geo.splits, dp / 4, plan.headDim / 4, cx]);
       new Float32Array(p2)[5] = -Infinity;
-      const u2 = this.buffer('params-combine', 32, UNIFORM | COPY_DST);
+      if (mods) new Uint32Array(p2).set([plan.heads, plan.nCtx, flags], 8);
+      const u2 = this.buffer('params-combine', p2.byteLength, UNIFORM | COPY_DST);
       device.queue.writeBuffer(u2, 0, p2);
-      group1 = device.createBindGroup({ layout: combine.getBindGroupLayout(0), entries: [bind(0, u2), bind(1, part), bind(2, t.o)] });
+      const at3 = modsEntries.map((e, n) => ({ ...e, binding: 3 + n }));
+      group1 = device.createBindGroup({ layout: combine.getBindGroupLayout(0), entries: [bind(0, u2), bind(1, part), bind(2, t.o), ...at3] });
     }
     const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
     for (let r = 0; r < (query ? this.repeat : 1); r++) {
@@ -750,6 +815,23 @@ export class WebGpuBackend implements Backend {
     }
     if (this.deadReason) throw new DeviceLostError(this.deadReason);
     return o;
+  }
+
+  /** The lse output of a chunk of n rows and its staging buffer. */
+  private lseBuffers(n: number): { out: GPUBuffer; staging: GPUBuffer } {
+    return { out: this.buffer('lse', n * 4, STORAGE | COPY_SRC), staging: this.buffer('lse-staging', n * 4, MAP_READ | COPY_DST) };
+  }
+
+  /** Copies n lse values from a staging buffer into `into` from index `at`. */
+  private async readLse(staging: GPUBuffer, n: number, into: Float32Array, at: number): Promise<void> {
+    await staging.mapAsync(MODE_READ, 0, n * 4);
+    if (this.deadReason) throw new DeviceLostError(this.deadReason);
+    try {
+      checkStillWhole({ lse: into }, into.length);
+      into.set(new Float32Array(staging.getMappedRange(0, n * 4)), at);
+    } finally {
+      staging.unmap();
+    }
   }
 
   /** Runs fn inside validation and out-of-memory error scopes; a GPU error rejects. */
