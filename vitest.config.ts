@@ -1,4 +1,26 @@
+import { availableParallelism } from 'node:os';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 import { defineConfig } from 'vitest/config';
+
+/**
+ * The GPU suites first, the one compiling the most pipelines first: on lavapipe each new
+ * pipeline is compiled (5–35 CPU-seconds on a fresh machine) at its first dispatch, so these
+ * files are the longest by far, and while one compiles on one core the other core runs the
+ * next GPU file and then the CPU suites. Without recorded durations (a fresh clone) vitest's
+ * own order is by file size, which starts them late.
+ */
+const GPU_FIRST = ['variants', 'webgpu', 'webgpu-features', 'webgpu-property', 'webgpu-reliability', 'webgpu-trust'].map((n) => `/test/${n}.test.ts`);
+
+class GpuFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (f: TestSpecification) => {
+      const i = GPU_FIRST.findIndex((g) => f.moduleId.endsWith(g));
+      return i < 0 ? GPU_FIRST.length : i;
+    };
+    const sorted = await super.sort(files);
+    return sorted.map((f, i) => ({ f, i })).sort((a, b) => rank(a.f) - rank(b.f) || a.i - b.i).map(({ f }) => f);
+  }
+}
 
 export default defineConfig({
   // The shaders are imported as text (as scripts/build.mjs does), for unit tests on src/.
@@ -10,6 +32,10 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     // forks: a crash inside a native GPU addon takes one child process, not the runner.
     pool: 'forks',
+    // One test file per core (vitest's default leaves one core to the runner: on 2 cores,
+    // one file at a time); the runner itself mostly waits.
+    maxWorkers: Math.max(2, availableParallelism()),
+    sequence: { sequencer: GpuFirstSequencer },
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

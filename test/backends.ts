@@ -30,19 +30,35 @@ export function wasmPaths(): PathUnderTest[] {
 const WEBGPU_TOL = { atol: 1e-4, rtol: 1e-3 };
 
 /**
+ * Which conformance cases a WebGPU path runs (test/webgpu.test.ts). lavapipe compiles each
+ * pipeline (variant × block × padded head dim × vec4 or not) at its first dispatch, 5–35
+ * CPU-seconds on a fresh machine, then runs a case in milliseconds: the default path runs
+ * every case; the others run the cases where they differ from it.
+ * - 'all': every case;
+ * - 'vec4UpTo32': head dims <= 32 that are multiples of 4 (one padded 32-wide chunk; every
+ *   mode, edge size and block size): the plain variants differ in the row reductions, not in
+ *   how Q, K and V are read, which the default path runs at every head dim;
+ * - 'qTile32': the cases the GPU runs at a block of 64 or 128 rows, at head dim 32 (the Q_TILE
+ *   variant needs an unpadded head dim; elsewhere it does not apply and the automatic choice,
+ *   already run by the default path, would run instead).
+ */
+export type GpuCaseSet = 'all' | 'vec4UpTo32' | 'qTile32';
+
+/**
  * The WebGPU paths of the conformance suite: the automatic variant choice (subgroup variants
  * where the adapter has them), the same without subgroups (the `__plain` variants), and the
  * H100's Q_TILE kernel at head dim 64 in a 64×64 shape that fits lavapipe's 32 KiB (its
  * 128×64 does not; lavapipe's own choice at block 128 is 128×32 with Q from global memory).
  * Every variant of the table, each where it applies, is webgpuVariantPaths().
  */
-export function webgpuPaths(): PathUnderTest[] {
+export function webgpuPaths(): (PathUnderTest & { cases: GpuCaseSet })[] {
   return [
-    { name: 'webgpu default', options: { backend: 'webgpu' }, ...WEBGPU_TOL },
-    { name: 'webgpu plain (no subgroups)', options: { backend: 'webgpu', webgpu: { subgroups: false } }, ...WEBGPU_TOL },
+    { name: 'webgpu default', options: { backend: 'webgpu' }, cases: 'all', ...WEBGPU_TOL },
+    { name: 'webgpu plain (no subgroups)', options: { backend: 'webgpu', webgpu: { subgroups: false } }, cases: 'vec4UpTo32', ...WEBGPU_TOL },
     {
       name: 'webgpu bsattn_fwd_f32_q64_k64_qtile__subgroups (Q staged per tile beside K)',
       options: { backend: 'webgpu', webgpu: { variant: 'bsattn_fwd_f32_q64_k64_qtile__subgroups' } },
+      cases: 'qTile32',
       ...WEBGPU_TOL,
     },
   ];

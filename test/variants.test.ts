@@ -3,13 +3,16 @@
 // webgpuVariantPaths in test/backends.ts). A variant this adapter cannot run (its workgroup
 // memory, subgroups) is a skipped test that says why. The conformance suite itself
 // (webgpu.test.ts) runs the automatic choice over every case.
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { SparseAttention, attentionReference } from '../dist/index.js';
 import { webgpuVariantPaths } from './backends.js';
-import { probeAdapter } from './gpu-env.js';
+import { GPU_TIMEOUT, holdSharedDevice, probeAdapter } from './gpu-env.js';
 import { describeCase, expectClose, inputs, reference } from './helpers.js';
 
 const adapter = probeAdapter();
+vi.setConfig({ testTimeout: GPU_TIMEOUT, hookTimeout: GPU_TIMEOUT });
+// Each variant's instances are disposed after its cases: the held device keeps one device for the file.
+holdSharedDevice(adapter.ok);
 const { paths, cannot } = webgpuVariantPaths(adapter.workgroupBytes ?? 16384, true);
 
 describe.runIf(adapter.ok)('webgpu kernel variants', () => {

@@ -6,12 +6,14 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SparseAttention } from '../dist/index.js';
-import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
+import { GPU_TIMEOUT, REQUIRE_GPU, holdSharedDevice, probeAdapter } from './gpu-env.js';
 import { type Case, expectClose, inputs, reference } from './helpers.js';
 
 const adapter = probeAdapter();
+vi.setConfig({ testTimeout: GPU_TIMEOUT, hookTimeout: GPU_TIMEOUT });
+holdSharedDevice(adapter.ok);
 const TOL = [1e-4, 1e-3] as const;
 const DIST = resolve(__dirname, '../dist/index.js');
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };

@@ -3,12 +3,14 @@
 // using the GPU (a usage error is not a device failure); swapped tensor data after the
 // call does not change it; onProgress reports by chunks. On whatever adapter this machine
 // has (CI: lavapipe); skipped with the reason elsewhere.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SparseAttention, SparseAttentionError } from '../dist/index.js';
-import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
+import { GPU_TIMEOUT, REQUIRE_GPU, holdSharedDevice, probeAdapter } from './gpu-env.js';
 import { expectClose, inputs, reference, type Case } from './helpers.js';
 
 const adapter = probeAdapter();
+vi.setConfig({ testTimeout: GPU_TIMEOUT, hookTimeout: GPU_TIMEOUT });
+holdSharedDevice(adapter.ok);
 const TOL = [1e-4, 1e-3] as const;
 const c: Case = { mode: 'local', L: 9, bs: 16, batch: 2, nCtx: 70, heads: 2, headDim: 8 };
 const detach = (a: Float32Array) => structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] });

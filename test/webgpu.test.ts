@@ -1,16 +1,21 @@
 // The conformance suite against the WebGPU path, on whatever adapter this machine has (in
-// CI: Mesa's lavapipe). lavapipe compiles each pipeline in seconds and runs ~2 GFLOP/s, so
-// the second kernel variant runs the cases whose head dim pads to 32 (every mode, causal
-// and bidirectional, every edge size and block size; fewer distinct pipelines).
-import { afterAll, describe, expect, it } from 'vitest';
+// CI: Mesa's lavapipe). lavapipe compiles each pipeline at its first dispatch (5–35
+// CPU-seconds on a fresh machine) and then runs a small case in milliseconds: the default
+// path runs every case, the plain (no subgroups) path the cases whose head dim is a multiple
+// of 4 and pads to 32 (every mode, causal and bidirectional, every edge size and block
+// size), the Q_TILE path the
+// cases the GPU runs at 64/128-row blocks, at head dim 32 (test/backends.ts webgpuPaths).
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { SparseAttention } from '../dist/index.js';
-import { webgpuPaths } from './backends.js';
+import { type GpuCaseSet, webgpuPaths } from './backends.js';
 import { conformanceCases } from './cases.js';
-import { ENABLE_HINT, REQUIRE_GPU, probeAdapter } from './gpu-env.js';
-import { describeCase, expectClose, inputs, reference } from './helpers.js';
+import { ENABLE_HINT, GPU_TIMEOUT, REQUIRE_GPU, holdSharedDevice, probeAdapter } from './gpu-env.js';
+import { type Case, describeCase, expectClose, inputs, reference } from './helpers.js';
 import { residentCopies } from '../scripts/lib/property.mjs';
 
 const adapter = probeAdapter(); // without one, the run's last line says how to enable these suites
+vi.setConfig({ testTimeout: GPU_TIMEOUT, hookTimeout: GPU_TIMEOUT });
+holdSharedDevice(adapter.ok);
 
 // In CI (SPARSE_ATTENTION_CI=1) a missing adapter is a failure, not a skip.
 describe('webgpu adapter', () => {
@@ -23,10 +28,26 @@ describe('webgpu adapter', () => {
 const cases = conformanceCases();
 const paths = webgpuPaths();
 
-describe.runIf(adapter.ok).each(paths.map((p, i) => ({ ...p, trimmed: i > 0 })))('$name', (path) => {
+/** The block the GPU runs a case at (plan() needs no device: the geometry is the backend's rule). */
+function gpuBlock(c: Case): number {
+  const attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...c.options, backend: 'webgpu' });
+  try {
+    return attn.plan([c.batch, c.nCtx, c.heads * c.headDim]).blockSize;
+  } finally {
+    attn.dispose();
+  }
+}
+
+const casesFor: Record<GpuCaseSet, () => Case[]> = {
+  all: () => cases,
+  vec4UpTo32: () => cases.filter((c) => c.headDim <= 32 && c.headDim % 4 === 0),
+  qTile32: () => cases.map((c) => ({ ...c, headDim: 32 })).filter((c) => gpuBlock(c) % 64 === 0),
+};
+
+describe.runIf(adapter.ok).each(paths)('$name', (path) => {
   const instances: SparseAttention[] = [];
   afterAll(() => instances.forEach((a) => a.dispose()));
-  const mine = path.trimmed ? cases.filter((c) => c.headDim <= 32) : cases;
+  const mine = casesFor[path.cases]();
 
   it.each(mine.map((c) => [describeCase(c), c] as const))('%s', async (_name, c) => {
     const attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...c.options, ...path.options });
