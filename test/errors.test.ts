@@ -39,7 +39,7 @@ describe('constructor arguments', () => {
     ['mask not a function', () => new SparseAttention(2, 'custom', undefined, 16, { layout: [[1]], mask: 3 as never }), /options\.mask must be a function/],
     ['options not an object', () => new SparseAttention(2, 'all', undefined, 32, 5 as never), /options must be an object or undefined \(got 5\)/],
     ['unknown option thread', () => new SparseAttention(2, 'all', undefined, 32, { thread: 4 } as never), /options\.thread is not an option; did you mean 'threads'\?/],
-    ['option of a later version', () => new SparseAttention(2, 'all', undefined, 32, { dtype: 'float16' } as never), /options\.dtype is not supported yet \(got 'float16'\)/],
+    ['dtype not a storage type', () => new SparseAttention(2, 'all', undefined, 32, { dtype: 'bfloat16' } as never), /options\.dtype must be 'float32' or 'float16'/],
     ['threads 1e6', () => new SparseAttention(2, 'all', undefined, 32, { threads: 1e6 }), /options\.threads must be at most 64 .*\(got 1000000\)/],
     ["layout entry '1'", () => new SparseAttention(2, 'custom', undefined, 16, { layout: [[1, 0], ['1', 1]] as never }), /options\.layout\[1\]\[0\] must be 0, 1, true or false \(got '1'\)/],
   ];
