@@ -20,25 +20,8 @@
 // writes the graph (17 MB of f32 weights; default examples/sparse-lm/out/sparse-lm-dense.onnx).
 // The runner (ort-lm.mjs) builds it in memory instead.
 import protobuf from 'protobufjs';
-
-// A subset of onnx/onnx.proto (field numbers as there), as in bench/peers/onnx-graph.mjs.
-const ONNX_SUBSET = `
-syntax = "proto3";
-package onnx;
-message AttributeProto {
-  enum AttributeType { UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5; FLOATS = 6; INTS = 7; }
-  string name = 1; float f = 2; int64 i = 3; bytes s = 4; TensorProto t = 5;
-  repeated float floats = 7; repeated int64 ints = 8; AttributeType type = 20;
-}
-message NodeProto { repeated string input = 1; repeated string output = 2; string name = 3; string op_type = 4; repeated AttributeProto attribute = 5; string domain = 7; }
-message TensorProto { repeated int64 dims = 1; int32 data_type = 2; repeated float float_data = 4; repeated int32 int32_data = 5; repeated int64 int64_data = 7; string name = 8; bytes raw_data = 9; }
-message TensorShapeProto { message Dimension { oneof value { int64 dim_value = 1; string dim_param = 2; } } repeated Dimension dim = 1; }
-message TypeProto { message Tensor { int32 elem_type = 1; TensorShapeProto shape = 2; } oneof value { Tensor tensor_type = 1; } }
-message ValueInfoProto { string name = 1; TypeProto type = 2; }
-message GraphProto { repeated NodeProto node = 1; string name = 2; repeated TensorProto initializer = 5; repeated ValueInfoProto input = 11; repeated ValueInfoProto output = 12; }
-message OperatorSetIdProto { string domain = 1; int64 version = 2; }
-message ModelProto { int64 ir_version = 1; string producer_name = 2; GraphProto graph = 7; repeated OperatorSetIdProto opset_import = 8; }
-`;
+// The subset of onnx/onnx.proto the project's ONNX peers are written with (field numbers as there).
+import { ONNX_SUBSET } from '../../../bench/peers/onnx-graph.mjs';
 
 const FLOAT = 1, INT32 = 6, INT64 = 7;
 const ModelProto = protobuf.parse(ONNX_SUBSET).root.lookupType('onnx.ModelProto');
