@@ -124,7 +124,7 @@ describe('sparse-lm ONNX graph (dense causal GroupQueryAttention)', () => {
       // A benchmark dependency (288 MB) kept out of `npm install`; CI installs it (.ci/run).
       if (CI) throw new Error('SPARSE_ATTENTION_CI=1: onnxruntime-node must be installed in bench/peers (node scripts/setup-bench.mjs)');
       recordSkip({ what: 'sparse-lm ONNX graph in onnxruntime-node', why: 'onnxruntime-node is not installed in bench/peers (a benchmark dependency)', enable: 'node scripts/setup-bench.mjs' });
-      ctx.skip();
+      ctx.skip('onnxruntime-node is not installed in bench/peers (node scripts/setup-bench.mjs)');
       return;
     }
     const { tensors } = await readWeights(weightBytes, config);

@@ -16,6 +16,7 @@ import { halfToFloat, parseSafetensors, sha256Hex } from '../examples/sparse-lm/
 // @ts-expect-error: plain ESM example modules without types
 import { LOGITS_ATOL, b64bytes, greedyMismatch, greedyParity, logitsParity, maxAbsDiff } from '../examples/sparse-lm/parity.mjs';
 import { probeAdapter } from './gpu-env.js';
+import { REQUIRE_GPU } from './optional.js';
 import { ROOT } from './runtimes/harness.js';
 
 const DIR = `${ROOT}examples/sparse-lm/`;
@@ -123,10 +124,15 @@ describe('sparse-lm, other ways to run the same model', () => {
 
   it('the WebGPU path matches PyTorch where the GPU runs grouped K/V heads and nQ < nK (else skipped with the reason)', async (ctx) => {
     const adapter = probeAdapter();
-    if (!adapter.ok) return ctx.skip(`no WebGPU adapter${adapter.error ? `: ${adapter.error}` : ''}`);
+    // CI requires the GPU suites: there a missing adapter or a refused shape is a failure
+    if (!adapter.ok) {
+      if (REQUIRE_GPU) throw new Error(`REQUIRE_GPU: no WebGPU adapter${adapter.error ? `: ${adapter.error}` : ''}`);
+      return ctx.skip(`no WebGPU adapter${adapter.error ? `: ${adapter.error}` : ''}`);
+    }
     process.env.XDG_RUNTIME_DIR ??= '/tmp';
     const model = await load({ path: 'webgpu' });
     const why = await model.support();
+    if (why && REQUIRE_GPU) throw new Error(`REQUIRE_GPU: the GPU path refuses the model: ${why}`);
     if (why) return ctx.skip(why);
     expectParity(await logitsParity(model, fx.short, 300), 'webgpu');
     expect(model.lastRun!.backend).toBe('webgpu');
