@@ -3,6 +3,7 @@
 // dependency, never loaded unless the GPU path is used). Requests the adapter's real
 // limits instead of the 128 MiB binding default, and watches for device loss.
 /// <reference types="@webgpu/types" />
+import { isSoftwareAdapter } from '../../cost-model.js';
 import { ArgumentError, UnsupportedError, describe } from '../../errors.js';
 
 export interface GpuContext {
@@ -15,6 +16,8 @@ export interface GpuContext {
   /** The adapter's smallest subgroup size (0: unknown): flash-decoding's 16-lane shuffles need 16. */
   subgroupMin: number;
   timestamps: boolean;
+  /** The adapter runs on the CPU (lavapipe, SwiftShader): its compiler is the CPU's time too. */
+  software: boolean;
   /** Dawn's GPU instance and adapter: held so that GC never frees them under the device. */
   keepAlive?: unknown[];
 }
@@ -60,13 +63,15 @@ async function findGpu(): Promise<{ gpu: GPU; via: string }> {
 export async function acquireDevice(userDevice: unknown): Promise<GpuContext> {
   if (userDevice !== undefined && userDevice !== null) {
     const device = checkDevice(userDevice);
+    const info = (device as unknown as { adapterInfo?: GPUAdapterInfo & { subgroupMinSize?: number; isFallbackAdapter?: boolean } }).adapterInfo;
     return {
       device,
       owned: false,
       adapter: 'the GPUDevice given in options.device',
       subgroups: device.features.has('subgroups'),
-      subgroupMin: (device as unknown as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0,
+      subgroupMin: info?.subgroupMinSize ?? 0,
       timestamps: device.features.has('timestamp-query'),
+      software: info ? info.isFallbackAdapter ?? isSoftwareAdapter(`${info.vendor} ${info.architecture} ${info.description}`) : false,
     };
   }
   const { gpu, via } = await findGpu();
@@ -79,7 +84,7 @@ export async function acquireDevice(userDevice: unknown): Promise<GpuContext> {
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMITS) requiredLimits[name] = adapter.limits[name];
-  const info = (adapter as unknown as { info: GPUAdapterInfo & { subgroupMinSize?: number } }).info ?? ({} as GPUAdapterInfo);
+  const info = (adapter as unknown as { info: GPUAdapterInfo & { subgroupMinSize?: number; isFallbackAdapter?: boolean } }).info ?? ({} as GPUAdapterInfo);
   // The kernel's row reduction shuffles across 8 adjacent lanes: subgroups must hold 8.
   const subgroups = adapter.features.has('subgroups') && (info.subgroupMinSize ?? 0) >= 8;
   const features: GPUFeatureName[] = [];
@@ -88,7 +93,7 @@ export async function acquireDevice(userDevice: unknown): Promise<GpuContext> {
   if (timestamps) features.push('timestamp-query');
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
   const name = [info.vendor, info.architecture, info.description || info.device].filter(Boolean).join(' ');
-  return { device, owned: true, adapter: `${name || 'unknown adapter'} via ${via}`, subgroups, subgroupMin: info.subgroupMinSize ?? 0, timestamps, keepAlive: [gpu, adapter] };
+  return { device, owned: true, adapter: `${name || 'unknown adapter'} via ${via}`, subgroups, subgroupMin: info.subgroupMinSize ?? 0, timestamps, software: info.isFallbackAdapter ?? isSoftwareAdapter(name), keepAlive: [gpu, adapter] };
 }
 
 /** The library's own device, shared by every instance of the process (pipelines compile once). */

@@ -22,15 +22,22 @@ export interface Program {
   xattn?: boolean;
   /** Score modifiers and the lse output (the shader's MODS), set by uniforms. */
   mods?: boolean;
+  /**
+   * The chunk-pair loops (S over head-dim pairs, P·V over key pairs) left as loops. Software
+   * adapters take it (ProgramCache): lavapipe's LLVM spent 14 s on the unrolled pairs of the
+   * lavapipe kernel (q128_k32_qglobal, head dim 64) and 2.2 s with them rolled, and ran the
+   * two equally fast (2048 keys × 4 heads: 398–436 ms either way, docs/gpu-kernel.md).
+   */
+  rolledPairs?: boolean;
 }
 
 const RPT = 4; // query rows per thread (the shader's RPT)
 const TPR = 8; // threads per row group (the shader's TPR)
 
-/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded][_xattn][_mods]`. */
+/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded][_xattn][_mods][_rolled]`. */
 export function programName(p: Program): string {
   const dp = paddedHeadDim(p.headDim);
-  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}${p.xattn ? '_xattn' : ''}${p.mods ? '_mods' : ''}`;
+  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}${p.xattn ? '_xattn' : ''}${p.mods ? '_mods' : ''}${p.rolledPairs ? '_rolled' : ''}`;
 }
 
 /** The WGSL text of a program: the template's constants and flags set, stages inlined, tile loops unrolled. */
@@ -56,7 +63,7 @@ export function programText(p: Program): string {
       // The chunk-pair loops too, up to head dim 64 for S (16 copies at 128 would be too much
       // code) and always for P·V (BN <= 64): nothing is carried from one pair to the next, and
       // the compiler schedules loads across the whole tile (-6.5% on the H100 at head dim 64).
-      'BN / 8u': bn / 8, ...(dp <= 64 ? { 'DP / 8u': dp / 8 } : {}),
+      ...(p.rolledPairs ? {} : { 'BN / 8u': bn / 8, ...(dp <= 64 ? { 'DP / 8u': dp / 8 } : {}) }),
     },
   });
   return p.variant.subgroups ? `enable subgroups;\n${text}` : text;
@@ -97,16 +104,20 @@ export function combineText(mods: boolean): string {
   return preprocess(combineSource, { flags: { MODS: mods } });
 }
 
+/** Test-only (src/testing.ts): `fullUnroll` gives software adapters the hardware's program texts. */
+export const programTesting = { fullUnroll: false };
+
 /** Pipelines per device: every instance on one device shares them. */
 const caches = new WeakMap<GPUDevice, ProgramCache>();
 
 export class ProgramCache {
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
-  private constructor(private readonly device: GPUDevice) {}
+  /** `software`: the adapter compiles on the CPU (lavapipe, SwiftShader): see Program.rolledPairs. */
+  private constructor(private readonly device: GPUDevice, private readonly software: boolean) {}
 
-  static for(device: GPUDevice): ProgramCache {
+  static for(device: GPUDevice, software: boolean): ProgramCache {
     let c = caches.get(device);
-    if (!c) caches.set(device, (c = new ProgramCache(device)));
+    if (!c) caches.set(device, (c = new ProgramCache(device, software)));
     return c;
   }
 
@@ -126,7 +137,8 @@ export class ProgramCache {
   }
 
   get(p: Program): Promise<GPUComputePipeline> {
-    return this.pipeline(programName(p), () => programText(p));
+    const q: Program = { ...p, rolledPairs: p.rolledPairs ?? (this.software && !programTesting.fullUnroll) };
+    return this.pipeline(programName(q), () => programText(q));
   }
 
   private pipeline(name: string, code: () => string): Promise<GPUComputePipeline> {

@@ -118,7 +118,7 @@ export class WebGpuBackend implements Backend {
         return;
       }
       this.ctx = ctx;
-      this.programs = ProgramCache.for(ctx.device);
+      this.programs = ProgramCache.for(ctx.device, ctx.software);
       ctx.device.lost.then((info) => {
         this.deadReason ??= `the GPU device was lost (${info.reason}${info.message ? `: ${info.message}` : ''})`;
       });
