@@ -2,7 +2,7 @@
 // and multi-threaded, and forwardSync; the WebGPU paths, and each WebGPU kernel variant of
 // the table where it applies. Tolerances per path (DESIGN.md §1).
 import { wasmVariants, type SparseAttentionOptions } from '../dist/index.js';
-import { VARIANTS, type Variant, whyNot } from '../src/backends/webgpu/variants.js';
+import { VARIANTS, type Variant, chooseVariant, whyNot } from '../src/backends/webgpu/variants.js';
 import type { Case } from './helpers.js';
 
 export interface PathUnderTest {
@@ -74,6 +74,16 @@ export interface VariantPath extends PathUnderTest {
   variant: Variant;
   /** Cases in which the named variant is the one that runs: block sizes it divides, a head dim its Q placement takes. */
   cases: VariantCase[];
+}
+
+/**
+ * The variants `npm test` runs of the table (the rest with SPARSE_ATTENTION_GPU_FULL=1, as CI
+ * does): the automatic choice at the suites' block sizes and head dims (here, the inference
+ * and modifier suites), and the H100's Q-per-tile kernel in the shape that fits 32 KiB.
+ */
+export function defaultVariantNames(workgroupBytes: number, subgroups: boolean): Set<string> {
+  const chosen = [[128, 32], [64, 32], [64, 8], [16, 8]].map(([bs, hd]) => chooseVariant(bs, hd, workgroupBytes, subgroups)?.name);
+  return new Set([`bsattn_fwd_f32_q64_k64_qtile__${subgroups ? 'subgroups' : 'plain'}`, ...chosen.filter((n): n is string => n !== undefined)]);
 }
 
 /**

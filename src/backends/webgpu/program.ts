@@ -84,17 +84,23 @@ export function decodeRows(dp: number): number {
   return Math.max(1, Math.min(8, Math.floor(8 / dv)));
 }
 
-/** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>_l<lanes>__<subgroups|plain>[_mods]`. */
-export function decodeName(dp: number, subgroups: boolean, mods = false): string {
-  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}${mods ? '_mods' : ''}`;
+/** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>_l<lanes>__<subgroups|plain>[_mods][_rolled]`. */
+export function decodeName(dp: number, subgroups: boolean, mods = false, rolledRows = false): string {
+  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}${mods ? '_mods' : ''}${rolledRows ? '_rolled' : ''}`;
 }
 
-/** The WGSL of the flash-decoding program (shaders/bsattn_decode.wgsl) for a padded head dim. */
-export function decodeText(dp: number, subgroups: boolean, mods = false): string {
+/**
+ * The WGSL of the flash-decoding program (shaders/bsattn_decode.wgsl) for a padded head dim.
+ * `rolledRows`: the loops over the RM rows stay loops (software adapters, see ProgramCache):
+ * lavapipe's LLVM took 8.9 s on the 8-row program at head dim 32 unrolled and 1.2 s rolled,
+ * which then ran a decode step over 8K keys in 8.2 ms instead of 6.2 (4/2 heads); on such an
+ * adapter the CPU path decodes faster still, so the first call's latency is what counts.
+ */
+export function decodeText(dp: number, subgroups: boolean, mods = false, rolledRows = false): string {
   const text = preprocess(decodeSource, {
     consts: { DP: dp, RM: decodeRows(dp), TPK: decodeLanes(dp) },
     flags: { SUBGROUPS: subgroups, MODS: mods },
-    unroll: { RM: decodeRows(dp), DV: dp / (4 * decodeLanes(dp)), U: 2 },
+    unroll: { ...(rolledRows ? {} : { RM: decodeRows(dp) }), DV: dp / (4 * decodeLanes(dp)), U: 2 },
   });
   return subgroups ? `enable subgroups;\n${text}` : text;
 }
@@ -104,7 +110,7 @@ export function combineText(mods: boolean): string {
   return preprocess(combineSource, { flags: { MODS: mods } });
 }
 
-/** Test-only (src/testing.ts): `fullUnroll` gives software adapters the hardware's program texts. */
+/** Test-only (src/testing.ts): `fullUnroll` gives software adapters the hardware's program texts (forward and flash-decoding). */
 export const programTesting = { fullUnroll: false };
 
 /** Pipelines per device: every instance on one device shares them. */
@@ -128,7 +134,8 @@ export class ProgramCache {
 
   /** Flash-decoding: the split kernel for a padded head dim, and the combine pass. */
   decode(dp: number, subgroups: boolean, mods = false): Promise<GPUComputePipeline> {
-    return this.pipeline(decodeName(dp, subgroups, mods), () => decodeText(dp, subgroups, mods));
+    const rolled = this.rolled();
+    return this.pipeline(decodeName(dp, subgroups, mods, rolled), () => decodeText(dp, subgroups, mods, rolled));
   }
 
   /** `mods`: with sinks and the lse output (the shader's MODS). */
@@ -137,8 +144,13 @@ export class ProgramCache {
   }
 
   get(p: Program): Promise<GPUComputePipeline> {
-    const q: Program = { ...p, rolledPairs: p.rolledPairs ?? (this.software && !programTesting.fullUnroll) };
+    const q: Program = { ...p, rolledPairs: p.rolledPairs ?? this.rolled() };
     return this.pipeline(programName(q), () => programText(q));
+  }
+
+  /** Software adapters compile on the CPU: their texts keep the loops whose unrolling costs the most LLVM time. */
+  private rolled(): boolean {
+    return this.software && !programTesting.fullUnroll;
   }
 
   private pipeline(name: string, code: () => string): Promise<GPUComputePipeline> {
