@@ -182,6 +182,21 @@ describe.runIf(run)('webgpu score modifiers and lse', () => {
     }
   });
 
+  it('packed sequences (seqLengths) with every modifier and lse: each sequence its own positions and rows of lse', async () => {
+    for (const kvHeads of [4, 2]) {
+      const c = { mode: 'local' as const, L: 9, causal: true, heads: 4, kvHeads, mods: 'all' };
+      const attn = make(c);
+      const lens = [17, 0, 64, 3];
+      const q = randomTensor([1, 84, 4 * D], 14, 2), k = randomTensor([1, 84, kvHeads * D], 15, 2), v = randomTensor([1, 84, kvHeads * D], 16);
+      const ref = attentionReference(q, k, v, 4, 'local', 9, BS, optionsOf(c), { seqLengths: lens });
+      const lse = new Float32Array(4 * 84).fill(NaN);
+      const out = await attn.forward(q, k, v, { seqLengths: lens, lse });
+      expect(attn.lastRun!.reason).toMatch(/packed: 3 sequences/);
+      expectClose(out.data, ref.data, TOL.atol, TOL.rtol, `packed ${kvHeads} K/V heads`);
+      expectClose(lse, ref.lse, LSE_TOL.atol, LSE_TOL.rtol, `packed ${kvHeads} K/V heads lse`);
+    }
+  });
+
   it('mergeAttention of parts over disjoint key ranges (GPU, with lse) equals the full call', async () => {
     // bidirectional 'all': a part's keys are a subset at any positions (no ALiBi: positions
     // would move with the part's nK; no sinks: each part's denominator would count one)
