@@ -10,7 +10,7 @@
 // (their loops unrolled, see ProgramCache).
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { SparseAttention, attentionReference } from '../dist/index.js';
-import { defaultVariantNames, webgpuVariantPaths } from './backends.js';
+import { checkVariantCase, defaultVariantNames, webgpuVariantPaths } from './backends.js';
 import { GPU_TIMEOUT, holdSharedDevice, probeAdapter } from './gpu-env.js';
 import { describeCase, expectClose, inputs, randomTensor, reference } from './helpers.js';
 import { __testing } from './internal.js';
@@ -53,18 +53,11 @@ describe.runIf(adapter.ok)('webgpu kernels with subgroups', () => {
   });
 
   for (const path of paths) describe(path.name, () => {
-    it.for(path.cases.map((x) => [`${describeCase(x.c)}${x.infInV ? ' Inf in V' : ''}`, x] as const))('%s', async ([, { c, infInV }], ctx) => {
+    it.for(path.cases.map((x) => [`${describeCase(x.c)}${x.infInV ? ' Inf in V' : ''}`, x] as const))('%s', async ([, x], ctx) => {
+      const { c } = x;
       const attn = track(new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...c.options, ...path.options }));
       await needSubgroups(attn, ctx.skip);
-      const { q, k, v } = inputs(c);
-      let ref = reference(c);
-      if (infInV) {
-        v.data[(1 * c.nCtx + c.bs + 1) * c.heads * c.headDim + 3] = Infinity;
-        ref = attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, c.options ?? {}, { keyLengths: c.keyLengths }).data;
-      }
-      const out = await attn.forward(q, k, v, { keyLengths: c.keyLengths });
-      expect(attn.lastRun?.backend, attn.lastRun?.reason).toBe('webgpu');
-      expectClose(out.data, ref, path.atol, path.rtol, `${path.name} ${describeCase(c)}`);
+      await checkVariantCase(attn, path, x);
     });
   });
 

@@ -8,8 +8,8 @@
 // loops rolled (Program.rolledPairs: a fraction of the LLVM time); with SPARSE_ATTENTION_GPU_FULL=1
 // (CI) the last block also runs the texts a hardware GPU compiles, pairs unrolled.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { SparseAttention, attentionReference } from '../dist/index.js';
-import { defaultVariantNames, webgpuVariantPaths } from './backends.js';
+import { SparseAttention } from '../dist/index.js';
+import { checkVariantCase, defaultVariantNames, webgpuVariantPaths } from './backends.js';
 import { GPU_TIMEOUT, holdSharedDevice, probeAdapter } from './gpu-env.js';
 import { describeCase, expectClose, inputs, reference } from './helpers.js';
 import { __testing } from './internal.js';
@@ -39,18 +39,11 @@ describe.runIf(adapter.ok)('webgpu kernel variants without subgroups', () => {
   for (const path of paths) describe(path.name, () => {
     const instances: SparseAttention[] = [];
     afterAll(() => instances.forEach((a) => a.dispose()));
-    it.for(path.cases.map((x) => [`${describeCase(x.c)}${x.infInV ? ' Inf in V' : ''}`, x] as const))('%s', async ([, { c, infInV }]) => {
+    it.for(path.cases.map((x) => [`${describeCase(x.c)}${x.infInV ? ' Inf in V' : ''}`, x] as const))('%s', async ([, x]) => {
+      const { c } = x;
       const attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...c.options, ...path.options });
       instances.push(attn);
-      const { q, k, v } = inputs(c);
-      let ref = reference(c);
-      if (infInV) {
-        v.data[(1 * c.nCtx + c.bs + 1) * c.heads * c.headDim + 3] = Infinity;
-        ref = attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, c.options ?? {}, { keyLengths: c.keyLengths }).data;
-      }
-      const out = await attn.forward(q, k, v, { keyLengths: c.keyLengths });
-      expect(attn.lastRun?.backend, attn.lastRun?.reason).toBe('webgpu');
-      expectClose(out.data, ref, path.atol, path.rtol, `${path.name} ${describeCase(c)}`);
+      await checkVariantCase(attn, path, x);
     });
   });
 });
