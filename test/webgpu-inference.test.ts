@@ -10,7 +10,7 @@
 // nQ == nK) are left out: they would compile the plain forward program too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvCache, SparseAttention, attentionReference } from '../dist/index.js';
-import { expectClose, randomTensor } from './helpers.js';
+import { type InferenceCase, expectClose, randomTensor } from './helpers.js';
 import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
 
 const gpu = probeAdapter();
@@ -21,18 +21,7 @@ const TOL = { atol: 1e-4, rtol: 1e-3 };
 // GPUBufferUsage values (Node has no such globals unless 'webgpu' installs them)
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, STORAGE = 0x80;
 
-interface InfCase {
-  mode: 'all' | 'local' | 'strided' | 'fixed' | 'longformer' | 'bigbird' | 'custom';
-  L?: number;
-  causal: boolean;
-  batch: number;
-  nQ: number;
-  nK: number;
-  heads: number;
-  kvHeads: number;
-  keyLengths?: number[];
-  options?: Record<string, unknown>;
-}
+type InfCase = InferenceCase;
 
 const cases: InfCase[] = [];
 for (const [mode, L] of [['all', undefined], ['local', 9], ['strided', 4]] as const) {

@@ -12,7 +12,7 @@
 // the programs test/webgpu.test.ts and test/webgpu-inference.test.ts compile).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SparseAttention, attentionReference, mergeAttention } from '../dist/index.js';
-import { expectClose, randomTensor } from './helpers.js';
+import { type InferenceCase, expectClose, randomTensor } from './helpers.js';
 import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
 
 const gpu = probeAdapter();
@@ -23,18 +23,8 @@ const TOL = { atol: 1e-4, rtol: 1e-3 };
 const LSE_TOL = { atol: 2e-4, rtol: 1e-5 };
 type Mode = 'all' | 'local' | 'strided' | 'fixed' | 'longformer' | 'bigbird' | 'custom';
 
-interface ModCase {
-  mode: Mode;
-  L?: number;
-  causal: boolean;
-  batch: number;
-  nQ: number;
-  nK: number;
-  heads: number;
-  kvHeads: number;
+interface ModCase extends InferenceCase {
   mods: string;
-  keyLengths?: number[];
-  options?: Record<string, unknown>;
 }
 
 /** The modifier sets, by name (slopes and sinks for up to 8 heads, sliced per call). */
