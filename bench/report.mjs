@@ -206,7 +206,7 @@ function decodeSection(all, main) {
     writeFileSync(`${CHARTS}/decode-cpu.svg`, lineChart({ title: 'Decode step vs cache length (CPU, 2 threads, 32/8 heads, d128)', xLabel: 'cache tokens', yLabel: 'ms per token', series: series.filter((x) => x.points.length) }));
     out.push('', '![decode time per token vs cache length](charts/decode-cpu.svg)');
   }
-  out.push('', 'GPU decode (flash-decoding, bench/gpu-decode.mjs beside PyTorch SDPA, bench/sdpa-decode.py): not measured on the H100 yet — no GPU machine was lent since the kernel landed (lavapipe runs it in the tests).', '');
+  out.push('', 'GPU decode (flash-decoding, bench/gpu-decode.mjs beside PyTorch SDPA, bench/sdpa-decode.py): not measured on the H100 yet — no GPU machine was lent since the kernel landed (lavapipe runs it in the tests); `bench/gpu-round2.sh` runs it with the other pending GPU measurements in one device call.', '');
   return out;
 }
 
