@@ -480,7 +480,12 @@ export class SparseAttention {
    */
   createTensor(shape: readonly number[]): TensorResult {
     checkNotDisposed(this.disposed);
-    const dims = this.checkShape(shape);
+    // q and the result have heads·headDim columns, k and v kvHeads·headDim: either shape
+    checkShape('shape', shape);
+    const dims: [number, number, number] = [shape[0], shape[1], shape[2]];
+    if (dims[2] % this.config.kvHeads !== 0) {
+      throw argError('nEmbd', `a multiple of kvHeads (${this.config.kvHeads}: q's heads·headDim or k's kvHeads·headDim); the shape is [${dims.join(', ')}]`, dims[2]);
+    }
     const n = dims[0] * dims[1] * dims[2];
     if (this.config.dtype === 'float16') throw new UnsupportedError("createTensor holds f32 values: with dtype 'float16' pass Float16Array or Uint16Array tensors");
     const data = this.config.backend === 'webgpu' ? null : this.resident()?.allocTensor!(n);

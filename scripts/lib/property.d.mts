@@ -3,8 +3,9 @@ export interface PropertyCase {
   batch: number; nCtx: number; heads: number; headDim: number; threads: number; L?: number;
   numVerts?: number; vertsize?: number; layoutKind?: string; density?: number; emptyRows?: boolean;
   tokenMask?: boolean; layoutForm?: 'native' | 'onnx' | 'flex'; maskForm?: 'pairs' | 'blocks'; keyLengths?: number[];
+  kvHeads?: number; nQ?: number; cacheChunks?: number[]; rollback?: boolean; seqLengths?: number[];
 }
-export interface PathLike { name: string; options: object; sync?: boolean; resident?: boolean; atol: number; rtol: number }
+export interface PathLike { name: string; options: object; sync?: boolean; resident?: boolean; noCache?: boolean; atol: number; rtol: number }
 export function rng(seed: number): () => number;
 export function makeCase(seed: number, budget: number): PropertyCase;
 export function caseOptions(c: PropertyCase): Record<string, unknown>;
