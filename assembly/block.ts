@@ -1,10 +1,10 @@
 // One key block of a query block, in three steps: S = Q·Kᵀ (scores), the online softmax
-// update (softmax), O = O·α + P·V (accumulate). Generic over the lane type L (lanes.ts):
+// update (softmax; softmaxMods with the score modifiers), O = O·α + P·V (accumulate). Generic over the lane type L (lanes.ts):
 // v128 in the SIMD builds, f32 in the scalar build, so both run this code. Register tiles
 // are 2 L of query rows (8 rows SIMD, 2 scalar) × 4 keys or dims.
 
-import { MASK_C_HI, MASK_C_LO, MASK_F_HI, MASK_F_LO, MASK_RANGE_SHIFT, MASK_TILE_SHIFT } from './abi.generated';
-import { add, and, bcast, bitselect, eq, exp2, lanes, madd, mul, pmax, splat, sub } from './lanes';
+import { MASK_C_HI, MASK_C_LO, MASK_F_HI, MASK_F_LO, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, MOD_ALIBI, MOD_SOFTCAP } from './abi.generated';
+import { abs, add, and, bcast, bitselect, eq, exp2, lanes, madd, mul, pmax, softcapOf, splat, sub } from './lanes';
 
 /** The mask range entry of the tile of MASK_TILE_ROWS rows holding row r. */
 // @ts-ignore: decorator
@@ -61,22 +61,56 @@ export function scores<L>(qt: usize, kRows: usize, st: usize, ranges: usize, d: 
  * α = 2^(m_i - m_new). Rows whose keys are all masked so far keep m = -inf and P = 0.
  */
 export function softmax<L>(st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32): void {
+  softmaxBody<L>(st, ranges, mask, mI, lI, alpha, bs, nc, 0, 0, 0, 0, false, false);
+}
+
+/**
+ * softmax with the score modifiers of params.mods applied to Sᵗ first (the rest of the
+ * pass unchanged): soft-capping, then ALiBi. `key0`: the block's first key row; posRow[r]
+ * the key row at query row r's position, slopeRow[r] its −slope · dist (base 2).
+ * One specialised loop per combination, so no element pays for a modifier that is off.
+ */
+export function softmaxMods<L>(
+  st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32,
+  key0: i32, posRow: usize, slopeRow: usize, cap: f32, mods: i32,
+): void {
+  const capOn = (mods & MOD_SOFTCAP) != 0;
+  const alibiOn = (mods & MOD_ALIBI) != 0;
+  if (capOn && alibiOn) softmaxBody<L>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow, cap, true, true);
+  else if (capOn) softmaxBody<L>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow, cap, true, false);
+  else if (alibiOn) softmaxBody<L>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow, cap, false, true);
+  else softmaxBody<L>(st, ranges, mask, mI, lI, alpha, bs, nc, 0, 0, 0, 0, false, false);
+}
+
+/** The softmax pass; `capOn` and `alibiOn` are literals (each call is specialised). */
+// @ts-ignore: decorator
+@inline function softmaxBody<L>(
+  st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32,
+  key0: i32, posRow: usize, slopeRow: usize, cap: f32, capOn: bool, alibiOn: bool,
+): void {
   const ubs = <usize>bs;
   const ninf = splat<L>(-Infinity);
+  const capL = splat<L>(cap);
+  const invCap = splat<L>(capOn ? <f32>1.0 / cap : 0);
   for (let r: usize = 0; r < ubs; r += lanes<L>()) {
     const cLo = colLo(ranges, r);
     const cEnd = colHi(ranges, r, nc);
     const fLo = fullLo(ranges, r, cLo, cEnd);
     const fHi = fullHi(ranges, r, fLo, cEnd);
+    // ALiBi: the distance of key row key0 + c to the row's position, in key rows
+    const rel = alibiOn ? sub<L>(load<L>(posRow + r * 4), splat<L>(<f32>key0)) : splat<L>(0);
+    const negSlope = alibiOn ? load<L>(slopeRow + r * 4) : splat<L>(0);
     // S = mask ? S : -inf (outside the fully allowed run only); m_new = max(m_i, rowmax S)
     let mx = load<L>(mI + r * 4);
     for (let c = cLo; c < cEnd; c++) {
       const p = st + (<usize>c * ubs + r) * 4;
       let s = load<L>(p);
-      if (mask && (c < fLo || c >= fHi)) {
-        s = bitselect<L>(s, ninf, load<L>(mask + (<usize>c * ubs + r) * 4));
-        store<L>(p, s);
-      }
+      // S = cap·tanh(S / cap); S −= slope·dist·|pos − j|
+      if (capOn) s = softcapOf<L>(s, capL, invCap);
+      if (alibiOn) s = madd<L>(negSlope, abs<L>(sub<L>(rel, splat<L>(<f32>c))), s);
+      const masked: bool = mask != 0 && (c < fLo || c >= fHi);
+      if (masked) s = bitselect<L>(s, ninf, load<L>(mask + (<usize>c * ubs + r) * 4));
+      if (capOn || alibiOn || masked) store<L>(p, s);
       // pmax skips a NaN score; it still reaches the row through P = 2^(NaN - m) = NaN.
       mx = pmax<L>(mx, s);
     }
