@@ -82,6 +82,16 @@ export function softmaxMods<L>(
   else softmaxBody<L>(st, ranges, mask, mI, lI, alpha, bs, nc, 0, 0, 0, 0, false, false);
 }
 
+/** dst[i] = cap·tanh(src[i] / cap), i < n: the kernel's soft cap over an array (test/cpu-modifiers.test.ts checks its error). */
+export function softcapRun(dst: usize, src: usize, n: i32, cap: f32): void {
+  const inv: f32 = <f32>1.0 / cap;
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    for (; i + 4 <= n; i += 4) v128.store(dst + (<usize>i << 2), softcapOf<v128>(v128.load(src + (<usize>i << 2)), f32x4.splat(cap), f32x4.splat(inv)));
+  }
+  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), softcapOf<f32>(load<f32>(src + (<usize>i << 2)), cap, inv));
+}
+
 /** The softmax pass; `capOn` and `alibiOn` are literals (each call is specialised). */
 // @ts-ignore: decorator
 @inline function softmaxBody<L>(
@@ -97,9 +107,10 @@ export function softmaxMods<L>(
     const cEnd = colHi(ranges, r, nc);
     const fLo = fullLo(ranges, r, cLo, cEnd);
     const fHi = fullHi(ranges, r, fLo, cEnd);
-    // ALiBi: the distance of key row key0 + c to the row's position, in key rows
-    const rel = alibiOn ? sub<L>(load<L>(posRow + r * 4), splat<L>(<f32>key0)) : splat<L>(0);
+    // ALiBi: rel = the row's position − key row key0 + c, in key rows (exact integers in f32)
+    let rel = alibiOn ? sub<L>(load<L>(posRow + r * 4), splat<L>(<f32>(key0 + cLo))) : splat<L>(0);
     const negSlope = alibiOn ? load<L>(slopeRow + r * 4) : splat<L>(0);
+    const one = splat<L>(1);
     // S = mask ? S : -inf (outside the fully allowed run only); m_new = max(m_i, rowmax S)
     let mx = load<L>(mI + r * 4);
     for (let c = cLo; c < cEnd; c++) {
@@ -107,7 +118,10 @@ export function softmaxMods<L>(
       let s = load<L>(p);
       // S = cap·tanh(S / cap); S −= slope·dist·|pos − j|
       if (capOn) s = softcapOf<L>(s, capL, invCap);
-      if (alibiOn) s = madd<L>(negSlope, abs<L>(sub<L>(rel, splat<L>(<f32>c))), s);
+      if (alibiOn) {
+        s = madd<L>(negSlope, abs<L>(rel), s);
+        rel = sub<L>(rel, one);
+      }
       const masked: bool = mask != 0 && (c < fLo || c >= fHi);
       if (masked) s = bitselect<L>(s, ninf, load<L>(mask + (<usize>c * ubs + r) * 4));
       if (capOn || alibiOn || masked) store<L>(p, s);
