@@ -118,7 +118,8 @@ describe('the KV cache, packed sequences, float16, a split call', () => {
       return out;
     };
     for (const dtype of ['float32', 'float16'] as const) {
-      const conv = (x: Float32Array) => (dtype === 'float16' ? toHalfBits(x) : x);
+      // (a Uint16Array of halves for dtype 'float16': the tensors' type follows the dtype at run time)
+      const conv = (x: Float32Array) => (dtype === 'float16' ? toHalfBits(x) : x) as never;
       const tensors = [q, k, v].map((t) => ({ data: conv(t.data), shape: t.shape }));
       const full = attentionReference(tensors[0], tensors[1], tensors[2], heads, mode, L, BS, { ...options, dtype });
       const tol = dtype === 'float16' ? F16_TOL : TOL;
@@ -136,7 +137,7 @@ describe('the KV cache, packed sequences, float16, a split call', () => {
             want.set(full.data.subarray((b * total + from) * w, (b * total + to) * w), b * (to - from) * w);
             for (let h = 0; h < heads; h++) wantLse.set(full.lse.subarray((b * heads + h) * total + from, (b * heads + h) * total + to), (b * heads + h) * (to - from));
           }
-          const got = dtype === 'float16' ? Float32Array.from(fromHalfBits(out.data as Uint16Array)) : (out.data as Float32Array);
+          const got = dtype === 'float16' ? Float32Array.from(fromHalfBits(out.data)) : out.data;
           const what = `${mode} ${dtype} ${threads} thread(s) rows ${from}..${to}`;
           expectClose(got, want, tol.atol, tol.rtol, what);
           expectClose(lse, wantLse, LSE_TOL.atol, LSE_TOL.rtol, `${what} lse`);
