@@ -14,7 +14,7 @@ export const P_SEQS: usize = 12;
 export const P_HEAD_DIM: usize = 16;
 /** BLOCK: query and key block size, a multiple of 8 (i32) */
 export const P_BLOCK: usize = 20;
-/** log2(e) · scale (options.scale, default 1 / sqrt(headDim)) (f32) */
+/** the multiplier of Q: log2(e) · scale (options.scale, default 1 / sqrt(headDim)); with MOD_SOFTCAP scale / softcap (f32) */
 export const P_SCALE: usize = 24;
 /** sequences (host bookkeeping; the kernel does not read it) (i32) */
 export const P_N_SEQS: usize = 28;
@@ -36,7 +36,7 @@ export const P_PACK_CHUNKS: usize = 56;
 export const P_DTYPE: usize = 60;
 /** score modifiers and outputs: MOD_SOFTCAP | MOD_ALIBI | MOD_SINKS | MOD_LSE; 0: the plain kernel (the fields below unread) (i32) */
 export const P_MODS: usize = 64;
-/** log2(e) · softcap: base-2 scores S become softcap·tanh(S / softcap) (f32) */
+/** log2(e) · softcap: the kernel's scores t = Q·Kᵀ become log2(e) · softcap · tanh(t) (base 2) (f32) */
 export const P_SOFTCAP: usize = 68;
 /** -> [heads][2] f32 per query head: log2(e) · ALiBi slope, log2(e) · sink logit (ptr) */
 export const P_HEAD_MODS: usize = 72;

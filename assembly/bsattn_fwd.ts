@@ -17,8 +17,9 @@
 // Everything is kept transposed (query rows along the SIMD lanes): Qᵗ [d][BLOCK],
 // Sᵗ [BLOCK][BLOCK], Oᵗ [d][BLOCK]. Row max and sum become lane-wise, K and V are read
 // straight from the tensors with load32_splat, and any head dim works without a tail.
-// Score modifiers (params.mods, src/config-mods.ts), in base 2 like S: soft-capping and
-// ALiBi act on Sᵗ in the softmax pass of each visited block (softmaxMods), a sink joins
+// Score modifiers (params.mods, src/config-mods.ts), in base 2 like S: soft-capping on the
+// score registers (scoresCapped) and ALiBi in the softmax pass (softmaxAlibi) of each
+// visited block, a sink joins
 // l_i once at the end, and lse = ln 2 · (m_i + log2 l_i) is stored beside O. A call
 // without them runs the loop as it is without them (the choice is made per call).
 // see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019).
@@ -31,10 +32,10 @@ import {
   SEQ_STRIDE, SEQ_V, SEQ_V_SRC, SEQ_WORDS, TASK_QB0, TASK_QB1, TASK_SEQ, TASK_SHIFT,
   ABI_HASH, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS, P_DTYPE, DTYPE_HALF_IO, DTYPE_HALF_KV,
   P_MODS, P_SOFTCAP, P_HEAD_MODS, P_SEQ_MODS, SEQ_MOD_WORDS, SEQ_MOD_LSE, SEQ_MOD_LSE_ROW, SEQ_MOD_LSE_HEAD, SEQ_MOD_HEAD,
-  SEQ_MOD_Q_POS, SEQ_MOD_DIST, MOD_SINKS,
+  SEQ_MOD_Q_POS, SEQ_MOD_DIST, MOD_ALIBI, MOD_SINKS, MOD_SOFTCAP,
 } from './abi.generated';
 import { loadQueryGroupTHalf, loadQueryTHalf, packKeys4Half, storeOutputGroupHalf, storeOutputHalf, widenRun } from './half';
-import { accumulate, scores, softmax, softmaxMods } from './block';
+import { accumulate, scores, scoresCapped, softmax, softmaxAlibi } from './block';
 import { copyRow, loadQueryGroupT, loadQueryT, packKeys4, storeOutput, storeOutputGroup } from './rows';
 
 /**
@@ -206,19 +207,17 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 
   // A sequence of one query block (a decode step) reads each K/V block once, from memory:
   // its walk touches V' first (keyBlocks). Longer sequences re-read K' and V' from the cache.
-  if (mods == 0) {
-    if (nQ <= bs) keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, true, 0, 0, 0, 0, false);
-    else keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, false, 0, 0, 0, 0, false);
+  if (mods != 0) modRows(modRec, headMods, qHeads, row0, bs, posRow, slopeRow, sinkRow);
+  if (nQ <= bs) keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, true, mods, cap, posRow, slopeRow);
+  else keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, false, mods, cap, posRow, slopeRow);
+
+  if (mods != 0) finishRows(modRec, mods, qHeads, row0, rows, bs, mI, lI, sinkRow);
+  else {
     // O[row0 + r][k] = Oᵗ[k][r] / l_i[r]; a row with no allowed key stays 0
     for (let r = 0; r < bs; r++) {
       const l = load<f32>(lI + (<usize>r << 2));
       store<f32>(lI + (<usize>r << 2), l > 0 ? <f32>1.0 / l : 0);
     }
-  } else {
-    modRows(modRec, headMods, qHeads, row0, bs, posRow, slopeRow, sinkRow);
-    if (nQ <= bs) keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, true, mods, cap, posRow, slopeRow, true);
-    else keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, false, mods, cap, posRow, slopeRow, true);
-    finishRows(modRec, mods, qHeads, row0, rows, bs, mI, lI, sinkRow);
   }
   if (qHeads == 1) {
     if (halfIO) storeOutputHalf(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
@@ -236,7 +235,7 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 // @ts-ignore: decorator
 @inline function keyBlocks(
   seq: usize, qb: i32, d: i32, bs: i32, qt: usize, ot: usize, st: usize, mI: usize, lI: usize, alpha: usize,
-  kw: usize, vw: usize, halfKV: bool, touch: bool, mods: i32, cap: f32, posRow: usize, slopeRow: usize, modOn: bool,
+  kw: usize, vw: usize, halfKV: bool, touch: bool, mods: i32, cap: f32, posRow: usize, slopeRow: usize,
 ): void {
   const kBase = <usize>load<i32>(seq + SEQ_K);
   const vBase = <usize>load<i32>(seq + SEQ_V);
@@ -275,14 +274,17 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
       for (let a = vRows; a < vEnd; a += 64) touched ^= load<i32>(a);
     }
     // One code for both kinds of build: f32x4 lanes (4 query rows) or f32 (1 row).
+    // (the modifiers: a branch per block, the loops inside specialised)
     if (ASC_FEATURE_SIMD) {
-      scores<v128>(qt, kRows, st, ranges, d, bs, nc);
-      if (modOn) softmaxMods<v128>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow, cap, mods);
+      if (mods & MOD_SOFTCAP) scoresCapped<v128>(qt, kRows, st, ranges, d, bs, nc, cap);
+      else scores<v128>(qt, kRows, st, ranges, d, bs, nc);
+      if (mods & MOD_ALIBI) softmaxAlibi<v128>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow);
       else softmax<v128>(st, ranges, mask, mI, lI, alpha, bs, nc);
       accumulate<v128>(st, ranges, mask, vRows, vStride, ot, alpha, d, bs, nc);
     } else {
-      scores<f32>(qt, kRows, st, ranges, d, bs, nc);
-      if (modOn) softmaxMods<f32>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow, cap, mods);
+      if (mods & MOD_SOFTCAP) scoresCapped<f32>(qt, kRows, st, ranges, d, bs, nc, cap);
+      else scores<f32>(qt, kRows, st, ranges, d, bs, nc);
+      if (mods & MOD_ALIBI) softmaxAlibi<f32>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow);
       else softmax<f32>(st, ranges, mask, mI, lI, alpha, bs, nc);
       accumulate<f32>(st, ranges, mask, vRows, vStride, ot, alpha, d, bs, nc);
     }

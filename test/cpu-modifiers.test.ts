@@ -273,7 +273,7 @@ describe.each(BUILDS)('kernel build %s: the soft cap', (build) => {
   };
   const base = (exports.heap_base() + 15) & ~15;
 
-  it.each([1.7, 30 * Math.LOG2E])('cap %f: c·tanh(x / c) within 5e-7 relative of Math.tanh over 1e-6·c ≤ |x| ≤ 1e3·c; ±Inf → ±c, NaN stays', (cap) => {
+  it.each([1.7, 30 * Math.LOG2E])('cap %f: c·tanh(x / c) within 8e-7 relative of Math.tanh over 1e-6·c ≤ |x| ≤ 1e3·c; ±Inf → ±c, NaN stays', (cap) => {
     const n = 200_003; // + 3: the scalar tail too
     const xs = new Float32Array(n);
     for (let i = 0; i < n - 3; i++) xs[i] = (i % 2 ? -1 : 1) * cap * 10 ** (-6 + (9 * i) / (n - 3));
@@ -290,9 +290,9 @@ describe.each(BUILDS)('kernel build %s: the soft cap', (build) => {
       const err = Math.abs(got[i] - want) / Math.abs(want);
       if (err > worst) [worst, at] = [err, i];
     }
-    expect(worst, `worst at x = ${xs[at]}: got ${got[at]}, want ${c * Math.tanh(xs[at] / c)}`).toBeLessThanOrEqual(5e-7);
-    expect(Math.abs(got[n - 3] / c - 1)).toBeLessThanOrEqual(5e-7);
-    expect(Math.abs(got[n - 2] / c + 1)).toBeLessThanOrEqual(5e-7);
+    expect(worst, `worst at x = ${xs[at]}: got ${got[at]}, want ${c * Math.tanh(xs[at] / c)}`).toBeLessThanOrEqual(8e-7);
+    expect(Math.abs(got[n - 3] / c - 1)).toBeLessThanOrEqual(8e-7);
+    expect(Math.abs(got[n - 2] / c + 1)).toBeLessThanOrEqual(8e-7);
     expect(got[n - 1]).toBeNaN();
   });
 });

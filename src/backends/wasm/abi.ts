@@ -20,7 +20,7 @@ export const PARAM_FIELDS = [
   ['seqs', 'ptr', '-> [nSeqs] sequence records'],
   ['headDim', 'i32', 'd'],
   ['block', 'i32', 'BLOCK: query and key block size, a multiple of 8'],
-  ['scale', 'f32', 'log2(e) · scale (options.scale, default 1 / sqrt(headDim))'],
+  ['scale', 'f32', 'the multiplier of Q: log2(e) · scale (options.scale, default 1 / sqrt(headDim)); with MOD_SOFTCAP scale / softcap'],
   ['nSeqs', 'i32', 'sequences (host bookkeeping; the kernel does not read it)'],
   ['packCounter', 'ptr', '-> i32 counter of the packing phase'],
   ['barrier', 'ptr', '-> i32 barrier counter between the phases (the host\'s barrier, worker.ts)'],
@@ -31,7 +31,7 @@ export const PARAM_FIELDS = [
   ['packChunks', 'i32', 'ceil(rows per group / PACK_ROWS)'],
   ['dtype', 'i32', 'storage: DTYPE_HALF_IO (q, k, v, o are IEEE halves) | DTYPE_HALF_KV (a cache\'s K\' V\' are halves); compute is f32'],
   ['mods', 'i32', 'score modifiers and outputs: MOD_SOFTCAP | MOD_ALIBI | MOD_SINKS | MOD_LSE; 0: the plain kernel (the fields below unread)'],
-  ['softcap', 'f32', 'log2(e) · softcap: base-2 scores S become softcap·tanh(S / softcap)'],
+  ['softcap', 'f32', 'log2(e) · softcap: the kernel\'s scores t = Q·Kᵀ become log2(e) · softcap · tanh(t) (base 2)'],
   ['headMods', 'ptr', '-> [heads][2] f32 per query head: log2(e) · ALiBi slope, log2(e) · sink logit'],
   ['seqMods', 'ptr', '-> [nSeqs] sequence modifier records (SEQ_MOD), in the order of the sequence records'],
 ] as const satisfies readonly Field[];
