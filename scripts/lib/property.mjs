@@ -30,7 +30,7 @@ function hash(seed, h, i, j) {
  * (batch · heads · nCtx² · (headDim + 4)): shapes shrink (batch, heads, headDim, then nCtx)
  * until they fit, so the distribution still reaches nCtx 3000 and headDim 160.
  */
-export function makeCase(seed, budget) {
+export function makeCase(seed, budget, { mods = false } = {}) {
   const r = rng(seed);
   const pick = (xs) => xs[Math.floor(r() * xs.length)];
   const int = (lo, hi) => lo + Math.floor(r() * (hi - lo + 1)); // inclusive
@@ -73,12 +73,28 @@ export function makeCase(seed, budget) {
   while (cost() > budget && nCtx > 1) nCtx = Math.floor(nCtx * 0.8);
   Object.assign(c, { batch, heads, headDim, nCtx });
   if (r() < 0.3) c.keyLengths = Array.from({ length: batch }, () => (r() < 0.2 ? pick([0, 1, nCtx]) : int(0, nCtx)));
+  // `mods`: score modifiers and the lse output on half the cases, from a stream of their own
+  // (the shapes above stay those of the same seed without them).
+  if (mods) {
+    const m = rng(seed ^ 0x5bd1e995);
+    if (m() < 0.5) {
+      if (m() < 0.5) c.softcap = [0.5, 2, 30][Math.floor(m() * 3)];
+      if (m() < 0.5) c.alibi = m() < 0.5 ? 'press' : 'slopes';
+      if (m() < 0.4) c.sinks = true;
+      if (m() < 0.3) c.scale = [0.05, 0.3, 1][Math.floor(m() * 3)];
+      c.lse = m() < 0.7;
+    }
+  }
   return c;
 }
 
 /** The constructor options of a case (the custom layout and token mask rebuilt from its seed). */
 export function caseOptions(c) {
   const o = { causal: c.causal };
+  if (c.softcap) o.softcap = c.softcap;
+  if (c.alibi) o.alibi = c.alibi === 'press' ? true : Float32Array.from({ length: c.heads }, (_, h) => (hash(c.seed + 6, h, 0, 0) % 1000) / 4000);
+  if (c.sinks) o.sinks = Float32Array.from({ length: c.heads }, (_, h) => (hash(c.seed + 7, h, 0, 0) % 1000) / 200 - 2.5);
+  if (c.scale) o.scale = c.scale;
   if (c.mode === 'fixed') Object.assign(o, { numVerts: c.numVerts, vertsize: c.vertsize });
   if (c.mode === 'custom') {
     delete o.causal;
@@ -201,14 +217,18 @@ export async function checkCase(lib, c, paths) {
   const options = caseOptions(c);
   const { q, k, v } = caseInputs(c);
   const before = [q.data.slice(), k.data.slice(), v.data.slice()];
-  const ref = attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, options, { keyLengths: c.keyLengths }).data;
+  const full = attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, options, { keyLengths: c.keyLengths });
+  const ref = full.data;
+  // lse = m + ln l: the f32 rounding of the row's largest score and of its sum
+  const LSE_TOL = { atol: 2e-5, rtol: 1e-5 };
   const failures = [];
   for (const path of paths) {
     const where = `${path.name}: seed ${c.seed} ${describeCase(c)}`;
     let attn;
     try {
       attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...options, ...path.options, threads: path.sync ? undefined : c.threads });
-      const fo = { keyLengths: c.keyLengths };
+      const lse = c.lse ? new Float32Array(c.batch * c.heads * c.nCtx).fill(NaN) : undefined;
+      const fo = lse ? { keyLengths: c.keyLengths, lse } : { keyLengths: c.keyLengths };
       let out;
       if (path.resident) {
         // q, k, v and the result in createTensor() tensors: read and written in place
@@ -225,6 +245,8 @@ export async function checkCase(lib, c, paths) {
       }
       const bad = firstMismatch(out.data, ref, path.atol, path.rtol);
       if (bad) failures.push(`${where}: ${bad}`);
+      const badLse = lse && firstMismatch(lse, full.lse, LSE_TOL.atol, LSE_TOL.rtol);
+      if (badLse) failures.push(`${where}: lse ${badLse}`);
       const forced = path.options.backend;
       if (forced && forced !== 'auto' && attn.lastRun?.backend !== forced) {
         failures.push(`${where}: ran on ${attn.lastRun?.backend} instead of ${forced} (${attn.lastRun?.reason})`);
