@@ -19,9 +19,9 @@
 // straight from the tensors with load32_splat, and any head dim works without a tail.
 // Score modifiers (params.mods, src/config-mods.ts), in base 2 like S: soft-capping on the
 // score registers (scoresCapped) and ALiBi in the softmax pass (softmaxAlibi) of each
-// visited block, a sink joins
-// l_i once at the end, and lse = ln 2 · (m_i + log2 l_i) is stored beside O. A call
-// without them runs the loop as it is without them (the choice is made per call).
+// visited block; a sink joins l_i once at the end, and lse = ln 2 · (m_i + log2 l_i) is
+// stored beside O. A call without them runs the loop unchanged (chosen per call, a branch
+// per block).
 // see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019).
 
 // The parameter block, sequence, task and mask records the host writes are declared once,

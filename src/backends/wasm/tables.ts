@@ -137,8 +137,9 @@ export class CallTables {
     // The modifiers' values are the instance's (engines are shared): written every call.
     const f32 = new Float32Array(memory.buffer);
     // With a soft cap the kernel's scores are S / softcap (its tanh's argument): Q is scaled by that too.
-    const scale = call.mods ? scaleOf(call.mods, plan.headDim) : 1 / Math.sqrt(plan.headDim);
-    f32[(params >> 2) + P.scale] = flags & MOD_SOFTCAP ? scale / call.mods!.softcap : Math.LOG2E * scale;
+    const mods = call.mods;
+    f32[(params >> 2) + P.scale] = mods && flags & MOD_SOFTCAP ? scaleOf(mods, plan.headDim) / mods.softcap
+      : mods?.scale != null ? Math.LOG2E * mods.scale : Math.LOG2E / Math.sqrt(plan.headDim);
     if (flags !== 0) {
       const m = call.mods;
       f32[(params >> 2) + P.softcap] = (m?.softcap ?? 0) * Math.LOG2E;
