@@ -30,7 +30,7 @@ function hash(seed, h, i, j) {
  * (batch · heads · nCtx² · (headDim + 4)): shapes shrink (batch, heads, headDim, then nCtx)
  * until they fit, so the distribution still reaches nCtx 3000 and headDim 160.
  */
-export function makeCase(seed, budget) {
+export function makeCase(seed, budget, { mods = false } = {}) {
   const r = rng(seed);
   const pick = (xs) => xs[Math.floor(r() * xs.length)];
   const int = (lo, hi) => lo + Math.floor(r() * (hi - lo + 1)); // inclusive
@@ -102,12 +102,28 @@ export function makeCase(seed, budget) {
     c.seqLengths = [...cuts, nCtx].map((x, i, xs) => x - (i ? xs[i - 1] : 0));
     if (c.keyLengths) c.keyLengths = [c.keyLengths[0]];
   }
+  // `mods`: score modifiers and the lse output on half the cases, from a stream of their own
+  // (the shapes above stay those of the same seed without them).
+  if (mods) {
+    const m = rng(seed ^ 0x5bd1e995);
+    if (m() < 0.5) {
+      if (m() < 0.5) c.softcap = [0.5, 2, 30][Math.floor(m() * 3)];
+      if (m() < 0.5) c.alibi = m() < 0.5 ? 'press' : 'slopes';
+      if (m() < 0.4) c.sinks = true;
+      if (m() < 0.3) c.scale = [0.05, 0.3, 1][Math.floor(m() * 3)];
+      c.lse = m() < 0.7;
+    }
+  }
   return c;
 }
 
 /** The constructor options of a case (the custom layout and token mask rebuilt from its seed). */
 export function caseOptions(c) {
   const o = { causal: c.causal };
+  if (c.softcap) o.softcap = c.softcap;
+  if (c.alibi) o.alibi = c.alibi === 'press' ? true : Float32Array.from({ length: c.heads }, (_, h) => (hash(c.seed + 6, h, 0, 0) % 1000) / 4000);
+  if (c.sinks) o.sinks = Float32Array.from({ length: c.heads }, (_, h) => (hash(c.seed + 7, h, 0, 0) % 1000) / 200 - 2.5);
+  if (c.scale) o.scale = c.scale;
   if (c.mode === 'fixed') Object.assign(o, { numVerts: c.numVerts, vertsize: c.vertsize });
   if (c.mode === 'custom') {
     delete o.causal;
@@ -278,7 +294,10 @@ export async function checkCase(lib, c, paths) {
   const { q, k, v } = caseInputs(c);
   const before = [q.data.slice(), k.data.slice(), v.data.slice()];
   const refOptions = c.kvHeads ? { ...options, kvHeads: c.kvHeads } : options;
-  const ref = c.cacheChunks ? null : attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, refOptions, { keyLengths: c.keyLengths, seqLengths: c.seqLengths }).data;
+  const full = c.cacheChunks ? null : attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, refOptions, { keyLengths: c.keyLengths, seqLengths: c.seqLengths });
+  const ref = full?.data;
+  // lse = m + ln l: the f32 rounding of the row's largest score and of its sum
+  const LSE_TOL = { atol: 2e-5, rtol: 1e-5 };
   const failures = [];
   for (const path of paths) {
     if (c.cacheChunks && path.noCache) continue;
@@ -286,7 +305,8 @@ export async function checkCase(lib, c, paths) {
     let attn;
     try {
       attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...refOptions, ...path.options, threads: path.sync ? undefined : c.threads });
-      const fo = { keyLengths: c.keyLengths, seqLengths: c.seqLengths };
+      const lse = c.lse && !c.cacheChunks ? new Float32Array(c.batch * c.heads * (c.nQ ?? c.nCtx)).fill(NaN) : undefined;
+      const fo = { keyLengths: c.keyLengths, seqLengths: c.seqLengths, ...(lse ? { lse } : {}) };
       let out;
       if (c.cacheChunks) {
         const { got, want } = await runCached(lib, attn, c, options, q, k, v, path.sync);
@@ -310,6 +330,8 @@ export async function checkCase(lib, c, paths) {
       }
       const bad = firstMismatch(out.data, ref, path.atol, path.rtol);
       if (bad) failures.push(`${where}: ${bad}`);
+      const badLse = lse && firstMismatch(lse, full.lse, LSE_TOL.atol, LSE_TOL.rtol);
+      if (badLse) failures.push(`${where}: lse ${badLse}`);
       const forced = path.options.backend;
       if (forced && forced !== 'auto' && attn.lastRun?.backend !== forced) {
         failures.push(`${where}: ran on ${attn.lastRun?.backend} instead of ${forced} (${attn.lastRun?.reason})`);
