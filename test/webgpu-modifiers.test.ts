@@ -172,6 +172,18 @@ describe.runIf(run)('webgpu score modifiers and lse', () => {
     }
   });
 
+  it("ALiBi positions of queries after the keys' start in 'strided' with L = 1 (one group: the step-1 addressing)", async () => {
+    // found by the property test (seed 14 with --mods): the query offset was left at 0 there
+    const c = { mode: 'strided' as const, L: 1, causal: true, heads: 4, kvHeads: 2, mods: 'alibi' };
+    const attn = make(c, { decodeSplits: 0 });
+    const q = randomTensor([3, 2, 4 * D], 17, 2), k = randomTensor([3, 9, 2 * D], 18, 2), v = randomTensor([3, 9, 2 * D], 19);
+    const ref = attentionReference(q, k, v, 4, 'strided', 1, BS, optionsOf(c));
+    const lse = new Float32Array(3 * 4 * 2);
+    expectClose((await attn.forward(q, k, v, { lse })).data, ref.data, TOL.atol, TOL.rtol, 'strided L=1 alibi');
+    expect(attn.lastRun!.reason).toMatch(/forward kernel/);
+    expectClose(lse, ref.lse, LSE_TOL.atol, LSE_TOL.rtol, 'strided L=1 alibi lse');
+  });
+
   it('packed sequences (seqLengths) with every modifier and lse: each sequence its own positions and rows of lse', async () => {
     for (const kvHeads of [4, 2]) {
       const c = { mode: 'local' as const, L: 9, causal: true, heads: 4, kvHeads, mods: 'all' };

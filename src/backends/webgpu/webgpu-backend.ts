@@ -662,7 +662,8 @@ export class WebGpuBackend implements Backend {
     const scan = (this.options.scanV ?? true) ? await this.programs!.scan() : null;
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
     const d = buildDispatchX(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, at);
-    const params = this.withMods(d.params, plan, chunk.h0, plan.nCtx, plan.regroup > 0 ? 0 : plan.nK - plan.nCtx, lse !== null, mods);
+    // q_dist: the shader reads it where the step is 1 (a 'strided' L of 1 regroups into one group too)
+    const params = this.withMods(d.params, plan, chunk.h0, plan.nCtx, plan.regroup > 1 ? 0 : plan.nK - plan.nCtx, lse !== null, mods);
     // at2 (runPacked): this dispatch's index among those of one submit (its own uniforms) and its byte offsets
     const uniform = this.buffer(`params-x${at2.i || ''}`, params.byteLength, UNIFORM | COPY_DST);
     device.queue.writeBuffer(uniform, 0, params);
