@@ -27,6 +27,8 @@ const [ATOL, RTOL] = [1e-3, 2e-3];
 const D = 32;
 const BS = 64;
 type Shape = [number, number, number];
+// GPUBufferUsage values (Node has no such globals unless 'webgpu' installs them)
+const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, STORAGE = 0x80;
 
 describe('f32 program texts and the half forms\' names', () => {
   // sha256 over the texts in this enumeration order, recorded from main before the half forms
@@ -212,5 +214,50 @@ describe.runIf(run).each(FORMS)('webgpu dtype float16, $form storage', ({ form, 
     expectClose(lse, ref.lse, ATOL, RTOL, `${nQ} x ${nK} lse`);
     expect(attn.lastRun!.reason).toContain(kernel);
     expect(attn.lastRun!.reason).toMatch(says);
+  });
+
+  it('forwardGPU on buffers of halves: self-attention, a decode step with nK, and against a GPU cache', async (ctx) => {
+    if (!available) return ctx.skip(`the adapter has no shader-f16 (${gpu.info})`);
+    const heads = 8, kvHeads = 2, batch = 1;
+    const attn = make(heads, 'all', undefined, { kvHeads });
+    const device = (await attn.gpuDevice()) as unknown as GPUDevice;
+    const bitsOf = (t: { data: Uint16Array }) => new Uint16Array(t.data.buffer, t.data.byteOffset, t.data.length);
+    const upload = (t: { data: Uint16Array }) => {
+      const b = device.createBuffer({ size: Math.max(16, t.data.byteLength), usage: STORAGE | COPY_DST | COPY_SRC });
+      device.queue.writeBuffer(b, 0, bitsOf(t) as Uint16Array<ArrayBuffer>);
+      return b;
+    };
+    const read = async (b: GPUBuffer, n: number) => {
+      const s = device.createBuffer({ size: n * 2, usage: MAP_READ | COPY_DST });
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(b, 0, s, 0, n * 2);
+      device.queue.submit([enc.finish()]);
+      await s.mapAsync(1); // GPUMapMode.READ
+      const out = Float32Array.from(fromHalfBits(new Uint16Array(s.getMappedRange().slice(0))));
+      s.destroy();
+      return out;
+    };
+    for (const [nQ, nK] of [[40, 40], [1, 300]]) {
+      const q = tensor([batch, nQ, heads * D], 16, 2);
+      const k = tensor([batch, nK, kvHeads * D], 17, 2);
+      const v = tensor([batch, nK, kvHeads * D], 18);
+      const ref = attentionReference(q, k, v, heads, 'all', undefined, BS, { causal: true, kvHeads, dtype: 'float16' });
+      const res = await attn.forwardGPU(upload(q), upload(k), upload(v), [batch, nQ, heads * D], nK === nQ ? {} : { nK });
+      expectClose(await read(res.buffer as unknown as GPUBuffer, batch * nQ * heads * D), ref.data, ATOL, RTOL, `forwardGPU ${nQ} x ${nK}`);
+      expect(attn.lastRun!.reason).toMatch(says);
+    }
+    // new rows copied into a cache of halves on the device
+    const total = 20;
+    const q = tensor([batch, total, heads * D], 19, 2);
+    const k = tensor([batch, total, kvHeads * D], 20, 2);
+    const v = tensor([batch, total, kvHeads * D], 21);
+    const full = attentionReference(q, k, v, heads, 'all', undefined, BS, { causal: true, kvHeads, dtype: 'float16' });
+    const cache = attn.createCache({ batch, capacity: 32 });
+    for (const [from, to] of [[0, 15], [15, 16], [16, 20]]) {
+      const res = await attn.forwardGPU(upload(rows(q, from, to)), upload(rows(k, from, to)), upload(rows(v, from, to)), [batch, to - from, heads * D], { cache });
+      expect(cache.length).toBe(to);
+      expectClose(await read(res.buffer as unknown as GPUBuffer, (to - from) * heads * D), refRows(full.data, full.shape, from, to), ATOL, RTOL, `forwardGPU cache rows ${from}..${to}`);
+    }
+    cache.dispose();
   });
 });
