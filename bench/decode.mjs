@@ -21,7 +21,7 @@ import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { SparseAttention, attentionReference } from '../dist/index.js';
-import { parseArgs, timeIt } from './lib.mjs';
+import { machineInfo, parseArgs, timeIt } from './lib.mjs';
 
 const args = parseArgs();
 const threads = Number(args.threads ?? 2);
@@ -223,6 +223,7 @@ if (args.packed) {
   report(row);
   attn.dispose();
 }
-const result = { machine: process.arch, node: process.version, command: `node bench/decode.mjs ${process.argv.slice(2).join(' ')}`, rows };
+// kind 'decode': bench/report.mjs shows the newest such file when the newest full run has no decode rows.
+const result = { kind: 'decode', date: new Date().toISOString(), machine: machineInfo(), loadEnd: loadavg(), command: `node bench/decode.mjs ${process.argv.slice(2).join(' ')}`, rows };
 if (args.out) writeFileSync(args.out, JSON.stringify(result, null, 1));
 if (args.json) console.log(JSON.stringify(result));

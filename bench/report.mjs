@@ -165,6 +165,51 @@ function gpuSection() {
   return out.length ? out : ['No GPU results yet.', ''];
 }
 
+/**
+ * Generation (issue 17): decode steps against a KV cache (32/8 heads, d128) by cache length,
+ * with the GroupQueryAttention peers; GQA prefill; packed sequences. From the main run's
+ * `decode` rows, else the newest `kind: 'decode'` file (`node bench/decode.mjs --out …`).
+ */
+function decodeSection(all, main) {
+  const files = all.filter((x) => x.data?.kind === 'decode').sort((a, b) => (a.data.date < b.data.date ? -1 : 1));
+  const src = main?.data?.decode?.rows?.length ? { name: main.name, rows: main.data.decode.rows, command: 'npm run bench', machine: main.data.machine } : files.length ? { name: files.at(-1).name, rows: files.at(-1).data.rows, command: files.at(-1).data.command, machine: files.at(-1).data.machine } : null;
+  if (!src) return ['Decode: not measured yet (`node bench/decode.mjs --prefill 4096 --packed --out bench/results/decode-<machine>.json`).', ''];
+  const out = [`Source: \`bench/results/${src.name}\` (\`${src.command}\`; ${src.machine?.cpu ?? '?'}, ${src.machine?.cores ?? '?'} cores, ${src.machine?.node ?? ''}). ` +
+    'One decode step: batch 1, 32 query heads on 8 K/V heads, head dim 128, one new token appended to a cache of the given length and attended (CPU path, 2 threads; median ms). ' +
+    '"K/V read" is the bytes of the keys and values the step\'s visited blocks hold; the peers run com.microsoft.GroupQueryAttention with past key/value of the same length (local: local_window_size), outputs checked against the reference first. Load = 1-min load average when timed.', ''];
+  const dec = src.rows.filter((r) => r.case === 'decode');
+  out.push('| mode | cache tokens | ours ms | K/V read MB | GB/s | append bytes | peers: ms (peer ÷ ours) | load |', '|---|---:|---:|---:|---:|---:|---|---:|');
+  for (const r of dec) {
+    const peers = (r.peers ?? []).map((p) => p.error ? `${p.peer}: error` : `${p.peer}: ${f(p.medianMs, 2)} (${f(p.oursFaster, 2)}×)`).join('; ');
+    out.push(`| ${r.mode}${r.localAttnCtx ? ` L=${r.localAttnCtx}` : ''} | ${r.cacheTokens} | ${f(r.medianMs, 3)} | ${f(r.kvBytesRead / 1e6, 1)} | ${f(r.gbps, 1)} | ${r.appendBytes} | ${peers || '–'} | ${r.load} |`);
+  }
+  const local = dec.filter((r) => r.mode === 'local').sort((a, b) => a.cacheTokens - b.cacheTokens);
+  if (local.length > 1) out.push('', `\`local\` L=4096: largest ÷ smallest cache = ${f(local.at(-1).medianMs / local[0].medianMs, 3)} (target ≤ 1.1: the step reads the last 4,096 keys whatever the cache length).`);
+  for (const r of src.rows.filter((x) => x.case === 'gqa-prefill')) {
+    const gflops = (4 * r.headDim * (r.nCtx * (r.nCtx + 1)) / 2 * r.heads) / (r.gqaMs * 1e6);
+    out.push('', `GQA prefill, nCtx ${r.nCtx}, 32/8 heads, d128, \`all\`: ${f(r.gqaMs, 1)} ms with 8 K/V heads vs ${f(r.repeatedMs, 1)} ms with K/V repeated to 32 heads = ${f(r.ratio, 3)}× (target ≤ 0.6×; load ${r.load}). Both calls do the same arithmetic (every query head against every allowed key: ${f(gflops, 1)} useful GFLOP/s here); sharing a K/V tile across the group saves only its packing and cache traffic, which the compute-bound \`all\` kernel already hides, so no kernel can take 40% off this call without doing less arithmetic.`);
+  }
+  for (const r of src.rows.filter((x) => x.case === 'packed')) {
+    out.push('', `Packed sequences (${r.seqLengths}, \`local\` ${r.localAttnCtx}, ${r.heads} heads d${r.headDim}): one call ${f(r.packedMs, 1)} ms, separate calls ${f(r.separateSumMs, 1)} ms (${f(r.vsSeparate, 3)}×, target ≤ 1.1), padded batch ${f(r.paddedMs, 1)} ms (${f(r.vsPadded, 3)}×, target ≤ 0.5; load ${r.load}).`);
+  }
+  const series = [];
+  for (const mode of ['all', 'local']) {
+    const rs = dec.filter((r) => r.mode === mode).sort((a, b) => a.cacheTokens - b.cacheTokens);
+    if (rs.length) series.push({ name: `ours ${mode}${mode === 'local' ? ' 4096' : ''}`, color: PALETTE[mode === 'all' ? 0 : 1], points: rs.map((r) => [r.cacheTokens, r.medianMs]) });
+    const peerNames = [...new Set(rs.flatMap((r) => (r.peers ?? []).filter((p) => p.medianMs).map((p) => p.peer)))];
+    peerNames.forEach((peer, i) => series.push({
+      name: `${peer.replace(/ GroupQueryAttention.*/, '').replace(/ \d+\.\d+\.\d+/, '')} ${mode}`, color: PALETTE[(2 + i) % PALETTE.length], dashed: mode === 'local',
+      points: rs.flatMap((r) => (r.peers ?? []).filter((p) => p.peer === peer && p.medianMs).map((p) => [r.cacheTokens, p.medianMs])),
+    }));
+  }
+  if (series.length) {
+    writeFileSync(`${CHARTS}/decode-cpu.svg`, lineChart({ title: 'Decode step vs cache length (CPU, 2 threads, 32/8 heads, d128)', xLabel: 'cache tokens', yLabel: 'ms per token', series: series.filter((x) => x.points.length) }));
+    out.push('', '![decode time per token vs cache length](charts/decode-cpu.svg)');
+  }
+  out.push('', 'GPU decode (flash-decoding, bench/gpu-decode.mjs beside PyTorch SDPA, bench/sdpa-decode.py): not measured on the H100 yet — no GPU machine was lent since the kernel landed (lavapipe runs it in the tests); `bench/gpu-round2.sh` runs it with the other pending GPU measurements in one device call.', '');
+  return out;
+}
+
 /** Which reference each case was checked against (full attentionReference or a row subset). */
 function refText(r) {
   return (r.peers.refs ?? []).map((x) => `${x.workload} ${x.mode}: ${x.kind === 'full' ? '`attentionReference`, all rows' : `${x.rows} evenly spaced query rows of every batch × head (full JS reference too slow; same formula and \`referenceMask\`)`}`).join('; ');
@@ -193,6 +238,7 @@ export function writeReport() {
       '"peer ÷ ours (2t)" is the peer\'s median time over this library\'s at 2 threads: above 1 this library is faster. Useful GFLOP/s = 4 · headDim · allowed query–key pairs · batch · heads / time, for every implementation (the dense peers compute the masked pairs too).', '');
     for (const w of WORKLOADS) md.push(...workloadSection(r, w, mulAdd, fma));
     md.push('## Scaling with nCtx (CPU)', '', ...scalingSection(r));
+    md.push('## Decode against a KV cache, GQA prefill, packed sequences (CPU)', '', ...decodeSection(all, main));
     md.push('## Method', '',
       '- Inputs: q, k, v uniform in [-1, 1) from seeded xorshift32 (seeds 1, 2, 3), float32, `[batch, nCtx, nEmbd]`, identical for every implementation. Causal modes; the dense peers add an `[nCtx, nCtx]` bias built from the library\'s own `referenceMask` (0 allowed, -Infinity masked — a -1e9 bias sends the softmax of onnxruntime-node down a slow path, 5–40× slower on W1 local here; `all`: j ≤ i, `local`: i−L < j ≤ i, `strided`: j ≤ i and (i−j) mod L = 0). Every row allows j = i, so no softmax row is fully masked.',
       `- Check before timing: each implementation's first output is compared with the float64 reference: ${refText(r)}. Tolerance |a − r| ≤ 1e-5 + 1e-4·|r| for this library (its test tolerance), 1e-4 + 1e-3·|r| for peers. A failed check records no time.`,
@@ -210,6 +256,7 @@ export function writeReport() {
       'node bench/peers.mjs --peers ours,ort-node,ort-web,tfjs-wasm,plain-js --workloads W1,W2,W3   # one table, JSON on stdout',
       'node bench/simd-peak.mjs; node --experimental-wasm-relaxed-simd bench/simd-peak.mjs          # the SIMD peak',
       'node bench/scaling.mjs                  # scaling only',
+      'node bench/decode.mjs --prefill 4096 --packed --out bench/results/decode-<machine>.json   # decode, GQA prefill, packed only',
       'node bench/cpu.mjs --threads 2          # this library alone vs the issue-2 targets',
       'node bench/report.mjs                   # regenerate REPORT.md and charts from bench/results/',
       '```', '');

@@ -14,8 +14,8 @@ import {
   checkPositiveInt,
   throwIfAborted,
 } from './errors.js';
-import { type Geometry, type Plan, buildGeometry, buildPlan, checkNotDisposed } from './plan.js';
-import type { Backend, BackendId, TensorData } from './backends/backend.js';
+import { type Geometry, type Plan, buildGeometry, buildPlan, checkNotDisposed, packedSegments } from './plan.js';
+import type { Backend, BackendId, PackedSegment, TensorData } from './backends/backend.js';
 import { isBandMode, sequenceGroups } from './geometry.js';
 import { hasScoreModifiers } from './config-mods.js';
 import { type Choice, choose } from './choice.js';
@@ -167,14 +167,15 @@ export class SparseAttention {
 
   /** What a call with this input shape would compute, on which path, and why. */
   /** `options.nK`: keys per batch item when they differ from the queries (cross-attention, a cache). */
-  plan(shape: readonly number[], forwardOptions: Pick<ForwardOptions, 'keyLengths'> & { nK?: number } = {}): PlanInfo {
+  plan(shape: readonly number[], forwardOptions: Pick<ForwardOptions, 'keyLengths' | 'seqLengths'> & { nK?: number } = {}): PlanInfo {
     checkNotDisposed(this.disposed);
     const dims = this.checkShape(shape);
-    const opts = checkKeys('plan options', forwardOptions ?? {}, ['keyLengths', 'nK']);
+    const opts = checkKeys('plan options', forwardOptions ?? {}, ['keyLengths', 'seqLengths', 'nK']);
     const nK = opts.nK === undefined ? dims[1] : checkPositiveInt('nK', opts.nK);
     const keyLengths = checkKeyLengths(opts.keyLengths, dims[0], nK);
+    const seqLengths = checkSeqLengths(opts.seqLengths, dims, nK);
     const needs = this.modsNeeded(undefined);
-    const { backend, plan, reason } = this.choose(dims, keyLengths, 4, nK, needs);
+    const { backend, plan, reason } = this.choose(dims, keyLengths, 4, nK, needs, seqLengths);
     // A forced backend that will refuse this call: plan() refuses it as forward() would (what
     // an uninitialised device can run is known only once it is; forward() then says).
     if (this.config.backend === backend.id) {
@@ -184,7 +185,7 @@ export class SparseAttention {
     const groups = sequenceGroups(plan);
     const estimatedMs = {} as Record<BackendId, number | null>;
     for (const b of this.owned.backends) {
-      const est = this.usable(b) || b.dtypeUnsupported?.(this.config.dtype) ? null : b.estimate(this.planOn(b, dims, keyLengths, nK), 4);
+      const est = this.usable(b) || b.dtypeUnsupported?.(this.config.dtype) || this.packedRefusal(b, seqLengths) ? null : b.estimate(this.planOn(b, dims, keyLengths, nK, seqLengths), 4);
       estimatedMs[b.id] = est && !est.bestCase ? est.ms : null;
     }
     return {
@@ -235,9 +236,7 @@ export class SparseAttention {
     this.checkLive();
     // Tensors resident in a backend's memory cost it no copy: the estimates count only the others.
     const copied = [call.q, call.k, call.v, out].filter((d) => !cpu?.isResident?.(d)).length;
-    let choice = seqLengths
-      ? this.packedChoice(shape, keyLengths, seqLengths, needs)
-      : await this.settle(this.choose(shape, keyLengths, copied, nK, needs), shape, keyLengths, copied, nK, needs);
+    let choice = await this.settle(this.choose(shape, keyLengths, copied, nK, needs, seqLengths), shape, keyLengths, copied, nK, needs, seqLengths);
     this.checkLive();
     throwIfAborted(signal);
     const t0 = now();
@@ -254,7 +253,7 @@ export class SparseAttention {
         const why = this.modsRefusal(backend, needs) ?? backend.canRun(plan);
         if (why) throw new UnsupportedError(`backend '${backend.id}' cannot run this call: ${why}`);
         // An abort rejects at once; work already submitted cannot be recalled, its result is dropped.
-        const data = await rejectOnAbort(backend.run(plan, inputs), signal);
+        const data = await rejectOnAbort(plan.seqLengths && backend.runPacked ? backend.runPacked(plan, this.packedSegments(backend, plan, shape), inputs) : backend.run(plan, inputs), signal);
         this.checkLive();
         progress.done();
         const note = backend.note;
@@ -537,13 +536,9 @@ export class SparseAttention {
     return b.unavailable ?? this.excluded.get(b.id) ?? null;
   }
 
-  /** Packed sequences (seqLengths) run on the CPU path, whose kernel takes them as sequences with offsets. */
-  private packedChoice(shape: [number, number, number], keyLengths: Int32Array | null, seqLengths: Int32Array, needs: boolean): Choice {
-    if (this.config.backend === 'webgpu') throw new UnsupportedError("packed sequences (seqLengths) run on the CPU path only for now (options.backend is 'webgpu')");
-    const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
-    const refused = this.modsRefusal(cpu, needs);
-    if (refused) throw new UnsupportedError(`packed sequences (seqLengths) run on the CPU path: ${refused}`);
-    return { backend: cpu, plan: this.planOn(cpu, shape, keyLengths, shape[1], seqLengths), reason: `${cpu.id}: packed sequences (seqLengths) run on the CPU path` };
+  /** A packed call's sequences for runPacked(): each its own plan on `backend`'s blocks (batch 1, keys cut at keyLengths[0]). */
+  private packedSegments(backend: Backend, plan: Plan, shape: [number, number, number]): PackedSegment[] {
+    return packedSegments(plan).map(([start, len, keys]) => ({ start, plan: this.planOn(backend, [1, len, shape[2]], keys < len ? Int32Array.of(keys) : null) }));
   }
 
   /** plan() and lastRun's storage and compute. */
@@ -564,23 +559,28 @@ export class SparseAttention {
   }
 
   /** Which backend runs this call, on its own blocks, and why (src/choice.ts). */
-  private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4, nK = shape[1], needs = false): Choice {
-    if (needs && this.config.backend !== 'auto') {
+  private choose(shape: [number, number, number], keyLengths: Int32Array | null, copied = 4, nK = shape[1], needs = false, seqLengths: Int32Array | null = null): Choice {
+    if (this.config.backend !== 'auto') {
       const forced = this.owned.backends.find((b) => b.id === this.config.backend)!;
-      const refused = this.modsRefusal(forced, true);
+      const refused = this.modsRefusal(forced, needs) ?? this.packedRefusal(forced, seqLengths);
       if (refused) throw new UnsupportedError(`backend '${forced.id}' (options.backend) cannot run this call: ${refused}`);
     }
     return choose({
       backends: this.owned.backends,
       forced: this.config.backend,
-      usable: (b) => this.usable(b) ?? this.modsRefusal(b, needs),
-      planOn: (b) => this.planOn(b, shape, keyLengths, nK),
+      usable: (b) => this.usable(b) ?? this.modsRefusal(b, needs) ?? this.packedRefusal(b, seqLengths),
+      planOn: (b) => this.planOn(b, shape, keyLengths, nK, seqLengths),
       copied,
     });
   }
 
+  /** Why `b` cannot run packed sequences (`seqLengths`); null when it can or the call has none. */
+  private packedRefusal(b: Backend, seqLengths: Int32Array | null): string | null {
+    return seqLengths && !b.capabilities.packed ? `${b.id} does not run packed sequences (seqLengths)` : null;
+  }
+
   /** Resolves a choice that rests on a best case: initialises that backend once (a failure is remembered), then chooses again. */
-  private async settle(choice: Choice, shape: [number, number, number], keyLengths: Int32Array | null, copied: number, nK: number, needs = false): Promise<Choice> {
+  private async settle(choice: Choice, shape: [number, number, number], keyLengths: Int32Array | null, copied: number, nK: number, needs = false, seqLengths: Int32Array | null = null): Promise<Choice> {
     if (!choice.probe) return choice;
     try {
       await this.initBackend(choice.backend);
@@ -588,7 +588,7 @@ export class SparseAttention {
       if (e instanceof DisposedError) throw e;
       this.excluded.set(choice.backend.id, `no usable device (${(e as Error).message.replace(/^SparseAttention: backend '\w+' is unavailable: /, '')})`);
     }
-    return this.choose(shape, keyLengths, copied, nK, needs);
+    return this.choose(shape, keyLengths, copied, nK, needs, seqLengths);
   }
 
   /**

@@ -1,9 +1,10 @@
 // Every path the conformance suite runs: each wasm build this runtime validates, single-
 // and multi-threaded, and forwardSync; the WebGPU paths, and each WebGPU kernel variant of
 // the table where it applies. Tolerances per path (DESIGN.md §1).
-import { wasmVariants, type SparseAttentionOptions } from '../dist/index.js';
-import { VARIANTS, type Variant, whyNot } from '../src/backends/webgpu/variants.js';
-import type { Case } from './helpers.js';
+import { expect } from 'vitest';
+import { SparseAttention, attentionReference, wasmVariants, type SparseAttentionOptions } from '../dist/index.js';
+import { VARIANTS, type Variant, chooseVariant, whyNot } from '../src/backends/webgpu/variants.js';
+import { type Case, describeCase, expectClose, inputs, reference } from './helpers.js';
 
 export interface PathUnderTest {
   name: string;
@@ -77,6 +78,16 @@ export interface VariantPath extends PathUnderTest {
 }
 
 /**
+ * The variants `npm test` runs of the table (the rest with SPARSE_ATTENTION_GPU_FULL=1, as CI
+ * does): the automatic choice at the suites' block sizes and head dims (here, the inference
+ * and modifier suites), and the H100's Q-per-tile kernel in the shape that fits 32 KiB.
+ */
+export function defaultVariantNames(workgroupBytes: number, subgroups: boolean): Set<string> {
+  const chosen = [[128, 32], [64, 32], [64, 8], [16, 8]].map(([bs, hd]) => chooseVariant(bs, hd, workgroupBytes, subgroups)?.name);
+  return new Set([`bsattn_fwd_f32_q64_k64_qtile__${subgroups ? 'subgroups' : 'plain'}`, ...chosen.filter((n): n is string => n !== undefined)]);
+}
+
+/**
  * One path per kernel variant of the table (src/backends/webgpu/variants.ts), named by
  * options.webgpu.variant, with cases built where it applies: 'custom' and 'fixed' layouts
  * (the GPU runs them at the caller's block size) at a block of its query tile, a token mask,
@@ -109,4 +120,17 @@ export function webgpuVariantPaths(workgroupBytes: number, subgroups: boolean): 
     paths.push({ name: `webgpu ${variant.name}`, options: { backend: 'webgpu', webgpu: { variant: variant.name } }, variant, cases, ...WEBGPU_TOL });
   }
   return { paths, cannot };
+}
+
+/** Runs one case of a variant path on `attn` against the float64 reference (with an Inf in V where the case asks). */
+export async function checkVariantCase(attn: SparseAttention, path: VariantPath, { c, infInV }: VariantCase): Promise<void> {
+  const { q, k, v } = inputs(c);
+  let ref = reference(c);
+  if (infInV) {
+    v.data[(1 * c.nCtx + c.bs + 1) * c.heads * c.headDim + 3] = Infinity;
+    ref = attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, c.options ?? {}, { keyLengths: c.keyLengths }).data;
+  }
+  const out = await attn.forward(q, k, v, { keyLengths: c.keyLengths });
+  expect(attn.lastRun?.backend, attn.lastRun?.reason).toBe('webgpu');
+  expectClose(out.data, ref, path.atol, path.rtol, `${path.name} ${describeCase(c)}`);
 }

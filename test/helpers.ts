@@ -15,6 +15,20 @@ export interface Case {
   keyLengths?: number[];
 }
 
+/** An inference-shaped case: nQ queries against nK keys, kvHeads K/V heads (the GPU suites' head dim is their own). */
+export interface InferenceCase {
+  mode: Case['mode'];
+  L?: number;
+  causal: boolean;
+  batch: number;
+  nQ: number;
+  nK: number;
+  heads: number;
+  kvHeads: number;
+  keyLengths?: number[];
+  options?: Record<string, unknown>;
+}
+
 export interface T3 {
   data: Float32Array;
   shape: [number, number, number];

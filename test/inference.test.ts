@@ -5,19 +5,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { SparseAttention, attentionReference } from '../dist/index.js';
 import { wasmPaths } from './backends.js';
-import { expectClose, randomTensor } from './helpers.js';
+import { type InferenceCase, expectClose, randomTensor } from './helpers.js';
 
-interface InfCase {
+interface InfCase extends InferenceCase {
   mode: 'all' | 'local' | 'strided';
-  L?: number;
-  causal: boolean;
-  batch: number;
-  nQ: number;
-  nK: number;
-  heads: number;
-  kvHeads: number;
   d: number;
-  keyLengths?: number[];
 }
 
 const cases: InfCase[] = [];

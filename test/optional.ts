@@ -18,6 +18,13 @@ const flag = (name: string) => process.env[name] === '1';
 export const CI = flag('SPARSE_ATTENTION_CI');
 export const REQUIRE_GPU = CI || flag('SPARSE_ATTENTION_REQUIRE_GPU');
 export const REQUIRE_BROWSER = CI || flag('SPARSE_ATTENTION_REQUIRE_BROWSER');
+/**
+ * The whole GPU kernel-variant table and the program texts a hardware GPU compiles (chunk-pair
+ * loops unrolled): on lavapipe each is a pipeline to compile, minutes on a fresh machine, so
+ * `npm test` runs the variants the automatic choice uses and CI runs them all.
+ */
+export const GPU_FULL = CI || flag('SPARSE_ATTENTION_GPU_FULL');
+export const GPU_FULL_ENABLE = 'set SPARSE_ATTENTION_GPU_FULL=1';
 
 export interface SkipRecord {
   /** What is skipped, e.g. 'WebGPU suites'. Records with the same `what` are merged. */

@@ -43,12 +43,12 @@ describe('f32 program texts and the half forms\' names', () => {
       }
     }
     const dec = createHash('sha256');
-    for (const dp of [32, 64, 128, 256]) for (const sg of [false, true]) for (const mods of [false, true]) dec.update(decodeText(dp, sg, mods));
+    for (const dp of [32, 64, 128, 256]) for (const sg of [false, true]) for (const mods of [false, true]) for (const rolled of [false, true]) dec.update(decodeText(dp, sg, mods, rolled));
     const comb = createHash('sha256');
     for (const mods of [false, true]) comb.update(combineText(mods));
     expect(n).toBe(1488);
     expect(fwd.digest('hex')).toBe('8b2b888b547100758c98700b2e4b26b1326eef025db29296b7d0ca7fa9500b9c');
-    expect(dec.digest('hex')).toBe('7ae54607ee4ee22d9634aeee24671cb2fac5ad3913548d2d2fa85c3acb059213');
+    expect(dec.digest('hex')).toBe('e586ab4c738bac5d2e5ceec467a50168fa182aeb9d42bf1dcb9a789e894a6fc0');
     expect(comb.digest('hex')).toBe('761ebd9fc80e988d774c62703616cafc5229566312e5299744e87750323f124b');
     // shaders/vscan.wgsl as it was (it had no directives then)
     expect(createHash('sha256').update(scanText(false)).digest('hex')).toBe('1fe601ffaf475125ea84ced9249d2a670645e3f868fa414131261c1231d4cd80');
@@ -60,7 +60,8 @@ describe('f32 program texts and the half forms\' names', () => {
     expect(programName(p)).toBe('bsattn_fwd_f32_q64_k64__subgroups:bs64_dp64');
     expect(programName({ ...p, storage: 'f16' })).toBe('bsattn_fwd_f32_q64_k64__subgroups:bs64_dp64_f16');
     expect(programName({ ...p, xattn: true, mods: true, storage: 'f16x2' })).toBe('bsattn_fwd_f32_q64_k64__subgroups:bs64_dp64_xattn_mods_f16x2');
-    expect(decodeName(128, true, true, 'f16x2')).toBe('bsattn_decode_f32_dp128_r4_l16__subgroups_mods_f16x2');
+    expect(decodeName(128, true, true, false, 'f16x2')).toBe('bsattn_decode_f32_dp128_r4_l16__subgroups_mods_f16x2');
+    expect(decodeName(32, false, false, true, 'f16')).toBe('bsattn_decode_f32_dp32_r8_l8__plain_rolled_f16');
     const native = programText({ ...p, storage: 'f16' });
     expect(native.startsWith('enable f16;\nenable subgroups;\n')).toBe(true);
     expect(native).toContain('array<vec4<f16>>');
@@ -70,8 +71,8 @@ describe('f32 program texts and the half forms\' names', () => {
     expect(words).toContain('unpack2x16float');
     expect(words).toContain('pack2x16float');
     expect(words).not.toMatch(/\bf16\b/);
-    expect(decodeText(32, false, false, 'f16')).toContain('array<vec4<f16>>');
-    expect(decodeText(32, false, false, 'f16x2')).toContain('array<vec2<u32>>');
+    expect(decodeText(32, false, false, false, 'f16')).toContain('array<vec4<f16>>');
+    expect(decodeText(32, false, false, false, 'f16x2')).toContain('array<vec2<u32>>');
     expect(combineText(false, true)).toContain('pack2x16float');
     expect(scanText(true)).toContain('0x7c00u');
   });

@@ -10,7 +10,7 @@
 // nQ == nK) are left out: they would compile the plain forward program too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvCache, SparseAttention, attentionReference } from '../dist/index.js';
-import { expectClose, randomTensor } from './helpers.js';
+import { type InferenceCase, expectClose, randomTensor } from './helpers.js';
 import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
 
 const gpu = probeAdapter();
@@ -21,18 +21,7 @@ const TOL = { atol: 1e-4, rtol: 1e-3 };
 // GPUBufferUsage values (Node has no such globals unless 'webgpu' installs them)
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, STORAGE = 0x80;
 
-interface InfCase {
-  mode: 'all' | 'local' | 'strided' | 'fixed' | 'longformer' | 'bigbird' | 'custom';
-  L?: number;
-  causal: boolean;
-  batch: number;
-  nQ: number;
-  nK: number;
-  heads: number;
-  kvHeads: number;
-  keyLengths?: number[];
-  options?: Record<string, unknown>;
-}
+type InfCase = InferenceCase;
 
 const cases: InfCase[] = [];
 for (const [mode, L] of [['all', undefined], ['local', 9], ['strided', 4]] as const) {
@@ -284,5 +273,71 @@ describe.runIf(run)('webgpu inference shapes', () => {
     // 'local' reads its window whatever the cache length: 256 keys × 2 K/V heads × 32 dims × K and V
     expect(read(4096)).toBeCloseTo((256 * 2 * D * 4 * 2) / 1e6, 3);
     expect(read(65536)).toBe(read(4096));
+  });
+});
+
+// Packed sequences (seqLengths) on the GPU path: each sequence its own dispatch over its rows,
+// a group of them in one submit; equal to the reference (and so to separate calls), with
+// lengths around the block edges (0 included), grouped K/V heads, key lengths, every band
+// mode and a block-layout mode, and a call of more sequences than one submit takes.
+describe.runIf(run)('webgpu packed sequences', () => {
+  const instances: SparseAttention[] = [];
+  afterAll(() => instances.forEach((a) => a.dispose()));
+  const packedCases: { mode: InfCase['mode']; L?: number; causal: boolean; lens: number[]; heads: number; kvHeads: number; keyLength?: number }[] = [];
+  for (const [mode, L] of [['all', undefined], ['local', 9], ['strided', 4]] as const) {
+    for (const causal of [true, false]) {
+      packedCases.push({ mode, L, causal, lens: [5, 0, 64, 65, 1, 33], heads: 4, kvHeads: 4 });
+      packedCases.push({ mode, L, causal, lens: [70, 3, 15], heads: 4, kvHeads: 2 });
+    }
+    packedCases.push({ mode, L, causal: true, lens: [20, 9, 31], heads: 4, kvHeads: 2, keyLength: 45 });
+  }
+  packedCases.push({ mode: 'fixed', L: 128, causal: true, lens: [130, 8, 70], heads: 4, kvHeads: 4 });
+  // more sequences than one submit groups (64): the second group's offsets start again at 0
+  packedCases.push({ mode: 'local', L: 9, causal: true, lens: Array.from({ length: 70 }, (_, i) => 1 + (i * 7) % 13), heads: 4, kvHeads: 2 });
+  const label = (c: (typeof packedCases)[number]) =>
+    `${c.mode}${c.L ? ` L=${c.L}` : ''}${c.causal ? '' : ' bidir'} ${c.lens.length > 8 ? `${c.lens.length} sequences` : `lens [${c.lens}]`} ${c.heads}/${c.kvHeads} heads${c.keyLength !== undefined ? ` keyLengths [${c.keyLength}]` : ''}`;
+  it.each(packedCases.map((c) => [label(c), c] as const))('%s', async (_n, c) => {
+    const n = c.lens.reduce((a, b) => a + b, 0);
+    const attn = make(c);
+    instances.push(attn);
+    const q = randomTensor([1, n, c.heads * D], 1, 2);
+    const k = randomTensor([1, n, c.kvHeads * D], 2, 2);
+    const v = randomTensor([1, n, c.kvHeads * D], 3);
+    const keyLengths = c.keyLength === undefined ? undefined : [c.keyLength];
+    const causal = { causal: c.causal, kvHeads: c.kvHeads };
+    const ref = attentionReference(q, k, v, c.heads, c.mode, c.L, BS, causal, { seqLengths: c.lens, keyLengths });
+    const out = await attn.forward(q, k, v, { seqLengths: c.lens, keyLengths });
+    expect(attn.lastRun!.backend, attn.lastRun!.reason).toBe('webgpu');
+    expect(attn.lastRun!.reason).toMatch(/packed: \d+ sequences?, one dispatch each/);
+    expectClose(out.data, ref.data, TOL.atol, TOL.rtol, label(c));
+  });
+
+  it('a sequence larger than one storage binding runs on its own, split by heads; the others still packed', async () => {
+    const lens = [3, 70, 5, 1];
+    const n = lens.reduce((a, b) => a + b, 0);
+    // 16 KiB bindings: the 70-token sequence (35,840 bytes of q) goes alone, one head at a time
+    const attn = make({ mode: 'local', L: 9, causal: true, heads: 4, kvHeads: 4 }, { maxBindingBytes: 16384 });
+    instances.push(attn);
+    const q = randomTensor([1, n, 4 * D], 11, 2), k = randomTensor([1, n, 4 * D], 12, 2), v = randomTensor([1, n, 4 * D], 13);
+    const ref = attentionReference(q, k, v, 4, 'local', 9, BS, { causal: true }, { seqLengths: lens });
+    const out = await attn.forward(q, k, v, { seqLengths: lens });
+    expect(attn.lastRun!.backend, attn.lastRun!.reason).toBe('webgpu');
+    expectClose(out.data, ref.data, TOL.atol, TOL.rtol, 'split sequence');
+  });
+
+  it('auto and plan() weigh a packed call on both paths; forwardSync keeps it on the CPU', async () => {
+    const attn = new SparseAttention(4, 'local', 9, BS, { kvHeads: 2 });
+    instances.push(attn);
+    await attn.gpuDevice();
+    const lens = [40, 24];
+    const p = attn.plan([1, 64, 4 * D], { seqLengths: lens });
+    expect(p.estimatedMs.wasm).toBeGreaterThan(0);
+    expect(p.estimatedMs.webgpu).toBeGreaterThan(0);
+    expect(['wasm', 'webgpu']).toContain(p.backend);
+    const q = randomTensor([1, 64, 4 * D], 7), k = randomTensor([1, 64, 2 * D], 8), v = randomTensor([1, 64, 2 * D], 9);
+    const ref = attentionReference(q, k, v, 4, 'local', 9, BS, { kvHeads: 2 }, { seqLengths: lens }).data;
+    expectClose((await attn.forward(q, k, v, { seqLengths: lens })).data, ref, TOL.atol, TOL.rtol, 'auto');
+    expect(attn.lastRun!.backend).toBe(p.backend);
+    expectClose(attn.forwardSync(q, k, v, { seqLengths: lens }).data, ref, 1e-5, 1e-4, 'forwardSync');
   });
 });

@@ -12,7 +12,7 @@
 // the programs test/webgpu.test.ts and test/webgpu-inference.test.ts compile).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SparseAttention, attentionReference, mergeAttention } from '../dist/index.js';
-import { expectClose, randomTensor } from './helpers.js';
+import { type InferenceCase, expectClose, randomTensor } from './helpers.js';
 import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
 
 const gpu = probeAdapter();
@@ -23,18 +23,8 @@ const TOL = { atol: 1e-4, rtol: 1e-3 };
 const LSE_TOL = { atol: 2e-4, rtol: 1e-5 };
 type Mode = 'all' | 'local' | 'strided' | 'fixed' | 'longformer' | 'bigbird' | 'custom';
 
-interface ModCase {
-  mode: Mode;
-  L?: number;
-  causal: boolean;
-  batch: number;
-  nQ: number;
-  nK: number;
-  heads: number;
-  kvHeads: number;
+interface ModCase extends InferenceCase {
   mods: string;
-  keyLengths?: number[];
-  options?: Record<string, unknown>;
 }
 
 /** The modifier sets, by name (slopes and sinks for up to 8 heads, sliced per call). */
@@ -179,6 +169,21 @@ describe.runIf(run)('webgpu score modifiers and lse', () => {
       const out = await attn.forward(x, y, z, { lse });
       expectClose(out.data, ref.data, TOL.atol, TOL.rtol, `${variant} ${mode}`);
       expectClose(lse, ref.lse, LSE_TOL.atol, LSE_TOL.rtol, `${variant} ${mode} lse`);
+    }
+  });
+
+  it('packed sequences (seqLengths) with every modifier and lse: each sequence its own positions and rows of lse', async () => {
+    for (const kvHeads of [4, 2]) {
+      const c = { mode: 'local' as const, L: 9, causal: true, heads: 4, kvHeads, mods: 'all' };
+      const attn = make(c);
+      const lens = [17, 0, 64, 3];
+      const q = randomTensor([1, 84, 4 * D], 14, 2), k = randomTensor([1, 84, kvHeads * D], 15, 2), v = randomTensor([1, 84, kvHeads * D], 16);
+      const ref = attentionReference(q, k, v, 4, 'local', 9, BS, optionsOf(c), { seqLengths: lens });
+      const lse = new Float32Array(4 * 84).fill(NaN);
+      const out = await attn.forward(q, k, v, { seqLengths: lens, lse });
+      expect(attn.lastRun!.reason).toMatch(/packed: 3 sequences/);
+      expectClose(out.data, ref.data, TOL.atol, TOL.rtol, `packed ${kvHeads} K/V heads`);
+      expectClose(lse, ref.lse, LSE_TOL.atol, LSE_TOL.rtol, `packed ${kvHeads} K/V heads lse`);
     }
   });
 

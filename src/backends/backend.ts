@@ -56,6 +56,17 @@ export interface Capabilities {
    * absent or false, the facade does not give this backend a call that asks for them.
    */
   readonly modifiers?: boolean;
+  /**
+   * Packed sequences (plan.seqLengths): run() takes them (the CPU kernel's sequences with
+   * offsets), or runPacked() runs each sequence's own plan. Absent or false: not given such a call.
+   */
+  readonly packed?: boolean;
+}
+
+/** One packed sequence (forward's seqLengths) for runPacked(): its first token and its own plan (batch 1). */
+export interface PackedSegment {
+  start: number;
+  plan: Plan;
 }
 
 export interface Estimate {
@@ -87,6 +98,8 @@ export interface Backend {
   estimate(plan: Plan, copied: number): Estimate;
   /** The result, of the inputs' type (a Uint16Array of halves for dtype 'float16'). */
   run(plan: Plan, inputs: RunInputs): Promise<TensorData>;
+  /** Packed sequences (capabilities.packed) as one plan per sequence; absent: run() takes plan.seqLengths itself. */
+  runPacked?(plan: Plan, segments: readonly PackedSegment[], inputs: RunInputs): Promise<TensorData>;
   /** Short description for lastRun.detail (variant, threads, adapter). */
   describe(): string;
   /** How the last run differed from describe() (e.g. workers could not start), for lastRun.reason; else null. */

@@ -147,7 +147,7 @@ const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
 
 export class WasmBackend implements Backend {
   readonly id = 'wasm' as const;
-  readonly capabilities: Capabilities = { sync: true, resident: true, gpuBuffers: false };
+  readonly capabilities: Capabilities = { sync: true, resident: true, gpuBuffers: false, packed: true };
   /** The CPU path is always usable (workers that cannot start fall back to the calling thread). */
   readonly unavailable = null;
   /** Threaded engine for forward(); single-threaded engine for forwardSync(). */

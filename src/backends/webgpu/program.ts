@@ -111,17 +111,23 @@ export function decodeRows(dp: number): number {
   return Math.max(1, Math.min(8, Math.floor(8 / dv)));
 }
 
-/** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>_l<lanes>__<subgroups|plain>[_mods][_f16|_f16x2]`. */
-export function decodeName(dp: number, subgroups: boolean, mods = false, storage: Storage = 'f32'): string {
-  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}${mods ? '_mods' : ''}${storageSuffix(storage)}`;
+/** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>_l<lanes>__<subgroups|plain>[_mods][_rolled][_f16|_f16x2]`. */
+export function decodeName(dp: number, subgroups: boolean, mods = false, rolledRows = false, storage: Storage = 'f32'): string {
+  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}${mods ? '_mods' : ''}${rolledRows ? '_rolled' : ''}${storageSuffix(storage)}`;
 }
 
-/** The WGSL of the flash-decoding program (shaders/bsattn_decode.wgsl) for a padded head dim. */
-export function decodeText(dp: number, subgroups: boolean, mods = false, storage: Storage = 'f32'): string {
+/**
+ * The WGSL of the flash-decoding program (shaders/bsattn_decode.wgsl) for a padded head dim.
+ * `rolledRows`: the loops over the RM rows stay loops (software adapters, see ProgramCache):
+ * lavapipe's LLVM took 8.9 s on the 8-row program at head dim 32 unrolled and 1.2 s rolled,
+ * which then ran a decode step over 8K keys in 8.2 ms instead of 6.2 (4/2 heads); on such an
+ * adapter the CPU path decodes faster still, so the first call's latency is what counts.
+ */
+export function decodeText(dp: number, subgroups: boolean, mods = false, rolledRows = false, storage: Storage = 'f32'): string {
   const text = preprocess(decodeSource, {
     consts: { DP: dp, RM: decodeRows(dp), TPK: decodeLanes(dp) },
     flags: { SUBGROUPS: subgroups, MODS: mods, ...storageFlags(storage) },
-    unroll: { RM: decodeRows(dp), DV: dp / (4 * decodeLanes(dp)), U: 2 },
+    unroll: { ...(rolledRows ? {} : { RM: decodeRows(dp) }), DV: dp / (4 * decodeLanes(dp)), U: 2 },
   });
   return withEnables(text, storage, subgroups);
 }
@@ -138,8 +144,8 @@ export function scanText(half = false): string {
 
 /**
  * Test-only (src/testing.ts): `fullUnroll` gives software adapters the hardware's program
- * texts; `noShaderF16` makes half calls take the f16x2 form (u32 words) even where the device
- * has shader-f16, so that one adapter runs both.
+ * texts (forward and flash-decoding); `noShaderF16` makes half calls take the f16x2 form (u32
+ * words) even where the device has shader-f16, so that one adapter runs both.
  */
 export const programTesting = { fullUnroll: false, noShaderF16: false };
 
@@ -164,7 +170,8 @@ export class ProgramCache {
 
   /** Flash-decoding: the split kernel for a padded head dim, and the combine pass. */
   decode(dp: number, subgroups: boolean, mods = false, storage: Storage = 'f32'): Promise<GPUComputePipeline> {
-    return this.pipeline(decodeName(dp, subgroups, mods, storage), () => decodeText(dp, subgroups, mods, storage));
+    const rolled = this.rolled();
+    return this.pipeline(decodeName(dp, subgroups, mods, rolled, storage), () => decodeText(dp, subgroups, mods, rolled, storage));
   }
 
   /** `mods`: with sinks and the lse output (the shader's MODS); `half`: o holds halves. */
@@ -173,8 +180,13 @@ export class ProgramCache {
   }
 
   get(p: Program): Promise<GPUComputePipeline> {
-    const q: Program = { ...p, rolledPairs: p.rolledPairs ?? (this.software && !programTesting.fullUnroll) };
+    const q: Program = { ...p, rolledPairs: p.rolledPairs ?? this.rolled() };
     return this.pipeline(programName(q), () => programText(q));
+  }
+
+  /** Software adapters compile on the CPU: their texts keep the loops whose unrolling costs the most LLVM time. */
+  private rolled(): boolean {
+    return this.software && !programTesting.fullUnroll;
   }
 
   private pipeline(name: string, code: () => string): Promise<GPUComputePipeline> {

@@ -6,7 +6,7 @@
 /// <reference types="@webgpu/types" />
 import type { Config, WebGpuOptions } from '../../config.js';
 import type { Plan } from '../../plan.js';
-import type { Backend, Capabilities, Estimate, RunInputs, TensorData } from '../backend.js';
+import type { Backend, Capabilities, Estimate, PackedSegment, RunInputs, TensorData } from '../backend.js';
 import { estimateGpuMs, getCalibration, isSoftwareAdapter } from '../../cost-model.js';
 import { layoutId } from '../../geometry.js';
 import { ArgumentError, DeviceLostError, DisposedError, KernelError, UnsupportedError, abortError } from '../../errors.js';
@@ -22,6 +22,8 @@ import { hasScoreModifiers, scaleOf } from '../../config-mods.js';
 // GPUBufferUsage / GPUMapMode values: Node has no such globals unless 'webgpu' installs them.
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
 const MODE_READ = 0x1;
+/** Packed sequences per submit (runPacked): each has its own uniform buffer in the pool. */
+const PACKED_GROUP = 64;
 /**
  * Block size the GPU runs the band modes at ('all', 'local', 'strided' do not depend on it):
  * 128 where 128-row query tiles apply (Q read from global memory: vec4 head dims) and the
@@ -83,7 +85,7 @@ const fmtFlops = (f: number) => (f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `$
 
 export class WebGpuBackend implements Backend {
   readonly id = 'webgpu' as const;
-  readonly capabilities: Capabilities = { sync: false, resident: false, gpuBuffers: true, modifiers: true };
+  readonly capabilities: Capabilities = { sync: false, resident: false, gpuBuffers: true, modifiers: true, packed: true };
   /** Why the device is unusable (lost, destroyed, failed); null while it works. */
   deadReason: string | null = null;
   /** GPU time of the last call's kernels in ms, when timestamp queries are on. */
@@ -93,6 +95,8 @@ export class WebGpuBackend implements Backend {
   private programs: ProgramCache | null = null;
   private readonly pool = new Map<string, GPUBuffer>();
   private readonly metas = new Map<string, GPUBuffer>();
+  /** Meta buffers evicted from `metas` during a call, destroyed at the next (see serial()). */
+  private readonly retired: GPUBuffer[] = [];
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -243,6 +247,17 @@ export class WebGpuBackend implements Backend {
     return this.serial(() => (isInference(plan) ? this.runInference(plan, inputs, null) : this.runHost(plan, inputs)));
   }
 
+  /**
+   * Packed sequences (forward's seqLengths): each sequence is its own self-attention over its
+   * rows (`segments`: its first token and its plan, batch 1), one dispatch each, and up to
+   * PACKED_GROUP of them share one upload, one submit and one readback. In the buffers each
+   * sequence starts at a 256-byte boundary (the storage binding offset alignment): the gaps
+   * are never computed. A sequence larger than one binding runs on its own through run().
+   */
+  runPacked(plan: Plan, segments: readonly PackedSegment[], inputs: RunInputs): Promise<TensorData> {
+    return this.serial(() => this.runPackedHost(plan, segments, inputs));
+  }
+
   /** A call against a GPU KV cache whose new rows are already appended: uploads q only. */
   runCached(plan: Plan, inputs: RunInputs, cache: GpuKvCache): Promise<TensorData> {
     return this.serial(() => this.runInference(plan, inputs, cache));
@@ -283,6 +298,7 @@ export class WebGpuBackend implements Backend {
     this.disposed = true;
     for (const b of this.pool.values()) b.destroy();
     for (const b of this.metas.values()) b.destroy();
+    for (const b of this.retired.splice(0)) b.destroy();
     for (const c of this.caches) c.dispose();
     this.caches.clear();
     this.pool.clear();
@@ -316,7 +332,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Bindings 7 and 8 of the MODS pipeline: slopes and sinks (base 2), and the lse output (a placeholder without one). */
-  private modsEntries(mods: boolean, lse: GPUBuffer | null): GPUBindGroupEntry[] {
+  private modsEntries(mods: boolean, lse: GPUBuffer | null, lseOffset = 0): GPUBindGroupEntry[] {
     if (!mods) return [];
     const m = this.config.mods;
     const heads = this.config.heads;
@@ -327,11 +343,15 @@ export class WebGpuBackend implements Backend {
     }
     const buf = this.buffer('mods', values.byteLength, STORAGE | COPY_DST);
     this.check().queue.writeBuffer(buf, 0, values);
-    return [{ binding: 7, resource: { buffer: buf } }, { binding: 8, resource: { buffer: lse ?? this.buffer('lse-none', 16, STORAGE) } }];
+    return [{ binding: 7, resource: { buffer: buf } }, { binding: 8, resource: lse ? { buffer: lse, offset: lseOffset } : { buffer: this.buffer('lse-none', 16, STORAGE) } }];
   }
 
+  /** One call at a time; meta buffers evicted by the previous call are destroyed before the next. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn);
+    const result = this.tail.then(() => {
+      for (const b of this.retired.splice(0)) b.destroy();
+      return fn();
+    });
     this.tail = result.catch(() => undefined);
     return result;
   }
@@ -373,8 +393,10 @@ export class WebGpuBackend implements Backend {
     const meta = buildMeta(plan, chunk);
     if (!buf) {
       if (this.metas.size >= META_CACHE) {
+        // destroyed when this call's work is done: a command buffer being encoded may bind it
+        // (a packed call's dispatches each have their own sequence length, hence meta)
         const [k0, b0] = this.metas.entries().next().value!;
-        b0.destroy();
+        this.retired.push(b0);
         this.metas.delete(k0);
       }
       buf = this.check().createBuffer({ label: 'sparse-attention meta', size: Math.ceil(meta.words.byteLength / 16) * 16, usage: STORAGE | COPY_DST });
@@ -385,7 +407,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Encodes one chunk's dispatch into `pass`; its uniform buffer is per chunk index. */
-  private async encode(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, i: number, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, offsets: number[], bytes: number, query: GPUQuerySet | null, lse: GPUBuffer | null = null): Promise<void> {
+  private async encode(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, i: number, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, offsets: number[], bytes: number, query: GPUQuerySet | null, lse: GPUBuffer | null = null, lseOffset = 0): Promise<void> {
     const device = this.check();
     const variant = this.variantFor(plan)!;
     const mods = this.modsOn(lse !== null);
@@ -407,7 +429,7 @@ export class WebGpuBackend implements Backend {
     else device.queue.writeBuffer(vflag, 0, new Uint32Array([1, 0, 0, 0]));
     const group = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, offsets[0], bytes), bind(3, t.k, offsets[1], bytes), bind(4, t.v, offsets[2], bytes), bind(5, t.o, offsets[3], bytes), bind(6, vflag, 0, 16), ...this.modsEntries(mods, lse)],
+      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, offsets[0], bytes), bind(3, t.k, offsets[1], bytes), bind(4, t.v, offsets[2], bytes), bind(5, t.o, offsets[3], bytes), bind(6, vflag, 0, 16), ...this.modsEntries(mods, lse, lseOffset)],
     });
     const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
     if (scan) {
@@ -646,7 +668,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** The forward program with XATTN for one chunk of whole batch items (q/o from offset 0; K/V per `at`). */
-  private async encodeInference(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, qBytes: number, kvBytes: number | undefined, at: KvAddressing, query: GPUQuerySet | null, lse: GPUBuffer | null = null): Promise<void> {
+  private async encodeInference(enc: GPUCommandEncoder, plan: Plan, chunk: Chunk, t: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; o: GPUBuffer }, qBytes: number, kvBytes: number | undefined, at: KvAddressing, query: GPUQuerySet | null, lse: GPUBuffer | null = null, at2: { i: number; q: number; kv: number; lse: number } = { i: 0, q: 0, kv: 0, lse: 0 }): Promise<void> {
     const device = this.check();
     const variant = this.variantFor(plan)!;
     const mods = this.modsOn(lse !== null);
@@ -657,21 +679,22 @@ export class WebGpuBackend implements Backend {
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
     const d = buildDispatchX(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, at);
     const params = this.withMods(d.params, plan, chunk.h0, plan.nCtx, plan.regroup > 0 ? 0 : plan.nK - plan.nCtx, lse !== null, mods);
-    const uniform = this.buffer('params-x', params.byteLength, UNIFORM | COPY_DST);
+    // at2 (runPacked): this dispatch's index among those of one submit (its own uniforms) and its byte offsets
+    const uniform = this.buffer(`params-x${at2.i || ''}`, params.byteLength, UNIFORM | COPY_DST);
     device.queue.writeBuffer(uniform, 0, params);
-    const bind = (binding: number, buffer: GPUBuffer, size?: number) => ({ binding, resource: { buffer, offset: 0, size } });
-    const vflag = this.buffer('vflag-x', 16, STORAGE | COPY_DST);
+    const bind = (binding: number, buffer: GPUBuffer, size?: number, offset = 0) => ({ binding, resource: { buffer, offset, size } });
+    const vflag = this.buffer(`vflag-x${at2.i || ''}`, 16, STORAGE | COPY_DST);
     if (scan) enc.clearBuffer(vflag, 0, 16);
     else device.queue.writeBuffer(vflag, 0, new Uint32Array([1, 0, 0, 0]));
     const group = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, qBytes), bind(3, t.k, kvBytes), bind(4, t.v, kvBytes), bind(5, t.o, qBytes), bind(6, vflag, 16), ...this.modsEntries(mods, lse)],
+      entries: [bind(0, uniform), bind(1, metaBuf), bind(2, t.q, qBytes, at2.q), bind(3, t.k, kvBytes, at2.kv), bind(4, t.v, kvBytes, at2.kv), bind(5, t.o, qBytes, at2.q), bind(6, vflag, 16), ...this.modsEntries(mods, lse, at2.lse)],
     });
     const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
     if (scan) {
       const vBytes = kvBytes ?? t.v.size;
       pass.setPipeline(scan);
-      pass.setBindGroup(0, device.createBindGroup({ layout: scan.getBindGroupLayout(0), entries: [bind(0, t.v, kvBytes), bind(1, vflag, 16)] }));
+      pass.setBindGroup(0, device.createBindGroup({ layout: scan.getBindGroupLayout(0), entries: [bind(0, t.v, kvBytes, at2.kv), bind(1, vflag, 16)] }));
       pass.dispatchWorkgroups(Math.min(2048, Math.max(1, Math.ceil(vBytes / 4 / 256 / 16))));
     }
     pass.setPipeline(pipeline);
@@ -836,6 +859,110 @@ export class WebGpuBackend implements Backend {
     }
     if (this.deadReason) throw new DeviceLostError(this.deadReason);
     return o;
+  }
+
+  private async runPackedHost(plan: Plan, segments: readonly PackedSegment[], inputs: RunInputs): Promise<TensorData> {
+    const device = this.check();
+    this.lastKernel = null;
+    const e = plan.nEmbd;
+    const kvE = plan.kvHeads * plan.headDim;
+    const n = plan.nCtx;
+    const H = plan.heads;
+    const es = elementBytes(plan);
+    const out = inputs.out ?? newLike(inputs.q, n * e);
+    const limit = this.maxBinding();
+    const align = (x: number) => Math.ceil(x / 256) * 256;
+    const total = segments.reduce((a, s) => a + s.plan.nCtx, 0);
+    let done = 0;
+    // rows of no sequence (zero lengths are left out of `segments`) and of sequences with no key: zeros
+    for (let i = 0; i < segments.length;) {
+      if (inputs.signal?.aborted) throw abortError(inputs.signal);
+      checkStillWhole({ 'q.data': inputs.q, out }, n * e);
+      checkStillWhole({ 'k.data': inputs.k, 'v.data': inputs.v }, n * kvE);
+      const first = segments[i];
+      const len0 = first.plan.nCtx;
+      if (len0 * e * es > limit || len0 * kvE * es > limit) {
+        // one sequence past a binding: the unpacked path, which splits it by heads
+        const rows = (x: TensorData, w: number) => x.subarray(first.start * w, (first.start + len0) * w);
+        const lse = inputs.lse ? new Float32Array(H * len0) : undefined;
+        const sub = { q: rows(inputs.q, e), k: rows(inputs.k, kvE), v: rows(inputs.v, kvE), out: rows(out, e), signal: inputs.signal, lse };
+        await (isInference(first.plan) ? this.runInference(first.plan, sub, null) : this.runHost(first.plan, sub));
+        if (lse) for (let h = 0; h < H; h++) inputs.lse!.set(lse.subarray(h * len0, (h + 1) * len0), h * n + first.start);
+        done += len0;
+        i++;
+        continue;
+      }
+      const group: { s: PackedSegment; q: number; kv: number; lse: number }[] = [];
+      let qEnd = 0, kvEnd = 0, lseEnd = 0;
+      while (i < segments.length && group.length < PACKED_GROUP) {
+        const s = segments[i];
+        const len = s.plan.nCtx;
+        const at = { q: align(qEnd), kv: align(kvEnd), lse: align(lseEnd) };
+        if (len * e * es > limit || len * kvE * es > limit || at.q + pad4(len * e * es) > limit || at.kv + pad4(len * kvE * es) > limit) break;
+        group.push({ s, ...at });
+        // (halves: an odd count is padded to a whole word, into the gap before the next sequence)
+        qEnd = at.q + pad4(len * e * es);
+        kvEnd = at.kv + pad4(len * kvE * es);
+        lseEnd = at.lse + H * len * 4;
+        i++;
+      }
+      const t = {
+        q: this.buffer('q', qEnd, STORAGE | COPY_DST),
+        k: this.buffer('k', kvEnd, STORAGE | COPY_DST),
+        v: this.buffer('v', kvEnd, STORAGE | COPY_DST),
+        o: this.buffer('o', qEnd, STORAGE | COPY_SRC),
+      };
+      const staging = this.buffer('staging', qEnd, MAP_READ | COPY_DST);
+      const lse = inputs.lse ? this.lseBuffers(lseEnd / 4) : null;
+      await this.scoped(async () => {
+        const enc = device.createCommandEncoder();
+        for (let j = 0; j < group.length; j++) {
+          const { s, q, kv } = group[j];
+          const len = s.plan.nCtx;
+          device.queue.writeBuffer(t.q, q, uploadable(inputs.q.subarray(s.start * e, (s.start + len) * e)));
+          device.queue.writeBuffer(t.k, kv, uploadable(inputs.k.subarray(s.start * kvE, (s.start + len) * kvE)));
+          device.queue.writeBuffer(t.v, kv, uploadable(inputs.v.subarray(s.start * kvE, (s.start + len) * kvE)));
+        }
+        for (let j = 0; j < group.length; j++) {
+          const g = group[j];
+          const p = g.s.plan;
+          const chunk = { b0: 0, b1: 1, h0: 0, h1: H };
+          if (isInference(p)) await this.encodeInference(enc, p, chunk, t, pad4(p.nCtx * e * es), pad4(p.nCtx * kvE * es), uploadedKv(p), null, lse?.out ?? null, { i: j, q: g.q, kv: g.kv, lse: g.lse });
+          else await this.encode(enc, p, chunk, j, t, [g.q, g.kv, g.kv, g.q], pad4(p.nCtx * e * es), null, lse?.out ?? null, g.lse);
+        }
+        enc.copyBufferToBuffer(t.o, 0, staging, 0, qEnd);
+        if (lse) enc.copyBufferToBuffer(lse.out, 0, lse.staging, 0, lseEnd);
+        device.queue.submit([enc.finish()]);
+      });
+      if (lse) {
+        await lse.staging.mapAsync(MODE_READ, 0, lseEnd);
+        if (this.deadReason) throw new DeviceLostError(this.deadReason);
+        try {
+          checkStillWhole({ lse: inputs.lse! }, inputs.lse!.length);
+          const all = new Float32Array(lse.staging.getMappedRange(0, lseEnd));
+          for (const g of group) {
+            const len = g.s.plan.nCtx;
+            for (let h = 0; h < H; h++) inputs.lse!.set(all.subarray(g.lse / 4 + h * len, g.lse / 4 + (h + 1) * len), h * n + g.s.start);
+          }
+        } finally {
+          lse.staging.unmap();
+        }
+      }
+      await staging.mapAsync(MODE_READ, 0, qEnd);
+      if (this.deadReason) throw new DeviceLostError(this.deadReason);
+      try {
+        checkStillWhole({ out }, n * e);
+        const result = viewLike(out, staging.getMappedRange(0, qEnd), qEnd / es);
+        for (const g of group) setFrom(out, result.subarray(g.q / es, g.q / es + g.s.plan.nCtx * e), g.s.start * e);
+      } finally {
+        staging.unmap();
+      }
+      done += group.reduce((a, g) => a + g.s.plan.nCtx, 0);
+      inputs.progress?.(done / total);
+    }
+    const dispatches = segments.length;
+    this.lastKernel = `packed: ${dispatches} sequence${dispatches === 1 ? '' : 's'}, one dispatch each, up to ${PACKED_GROUP} a submit`;
+    return out;
   }
 
   /** The lse output of a chunk of n rows and its staging buffer. */
