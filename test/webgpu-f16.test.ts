@@ -217,6 +217,21 @@ describe.runIf(run).each(FORMS)('webgpu dtype float16, $form storage', ({ form, 
     expect(attn.lastRun!.reason).toMatch(says);
   });
 
+  it('packed sequences (seqLengths) of odd lengths: one upload per group, each sequence at its aligned offset', async (ctx) => {
+    if (!available) return ctx.skip(`the adapter has no shader-f16 (${gpu.info})`);
+    const heads = 4, kvHeads = 2, lens = [13, 0, 31, 1, 19];
+    const attn = make(heads, 'all', undefined, { kvHeads });
+    const n = lens.reduce((a, b) => a + b, 0);
+    const q = tensor([1, n, heads * D], 22, 2);
+    const k = tensor([1, n, kvHeads * D], 23, 2);
+    const v = tensor([1, n, kvHeads * D], 24);
+    const ref = attentionReference(q, k, v, heads, 'all', undefined, BS, { causal: true, kvHeads, dtype: 'float16' }, { seqLengths: lens });
+    const out = await attn.forward(q, k, v, { seqLengths: lens });
+    expectClose(values(out.data), ref.data, ATOL, RTOL, `packed ${lens}`);
+    expect(attn.lastRun).toMatchObject({ backend: 'webgpu', storage: 'float16' });
+    expect(attn.lastRun!.reason).toMatch(says);
+  });
+
   it('forwardGPU on buffers of halves: self-attention, a decode step with nK, and against a GPU cache', async (ctx) => {
     if (!available) return ctx.skip(`the adapter has no shader-f16 (${gpu.info})`);
     const heads = 8, kvHeads = 2, batch = 1;
