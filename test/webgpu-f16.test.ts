@@ -3,8 +3,9 @@
 // words of two halves read with unpack2x16float and written with pack2x16float (every adapter;
 // forced here through the test hook programs.noShaderF16) — on the forward program (self-
 // attention, vec4 and scalar head dims), its inference form (GQA, cross-attention), flash-
-// decoding with its combine pass, a KV cache of halves (prefill, decode steps, a chunk) and
-// the score modifiers with lse, against the float64 reference of the f16-rounded inputs
+// decoding with its combine pass, a KV cache of halves (prefill, decode steps, a chunk), the
+// score modifiers with lse, packed sequences, forwardGPU on half buffers and an infinite half
+// in V at a masked key (the V pre-pass), against the float64 reference of the f16-rounded inputs
 // (|a − r| ≤ 1e-3 + 2e-3·|r|). Float16Array tensors where the runtime has them, else
 // Uint16Array. Also: the f32 program texts are byte-identical to those before the half forms
 // existed (hashes recorded from main), and the half forms' names.
@@ -215,6 +216,24 @@ describe.runIf(run).each(FORMS)('webgpu dtype float16, $form storage', ({ form, 
     expectClose(lse, ref.lse, ATOL, RTOL, `${nQ} x ${nK} lse`);
     expect(attn.lastRun!.reason).toContain(kernel);
     expect(attn.lastRun!.reason).toMatch(says);
+  });
+
+  it('an infinite half in V at a masked key never reaches the output (the V pre-pass reads both halves of a word)', async (ctx) => {
+    if (!available) return ctx.skip(`the adapter has no shader-f16 (${gpu.info})`);
+    const heads = 2, n = 40;
+    const attn = make(heads, 'all', undefined);
+    const q = tensor([1, n, heads * D], 25, 2);
+    const k = tensor([1, n, heads * D], 26, 2);
+    const v = tensor([1, n, heads * D], 27);
+    const vb = new Uint16Array(v.data.buffer, v.data.byteOffset, v.data.length);
+    // the last token's V: +Inf in even elements (a word's low half), -Inf in odd ones (its high half);
+    // causal rows 0 … n − 2 mask that key inside their (partial) tile
+    for (let c = 0; c < heads * D; c++) vb[(n - 1) * heads * D + c] = c % 2 ? 0xfc00 : 0x7c00;
+    const ref = attentionReference(q, k, v, heads, 'all', undefined, BS, { causal: true, dtype: 'float16' });
+    const got = values((await attn.forward(q, k, v)).data);
+    const rowsBefore = (n - 1) * heads * D;
+    expectClose(got.subarray(0, rowsBefore), ref.data.subarray(0, rowsBefore), ATOL, RTOL, 'rows before the infinite key');
+    expect(got.subarray(0, rowsBefore).every(Number.isFinite)).toBe(true);
   });
 
   it('packed sequences (seqLengths) of odd lengths: one upload per group, each sequence at its aligned offset', async (ctx) => {
