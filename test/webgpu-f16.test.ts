@@ -138,6 +138,7 @@ describe.runIf(run).each(FORMS)('webgpu dtype float16, $form storage', ({ form, 
     ['local', 9, 4, D, [2, 100, 4 * D]],
     ['all', undefined, 2, 6, [2, 70, 2 * 6]], // head dim 6: the scalar program (element stores)
     ['strided', 4, 2, 5, [1, 45, 2 * 5]], // odd head dim: halves of one word stored by two threads
+    ['local', 7, 1, 5, [1, 45, 5]], // an odd number of halves: uploads padded by one half
   ] as const)('self-attention %s L=%s, %s heads of dim %s: within tolerance, out of q\'s type, storage reported', async ([mode, L, heads, d, shape], ctx) => {
     if (!available) return ctx.skip(`the adapter has no shader-f16 (${gpu.info})`);
     const attn = make(heads, mode, L);
@@ -216,6 +217,16 @@ describe.runIf(run).each(FORMS)('webgpu dtype float16, $form storage', ({ form, 
     expectClose(lse, ref.lse, ATOL, RTOL, `${nQ} x ${nK} lse`);
     expect(attn.lastRun!.reason).toContain(kernel);
     expect(attn.lastRun!.reason).toMatch(says);
+  });
+
+  it('a GPU cache of halves with kvHeads·headDim odd: its first call says why, nothing appended', async (ctx) => {
+    if (!available) return ctx.skip(`the adapter has no shader-f16 (${gpu.info})`);
+    const attn = make(1, 'all', undefined);
+    const cache = attn.createCache({ batch: 1, capacity: 8 });
+    const t = tensor([1, 2, 5], 28);
+    await expect(attn.forward(t, t, t, { cache })).rejects.toThrow(/kvHeads·headDim even \(got 1·5\)/);
+    expect(cache.length).toBe(0);
+    cache.dispose();
   });
 
   it('an infinite half in V at a masked key never reaches the output (the V pre-pass reads both halves of a word)', async (ctx) => {
