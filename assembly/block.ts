@@ -1,10 +1,11 @@
 // One key block of a query block, in three steps: S = Q·Kᵀ (scores), the online softmax
-// update (softmax), O = O·α + P·V (accumulate). Generic over the lane type L (lanes.ts):
+// update (softmax), O = O·α + P·V (accumulate); with the score modifiers the soft cap is
+// applied to the score registers (scoresCapped) and ALiBi in the softmax pass (softmaxAlibi). Generic over the lane type L (lanes.ts):
 // v128 in the SIMD builds, f32 in the scalar build, so both run this code. Register tiles
 // are 2 L of query rows (8 rows SIMD, 2 scalar) × 4 keys or dims.
 
 import { MASK_C_HI, MASK_C_LO, MASK_F_HI, MASK_F_LO, MASK_RANGE_SHIFT, MASK_TILE_SHIFT } from './abi.generated';
-import { add, and, bcast, bitselect, eq, exp2, lanes, madd, mul, pmax, splat, sub } from './lanes';
+import { abs, add, and, bcast, bitselect, eq, exp2, lanes, madd, mul, pmax, softcapOf, splat, storeSoftcapPair, sub } from './lanes';
 
 /** The mask range entry of the tile of MASK_TILE_ROWS rows holding row r. */
 // @ts-ignore: decorator
@@ -42,16 +43,27 @@ import { add, and, bcast, bitselect, eq, exp2, lanes, madd, mul, pmax, splat, su
  * 4 are computed: columns outside [cLo, cHi) are written but never read.
  */
 export function scores<L>(qt: usize, kRows: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32): void {
+  scoresBody<L>(qt, kRows, st, ranges, d, bs, nc, 0, false);
+}
+
+/** scores, soft-capped in registers before the tile is stored: Q is scaled by 1 / cap (the host's params.scale), so S = cap·tanh(Q·Kᵀ). */
+export function scoresCapped<L>(qt: usize, kRows: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32, cap: f32): void {
+  scoresBody<L>(qt, kRows, st, ranges, d, bs, nc, cap, true);
+}
+
+// @ts-ignore: decorator
+@inline function scoresBody<L>(qt: usize, kRows: usize, st: usize, ranges: usize, d: i32, bs: i32, nc: i32, cap: f32, capped: bool): void {
   const ubs = <usize>bs;
   const rowBytes = ubs * 4;
   const groupBytes = <usize>d << 4;
   const zero = splat<L>(0);
+  const capL = splat<L>(cap);
   for (let r0: usize = 0; r0 < ubs; r0 += 2 * lanes<L>()) {
     const cEnd = colHi(ranges, r0, nc);
     for (let c = colLo(ranges, r0) & ~3; c < cEnd; c += 4) {
       // Sᵗ[c + j][rows] = Σ_k Qᵗ[k][rows] · K'[c / 4][k][j], j < 4
       const kp = kRows + <usize>(c >> 2) * groupBytes;
-      tile<L>(st + (<usize>c * ubs + r0) * 4, rowBytes, false, zero, zero, qt + r0 * 4, rowBytes, kp, 16, 0, d, 0, false);
+      tile<L>(st + (<usize>c * ubs + r0) * 4, rowBytes, false, zero, zero, qt + r0 * 4, rowBytes, kp, 16, 0, d, 0, false, capped, capL);
     }
   }
 }
@@ -61,6 +73,50 @@ export function scores<L>(qt: usize, kRows: usize, st: usize, ranges: usize, d: 
  * α = 2^(m_i - m_new). Rows whose keys are all masked so far keep m = -inf and P = 0.
  */
 export function softmax<L>(st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32): void {
+  softmaxBody<L>(st, ranges, mask, mI, lI, alpha, bs, nc, 0, 0, 0, false);
+}
+
+/**
+ * softmax with ALiBi applied to Sᵗ first (the rest of the pass unchanged): `key0` is the
+ * block's first key row; posRow[r] the key row at query row r's position, slopeRow[r] its
+ * −slope · dist (base 2). (The soft cap is applied before, as scoresCapped stores S.)
+ */
+export function softmaxAlibi<L>(
+  st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32,
+  key0: i32, posRow: usize, slopeRow: usize,
+): void {
+  softmaxBody<L>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow, true);
+}
+
+/**
+ * dst[i] = cap·tanh(src[i] / cap), i < n: the kernel's soft cap over an array, by pairs of
+ * lanes as the score tile applies it (test/cpu-modifiers.test.ts checks its error).
+ */
+export function softcapRun(dst: usize, src: usize, n: i32, cap: f32): void {
+  // x / cap first, as the host's scale of Q does for the kernel
+  const inv: f32 = <f32>1.0 / cap;
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    const c = f32x4.splat(cap);
+    const iv = f32x4.splat(inv);
+    for (; i + 8 <= n; i += 8) {
+      const p = <usize>i << 2;
+      storeSoftcapPair<v128>(dst + p, dst + p + 16, f32x4.mul(v128.load(src + p), iv), f32x4.mul(v128.load(src + p, 16), iv), c);
+    }
+  }
+  for (; i + 2 <= n; i += 2) {
+    const p = <usize>i << 2;
+    storeSoftcapPair<f32>(dst + p, dst + p + 4, load<f32>(src + p) * inv, load<f32>(src + p, 4) * inv, cap);
+  }
+  if (i < n) store<f32>(dst + (<usize>i << 2), softcapOf<f32>(load<f32>(src + (<usize>i << 2)) * inv, cap));
+}
+
+/** The softmax pass; `alibiOn` is a literal (each call is specialised). */
+// @ts-ignore: decorator
+@inline function softmaxBody<L>(
+  st: usize, ranges: usize, mask: usize, mI: usize, lI: usize, alpha: usize, bs: i32, nc: i32,
+  key0: i32, posRow: usize, slopeRow: usize, alibiOn: bool,
+): void {
   const ubs = <usize>bs;
   const ninf = splat<L>(-Infinity);
   for (let r: usize = 0; r < ubs; r += lanes<L>()) {
@@ -68,15 +124,23 @@ export function softmax<L>(st: usize, ranges: usize, mask: usize, mI: usize, lI:
     const cEnd = colHi(ranges, r, nc);
     const fLo = fullLo(ranges, r, cLo, cEnd);
     const fHi = fullHi(ranges, r, fLo, cEnd);
+    // ALiBi: rel = the row's position − key row key0 + c, in key rows (exact integers in f32)
+    let rel = alibiOn ? sub<L>(load<L>(posRow + r * 4), splat<L>(<f32>(key0 + cLo))) : splat<L>(0);
+    const negSlope = alibiOn ? load<L>(slopeRow + r * 4) : splat<L>(0);
+    const one = splat<L>(1);
     // S = mask ? S : -inf (outside the fully allowed run only); m_new = max(m_i, rowmax S)
     let mx = load<L>(mI + r * 4);
     for (let c = cLo; c < cEnd; c++) {
       const p = st + (<usize>c * ubs + r) * 4;
       let s = load<L>(p);
-      if (mask && (c < fLo || c >= fHi)) {
-        s = bitselect<L>(s, ninf, load<L>(mask + (<usize>c * ubs + r) * 4));
-        store<L>(p, s);
+      // S −= slope·dist·|pos − j|
+      if (alibiOn) {
+        s = madd<L>(negSlope, abs<L>(rel), s);
+        rel = sub<L>(rel, one);
       }
+      const masked: bool = mask != 0 && (c < fLo || c >= fHi);
+      if (masked) s = bitselect<L>(s, ninf, load<L>(mask + (<usize>c * ubs + r) * 4));
+      if (alibiOn || masked) store<L>(p, s);
       // pmax skips a NaN score; it still reaches the row through P = 2^(NaN - m) = NaN.
       mx = pmax<L>(mx, s);
     }
@@ -142,8 +206,8 @@ function pvTile<L>(st: usize, mask: usize, vRows: usize, stride: usize, ot: usiz
     const p = st + (<usize>c0 * ubs + r0) * 4;
     const v = vRows + <usize>c0 * stride + (k << 2);
     // Oᵗ[k + j][rows] = Oᵗ[k + j][rows]·α + Σ_c P[c][rows] · V[c][k + j], j < 4
-    if (mask) tile<L>(o, rowBytes, true, al0, al1, p, rowBytes, v, stride, c0, c1, mask + (<usize>c0 * ubs + r0) * 4, true);
-    else tile<L>(o, rowBytes, true, al0, al1, p, rowBytes, v, stride, c0, c1, 0, false);
+    if (mask) tile<L>(o, rowBytes, true, al0, al1, p, rowBytes, v, stride, c0, c1, mask + (<usize>c0 * ubs + r0) * 4, true, false, one);
+    else tile<L>(o, rowBytes, true, al0, al1, p, rowBytes, v, stride, c0, c1, 0, false, false, one);
   }
   for (; k < ud; k++) {
     const o = ot + (k * ubs + r0) * 4;
@@ -173,13 +237,15 @@ function pvTile<L>(st: usize, mask: usize, vRows: usize, stride: usize, ot: usiz
  * The register tile of scores and P·V: 2 L of query rows × 4 columns j, over steps i0..i1,
  *   acc[j] += x · y[j]          x: 2 L at x (rows), y[j]: the f32 at y + 4j
  * (masked: += x · y[j] & m, m: 2 L of mask bits at m), x, y and m advancing by xStep,
- * yStep, xStep a step. acc starts at 0, or at out[j]·α (`scaled`), and is stored to
- * out[j] = out + j·outStep. `scaled` and `masked` are literals: each call is specialised.
+ * yStep, xStep a step. acc starts at 0, or at out[j]·α (`scaled`), is soft-capped
+ * (`capped`: cap·tanh(acc)) and stored to out[j] = out + j·outStep. `scaled`,
+ * `masked` and `capped` are literals: each call is specialised.
  */
 // @ts-ignore: decorator
 @inline function tile<L>(
   out: usize, outStep: usize, scaled: bool, al0: L, al1: L,
   x: usize, xStep: usize, y: usize, yStep: usize, i0: i32, i1: i32, m: usize, masked: bool,
+  capped: bool, cap: L,
 ): void {
   let a00 = splat<L>(0), a01 = splat<L>(0);
   let a10 = splat<L>(0), a11 = splat<L>(0);
@@ -211,6 +277,13 @@ function pvTile<L>(st: usize, mask: usize, vRows: usize, stride: usize, ot: usiz
     x += xStep;
     if (masked) m += xStep;
     y += yStep;
+  }
+  if (capped) {
+    storeSoftcapPair<L>(out, out + sizeof<L>(), a00, a01, cap);
+    storeSoftcapPair<L>(out + outStep, out + outStep + sizeof<L>(), a10, a11, cap);
+    storeSoftcapPair<L>(out + 2 * outStep, out + 2 * outStep + sizeof<L>(), a20, a21, cap);
+    storeSoftcapPair<L>(out + 3 * outStep, out + 3 * outStep + sizeof<L>(), a30, a31, cap);
+    return;
   }
   store<L>(out, a00);
   store<L>(out, a01, sizeof<L>());

@@ -17,6 +17,11 @@
 // Everything is kept transposed (query rows along the SIMD lanes): Qᵗ [d][BLOCK],
 // Sᵗ [BLOCK][BLOCK], Oᵗ [d][BLOCK]. Row max and sum become lane-wise, K and V are read
 // straight from the tensors with load32_splat, and any head dim works without a tail.
+// Score modifiers (params.mods, src/config-mods.ts), in base 2 like S: soft-capping on the
+// score registers (scoresCapped) and ALiBi in the softmax pass (softmaxAlibi) of each
+// visited block; a sink joins l_i once at the end, and lse = ln 2 · (m_i + log2 l_i) is
+// stored beside O. A call without them runs the loop unchanged (chosen per call, a branch
+// per block).
 // see: Dao, "FlashAttention-2" (2023); Child et al., "Sparse Transformers" (2019).
 
 // The parameter block, sequence, task and mask records the host writes are declared once,
@@ -26,9 +31,11 @@ import {
   SEQ_COLS, SEQ_Q_HEADS, SEQ_K, SEQ_KV_STRIDE, SEQ_K_SRC, SEQ_MASKS, SEQ_MASK_IDS, SEQ_N_K, SEQ_N_Q, SEQ_O, SEQ_Q, SEQ_ROW_PTR, SEQ_SRC_STRIDE,
   SEQ_STRIDE, SEQ_V, SEQ_V_SRC, SEQ_WORDS, TASK_QB0, TASK_QB1, TASK_SEQ, TASK_SHIFT,
   ABI_HASH, MASK_RANGE_SHIFT, MASK_TILE_SHIFT, PACK_ROWS, P_DTYPE, DTYPE_HALF_IO, DTYPE_HALF_KV,
+  P_MODS, P_SOFTCAP, P_HEAD_MODS, P_SEQ_MODS, SEQ_MOD_WORDS, SEQ_MOD_LSE, SEQ_MOD_LSE_ROW, SEQ_MOD_LSE_HEAD, SEQ_MOD_HEAD,
+  SEQ_MOD_Q_POS, SEQ_MOD_DIST, MOD_ALIBI, MOD_SINKS, MOD_SOFTCAP,
 } from './abi.generated';
 import { loadQueryGroupTHalf, loadQueryTHalf, packKeys4Half, storeOutputGroupHalf, storeOutputHalf, widenRun } from './half';
-import { accumulate, scores, softmax } from './block';
+import { accumulate, scores, scoresCapped, softmax, softmaxAlibi } from './block';
 import { copyRow, loadQueryGroupT, loadQueryT, packKeys4, storeOutput, storeOutputGroup } from './rows';
 
 /**
@@ -102,15 +109,21 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   const bs = load<i32>(params + P_BLOCK);
   const scale = load<f32>(params + P_SCALE);
   const dtype = load<i32>(params + P_DTYPE);
+  const mods = load<i32>(params + P_MODS);
+  const cap = load<f32>(params + P_SOFTCAP);
+  const headMods = <usize>load<i32>(params + P_HEAD_MODS);
+  const seqMods = <usize>load<i32>(params + P_SEQ_MODS);
   let done = 0;
   while (true) {
     const t = next(counter);
     if (t >= nTasks) break;
     const task = tasks + (<usize>t << TASK_SHIFT);
-    const seq = seqs + <usize>(load<i32>(task, TASK_SEQ) * SEQ_WORDS * 4);
+    const si = load<i32>(task, TASK_SEQ);
+    const seq = seqs + <usize>(si * SEQ_WORDS * 4);
+    const modRec = mods != 0 ? seqMods + <usize>(si * SEQ_MOD_WORDS * 4) : 0;
     const qb1 = load<i32>(task, TASK_QB1);
     for (let qb = load<i32>(task, TASK_QB0); qb < qb1; qb++) {
-      queryBlock(seq, qb, d, bs, scale, scratch, dtype);
+      queryBlock(seq, qb, d, bs, scale, scratch, dtype, mods, modRec, headMods, cap);
     }
     done++;
   }
@@ -126,9 +139,9 @@ export function bsattn_fwd_f32(params: usize, scratch: usize): i32 {
   return t;
 }
 
-/** Scratch bytes one thread needs: a widened K', V' block [bs][d] each, Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], 3 row vectors (the host asks). */
+/** Scratch bytes one thread needs: a widened K', V' block [bs][d] each, Qᵗ, Oᵗ [d][bs], Sᵗ [bs][bs], 6 row vectors (the host asks). */
 export function bsattn_scratch_bytes(d: i32, bs: i32): i32 {
-  return (4 * d * bs + bs * bs + 3 * bs) * 4;
+  return (4 * d * bs + bs * bs + 6 * bs) * 4;
 }
 
 /** Bytes of one mask record: a range entry per MASK_TILE_ROWS rows, then [bs][bs] i32 (test/abi.test.ts). */
@@ -152,7 +165,7 @@ export function bsattn_abi_hash(): u32 {
   return maskRangesBytes(ubs) + ubs * ubs * 4;
 }
 
-function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: usize, dtype: i32): void {
+function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: usize, dtype: i32, mods: i32, modRec: usize, headMods: usize, cap: f32): void {
   const qBase = <usize>load<i32>(seq + SEQ_Q);
   const oBase = <usize>load<i32>(seq + SEQ_O);
   const stride = <usize>load<i32>(seq + SEQ_STRIDE);
@@ -161,7 +174,8 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 
   const ubs = <usize>bs;
   const ud = <usize>d;
-  // scratch: K'w, V'w [bs][d] (a half cache's key block, widened) · Qᵗ [d][bs] · Oᵗ [d][bs] · Sᵗ [bs][bs] · m_i, l_i, α [bs]  (all f32)
+  // scratch: K'w, V'w [bs][d] (a half cache's key block, widened) · Qᵗ [d][bs] · Oᵗ [d][bs] · Sᵗ [bs][bs]
+  // · the modifiers' pos, −slope, sink [bs] · m_i, l_i, α [bs]  (all f32)
   const kw = scratch;
   const vw = kw + ud * ubs * 4;
   const qt = vw + ud * ubs * 4;
@@ -169,7 +183,10 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
   const halfKV = (dtype & DTYPE_HALF_KV) != 0;
   const ot = qt + ud * ubs * 4;
   const st = ot + ud * ubs * 4;
-  const mI = st + ubs * ubs * 4;
+  const posRow = st + ubs * ubs * 4;
+  const slopeRow = posRow + ubs * 4;
+  const sinkRow = slopeRow + ubs * 4;
+  const mI = sinkRow + ubs * 4;
   const lI = mI + ubs * 4;
   const alpha = lI + ubs * 4;
 
@@ -190,13 +207,17 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 
   // A sequence of one query block (a decode step) reads each K/V block once, from memory:
   // its walk touches V' first (keyBlocks). Longer sequences re-read K' and V' from the cache.
-  if (nQ <= bs) keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, true);
-  else keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, false);
+  if (mods != 0) modRows(modRec, headMods, qHeads, row0, bs, posRow, slopeRow, sinkRow);
+  if (nQ <= bs) keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, true, mods, cap, posRow, slopeRow);
+  else keyBlocks(seq, qb, d, bs, qt, ot, st, mI, lI, alpha, kw, vw, halfKV, false, mods, cap, posRow, slopeRow);
 
-  // O[row0 + r][k] = Oᵗ[k][r] / l_i[r]; a row with no allowed key stays 0
-  for (let r = 0; r < bs; r++) {
-    const l = load<f32>(lI + (<usize>r << 2));
-    store<f32>(lI + (<usize>r << 2), l > 0 ? <f32>1.0 / l : 0);
+  if (mods != 0) finishRows(modRec, mods, qHeads, row0, rows, bs, mI, lI, sinkRow);
+  else {
+    // O[row0 + r][k] = Oᵗ[k][r] / l_i[r]; a row with no allowed key stays 0
+    for (let r = 0; r < bs; r++) {
+      const l = load<f32>(lI + (<usize>r << 2));
+      store<f32>(lI + (<usize>r << 2), l > 0 ? <f32>1.0 / l : 0);
+    }
   }
   if (qHeads == 1) {
     if (halfIO) storeOutputHalf(oBase + <usize>row0 * stride, stride, ot, lI, rows, d, bs);
@@ -214,7 +235,7 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
 // @ts-ignore: decorator
 @inline function keyBlocks(
   seq: usize, qb: i32, d: i32, bs: i32, qt: usize, ot: usize, st: usize, mI: usize, lI: usize, alpha: usize,
-  kw: usize, vw: usize, halfKV: bool, touch: bool,
+  kw: usize, vw: usize, halfKV: bool, touch: bool, mods: i32, cap: f32, posRow: usize, slopeRow: usize,
 ): void {
   const kBase = <usize>load<i32>(seq + SEQ_K);
   const vBase = <usize>load<i32>(seq + SEQ_V);
@@ -253,17 +274,66 @@ function queryBlock(seq: usize, qb: i32, d: i32, bs: i32, scale: f32, scratch: u
       for (let a = vRows; a < vEnd; a += 64) touched ^= load<i32>(a);
     }
     // One code for both kinds of build: f32x4 lanes (4 query rows) or f32 (1 row).
+    // (the modifiers: a branch per block, the loops inside specialised)
     if (ASC_FEATURE_SIMD) {
-      scores<v128>(qt, kRows, st, ranges, d, bs, nc);
-      softmax<v128>(st, ranges, mask, mI, lI, alpha, bs, nc);
+      if (mods & MOD_SOFTCAP) scoresCapped<v128>(qt, kRows, st, ranges, d, bs, nc, cap);
+      else scores<v128>(qt, kRows, st, ranges, d, bs, nc);
+      if (mods & MOD_ALIBI) softmaxAlibi<v128>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow);
+      else softmax<v128>(st, ranges, mask, mI, lI, alpha, bs, nc);
       accumulate<v128>(st, ranges, mask, vRows, vStride, ot, alpha, d, bs, nc);
     } else {
-      scores<f32>(qt, kRows, st, ranges, d, bs, nc);
-      softmax<f32>(st, ranges, mask, mI, lI, alpha, bs, nc);
+      if (mods & MOD_SOFTCAP) scoresCapped<f32>(qt, kRows, st, ranges, d, bs, nc, cap);
+      else scores<f32>(qt, kRows, st, ranges, d, bs, nc);
+      if (mods & MOD_ALIBI) softmaxAlibi<f32>(st, ranges, mask, mI, lI, alpha, bs, nc, key0, posRow, slopeRow);
+      else softmax<f32>(st, ranges, mask, mI, lI, alpha, bs, nc);
       accumulate<f32>(st, ranges, mask, vRows, vStride, ot, alpha, d, bs, nc);
     }
   }
 
   // keeps the touches (α is rewritten by the next block before it is read)
   if (touch) store<i32>(alpha, touched);
+}
+
+/**
+ * The modifiers' per-row values of query block rows row0 … row0 + bs − 1 (grouped rows: query
+ * row ⌊R / qHeads⌋ of head head + R mod qHeads): pos = the key row at the row's position,
+ * −slope·dist (ALiBi, base 2) and the sink logit (base 2) of its head.
+ */
+function modRows(modRec: usize, headMods: usize, qHeads: i32, row0: i32, bs: i32, posRow: usize, slopeRow: usize, sinkRow: usize): void {
+  const head = load<i32>(modRec + SEQ_MOD_HEAD);
+  const qPos = load<i32>(modRec + SEQ_MOD_Q_POS);
+  const dist = <f32>load<i32>(modRec + SEQ_MOD_DIST);
+  for (let r = 0; r < bs; r++) {
+    const R = row0 + r;
+    const h = <usize>(head + R % qHeads);
+    const at = <usize>r << 2;
+    store<f32>(posRow + at, <f32>(qPos + R / qHeads));
+    store<f32>(slopeRow + at, -load<f32>(headMods + (h << 3)) * dist);
+    store<f32>(sinkRow + at, load<f32>(headMods + (h << 3), 4));
+  }
+}
+
+/**
+ * The end of a query block with modifiers: each live row's lse = ln 2 · (m_i + log2 l_i)
+ * (−Infinity for a row with no key), then its sink joins the denominator
+ * (l_i += 2^(sink − m_i), only for a row with a key), and lI[r] becomes 1 / l_i (0: no key).
+ */
+function finishRows(modRec: usize, mods: i32, qHeads: i32, row0: i32, rows: i32, bs: i32, mI: usize, lI: usize, sinkRow: usize): void {
+  const lse = <usize>load<i32>(modRec + SEQ_MOD_LSE);
+  const lseRow = <usize>load<i32>(modRec + SEQ_MOD_LSE_ROW);
+  const lseHead = <usize>load<i32>(modRec + SEQ_MOD_LSE_HEAD);
+  const sinks = (mods & MOD_SINKS) != 0;
+  for (let r = 0; r < bs; r++) {
+    const at = <usize>r << 2;
+    const m = load<f32>(mI + at);
+    let l = load<f32>(lI + at);
+    const any = m != -Infinity;
+    if (lse != 0 && r < rows) {
+      const R = row0 + r;
+      const x = any ? <f32>((<f64>m + Math.log2(<f64>l)) * Math.LN2) : -Infinity;
+      store<f32>(lse + <usize>(R / qHeads) * lseRow + <usize>(R % qHeads) * lseHead, x);
+    }
+    if (sinks && any) l += <f32>Math.exp((<f64>load<f32>(sinkRow + at) - <f64>m) * Math.LN2);
+    store<f32>(lI + at, l > 0 ? <f32>1.0 / l : 0);
+  }
 }

@@ -3,7 +3,8 @@
 // WebGPU path (scripts/lib/paths.mjs)
 // against the float64 reference. A failure prints its seed and configuration;
 // `node scripts/property.mjs --replay <seed>` reruns that one case. Needs `npm run build`.
-// Options: --budget N (reference work per case, default 3e7), --json FILE (summary).
+// Options: --budget N (reference work per case, default 3e7), --json FILE (summary), --mods
+// (score modifiers and lse on half the cases, as test/property.test.ts runs them).
 import { writeFileSync } from 'node:fs';
 import * as lib from '../dist/index.js';
 import { cpuPaths, gpuPaths } from './lib/paths.mjs';
@@ -29,7 +30,7 @@ for (const a of keep) await a.forward(one, one, one);
 const t0 = performance.now();
 const stats = { cases: 0, runs: 0, failures: [], modes: {}, maxNCtx: 0, maxHeadDim: 0, withKeyLengths: 0, emptyRows: 0, tokenMasks: 0 };
 for (let i = 0; i < cases; i++) {
-  const c = makeCase(seed0 + i, budget);
+  const c = makeCase(seed0 + i, budget, { mods: args.includes('--mods') });
   if (replay !== undefined) console.log(`replaying seed ${c.seed}: ${describeCase(c)}`);
   const failures = await checkCase(lib, c, paths);
   stats.cases++;
@@ -43,7 +44,7 @@ for (let i = 0; i < cases; i++) {
   if (c.tokenMask) stats.tokenMasks++;
   for (const f of failures) {
     stats.failures.push(f);
-    console.error(`FAIL ${f}\n  replay: node scripts/property.mjs --replay ${c.seed}${budget !== 3e7 ? ` --budget ${budget}` : ''}`);
+    console.error(`FAIL ${f}\n  replay: node scripts/property.mjs --replay ${c.seed}${budget !== 3e7 ? ` --budget ${budget}` : ''}${args.includes('--mods') ? ' --mods' : ''}`);
   }
   if ((i + 1) % 100 === 0) console.log(`${i + 1}/${cases} cases, ${stats.failures.length} failures, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 }

@@ -160,7 +160,7 @@ export class SparseAttention {
     this.localAttnCtx = this.config.localAttnCtx || undefined;
     this.blocksize = this.config.blocksize;
     this.owned = {
-      backends: [new WasmBackend(this.config.threads, this.config.wasmVariant), new WebGpuBackend(this.config, this.config.webgpu)],
+      backends: [new WasmBackend(this.config.threads, this.config.wasmVariant, this.config.mods), new WebGpuBackend(this.config, this.config.webgpu)],
     };
     forgotten?.register(this, this.owned, this.owned);
   }
@@ -329,7 +329,7 @@ export class SparseAttention {
     try {
       const plan = this.planOn(cpu, call.shape, null, base + nNew);
       const t0 = now();
-      const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report, cache: store.regions() };
+      const inputs = { q: call.q, k: call.k, v: call.v, signal, out, progress: progress.report, cache: store.regions(), lse };
       const data = await rejectOnAbort(cpu.run(plan, inputs), signal);
       this.checkLive();
       progress.done();
@@ -458,16 +458,17 @@ export class SparseAttention {
   forwardSync(q: Tensor | HalfTensor, k: Tensor | HalfTensor, v: Tensor | HalfTensor, forwardOptions: Omit<ForwardOptions, 'signal' | 'onProgress'> = {}): TensorResult<TensorArray> {
     checkNotDisposed(this.disposed);
     const call = readInputs(this.config, q, k, v);
-    const opts = readCallOptions(forwardOptions, ['keyLengths', 'seqLengths', 'out']);
+    const opts = readCallOptions(forwardOptions, ['keyLengths', 'seqLengths', 'out', 'lse']);
     const keyLengths = checkKeyLengths(opts.keyLengths, call.shape[0], call.kvShape[1]);
     const seqLengths = checkSeqLengths(opts.seqLengths, call.shape, call.kvShape[1]);
+    const lse = checkLse(opts.lse, call.shape[0] * this.config.heads * call.shape[1]);
     const backend = this.owned.backends.find((b) => b.capabilities.sync && b.runSync)!;
-    const refused = this.modsRefusal(backend, this.modsNeeded(undefined));
+    const refused = this.modsRefusal(backend, this.modsNeeded(lse));
     if (refused) throw new UnsupportedError(`forwardSync runs on the CPU: ${refused}`);
     const plan = this.planOn(backend, call.shape, keyLengths, call.kvShape[1], seqLengths);
     const t0 = now();
     const out = checkOut(opts.out, call.shape, [call.q, call.k, call.v], call.float16Array);
-    const data = backend.runSync!(plan, { q: call.q, k: call.k, v: call.v, out });
+    const data = backend.runSync!(plan, { q: call.q, k: call.k, v: call.v, out, lse });
     this.lastRun = { backend: backend.id, detail: backend.describe(), reason: 'forwardSync runs on the CPU', ms: now() - t0, ...this.numerics() };
     return result(data, call.shape, call.float16Array, opts.out);
   }
@@ -481,7 +482,12 @@ export class SparseAttention {
    */
   createTensor(shape: readonly number[]): TensorResult {
     checkNotDisposed(this.disposed);
-    const dims = this.checkShape(shape);
+    // q and the result have heads·headDim columns, k and v kvHeads·headDim: either shape
+    checkShape('shape', shape);
+    const dims: [number, number, number] = [shape[0], shape[1], shape[2]];
+    if (dims[2] % this.config.kvHeads !== 0) {
+      throw argError('nEmbd', `a multiple of kvHeads (${this.config.kvHeads}: q's heads·headDim or k's kvHeads·headDim); the shape is [${dims.join(', ')}]`, dims[2]);
+    }
     const n = dims[0] * dims[1] * dims[2];
     if (this.config.dtype === 'float16') throw new UnsupportedError("createTensor holds f32 values: with dtype 'float16' pass Float16Array or Uint16Array tensors");
     const data = this.config.backend === 'webgpu' ? null : this.resident()?.allocTensor!(n);

@@ -1,9 +1,9 @@
 // Score modifiers (scale, softcap, ALiBi, sinks) and lse: the float64 reference against
 // hand-computed small cases, ALiBi's slopes against Press et al.'s published values, the
-// options' bad values, and the CPU path's refusal until its kernel runs them (it has no
-// capabilities.modifiers). No GPU here: test/webgpu-modifiers.test.ts runs the kernels.
+// options' bad values, and the entry points that take them on the CPU path. No GPU here:
+// test/cpu-modifiers.test.ts and test/webgpu-modifiers.test.ts hold the kernels to the reference.
 import { describe, expect, it } from 'vitest';
-import { ArgumentError, SparseAttention, UnsupportedError, attentionReference } from '../dist/index.js';
+import { ArgumentError, SparseAttention, attentionReference } from '../dist/index.js';
 import { alibiSlopes } from '../src/config-mods.js';
 
 type T = { data: Float32Array; shape: [number, number, number] };
@@ -145,29 +145,37 @@ describe('bad values are ArgumentErrors naming the option', () => {
   });
 });
 
-describe('the CPU path refuses the modifiers until its kernel runs them (capabilities.modifiers)', () => {
-  const x = { data: new Float32Array(1 * 5 * 4).fill(0.5), shape: [1, 5, 4] as [number, number, number] };
-  for (const [name, o] of [['softcap', { softcap: 5 }], ['alibi', { alibi: true }], ['sinks', { sinks: new Float32Array(2) }], ['scale', { scale: 0.2 }]] as const) {
-    it(`${name} with backend 'wasm': UnsupportedError saying why; forwardSync too`, async () => {
+describe("backend 'wasm' runs every entry point with the modifiers (capabilities.modifiers)", () => {
+  const x = { data: Float32Array.from({ length: 1 * 5 * 4 }, (_, i) => Math.sin(i)), shape: [1, 5, 4] as [number, number, number] };
+  for (const [name, o] of [['softcap', { softcap: 5 }], ['alibi', { alibi: true }], ['sinks', { sinks: new Float32Array([0.5, -1]) }], ['scale', { scale: 0.2 }]] as const) {
+    it(`${name}: forward, forwardSync (with lse) and plan() on the CPU, as the reference`, async () => {
       const attn = new SparseAttention(2, 'all', undefined, 16, { backend: 'wasm', threads: 1, ...o });
-      await expect(attn.forward(x, x, x)).rejects.toThrow(UnsupportedError);
-      await expect(attn.forward(x, x, x)).rejects.toThrow(/backend 'wasm' \(options\.backend\) cannot run this call: wasm does not run the score modifiers \(scale, softcap, alibi, sinks\) or the lse output yet/);
-      expect(() => attn.forwardSync(x, x, x)).toThrow(/forwardSync runs on the CPU: wasm does not run the score modifiers/);
-      expect(() => attn.plan([1, 5, 4])).toThrow(UnsupportedError);
+      const ref = attentionReference(x, x, x, 2, 'all', undefined, 16, o);
+      expect(attn.plan([1, 5, 4]).backend).toBe('wasm');
+      const out = await attn.forward(x, x, x);
+      const lse = new Float32Array(10);
+      const sync = attn.forwardSync(x, x, x, { lse });
+      for (let i = 0; i < 20; i++) {
+        expect(Math.abs(out.data[i] - ref.data[i])).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(ref.data[i]));
+        expect(Math.abs(sync.data[i] - ref.data[i])).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(ref.data[i]));
+      }
+      for (let i = 0; i < 10; i++) expect(Math.abs(lse[i] - ref.lse[i])).toBeLessThanOrEqual(2e-5 + 1e-5 * Math.abs(ref.lse[i]));
       attn.dispose();
     });
   }
-  it("lse with backend 'wasm' is refused; the same call without it runs", async () => {
-    const attn = new SparseAttention(2, 'all', undefined, 16, { backend: 'wasm', threads: 1 });
-    await expect(attn.forward(x, x, x, { lse: new Float32Array(10) })).rejects.toThrow(/wasm does not run the score modifiers .* or the lse output yet/);
-    const r = await attn.forward(x, x, x);
-    expect(r.data.length).toBe(20);
+  it('forwardSync checks lse like forward', () => {
+    const attn = new SparseAttention(2, 'all', undefined, 16, { backend: 'wasm' });
+    expect(() => attn.forwardSync(x, x, x, { lse: new Float32Array(9) })).toThrow(/lse must be a Float32Array of batch·heads·nQ = 10 floats/);
     attn.dispose();
   });
-  it('a CPU KV cache call with a modifier is refused', async () => {
+  it('a CPU KV cache call with a modifier and lse runs', async () => {
     const attn = new SparseAttention(2, 'all', undefined, 16, { backend: 'wasm', threads: 1, softcap: 3 });
     const cache = attn.createCache({ batch: 1, capacity: 8 });
-    await expect(attn.forward(x, x, x, { cache })).rejects.toThrow(/its KV cache is on the CPU\): wasm does not run the score modifiers/);
+    const lse = new Float32Array(10);
+    const out = await attn.forward(x, x, x, { cache, lse });
+    const ref = attentionReference(x, x, x, 2, 'all', undefined, 16, { softcap: 3 });
+    for (let i = 0; i < 20; i++) expect(Math.abs(out.data[i] - ref.data[i])).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(ref.data[i]));
+    for (let i = 0; i < 10; i++) expect(Math.abs(lse[i] - ref.lse[i])).toBeLessThanOrEqual(2e-5 + 1e-5 * Math.abs(ref.lse[i]));
     attn.dispose();
   });
 });

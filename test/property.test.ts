@@ -1,10 +1,11 @@
 // Property tests: 300 seeded random configurations (scripts/lib/property.mjs: every mode,
 // causal or not, L, blocksize 8..128, threads 1..3, batch, heads, headDim 1..160, nCtx
 // 1..3000, key lengths, custom layouts with empty block rows and token masks, imported as
-// ONNX Runtime's or Flex's block lists, masks per pair or per block) on every
+// ONNX Runtime's or Flex's block lists, masks per pair or per block; on half of them the
+// score modifiers softcap, ALiBi, sinks, scale and the lse output) on every
 // CPU path against the float64 reference; inputs must stay unchanged and the output must
 // alias none of them. A failure prints the seed and configuration; replay it with
-// `node scripts/property.mjs --replay <seed> --budget 1e7`. The nightly-style run is
+// `node scripts/property.mjs --replay <seed> --budget 1e7 --mods`. The nightly-style run is
 // `node scripts/property.mjs --cases 2000 --seed N`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as lib from '../dist/index.js';
@@ -38,13 +39,13 @@ describe(`property: ${CASES} random configurations × ${paths.map((p) => p.name)
 
   const seeds = Array.from({ length: CASES }, (_, i) => SEED + i);
   it.each(seeds)('seed %i', async (seed) => {
-    const c = makeCase(seed, BUDGET);
+    const c = makeCase(seed, BUDGET, { mods: true });
     const failures = await checkCase(lib, c, paths);
-    expect(failures, `replay: node scripts/property.mjs --replay ${seed} --budget ${BUDGET}`).toEqual([]);
+    expect(failures, `replay: node scripts/property.mjs --replay ${seed} --budget ${BUDGET} --mods`).toEqual([]);
   });
 
   it('the configurations cover what they claim', () => {
-    const cs = seeds.map((s) => makeCase(s, BUDGET));
+    const cs = seeds.map((s) => makeCase(s, BUDGET, { mods: true }));
     const modes = new Set(cs.map((c) => `${c.mode}${c.mode === 'custom' ? '' : c.causal}`));
     expect(modes.size).toBe(9); // 4 modes × causal/bidirectional + custom
     expect(new Set(cs.map((c) => c.bs))).toEqual(new Set([8, 16, 32, 64, 128]));
@@ -57,5 +58,7 @@ describe(`property: ${CASES} random configurations × ${paths.map((p) => p.name)
     expect(cs.some((c) => c.mode === 'custom' && c.emptyRows && c.tokenMask)).toBe(true);
     for (const form of ['onnx', 'flex']) expect(cs.some((c) => c.layoutForm === form && c.maskForm === 'blocks')).toBe(true);
     expect(cs.some((c) => c.batch > 1 && c.heads > 1)).toBe(true);
+    for (const m of ['softcap', 'alibi', 'sinks', 'scale', 'lse'] as const) expect(cs.filter((c) => c[m]).length, m).toBeGreaterThan(30);
+    expect(cs.some((c) => c.softcap && c.alibi && c.sinks && c.lse)).toBe(true);
   });
 });

@@ -41,7 +41,11 @@ describe('createTensor', () => {
   it('rejects bad shapes and non-tensors, naming the argument', () => {
     const a = instance(cases[0]);
     expect(() => a.createTensor([1, 0, 4])).toThrow(/shape\[1\] must be a positive integer \(got 0\)/);
-    expect(() => a.createTensor([1, 2, 5])).toThrow(/nEmbd must be a multiple of heads \(2\)/);
+    expect(() => a.createTensor([1, 2, 5])).toThrow(/nEmbd must be a multiple of kvHeads \(2: q's heads·headDim or k's kvHeads·headDim\)/);
+    // grouped K/V heads: k and v have kvHeads·headDim columns, not a multiple of heads
+    const g = new SparseAttention(4, 'all', undefined, 16, { backend: 'wasm', kvHeads: 1 });
+    expect(g.createTensor([1, 2, 3]).shape).toEqual([1, 2, 3]);
+    g.dispose();
     expect(() => a.createTensor([1, 2] as number[])).toThrow(/shape must be an array \[batch, nCtx, nEmbd\]/);
     expect(() => a.releaseTensor(null as never)).toThrow(/tensor must be a tensor from createTensor\(\) \(got null\)/);
     const d = new SparseAttention(2, 'all', undefined, 16, { backend: 'wasm' });

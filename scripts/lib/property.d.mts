@@ -3,10 +3,13 @@ export interface PropertyCase {
   batch: number; nCtx: number; heads: number; headDim: number; threads: number; L?: number;
   numVerts?: number; vertsize?: number; layoutKind?: string; density?: number; emptyRows?: boolean;
   tokenMask?: boolean; layoutForm?: 'native' | 'onnx' | 'flex'; maskForm?: 'pairs' | 'blocks'; keyLengths?: number[];
+  kvHeads?: number; nQ?: number; cacheChunks?: number[]; rollback?: boolean; seqLengths?: number[];
+  /** (makeCase's `mods`) score modifiers and the lse output. */
+  softcap?: number; alibi?: 'press' | 'slopes'; sinks?: boolean; scale?: number; lse?: boolean;
 }
-export interface PathLike { name: string; options: object; sync?: boolean; resident?: boolean; atol: number; rtol: number }
+export interface PathLike { name: string; options: object; sync?: boolean; resident?: boolean; noCache?: boolean; atol: number; rtol: number }
 export function rng(seed: number): () => number;
-export function makeCase(seed: number, budget: number): PropertyCase;
+export function makeCase(seed: number, budget: number, options?: { mods?: boolean }): PropertyCase;
 export function caseOptions(c: PropertyCase): Record<string, unknown>;
 export function describeCase(c: PropertyCase): string;
 export function caseInputs(c: PropertyCase): Record<'q' | 'k' | 'v', { data: Float32Array; shape: [number, number, number] }>;

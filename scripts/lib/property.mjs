@@ -30,7 +30,7 @@ function hash(seed, h, i, j) {
  * (batch · heads · nCtx² · (headDim + 4)): shapes shrink (batch, heads, headDim, then nCtx)
  * until they fit, so the distribution still reaches nCtx 3000 and headDim 160.
  */
-export function makeCase(seed, budget) {
+export function makeCase(seed, budget, { mods = false } = {}) {
   const r = rng(seed);
   const pick = (xs) => xs[Math.floor(r() * xs.length)];
   const int = (lo, hi) => lo + Math.floor(r() * (hi - lo + 1)); // inclusive
@@ -73,12 +73,57 @@ export function makeCase(seed, budget) {
   while (cost() > budget && nCtx > 1) nCtx = Math.floor(nCtx * 0.8);
   Object.assign(c, { batch, heads, headDim, nCtx });
   if (r() < 0.3) c.keyLengths = Array.from({ length: batch }, () => (r() < 0.2 ? pick([0, 1, nCtx]) : int(0, nCtx)));
+  // The inference dimensions, drawn last so that a seed keeps every earlier draw: grouped K/V
+  // heads (a divisor of heads), then at most one of cross-attention (nQ queries against the
+  // nCtx keys, aligned bottom-right; nQ > nK only without causality, not 'strided'), a KV
+  // cache filled by a prefill chunk and short steps (some rolled back), or packed sequences.
+  if (heads > 1 && r() < 0.4) {
+    const divisors = [];
+    for (let x = 1; x < heads; x++) if (heads % x === 0) divisors.push(x);
+    c.kvHeads = pick(divisors);
+  }
+  const kind = r();
+  if (kind < 0.2) {
+    const longer = !c.causal && mode !== 'custom' && mode !== 'strided' && r() < 0.3;
+    c.nQ = longer ? nCtx + int(1, nCtx) : int(1, nCtx);
+    if (c.nQ === nCtx) delete c.nQ;
+  } else if (kind < 0.35) {
+    const chunks = [int(0, nCtx)];
+    while (chunks.reduce((a, b) => a + b, 0) < nCtx && chunks.length < 7) chunks.push(Math.min(int(1, 4), nCtx - chunks.reduce((a, b) => a + b, 0)));
+    const left = nCtx - chunks.reduce((a, b) => a + b, 0);
+    if (left > 0) chunks.push(left);
+    c.cacheChunks = chunks.filter((x) => x > 0);
+    c.rollback = r() < 0.5;
+    delete c.keyLengths;
+  } else if (kind < 0.5) {
+    c.batch = 1;
+    const parts = int(1, 6);
+    const cuts = Array.from({ length: parts - 1 }, () => int(0, nCtx)).sort((a, b) => a - b);
+    c.seqLengths = [...cuts, nCtx].map((x, i, xs) => x - (i ? xs[i - 1] : 0));
+    if (c.keyLengths) c.keyLengths = [c.keyLengths[0]];
+  }
+  // `mods`: score modifiers and the lse output on half the cases, from a stream of their own
+  // (the shapes above stay those of the same seed without them).
+  if (mods) {
+    const m = rng(seed ^ 0x5bd1e995);
+    if (m() < 0.5) {
+      if (m() < 0.5) c.softcap = [0.5, 2, 30][Math.floor(m() * 3)];
+      if (m() < 0.5) c.alibi = m() < 0.5 ? 'press' : 'slopes';
+      if (m() < 0.4) c.sinks = true;
+      if (m() < 0.3) c.scale = [0.05, 0.3, 1][Math.floor(m() * 3)];
+      c.lse = m() < 0.7;
+    }
+  }
   return c;
 }
 
 /** The constructor options of a case (the custom layout and token mask rebuilt from its seed). */
 export function caseOptions(c) {
   const o = { causal: c.causal };
+  if (c.softcap) o.softcap = c.softcap;
+  if (c.alibi) o.alibi = c.alibi === 'press' ? true : Float32Array.from({ length: c.heads }, (_, h) => (hash(c.seed + 6, h, 0, 0) % 1000) / 4000);
+  if (c.sinks) o.sinks = Float32Array.from({ length: c.heads }, (_, h) => (hash(c.seed + 7, h, 0, 0) % 1000) / 200 - 2.5);
+  if (c.scale) o.scale = c.scale;
   if (c.mode === 'fixed') Object.assign(o, { numVerts: c.numVerts, vertsize: c.vertsize });
   if (c.mode === 'custom') {
     delete o.causal;
@@ -157,8 +202,55 @@ export function randomTensor(shape, seed, scale = 1) {
 }
 
 export function caseInputs(c) {
-  const shape = [c.batch, c.nCtx, c.heads * c.headDim];
-  return { q: randomTensor(shape, c.seed * 3 + 1, 2), k: randomTensor(shape, c.seed * 3 + 2, 2), v: randomTensor(shape, c.seed * 3 + 3) };
+  const kvShape = [c.batch, c.nCtx, (c.kvHeads ?? c.heads) * c.headDim];
+  const qShape = [c.batch, c.nQ ?? c.nCtx, c.heads * c.headDim];
+  return { q: randomTensor(qShape, c.seed * 3 + 1, 2), k: randomTensor(kvShape, c.seed * 3 + 2, 2), v: randomTensor(kvShape, c.seed * 3 + 3) };
+}
+
+/** Rows [t0, t1) of every batch item of a [batch, n, w] tensor. */
+function rows(t, t0, t1) {
+  const [batch, n, w] = t.shape;
+  const data = new Float32Array(batch * (t1 - t0) * w);
+  for (let b = 0; b < batch; b++) data.set(t.data.subarray((b * n + t0) * w, (b * n + t1) * w), b * (t1 - t0) * w);
+  return { data, shape: [batch, t1 - t0, w] };
+}
+
+/**
+ * A case with a KV cache: each chunk appended and attended in turn (with `rollback`, a junk
+ * chunk appended first and truncated away), against the reference of the chunk's queries
+ * over every key cached so far. Returns the concatenated rows and their reference.
+ */
+async function runCached(lib, attn, c, options, q, k, v, sync) {
+  const cache = attn.createCache({ batch: c.batch, capacity: c.nCtx });
+  const got = [];
+  const want = [];
+  let at = 0;
+  try {
+    for (const n of c.cacheChunks) {
+      if (c.rollback && at > 0) {
+        // (at most the tokens still to come: a custom layout covers nCtx keys)
+        const junk = Math.min(4, c.nCtx - at);
+        const j = (t) => ({ data: new Float32Array(c.batch * junk * t.shape[2]).fill(7), shape: [c.batch, junk, t.shape[2]] });
+        if (sync) attn.forwardSync(j(q), j(k), j(v), { cache });
+        else await attn.forward(j(q), j(k), j(v), { cache });
+        cache.truncate(at);
+      }
+      const qc = rows(q, at, at + n), kc = rows(k, at, at + n), vc = rows(v, at, at + n);
+      const out = sync ? attn.forwardSync(qc, kc, vc, { cache }) : await attn.forward(qc, kc, vc, { cache });
+      got.push(out.data.slice());
+      want.push(lib.attentionReference(qc, rows(k, 0, at + n), rows(v, 0, at + n), c.heads, c.mode, c.L, c.bs, { ...options, kvHeads: c.kvHeads }).data);
+      at += n;
+    }
+  } finally {
+    cache.dispose();
+  }
+  const cat = (xs, T) => {
+    const out = new T(xs.reduce((a, x) => a + x.length, 0));
+    let o = 0;
+    for (const x of xs) { out.set(x, o); o += x.length; }
+    return out;
+  };
+  return { got: cat(got, Float32Array), want: cat(want, Float64Array) };
 }
 
 /** First element outside |a - r| <= atol + rtol·|r| (NaN must match NaN), or null. */
@@ -201,18 +293,31 @@ export async function checkCase(lib, c, paths) {
   const options = caseOptions(c);
   const { q, k, v } = caseInputs(c);
   const before = [q.data.slice(), k.data.slice(), v.data.slice()];
-  const ref = attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, options, { keyLengths: c.keyLengths }).data;
+  const refOptions = c.kvHeads ? { ...options, kvHeads: c.kvHeads } : options;
+  const full = c.cacheChunks ? null : attentionReference(q, k, v, c.heads, c.mode, c.L, c.bs, refOptions, { keyLengths: c.keyLengths, seqLengths: c.seqLengths });
+  const ref = full?.data;
+  // lse = m + ln l: the f32 rounding of the row's largest score and of its sum
+  const LSE_TOL = { atol: 2e-5, rtol: 1e-5 };
   const failures = [];
   for (const path of paths) {
+    if (c.cacheChunks && path.noCache) continue;
     const where = `${path.name}: seed ${c.seed} ${describeCase(c)}`;
     let attn;
     try {
-      attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...options, ...path.options, threads: path.sync ? undefined : c.threads });
-      const fo = { keyLengths: c.keyLengths };
+      attn = new SparseAttention(c.heads, c.mode, c.L, c.bs, { ...refOptions, ...path.options, threads: path.sync ? undefined : c.threads });
+      const lse = c.lse && !c.cacheChunks ? new Float32Array(c.batch * c.heads * (c.nQ ?? c.nCtx)).fill(NaN) : undefined;
+      const fo = { keyLengths: c.keyLengths, seqLengths: c.seqLengths, ...(lse ? { lse } : {}) };
       let out;
+      if (c.cacheChunks) {
+        const { got, want } = await runCached(lib, attn, c, options, q, k, v, path.sync);
+        const bad = firstMismatch(got, want, path.atol, path.rtol);
+        if (bad) failures.push(`${where}: ${bad}`);
+        if (path.options.backend && attn.lastRun?.backend !== path.options.backend) failures.push(`${where}: ran on ${attn.lastRun?.backend} (${attn.lastRun?.reason})`);
+        continue;
+      }
       if (path.resident) {
         // q, k, v and the result in createTensor() tensors: read and written in place
-        const [rq, rk, rv, ro] = residentCopies(attn, q.shape, [q, k, v, null]);
+        const [rq, rk, rv, ro] = [q, k, v, q].map((t, i) => residentCopies(attn, t.shape, [i < 3 ? t : null])[0]);
         out = await attn.forward(rq, rk, rv, { ...fo, out: ro.data });
         if (out.data !== ro.data) failures.push(`${where}: the result is not the out tensor`);
         [rq, rk, rv].forEach((t, i) => {
@@ -225,6 +330,8 @@ export async function checkCase(lib, c, paths) {
       }
       const bad = firstMismatch(out.data, ref, path.atol, path.rtol);
       if (bad) failures.push(`${where}: ${bad}`);
+      const badLse = lse && firstMismatch(lse, full.lse, LSE_TOL.atol, LSE_TOL.rtol);
+      if (badLse) failures.push(`${where}: lse ${badLse}`);
       const forced = path.options.backend;
       if (forced && forced !== 'auto' && attn.lastRun?.backend !== forced) {
         failures.push(`${where}: ran on ${attn.lastRun?.backend} instead of ${forced} (${attn.lastRun?.reason})`);

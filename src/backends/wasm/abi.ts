@@ -20,7 +20,7 @@ export const PARAM_FIELDS = [
   ['seqs', 'ptr', '-> [nSeqs] sequence records'],
   ['headDim', 'i32', 'd'],
   ['block', 'i32', 'BLOCK: query and key block size, a multiple of 8'],
-  ['scale', 'f32', 'log2(e) / sqrt(headDim)'],
+  ['scale', 'f32', 'the multiplier of Q: log2(e) · scale (options.scale, default 1 / sqrt(headDim)); with MOD_SOFTCAP scale / softcap'],
   ['nSeqs', 'i32', 'sequences (host bookkeeping; the kernel does not read it)'],
   ['packCounter', 'ptr', '-> i32 counter of the packing phase'],
   ['barrier', 'ptr', '-> i32 barrier counter between the phases (the host\'s barrier, worker.ts)'],
@@ -30,6 +30,10 @@ export const PARAM_FIELDS = [
   ['packUnits', 'i32', 'packing tasks: batch · groups units × packChunks chunks of PACK_ROWS rows'],
   ['packChunks', 'i32', 'ceil(rows per group / PACK_ROWS)'],
   ['dtype', 'i32', 'storage: DTYPE_HALF_IO (q, k, v, o are IEEE halves) | DTYPE_HALF_KV (a cache\'s K\' V\' are halves); compute is f32'],
+  ['mods', 'i32', 'score modifiers and outputs: MOD_SOFTCAP | MOD_ALIBI | MOD_SINKS | MOD_LSE; 0: the plain kernel (the fields below unread)'],
+  ['softcap', 'f32', 'log2(e) · softcap: the kernel\'s scores t = Q·Kᵀ become log2(e) · softcap · tanh(t) (base 2)'],
+  ['headMods', 'ptr', '-> [heads][2] f32 per query head: log2(e) · ALiBi slope, log2(e) · sink logit'],
+  ['seqMods', 'ptr', '-> [nSeqs] sequence modifier records (SEQ_MOD), in the order of the sequence records'],
 ] as const satisfies readonly Field[];
 
 /**
@@ -55,6 +59,21 @@ export const SEQ_FIELDS = [
   ['vSrc', 'ptr', '-> first V row in the input'],
   ['srcStride', 'i32', 'bytes between consecutive K / V input rows'],
   ['qHeads', 'i32', 'query heads of the sequence (GQA): its row r is query row r / qHeads of its head r % qHeads (nQ · qHeads rows)'],
+] as const satisfies readonly Field[];
+
+/**
+ * What the modifiers need of a sequence (params.mods != 0 only): the positions ALiBi measures
+ * and where its rows' lse go. Query row r (grouped: ⌊r / qHeads⌋, of head head + r mod qHeads)
+ * sits at key row qPos + r of the sequence, so |pos_i − j| = dist · |qPos + r − c| tokens for key
+ * row c (dist: L for a 'strided' group, else 1).
+ */
+export const SEQ_MOD_FIELDS = [
+  ['lse', 'ptr', '-> lse of query row 0 of the sequence\'s first head (f32; 0: no lse output)'],
+  ['lseRow', 'i32', 'bytes between the lse of consecutive query rows'],
+  ['lseHead', 'i32', 'bytes between the lse of consecutive heads'],
+  ['head', 'i32', 'first query head (indexes params.headMods)'],
+  ['qPos', 'i32', 'key row at the position of query row 0 (bottom-right alignment)'],
+  ['dist', 'i32', 'tokens between consecutive key rows'],
 ] as const satisfies readonly Field[];
 
 /** One attention task: query blocks [qb0, qb1) of one sequence. */
@@ -85,6 +104,12 @@ export const DTYPE_HALF_IO = 1;
 /** params.dtype bits: the K' V' a cache holds are halves (widened a key block at a time). */
 export const DTYPE_HALF_KV = 2;
 
+/** params.mods bits: soft-capping, ALiBi, sinks, the lse output. */
+export const MOD_SOFTCAP = 1;
+export const MOD_ALIBI = 2;
+export const MOD_SINKS = 4;
+export const MOD_LSE = 8;
+
 /** Words of a record: the fields rounded up to a power of two, so the kernel indexes by shifts. */
 const recordWords = (fields: readonly Field[]) => 2 ** Math.ceil(Math.log2(fields.length));
 
@@ -96,10 +121,12 @@ function wordIndex<const N extends string>(fields: readonly (readonly [N, FieldK
 // Pure calls (/* @__PURE__ */): a bundle that takes only P (the worker) leaves the rest out.
 export const P = /* @__PURE__ */ wordIndex(PARAM_FIELDS);
 export const SEQ = /* @__PURE__ */ wordIndex(SEQ_FIELDS);
+export const SEQ_MOD = /* @__PURE__ */ wordIndex(SEQ_MOD_FIELDS);
 export const TASK = /* @__PURE__ */ wordIndex(TASK_FIELDS);
 export const MASK_RANGE = /* @__PURE__ */ wordIndex(MASK_RANGE_FIELDS);
 export const PARAMS_BYTES = /* @__PURE__ */ recordWords(PARAM_FIELDS) * 4;
 export const SEQ_WORDS = /* @__PURE__ */ recordWords(SEQ_FIELDS);
+export const SEQ_MOD_WORDS = /* @__PURE__ */ recordWords(SEQ_MOD_FIELDS);
 export const TASK_WORDS = /* @__PURE__ */ recordWords(TASK_FIELDS);
 export const MASK_RANGE_WORDS = /* @__PURE__ */ recordWords(MASK_RANGE_FIELDS);
 
@@ -107,16 +134,20 @@ export const MASK_RANGE_WORDS = /* @__PURE__ */ recordWords(MASK_RANGE_FIELDS);
 export const ABI = {
   params: PARAM_FIELDS,
   seq: SEQ_FIELDS,
+  seqMod: SEQ_MOD_FIELDS,
   task: TASK_FIELDS,
   maskRange: MASK_RANGE_FIELDS,
-  constants: { PACK_ROWS, DTYPE_HALF_IO, DTYPE_HALF_KV, MASK_TILE_ROWS, PARAMS_BYTES, SEQ_WORDS, TASK_WORDS, MASK_RANGE_WORDS },
+  constants: {
+    PACK_ROWS, DTYPE_HALF_IO, DTYPE_HALF_KV, MOD_SOFTCAP, MOD_ALIBI, MOD_SINKS, MOD_LSE, MASK_TILE_ROWS,
+    PARAMS_BYTES, SEQ_WORDS, SEQ_MOD_WORDS, TASK_WORDS, MASK_RANGE_WORDS,
+  },
 } as const;
 
 /** FNV-1a (32 bit) of the ABI's shape: changes whenever a field or a constant does. */
 export const ABI_HASH = /* @__PURE__ */ abiHash();
 
 function abiHash(): number {
-  const records = [ABI.params, ABI.seq, ABI.task, ABI.maskRange].map((fs) => fs.map(([n, k]) => `${n}:${k}`));
+  const records = [ABI.params, ABI.seq, ABI.seqMod, ABI.task, ABI.maskRange].map((fs) => fs.map(([n, k]) => `${n}:${k}`));
   const constants = Object.entries(ABI.constants).map(([n, v]) => `${n}=${v}`);
   const s = JSON.stringify(records.concat([constants]));
   let h = 0x811c9dc5;

@@ -5,18 +5,23 @@
 // not fit is rejected by the engine's MemoryLimitError, before any work.
 import type { Plan } from '../../plan.js';
 import type { TensorData } from '../backend.js';
+import type { Modifiers } from '../../config-mods.js';
 
 export interface Part {
   plan: Plan;
   q: TensorData;
   k: TensorData;
   v: TensorData;
+  /** The part's rows of the call's lse ([batch][heads][nCtx]: a contiguous range either way). */
+  lse?: Float32Array;
+  /** The part's heads' modifiers (ALiBi slopes and sinks are per head). */
+  mods?: Modifiers;
   /** Copies the part's output into the whole call's output. */
   place(part: TensorData, out: TensorData): void;
 }
 
 /** Two halves of the call, or null when it is one batch item and one head. */
-export function splitInTwo(plan: Plan, q: TensorData, k: TensorData, v: TensorData): Part[] | null {
+export function splitInTwo(plan: Plan, q: TensorData, k: TensorData, v: TensorData, lse?: Float32Array, mods?: Modifiers): Part[] | null {
   const { batch, heads, nCtx, nEmbd, headDim, nK, kvHeads } = plan;
   if (batch > 1) {
     const mid = Math.ceil(batch / 2);
@@ -29,6 +34,8 @@ export function splitInTwo(plan: Plan, q: TensorData, k: TensorData, v: TensorDa
         q: q.subarray(from, to),
         k: k.subarray(b0 * kvItem, b1 * kvItem),
         v: v.subarray(b0 * kvItem, b1 * kvItem),
+        lse: lse?.subarray(b0 * heads * nCtx, b1 * heads * nCtx),
+        mods,
         place: (part, out) => out.set(part, from),
       };
     });
@@ -50,6 +57,8 @@ export function splitInTwo(plan: Plan, q: TensorData, k: TensorData, v: TensorDa
         q: gather(q),
         k: gather(k),
         v: gather(v),
+        lse: lse?.subarray(h0 * nCtx, h1 * nCtx),
+        mods: mods && { ...mods, alibi: mods.alibi?.subarray(h0, h1) ?? null, sinks: mods.sinks?.subarray(h0, h1) ?? null },
         place: (part, out) => {
           for (let r = 0; r < nCtx; r++) out.set(part.subarray(r * width, (r + 1) * width), r * nEmbd + col0);
         },

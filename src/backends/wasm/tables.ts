@@ -5,7 +5,11 @@
 import { type Plan, packedSegments } from '../../plan.js';
 import { KernelError } from '../../errors.js';
 import { checkStillWhole } from '../../whole.js';
-import { DTYPE_HALF_IO, DTYPE_HALF_KV, type KernelExports, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_WORDS, TASK, TASK_WORDS } from './abi.js';
+import {
+  DTYPE_HALF_IO, DTYPE_HALF_KV, type KernelExports, MOD_ALIBI, MOD_LSE, MOD_SINKS, MOD_SOFTCAP, P, PACK_ROWS, PARAMS_BYTES, SEQ, SEQ_MOD,
+  SEQ_MOD_WORDS, SEQ_WORDS, TASK, TASK_WORDS,
+} from './abi.js';
+import { type Modifiers, scaleOf } from '../../config-mods.js';
 import { type MemoryArena, align } from './arena.js';
 import { maskRecordWords, maskRecords } from './masks.js';
 import { tasksOf, workOf } from './tasks.js';
@@ -34,6 +38,15 @@ export interface CallData {
   out?: TensorData;
   /** K and V come from a KV cache, already packed (k and v are not read): its regions. */
   cache?: CacheRegions;
+  /** The score modifiers of the call (none when absent). */
+  mods?: Modifiers;
+  /** Receives each row's logsumexp, [batch][heads][nCtx] (natural log). */
+  lse?: Float32Array;
+}
+
+/** params.mods of a call: which modifiers and outputs its kernel runs (0: the plain kernel). */
+function modFlags(mods: Modifiers | undefined, lse: boolean): number {
+  return (mods && mods.softcap > 0 ? MOD_SOFTCAP : 0) | (mods?.alibi ? MOD_ALIBI : 0) | (mods?.sinks ? MOD_SINKS : 0) | (lse ? MOD_LSE : 0);
 }
 
 /** Byte offsets of a laid-out call's pieces. */
@@ -50,6 +63,9 @@ interface Tables {
   kAt: number;
   vAt: number;
   oAt: number;
+  /** The per-head modifier values ([heads][2] f32) and the lse rows, when the call has them (else 0). */
+  headModsAt: number;
+  lseAt: number;
   /** End of the work area. */
   end: number;
 }
@@ -112,11 +128,28 @@ export class CallTables {
     const resident = [call.q, call.k, call.v, call.out].map((t, i) => (call.cache && (i === 1 || i === 2) ? -2 : t instanceof Float32Array ? this.arena.tensorAt(t, i === 1 || i === 2 ? nKV : n) : -1));
     const c = call.cache;
     const cacheKey = c ? `${c.kAt},${c.vAt},${c.rows},${c.half}` : '';
-    const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}|${cacheKey}`;
-    if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident, c) };
-    const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, end } = this.last;
+    const flags = modFlags(call.mods, !!call.lse);
+    const key = `${staticKey(plan, threads, parties)}|${this.arena.workStart}|${resident.join(',')}|${cacheKey}|${flags}`;
+    if (this.last?.key !== key) this.last = { key, ...writeTables(this.arena, this.kernel, plan, threads, parties, resident, c, flags) };
+    const { params, counter, packCounter, barrier, nTasks, scratch, qAt, kAt, vAt, oAt, headModsAt, lseAt, end } = this.last;
     this.arena.workEnd = end;
     const i32 = new Int32Array(memory.buffer);
+    // The modifiers' values are the instance's (engines are shared): written every call.
+    const f32 = new Float32Array(memory.buffer);
+    // With a soft cap the kernel's scores are S / softcap (its tanh's argument): Q is scaled by that too.
+    const mods = call.mods;
+    f32[(params >> 2) + P.scale] = mods && flags & MOD_SOFTCAP ? scaleOf(mods, plan.headDim) / mods.softcap
+      : mods?.scale != null ? Math.LOG2E * mods.scale : Math.LOG2E / Math.sqrt(plan.headDim);
+    if (flags !== 0) {
+      const m = call.mods;
+      f32[(params >> 2) + P.softcap] = (m?.softcap ?? 0) * Math.LOG2E;
+      for (let h = 0; h < plan.heads; h++) {
+        f32[(headModsAt >> 2) + 2 * h] = (m?.alibi?.[h] ?? 0) * Math.LOG2E;
+        f32[(headModsAt >> 2) + 2 * h + 1] = (m?.sinks?.[h] ?? 0) * Math.LOG2E;
+      }
+    }
+    const nLse = plan.batch * plan.heads * plan.nCtx;
+    if (call.lse && call.lse.length !== nLse) throw new KernelError('internal error: lse length');
     const half = plan.dtype === 'float16';
     // one view of the values' type; >>> shifts: offsets past 2 GiB stay positive
     const values = () => (half ? new Uint16Array(memory.buffer) : new Float32Array(memory.buffer));
@@ -140,6 +173,10 @@ export class CallTables {
       read: (out: TensorData) => {
         checkStillWhole({ out }, n);
         if (resident[3] < 0) out.set(half ? new Uint16Array(memory.buffer, oAt, n) : new Float32Array(memory.buffer, oAt, n));
+        if (call.lse) {
+          checkStillWhole({ lse: call.lse }, nLse);
+          call.lse.set(new Float32Array(memory.buffer, lseAt, nLse));
+        }
         return out;
       },
     };
@@ -157,7 +194,8 @@ function writeTables(
   threads: number,
   parties: number,
   resident: readonly number[],
-  cache?: CacheRegions,
+  cache: CacheRegions | undefined,
+  flags: number,
 ): Omit<Tables, 'key'> {
   const bs = plan.blockSize;
   const d = plan.headDim;
@@ -167,6 +205,7 @@ function writeTables(
 
   // Linear memory map, from the work area's start:
   // params · counters · seqs [nSeq][SEQ_WORDS] · tasks [nTask][TASK_WORDS] · layouts · scratch × threads
+  // · (modifiers) [heads][2] f32 · [nSeq][SEQ_MOD_WORDS] · lse [batch, heads, nCtx] f32
   // · q [batch, nCtx, nEmbd] · k v [batch, nK, kvHeads·d] · o [batch, nCtx, nEmbd]
   // · K' V' (K, V rows packed per sequence, [nK][d] each)
   let at = arena.workStart;
@@ -193,6 +232,9 @@ function writeTables(
   // The scratch layout is the kernel's own business: it says how much it needs.
   const sBytes = align(kernel.bsattn_scratch_bytes(d, bs));
   const scratch = Array.from({ length: threads }, () => take(sBytes));
+  const headModsAt = flags !== 0 ? take(plan.heads * 2 * 4) : 0;
+  const seqModsAt = flags !== 0 ? take(seqs.length * SEQ_MOD_WORDS * 4) : 0;
+  const lseAt = flags & MOD_LSE ? take(plan.batch * plan.heads * plan.nCtx * 4) : 0;
   const eb = valueBytes(plan);
   const tensorBytes = plan.batch * plan.nCtx * plan.nEmbd * eb;
   const kvBytes = kvLength(plan) * eb;
@@ -219,7 +261,6 @@ function writeTables(
   arena.reserve(at, [plan.batch, plan.nCtx, plan.nEmbd]);
 
   const i32 = new Int32Array(arena.memory.buffer);
-  const f32 = new Float32Array(arena.memory.buffer);
   const p = params >> 2;
   i32[p + P.tasks] = taskTable;
   i32[p + P.nTasks] = tasks.length;
@@ -227,7 +268,10 @@ function writeTables(
   i32[p + P.seqs] = seqTable;
   i32[p + P.headDim] = d;
   i32[p + P.block] = bs;
-  f32[p + P.scale] = Math.LOG2E / Math.sqrt(d);
+  // (scale, softcap and the per-head values: layOut, every call)
+  i32[p + P.mods] = flags;
+  i32[p + P.headMods] = headModsAt;
+  i32[p + P.seqMods] = seqModsAt;
   i32[p + P.nSeqs] = seqs.length;
   i32[p + P.packCounter] = packCounter;
   i32[p + P.barrier] = barrier;
@@ -277,6 +321,17 @@ function writeTables(
     i32[e + SEQ.cols] = l.cols;
     i32[e + SEQ.maskIds] = l.maskIds;
     i32[e + SEQ.masks] = l.masks;
+    if (flags === 0) return;
+    // Positions (bottom-right, packed sequences from their start): query row r of the sequence
+    // is at key row qPos + r, whose rows are `step` tokens apart.
+    const off = plan.seqLengths ? 0 : plan.nK - plan.nCtx;
+    const m = (seqModsAt >> 2) + i * SEQ_MOD_WORDS;
+    i32[m + SEQ_MOD.lse] = lseAt ? lseAt + ((s.b * plan.heads + s.h) * plan.nCtx + s.qToken0) * 4 : 0;
+    i32[m + SEQ_MOD.lseRow] = s.step * 4;
+    i32[m + SEQ_MOD.lseHead] = plan.nCtx * 4;
+    i32[m + SEQ_MOD.head] = s.h;
+    i32[m + SEQ_MOD.qPos] = (s.qToken0 + off - s.token0) / s.step;
+    i32[m + SEQ_MOD.dist] = s.step;
   });
   tasks.forEach((t, i) => {
     const e = (taskTable >> 2) + i * TASK_WORDS;
@@ -290,5 +345,5 @@ function writeTables(
     i32.set(l.maskIds, layoutAt[li].maskIds >> 2);
     i32.set(maskRecords(l), layoutAt[li].masks >> 2);
   });
-  return { params, counter, packCounter, barrier, nTasks: tasks.length, scratch, qAt, kAt, vAt, oAt, end: at };
+  return { params, counter, packCounter, barrier, nTasks: tasks.length, scratch, qAt, kAt, vAt, oAt, headModsAt, lseAt, end: at };
 }

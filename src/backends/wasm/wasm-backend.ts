@@ -15,6 +15,7 @@ import { checkStillWhole } from '../../whole.js';
 import { counters, faults } from './faults.js';
 import type { Variant } from './kernels.js';
 import { splitInTwo } from './split.js';
+import type { Modifiers } from '../../config-mods.js';
 
 interface Shared { engine: WasmEngine; users: number }
 const engines = new Map<string, Shared>();
@@ -73,7 +74,7 @@ async function runSplit(engine: WasmEngine, req: RunRequest): Promise<TensorData
 
 function splitParts(req: RunRequest) {
   checkStillWhole({ 'q.data': req.q, 'k.data': req.k, 'v.data': req.v, out: req.out }, req.q.length);
-  return splitInTwo(req.plan, req.q, req.k, req.v);
+  return splitInTwo(req.plan, req.q, req.k, req.v, req.lse, req.mods);
 }
 
 function runSplitSync(engine: WasmEngine, req: RunRequest): TensorData {
@@ -147,7 +148,7 @@ const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
 
 export class WasmBackend implements Backend {
   readonly id = 'wasm' as const;
-  readonly capabilities: Capabilities = { sync: true, resident: true, gpuBuffers: false, packed: true };
+  readonly capabilities: Capabilities = { sync: true, resident: true, gpuBuffers: false, modifiers: true, packed: true };
   /** The CPU path is always usable (workers that cannot start fall back to the calling thread). */
   readonly unavailable = null;
   /** Threaded engine for forward(); single-threaded engine for forwardSync(). */
@@ -161,6 +162,8 @@ export class WasmBackend implements Backend {
   constructor(
     private readonly requestedThreads: number | undefined,
     private readonly variant: Variant | undefined,
+    /** The instance's score modifiers (src/config-mods.ts), applied by the kernel to every call. */
+    private readonly mods?: Modifiers,
   ) {}
 
   init(): Promise<void> {
@@ -231,14 +234,14 @@ export class WasmBackend implements Backend {
     // its visited blocks' work.
     const rows = Math.min(plan.blockSize, Math.ceil(plan.nCtx / 4) * 4);
     this.lastInline = !!inputs.cache && (plan.visitedFlops * rows) / plan.blockSize <= INLINE_FLOPS;
-    return runSplit(this.engine!, { plan, ...inputs, threads: this.threads, inline: this.lastInline });
+    return runSplit(this.engine!, { plan, ...inputs, mods: this.mods, threads: this.threads, inline: this.lastInline });
   }
 
   /** Computes on the calling thread. */
   runSync(plan: Plan, inputs: RunInputs): TensorData {
     checkTables(plan);
     this.syncEngine ??= acquire(false, this.variant);
-    return runSplitSync(this.syncEngine, { plan, ...inputs, threads: 1 });
+    return runSplitSync(this.syncEngine, { plan, ...inputs, mods: this.mods, threads: 1 });
   }
 
   /** Why the last forward() ran differently than described (workers unavailable), else null. */
