@@ -156,6 +156,17 @@ describe.runIf(run).each(FORMS)('webgpu dtype float16, $form storage', ({ form, 
     expect(Array.from(values(into))).toEqual(Array.from(values(out.data)));
   });
 
+  it('a call past the binding limit runs in chunks of heads (gathered and scattered as halves)', async (ctx) => {
+    if (!available) return ctx.skip(`the adapter has no shader-f16 (${gpu.info})`);
+    // 2 batch items × 64 rows × 4 heads of 32 halves: 16 KiB a tensor; 8 KiB bindings hold 2 heads of one item
+    const attn = make(4, 'local', 9, { webgpu: { maxBindingBytes: 8192 } });
+    const s: Shape = [2, 64, 4 * D];
+    const [q, k, v] = [tensor(s, 29, 2), tensor(s, 30, 2), tensor(s, 31)];
+    const out = await attn.forward(q, k, v);
+    const ref = attentionReference(q, k, v, 4, 'local', 9, BS, { causal: true, dtype: 'float16' });
+    expectClose(values(out.data), ref.data, ATOL, RTOL, 'chunks of heads');
+  });
+
   it.for([
     [17, 40, 'forward kernel'], // cross-attention: the forward program with XATTN
     [1, 300, 'flash-decoding: 3 splits'], // a decode step: split keys, then the combine pass
