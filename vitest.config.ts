@@ -9,7 +9,7 @@ import { defineConfig } from 'vitest/config';
  * next GPU file and then the CPU suites. Without recorded durations (a fresh clone) vitest's
  * own order is by file size, which starts them late.
  */
-const GPU_FIRST = ['variants-subgroups', 'webgpu', 'variants', 'webgpu-inference', 'webgpu-modifiers', 'webgpu-features', 'webgpu-property', 'webgpu-reliability', 'webgpu-trust'].map((n) => `/test/${n}.test.ts`);
+const GPU_FIRST = ['variants-subgroups', 'webgpu', 'variants', 'webgpu-inference', 'webgpu-f16', 'webgpu-modifiers', 'webgpu-features', 'webgpu-property', 'webgpu-reliability', 'webgpu-trust'].map((n) => `/test/${n}.test.ts`);
 
 class GpuFirstSequencer extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {

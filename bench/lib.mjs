@@ -206,3 +206,32 @@ export function gpuBufferOf(device, data) {
   device.queue.writeBuffer(buf, 0, data);
   return buf;
 }
+
+// f32 → IEEE half bits (round to nearest even; values here are finite, |x| < 65504) and back,
+// for the --dtype float16 runs of the GPU benches (the library converts nothing in JS)
+const cvF32 = new Float32Array(1);
+const cvU32 = new Uint32Array(cvF32.buffer);
+export function toHalfBits(xs) {
+  const out = new Uint16Array(xs.length);
+  for (let i = 0; i < xs.length; i++) {
+    cvF32[0] = xs[i];
+    const f = cvU32[0];
+    const sign = (f >>> 16) & 0x8000;
+    const a = f & 0x7fffffff;
+    if (a < 113 << 23) {
+      cvF32[0] = Math.abs(xs[i]) + 0.5; // subnormal: 2^-24 units in the sum's low bits
+      out[i] = sign | (cvU32[0] - (126 << 23));
+    } else {
+      out[i] = sign | ((a + ((15 - 127) << 23) + 0xfff + ((a >>> 13) & 1)) >>> 13);
+    }
+  }
+  return out;
+}
+export function fromHalfBits(hs) {
+  const out = new Float32Array(hs.length);
+  for (let i = 0; i < hs.length; i++) {
+    const h = hs[i], e = (h >> 10) & 0x1f, m = h & 0x3ff, s = h & 0x8000 ? -1 : 1;
+    out[i] = e === 0x1f ? (m ? NaN : s * Infinity) : e === 0 ? s * m * 2 ** -24 : s * (1024 + m) * 2 ** (e - 25);
+  }
+  return out;
+}

@@ -7,6 +7,7 @@
 // GROUPS-th split, reduced through workgroup memory.
 
 //#param MODS       sinks and the lse output (shaders/bsattn_decode.wgsl's MODS), set by uniforms
+//#param F16        o holds IEEE halves: vec4s of halves as two u32 words (both of the decode kernel's forms)
 const WG: u32 = 256u;
 const LANES: u32 = 64u;        // vec4s of a head (head dim <= 256)
 const GROUPS: u32 = WG / LANES;
@@ -24,7 +25,12 @@ struct Params {
 // per (row, split): [m, l, 0, 0] then dp4 vec4s of unnormalised O
 @group(0) @binding(1) var<storage, read> part: array<vec4<f32>>;
 // o: [rows][hd4] vec4s (rows of [batch, nQ, heads·headDim] in order)
+//#if F16
+@group(0) @binding(2) var<storage, read_write> o: array<vec2<u32>>;
+fn st4(i: u32, x: vec4<f32>) { o[i] = vec2<u32>(pack2x16float(x.xy), pack2x16float(x.zw)); }
+//#else
 @group(0) @binding(2) var<storage, read_write> o: array<vec4<f32>>;
+//#endif
 //#if MODS
 @group(0) @binding(3) var<storage, read> mods_v: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lse_o: array<f32>;
@@ -76,14 +82,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let h = row % prm.heads;
     let sink = select(ninf, mods_v[prm.heads + h], (prm.mod_flags & 2u) != 0u);
     let lt = sl + select(0.0, exp2(sink - mm), sl != 0.0);
+//#if F16
+    st4(row * prm.hd4 + t, select(vec4<f32>(0.0), so / lt, lt != 0.0));
+//#else
     o[row * prm.hd4 + t] = select(vec4<f32>(0.0), so / lt, lt != 0.0);
+//#endif
     if (t == 0u && (prm.mod_flags & 4u) != 0u) {
       let qi = (row / prm.heads) % prm.n_q;
       let b = row / (prm.heads * prm.n_q);
       lse_o[(b * prm.heads + h) * prm.n_q + qi] = select(ninf, (mm + log2(sl)) * 0.6931471805599453, sl != 0.0);
     }
 //#else
+//#if F16
+    st4(row * prm.hd4 + t, select(vec4<f32>(0.0), so / sl, sl != 0.0));
+//#else
     o[row * prm.hd4 + t] = select(vec4<f32>(0.0), so / sl, sl != 0.0);
+//#endif
 //#endif
   }
 }

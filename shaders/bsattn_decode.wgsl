@@ -23,6 +23,8 @@ const RM: u32 = 4u;   // rows per workgroup (register tiles: RM · DV vec4s of O
 const TPK: u32 = 16u; // lanes per key (8 or 16)
 //#param SUBGROUPS  score reductions over the TPK lanes of a key by subgroup shuffles
 //#param MODS       score modifiers (softcap, ALiBi, sinks) and the lse output, set by uniforms
+//#param F16        q, k, v and o hold IEEE halves (as in bsattn_fwd.wgsl; partials and compute stay f32)
+//#param F16_NATIVE (F16, shader-f16) vec4<f16> storage arrays; else vec4s of halves as two u32 words
 
 const WG: u32 = 128u;
 const KG: u32 = WG / TPK;
@@ -44,10 +46,33 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
+//#if F16 && F16_NATIVE
+@group(0) @binding(1) var<storage, read> q: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<f16>>;
+@group(0) @binding(4) var<storage, read_write> o: array<vec4<f16>>;
+fn q4(i: u32) -> vec4<f32> { return vec4<f32>(q[i]); }
+fn k4(i: u32) -> vec4<f32> { return vec4<f32>(k[i]); }
+fn v4(i: u32) -> vec4<f32> { return vec4<f32>(v[i]); }
+fn st4(i: u32, x: vec4<f32>) { o[i] = vec4<f16>(x); }
+//#endif
+//#if F16 && !F16_NATIVE
+@group(0) @binding(1) var<storage, read> q: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> k: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> v: array<vec2<u32>>;
+@group(0) @binding(4) var<storage, read_write> o: array<vec2<u32>>;
+fn h4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
+fn q4(i: u32) -> vec4<f32> { return h4(q[i]); }
+fn k4(i: u32) -> vec4<f32> { return h4(k[i]); }
+fn v4(i: u32) -> vec4<f32> { return h4(v[i]); }
+fn st4(i: u32, x: vec4<f32>) { o[i] = vec2<u32>(pack2x16float(x.xy), pack2x16float(x.zw)); }
+//#endif
+//#if !F16
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> o: array<vec4<f32>>;
+//#endif
 // partials: per (output row, split) [m, l, 0, 0] then DP/4 vec4s of unnormalised O
 @group(0) @binding(5) var<storage, read_write> part: array<vec4<f32>>;
 //#if MODS
@@ -149,7 +174,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var c = 0u; c < DV; c++) {
       let d4 = lane + c * TPK;
       qv[r][c] = vec4<f32>(0.0);
+//#if F16
+      if (live[r] && d4 * 4u < hd) { qv[r][c] = q4(((b * prm.n_q + qi) * prm.q_embd + h * hd) / 4u + d4) * prm.scale; }
+//#else
       if (live[r] && d4 * 4u < hd) { qv[r][c] = q[((b * prm.n_q + qi) * prm.q_embd + h * hd) / 4u + d4] * prm.scale; }
+//#endif
     }
   }
 
@@ -179,8 +208,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         vv[u][c] = vec4<f32>(0.0);
         if (j < s1 && d4 * 4u < hd) {
           let at = (kb + j * prm.k_stride) / 4u + d4;
+//#if F16
+          kk[u][c] = k4(at);
+//#else
           kk[u][c] = k[at];
+//#endif
+//#if F16
+          vv[u][c] = v4(at);
+//#else
           vv[u][c] = v[at];
+//#endif
         }
       }
     }
@@ -251,12 +288,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // the sink joins the denominator only; lse = (m + log2 l)·ln 2 over the keys
         let sink = select(ninf, mods_v[prm.heads + h], (prm.mod_flags & 2u) != 0u);
         let lt = ls + select(0.0, exp2(sink - mm), ls != 0.0);
+//#if F16
+        st4(((b * prm.n_q + qi) * prm.q_embd + h * hd) / 4u + t, select(vec4<f32>(0.0), os / lt, lt != 0.0));
+//#else
         o[((b * prm.n_q + qi) * prm.q_embd + h * hd) / 4u + t] = select(vec4<f32>(0.0), os / lt, lt != 0.0);
+//#endif
         if (t == 0u && (prm.mod_flags & 4u) != 0u) {
           lse_o[(b * prm.heads + h) * prm.n_q + qi] = select(ninf, (mm + log2(ls)) * 0.6931471805599453, ls != 0.0);
         }
 //#else
+//#if F16
+        st4(((b * prm.n_q + qi) * prm.q_embd + h * hd) / 4u + t, select(vec4<f32>(0.0), os / ls, ls != 0.0));
+//#else
         o[((b * prm.n_q + qi) * prm.q_embd + h * hd) / 4u + t] = select(vec4<f32>(0.0), os / ls, ls != 0.0);
+//#endif
 //#endif
       } else {
         let at = (row * prm.splits + split) * (DP / 4u + 1u);

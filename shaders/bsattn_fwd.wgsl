@@ -46,6 +46,8 @@ const DP: u32 = 64u;  // head dim padded to a multiple of 32
 //#param P_VEC4     CPT % 4 == 0 (BN a multiple of 32): each lane stores its P columns as vec4s
 //#param XATTN      inference shapes: kvHeads < heads, nQ != nK, K/V in a KV cache's buffers
 //#param MODS       score modifiers (softcap, ALiBi, sinks) and the lse output, set by uniforms
+//#param F16        q, k, v and o hold IEEE halves, read into f32 and written from f32 (ld4/st4 below)
+//#param F16_NATIVE (F16, shader-f16) f16 storage arrays; else u32 words of two halves (core WGSL pack/unpack)
 //#if XATTN
 // XATTN: K/V have their own addressing (kvHeads < heads, a KV cache's buffers); the n_q query
 // rows of a batch item are aligned bottom-right against the keys; for 'strided', the groups
@@ -98,6 +100,58 @@ struct Params {
 @group(0) @binding(1) var<storage, read> meta_w: array<u32>;
 // q, k, v, o: [batch, nCtx, nEmbd] row-major f32 (a batch × head chunk of the call)
 // (VEC4: read and written as vec4; element offsets are then multiples of 4)
+//#if F16
+// F16: the tensors' halves, read and written through the functions below at the f32 kernel's
+// indices (vec4s with VEC4, else elements); everything else stays f32
+//#if F16_NATIVE && VEC4
+@group(0) @binding(2) var<storage, read> q: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read> k: array<vec4<f16>>;
+@group(0) @binding(4) var<storage, read> v: array<vec4<f16>>;
+@group(0) @binding(5) var<storage, read_write> o: array<vec4<f16>>;
+fn q4(i: u32) -> vec4<f32> { return vec4<f32>(q[i]); }
+fn k4(i: u32) -> vec4<f32> { return vec4<f32>(k[i]); }
+fn v4(i: u32) -> vec4<f32> { return vec4<f32>(v[i]); }
+fn st4(i: u32, x: vec4<f32>) { o[i] = vec4<f16>(x); }
+//#endif
+//#if !F16_NATIVE && VEC4
+// a vec4 of halves is two u32 words
+@group(0) @binding(2) var<storage, read> q: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> k: array<vec2<u32>>;
+@group(0) @binding(4) var<storage, read> v: array<vec2<u32>>;
+@group(0) @binding(5) var<storage, read_write> o: array<vec2<u32>>;
+fn h4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
+fn q4(i: u32) -> vec4<f32> { return h4(q[i]); }
+fn k4(i: u32) -> vec4<f32> { return h4(k[i]); }
+fn v4(i: u32) -> vec4<f32> { return h4(v[i]); }
+fn st4(i: u32, x: vec4<f32>) { o[i] = vec2<u32>(pack2x16float(x.xy), pack2x16float(x.zw)); }
+//#endif
+//#if F16_NATIVE && !VEC4
+@group(0) @binding(2) var<storage, read> q: array<f16>;
+@group(0) @binding(3) var<storage, read> k: array<f16>;
+@group(0) @binding(4) var<storage, read> v: array<f16>;
+@group(0) @binding(5) var<storage, read_write> o: array<f16>;
+fn q1(i: u32) -> f32 { return f32(q[i]); }
+fn k1(i: u32) -> f32 { return f32(k[i]); }
+fn v1(i: u32) -> f32 { return f32(v[i]); }
+fn st1(i: u32, x: f32) { o[i] = f16(x); }
+//#endif
+//#if !F16_NATIVE && !VEC4
+// element i is half i % 2 of word i / 2. Two threads can write the two halves of one word
+// (odd head dims), so a store replaces its own half atomically.
+@group(0) @binding(2) var<storage, read> q: array<u32>;
+@group(0) @binding(3) var<storage, read> k: array<u32>;
+@group(0) @binding(4) var<storage, read> v: array<u32>;
+@group(0) @binding(5) var<storage, read_write> o: array<atomic<u32>>;
+fn q1(i: u32) -> f32 { return unpack2x16float(q[i / 2u])[i % 2u]; }
+fn k1(i: u32) -> f32 { return unpack2x16float(k[i / 2u])[i % 2u]; }
+fn v1(i: u32) -> f32 { return unpack2x16float(v[i / 2u])[i % 2u]; }
+fn st1(i: u32, x: f32) {
+  let sh = (i % 2u) * 16u;
+  atomicAnd(&o[i / 2u], ~(0xffffu << sh));
+  atomicOr(&o[i / 2u], (pack2x16float(vec2<f32>(x, 0.0)) & 0xffffu) << sh);
+}
+//#endif
+//#else
 //#if VEC4
 @group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> k: array<vec4<f32>>;
@@ -108,6 +162,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> k: array<f32>;
 @group(0) @binding(4) var<storage, read> v: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
+//#endif
 //#endif
 // vflag[0] != 0: V holds an Inf or NaN somewhere (shaders/vscan.wgsl, run just before)
 @group(0) @binding(6) var<storage, read> vflag: array<u32>;
@@ -210,7 +265,11 @@ fn stage_q() {
     let r = i / (DP / 4u);
     let d4 = i % (DP / 4u);
     var x = vec4<f32>(0.0);
+//#if F16
+    if (row0 + r < nq && d4 * 4u < hd) { x = q4((base + (row0 + r) * stride) / 4u + d4) * prm.scale; }
+//#else
     if (row0 + r < nq && d4 * 4u < hd) { x = q[(base + (row0 + r) * stride) / 4u + d4] * prm.scale; }
+//#endif
     q_s[qk_idx(r, d4)] = x;
   }
 //#else
@@ -218,7 +277,11 @@ fn stage_q() {
     let r = i / DP;
     let d = i % DP;
     var x = 0.0;
+//#if F16
+    if (row0 + r < nq && d < hd) { x = q1(base + (row0 + r) * stride + d) * prm.scale; }
+//#else
     if (row0 + r < nq && d < hd) { x = q[base + (row0 + r) * stride + d] * prm.scale; }
+//#endif
     q_s[qk_idx(r, d / 4u)][d % 4u] = x;
   }
 //#endif
@@ -240,8 +303,16 @@ fn load_kv(key0: u32) {
 //#else
       let at = (base + (key0 + c) * stride) / 4u + d4;
 //#endif
+//#if F16
+      k_pre[u] = k4(at);
+//#else
       k_pre[u] = k[at];
+//#endif
+//#if F16
+      v_pre[u] = v4(at);
+//#else
       v_pre[u] = v[at];
+//#endif
     }
   }
 }
@@ -261,7 +332,11 @@ fn store_kv() {
   for (var u = 0u; u < NQL; u++) {
     let i = t + u * WG;
     let r = i / (DP / 4u);
+//#if F16
+    sm[QOFF + qk_idx(r, i % (DP / 4u))] = q4((base + min(row0 + r, nq - 1u) * stride) / 4u + i % (DP / 4u));
+//#else
     sm[QOFF + qk_idx(r, i % (DP / 4u))] = q[(base + min(row0 + r, nq - 1u) * stride) / 4u + i % (DP / 4u)];
+//#endif
   }
 //#endif
 //#else
@@ -276,8 +351,16 @@ fn store_kv() {
 //#else
       let at = base + (key0 + c) * stride + d;
 //#endif
+//#if F16
+      kx = k1(at);
+//#else
       kx = k[at];
+//#endif
+//#if F16
+      vx = v1(at);
+//#else
       vx = v[at];
+//#endif
     }
     sm[kv_idx(c, d / 4u)][d % 4u] = kx;
     sm[VOFF + c * (DP / 4u) + d / 4u][d % 4u] = vx;
@@ -305,7 +388,11 @@ fn scores() {
 //#if Q_TILE
   for (var i = 0u; i < RPT; i++) { qa[i] = sm[QOFF + (rg * RPT + i) * (DP / 4u) + rg % 8u]; }
 //#else
+//#if F16
+  for (var i = 0u; i < RPT; i++) { qa[i] = q4(qrow[i]); }
+//#else
   for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i]]; }
+//#endif
 //#endif
   for (var c2 = 0u; c2 < DP / 8u; c2++) {
     let c4 = c2 * 2u;
@@ -313,7 +400,11 @@ fn scores() {
 //#if Q_TILE
     for (var i = 0u; i < RPT; i++) { qb[i] = sm[QOFF + (rg * RPT + i) * (DP / 4u) + (c4 + 1u + rg % 8u) % (DP / 4u)]; }
 //#else
+//#if F16
+    for (var i = 0u; i < RPT; i++) { qb[i] = q4(qrow[i] + c4 + 1u); }
+//#else
     for (var i = 0u; i < RPT; i++) { qb[i] = q[qrow[i] + c4 + 1u]; }
+//#endif
 //#endif
     for (var j = 0u; j < CPT; j++) {
       let kv = sm[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
@@ -322,7 +413,11 @@ fn scores() {
 //#if Q_TILE
     for (var i = 0u; i < RPT; i++) { qa[i] = sm[QOFF + (rg * RPT + i) * (DP / 4u) + (c4 + 2u + rg % 8u) % (DP / 4u)]; }
 //#else
+//#if F16
+    for (var i = 0u; i < RPT; i++) { qa[i] = q4(qrow[i] + (c4 + 2u) % (DP / 4u)); }
+//#else
     for (var i = 0u; i < RPT; i++) { qa[i] = q[qrow[i] + (c4 + 2u) % (DP / 4u)]; }
+//#endif
 //#endif
     for (var j = 0u; j < CPT; j++) {
       let kv = sm[(cg * CPT + j) * (DP / 4u) + (c4 + 1u + cg) % (DP / 4u)];
@@ -334,7 +429,11 @@ fn scores() {
   // (a `let` loop bound: the padding chunks are not read)
   for (var c4 = 0u; c4 < hd / 4u; c4++) {
     var qv: array<vec4<f32>, RPT>;
+//#if F16
+    for (var i = 0u; i < RPT; i++) { qv[i] = q4(qrow[i] + c4); }
+//#else
     for (var i = 0u; i < RPT; i++) { qv[i] = q[qrow[i] + c4]; }
+//#endif
     for (var j = 0u; j < CPT; j++) {
       let kv = sm[(cg * CPT + j) * (DP / 4u) + (c4 + cg) % (DP / 4u)];
       for (var i = 0u; i < RPT; i++) { s[i][j] = mac(s[i][j], qv[i], kv); }
@@ -503,12 +602,20 @@ fn store_o() {
       let dst = base + r * stride;
 //#if VEC4
       for (var j = 0u; j < DPT / 4u; j++) {
+//#if F16
+        if ((j * TPR + cg) * 4u < hd) { st4(dst / 4u + j * TPR + cg, acc[i][j] * inv); }
+//#else
         if ((j * TPR + cg) * 4u < hd) { o[dst / 4u + j * TPR + cg] = acc[i][j] * inv; }
+//#endif
       }
 //#else
       for (var j = 0u; j < DPT; j++) {
         let d = ((j / 4u) * TPR + cg) * 4u + j % 4u;
+//#if F16
+        if (d < hd) { st1(dst + d, acc[i][j / 4u][j % 4u] * inv); }
+//#else
         if (d < hd) { o[dst + d] = acc[i][j / 4u][j % 4u] * inv; }
+//#endif
       }
 //#endif
     }

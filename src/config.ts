@@ -61,7 +61,8 @@ export interface SparseAttentionOptions extends PatternOptions, ModifierOptions 
   /**
    * Storage of q, k, v, the output and a KV cache (default 'float32'). 'float16': IEEE halves,
    * as a Float16Array where the runtime has one, else a Uint16Array of half bits; the result
-   * has q's type. Compute (products, softmax, sums) stays f32. CPU path only for now.
+   * has q's type. Compute (products, softmax, sums) stays f32. Both paths (the GPU's: f16
+   * storage arrays with shader-f16, else u32 words of two halves; docs/gpu-kernel.md).
    */
   dtype?: Dtype;
   /** GPU path tuning and test hooks. */

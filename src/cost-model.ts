@@ -63,9 +63,9 @@ export function getCalibration(): Calibration {
   return current;
 }
 
-/** Bytes each path moves for one call: q, k, v in and the output back. */
+/** Bytes each path moves for one call: q, k, v in and the output back (halves with dtype 'float16'). */
 export function bytesMoved(plan: Plan): number {
-  return 4 * plan.batch * plan.nCtx * plan.nEmbd * 4;
+  return 4 * plan.batch * plan.nCtx * plan.nEmbd * (plan.dtype === 'float16' ? 2 : 4);
 }
 
 /** `copied`: how many of q, k, v and the result are copied (createTensor tensors are not). */

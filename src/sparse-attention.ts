@@ -15,7 +15,7 @@ import {
   throwIfAborted,
 } from './errors.js';
 import { type Geometry, type Plan, buildGeometry, buildPlan, checkNotDisposed, packedSegments } from './plan.js';
-import type { Backend, BackendId, PackedSegment } from './backends/backend.js';
+import type { Backend, BackendId, PackedSegment, TensorData } from './backends/backend.js';
 import { isBandMode, sequenceGroups } from './geometry.js';
 import { hasScoreModifiers } from './config-mods.js';
 import { type Choice, choose } from './choice.js';
@@ -290,8 +290,9 @@ export class SparseAttention {
       const gpu = this.gpuBackend();
       const noDtype = gpu.dtypeUnsupported(this.config.dtype);
       if (noDtype) throw new UnsupportedError(`backend 'webgpu' cannot hold this KV cache: ${noDtype}`);
+      const half = this.config.dtype === 'float16';
       // the device is acquired by the first call (forward() awaits init before the first append)
-      return new KvCache(this.owned, (headDim: number) => gpu.createCache({ batch, capacity, kvHeads, headDim, regroup }), batch, capacity, 'webgpu');
+      return new KvCache(this.owned, (headDim: number) => gpu.createCache({ batch, capacity, kvHeads, headDim, regroup, half }), batch, capacity, 'webgpu');
     }
     const cpu = this.owned.backends.find((b): b is WasmBackend => b instanceof WasmBackend)!;
     const half = this.config.dtype === 'float16';
@@ -315,7 +316,7 @@ export class SparseAttention {
     throwIfAborted(signal);
     const progress = progressReporter(opts.onProgress);
     const lse = checkLse(opts.lse, batch * this.config.heads * nQ);
-    if (cache.path === 'webgpu') return this.forwardGpuCached(call, cache, out as Float32Array | undefined, signal, progress, lse);
+    if (cache.path === 'webgpu') return this.forwardGpuCached(call, cache, out, opts.out, signal, progress, lse);
     const cpu = this.owned.backends.find((b) => b instanceof WasmBackend) as WasmBackend;
     const refused = this.modsRefusal(cpu, this.modsNeeded(lse));
     if (refused) throw new UnsupportedError(`backend 'wasm' cannot run this call (its KV cache is on the CPU): ${refused}`);
@@ -342,7 +343,7 @@ export class SparseAttention {
   }
 
   /** forward() against a cache in GPU buffers: appends the new rows there, uploads q, reads back the output. */
-  private async forwardGpuCached(call: CallInputs, cache: KvCache, out: Float32Array | undefined, signal: AbortSignal | undefined, progress: ReturnType<typeof progressReporter>, lse: Float32Array | undefined): Promise<TensorResult<TensorArray>> {
+  private async forwardGpuCached(call: CallInputs, cache: KvCache, out: TensorData | undefined, given: unknown, signal: AbortSignal | undefined, progress: ReturnType<typeof progressReporter>, lse: Float32Array | undefined): Promise<TensorResult<TensorArray>> {
     const gpu = this.gpuBackend();
     await this.initBackend(gpu);
     throwIfAborted(signal);
@@ -363,7 +364,7 @@ export class SparseAttention {
       ok = true;
       const reason = `webgpu: a KV cache call (${nNew} new of ${base + nNew} tokens) runs where the cache lives${gpu.note ? `; ${gpu.note}` : ''}`;
       this.lastRun = { backend: gpu.id, detail: gpu.describe(), reason, ms: now() - t0, ...this.numerics() };
-      return result(data, call.shape);
+      return result(data, call.shape, call.float16Array, given);
     } finally {
       cache.end(base, ok);
     }

@@ -97,7 +97,7 @@ describe('unroll', () => {
 describe('the forward template', () => {
   it('declares its flags at the top and runs through with every combination the variants use', () => {
     const params = [...source.matchAll(/^\/\/#param (\w+)/gm)].map((m) => m[1]);
-    expect(params).toEqual(['SUBGROUPS', 'VEC4', 'Q_GLOBAL', 'Q_TILE', 'PADDED', 'P_VEC4', 'XATTN', 'MODS']);
+    expect(params).toEqual(['SUBGROUPS', 'VEC4', 'Q_GLOBAL', 'Q_TILE', 'PADDED', 'P_VEC4', 'XATTN', 'MODS', 'F16', 'F16_NATIVE']);
     expect(source.search(/^\/\/#param/m)).toBeLessThan(source.search(/^\/\/#if/m));
     const flags = Object.fromEntries(params.map((p) => [p, false]));
     expect(preprocess(source, { flags })).not.toMatch(/^\s*\/\/#/m);

@@ -16,6 +16,8 @@ export interface GpuContext {
   /** The adapter's smallest subgroup size (0: unknown): flash-decoding's 16-lane shuffles need 16. */
   subgroupMin: number;
   timestamps: boolean;
+  /** The device has `shader-f16`: half calls use f16 storage arrays (else u32 words of two halves). */
+  shaderF16: boolean;
   /** The adapter runs on the CPU (lavapipe, SwiftShader): its compiler is the CPU's time too. */
   software: boolean;
   /** Dawn's GPU instance and adapter: held so that GC never frees them under the device. */
@@ -71,6 +73,7 @@ export async function acquireDevice(userDevice: unknown): Promise<GpuContext> {
       subgroups: device.features.has('subgroups'),
       subgroupMin: info?.subgroupMinSize ?? 0,
       timestamps: device.features.has('timestamp-query'),
+      shaderF16: device.features.has('shader-f16'),
       software: info ? info.isFallbackAdapter ?? isSoftwareAdapter(`${info.vendor} ${info.architecture} ${info.description}`) : false,
     };
   }
@@ -91,9 +94,11 @@ export async function acquireDevice(userDevice: unknown): Promise<GpuContext> {
   if (subgroups) features.push('subgroups' as GPUFeatureName);
   const timestamps = adapter.features.has('timestamp-query');
   if (timestamps) features.push('timestamp-query');
+  const shaderF16 = adapter.features.has('shader-f16');
+  if (shaderF16) features.push('shader-f16');
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
   const name = [info.vendor, info.architecture, info.description || info.device].filter(Boolean).join(' ');
-  return { device, owned: true, adapter: `${name || 'unknown adapter'} via ${via}`, subgroups, subgroupMin: info.subgroupMinSize ?? 0, timestamps, software: info.isFallbackAdapter ?? isSoftwareAdapter(name), keepAlive: [gpu, adapter] };
+  return { device, owned: true, adapter: `${name || 'unknown adapter'} via ${via}`, subgroups, subgroupMin: info.subgroupMinSize ?? 0, timestamps, shaderF16, software: info.isFallbackAdapter ?? isSoftwareAdapter(name), keepAlive: [gpu, adapter] };
 }
 
 /** The library's own device, shared by every instance of the process (pipelines compile once). */

@@ -152,17 +152,17 @@ export function buildDispatchX(plan: Plan, chunk: Chunk, bm: number, meta: { key
 /**
  * Splits the call so that each chunk's [batch items, nCtx, heads · headDim] tensor fits
  * maxBytes: whole batch items when one fits, else head ranges of one item. null when a
- * single head of a single item is already too large.
+ * single head of a single item is already too large. `es`: bytes per value (4, or 2 for halves).
  */
-export function planChunks(plan: Plan, maxBytes: number): Chunk[] | null {
-  const item = plan.nCtx * plan.nEmbd * 4;
+export function planChunks(plan: Plan, maxBytes: number, es = 4): Chunk[] | null {
+  const item = plan.nCtx * plan.nEmbd * es;
   const chunks: Chunk[] = [];
   if (item <= maxBytes) {
     const per = Math.max(1, Math.floor(maxBytes / item));
     for (let b0 = 0; b0 < plan.batch; b0 += per) chunks.push({ b0, b1: Math.min(plan.batch, b0 + per), h0: 0, h1: plan.heads });
     return chunks;
   }
-  const perHead = plan.nCtx * plan.headDim * 4;
+  const perHead = plan.nCtx * plan.headDim * es;
   if (perHead > maxBytes) return null;
   const hs = Math.floor(maxBytes / perHead);
   for (let b = 0; b < plan.batch; b++) {

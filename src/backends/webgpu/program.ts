@@ -12,6 +12,30 @@ import combineSource from '../../../shaders/bsattn_combine.wgsl';
 import { preprocess } from './preprocess.js';
 import { type Variant, paddedHeadDim } from './variants.js';
 
+/**
+ * How a program stores q, k, v and o (compute is f32 in every form): `f32`; `f16`, IEEE
+ * halves in f16 storage arrays (`enable f16;`, adapters with the shader-f16 feature); `f16x2`,
+ * the same halves read as u32 words of two with core WGSL's unpack2x16float and written with
+ * pack2x16float (every adapter). Names: the f32 programs' names are unchanged; the half forms
+ * append `_f16` or `_f16x2`.
+ */
+export type Storage = 'f32' | 'f16' | 'f16x2';
+
+/** The shader flags of a storage form (the templates' F16 and F16_NATIVE). */
+function storageFlags(storage: Storage): { F16: boolean; F16_NATIVE: boolean } {
+  return { F16: storage !== 'f32', F16_NATIVE: storage === 'f16' };
+}
+
+/** A program's text with the `enable` directives its storage and subgroups need. */
+function withEnables(text: string, storage: Storage, subgroups: boolean): string {
+  return `${storage === 'f16' ? 'enable f16;\n' : ''}${subgroups ? 'enable subgroups;\n' : ''}${text}`;
+}
+
+/** The name suffix of a storage form: none for f32. */
+function storageSuffix(storage: Storage): string {
+  return storage === 'f32' ? '' : `_${storage}`;
+}
+
 /** A variant specialised to a call: what one pipeline is compiled for. */
 export interface Program {
   variant: Variant;
@@ -29,15 +53,17 @@ export interface Program {
    * two equally fast (2048 keys × 4 heads: 398–436 ms either way, docs/gpu-kernel.md).
    */
   rolledPairs?: boolean;
+  /** The tensors' storage (default f32). */
+  storage?: Storage;
 }
 
 const RPT = 4; // query rows per thread (the shader's RPT)
 const TPR = 8; // threads per row group (the shader's TPR)
 
-/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded][_xattn][_mods][_rolled]`. */
+/** The program's name, its pipeline cache key: `<variant>:bs<block>_dp<padded head dim>[_scalar][_padded][_xattn][_mods][_rolled][_f16|_f16x2]`. */
 export function programName(p: Program): string {
   const dp = paddedHeadDim(p.headDim);
-  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}${p.xattn ? '_xattn' : ''}${p.mods ? '_mods' : ''}${p.rolledPairs ? '_rolled' : ''}`;
+  return `${p.variant.name}:bs${p.bs}_dp${dp}${p.headDim % 4 === 0 ? '' : '_scalar'}${p.headDim < dp ? '_padded' : ''}${p.xattn ? '_xattn' : ''}${p.mods ? '_mods' : ''}${p.rolledPairs ? '_rolled' : ''}${storageSuffix(p.storage ?? 'f32')}`;
 }
 
 /** The WGSL text of a program: the template's constants and flags set, stages inlined, tile loops unrolled. */
@@ -56,6 +82,7 @@ export function programText(p: Program): string {
       P_VEC4: bn % 32 === 0,
       XATTN: p.xattn === true,
       MODS: p.mods === true,
+      ...storageFlags(p.storage ?? 'f32'),
     },
     unroll: {
       RPT, CPT: bn / TPR, 'CPT / 4u': Math.floor(bn / 32), DPT: dp / TPR, 'DPT / 4u': dp / 32, NWB: Math.ceil(bn / 32), '4u': 4,
@@ -66,7 +93,7 @@ export function programText(p: Program): string {
       ...(p.rolledPairs ? {} : { 'BN / 8u': bn / 8, ...(dp <= 64 ? { 'DP / 8u': dp / 8 } : {}) }),
     },
   });
-  return p.variant.subgroups ? `enable subgroups;\n${text}` : text;
+  return withEnables(text, p.storage ?? 'f32', p.variant.subgroups);
 }
 
 /** Lanes per key of the flash-decoding program: 16 from head dim 128 (DV = 2 vec4s a lane), else 8. */
@@ -84,9 +111,9 @@ export function decodeRows(dp: number): number {
   return Math.max(1, Math.min(8, Math.floor(8 / dv)));
 }
 
-/** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>_l<lanes>__<subgroups|plain>[_mods][_rolled]`. */
-export function decodeName(dp: number, subgroups: boolean, mods = false, rolledRows = false): string {
-  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}${mods ? '_mods' : ''}${rolledRows ? '_rolled' : ''}`;
+/** The flash-decoding program's name: `bsattn_decode_f32_dp<padded head dim>_r<rows>_l<lanes>__<subgroups|plain>[_mods][_rolled][_f16|_f16x2]`. */
+export function decodeName(dp: number, subgroups: boolean, mods = false, rolledRows = false, storage: Storage = 'f32'): string {
+  return `bsattn_decode_f32_dp${dp}_r${decodeRows(dp)}_l${decodeLanes(dp)}__${subgroups ? 'subgroups' : 'plain'}${mods ? '_mods' : ''}${rolledRows ? '_rolled' : ''}${storageSuffix(storage)}`;
 }
 
 /**
@@ -96,22 +123,31 @@ export function decodeName(dp: number, subgroups: boolean, mods = false, rolledR
  * which then ran a decode step over 8K keys in 8.2 ms instead of 6.2 (4/2 heads); on such an
  * adapter the CPU path decodes faster still, so the first call's latency is what counts.
  */
-export function decodeText(dp: number, subgroups: boolean, mods = false, rolledRows = false): string {
+export function decodeText(dp: number, subgroups: boolean, mods = false, rolledRows = false, storage: Storage = 'f32'): string {
   const text = preprocess(decodeSource, {
     consts: { DP: dp, RM: decodeRows(dp), TPK: decodeLanes(dp) },
-    flags: { SUBGROUPS: subgroups, MODS: mods },
+    flags: { SUBGROUPS: subgroups, MODS: mods, ...storageFlags(storage) },
     unroll: { ...(rolledRows ? {} : { RM: decodeRows(dp) }), DV: dp / (4 * decodeLanes(dp)), U: 2 },
   });
-  return subgroups ? `enable subgroups;\n${text}` : text;
+  return withEnables(text, storage, subgroups);
 }
 
-/** The WGSL of flash-decoding's combine pass (shaders/bsattn_combine.wgsl). */
-export function combineText(mods: boolean): string {
-  return preprocess(combineSource, { flags: { MODS: mods } });
+/** The WGSL of flash-decoding's combine pass (shaders/bsattn_combine.wgsl); `half`: o holds halves (u32 words: one text for both half forms). */
+export function combineText(mods: boolean, half = false): string {
+  return preprocess(combineSource, { flags: { MODS: mods, F16: half } });
 }
 
-/** Test-only (src/testing.ts): `fullUnroll` gives software adapters the hardware's program texts (forward and flash-decoding). */
-export const programTesting = { fullUnroll: false };
+/** The WGSL of the V pre-pass (shaders/vscan.wgsl); `half`: V holds halves. */
+export function scanText(half = false): string {
+  return preprocess(scanSource, { flags: { HALF: half } });
+}
+
+/**
+ * Test-only (src/testing.ts): `fullUnroll` gives software adapters the hardware's program
+ * texts (forward and flash-decoding); `noShaderF16` makes half calls take the f16x2 form (u32
+ * words) even where the device has shader-f16, so that one adapter runs both.
+ */
+export const programTesting = { fullUnroll: false, noShaderF16: false };
 
 /** Pipelines per device: every instance on one device shares them. */
 const caches = new WeakMap<GPUDevice, ProgramCache>();
@@ -128,19 +164,19 @@ export class ProgramCache {
   }
 
   /** The V pre-pass (shaders/vscan.wgsl): flags an Inf or NaN anywhere in V. */
-  scan(): Promise<GPUComputePipeline> {
-    return this.pipeline('bsattn_vscan', () => scanSource);
+  scan(half = false): Promise<GPUComputePipeline> {
+    return this.pipeline(half ? 'bsattn_vscan_f16x2' : 'bsattn_vscan', () => scanText(half));
   }
 
   /** Flash-decoding: the split kernel for a padded head dim, and the combine pass. */
-  decode(dp: number, subgroups: boolean, mods = false): Promise<GPUComputePipeline> {
+  decode(dp: number, subgroups: boolean, mods = false, storage: Storage = 'f32'): Promise<GPUComputePipeline> {
     const rolled = this.rolled();
-    return this.pipeline(decodeName(dp, subgroups, mods, rolled), () => decodeText(dp, subgroups, mods, rolled));
+    return this.pipeline(decodeName(dp, subgroups, mods, rolled, storage), () => decodeText(dp, subgroups, mods, rolled, storage));
   }
 
-  /** `mods`: with sinks and the lse output (the shader's MODS). */
-  combine(mods = false): Promise<GPUComputePipeline> {
-    return this.pipeline(mods ? 'bsattn_combine_mods' : 'bsattn_combine', () => combineText(mods));
+  /** `mods`: with sinks and the lse output (the shader's MODS); `half`: o holds halves. */
+  combine(mods = false, half = false): Promise<GPUComputePipeline> {
+    return this.pipeline(`bsattn_combine${mods ? '_mods' : ''}${half ? '_f16x2' : ''}`, () => combineText(mods, half));
   }
 
   get(p: Program): Promise<GPUComputePipeline> {

@@ -6,18 +6,7 @@
 /// <reference types="@webgpu/types" />
 import type { Config, WebGpuOptions } from '../../config.js';
 import type { Plan } from '../../plan.js';
-import type { Backend, Capabilities, Estimate, PackedSegment, RunInputs } from '../backend.js';
-
-/** RunInputs of f32 tensors: the only kind the GPU path takes (dtypeUnsupported refuses the rest first). */
-type F32Inputs = Omit<RunInputs, 'q' | 'k' | 'v' | 'out'> & { q: Float32Array; k: Float32Array; v: Float32Array; out?: Float32Array };
-
-function f32Inputs(inputs: RunInputs): F32Inputs {
-  const { q, k, v, out } = inputs;
-  if (!(q instanceof Float32Array && k instanceof Float32Array && v instanceof Float32Array && (out === undefined || out instanceof Float32Array))) {
-    throw new UnsupportedError("webgpu: dtype 'float16' is not supported on the GPU path yet (the CPU path runs it)");
-  }
-  return { ...inputs, q, k, v, out };
-}
+import type { Backend, Capabilities, Estimate, PackedSegment, RunInputs, TensorData } from '../backend.js';
 import { estimateGpuMs, getCalibration, isSoftwareAdapter } from '../../cost-model.js';
 import { layoutId } from '../../geometry.js';
 import { ArgumentError, DeviceLostError, DisposedError, KernelError, UnsupportedError, abortError } from '../../errors.js';
@@ -26,7 +15,7 @@ import { type GpuContext, acquireDevice, acquireShared, releaseShared } from './
 import { type Chunk, type KvAddressing, buildDispatch, buildDispatchX, buildMeta, layoutWordCount, planChunks, uploadedKv } from './marshal.js';
 import { GpuKvCache, type GpuCacheGeometry } from './kv-cache.js';
 import { tablesTooLarge } from '../../layout/block-layout.js';
-import { ProgramCache, decodeLanes, decodeRows } from './program.js';
+import { ProgramCache, type Storage, decodeLanes, decodeRows, programTesting } from './program.js';
 import { type Variant, chooseVariant, paddedHeadDim, tallTilesApply } from './variants.js';
 import { hasScoreModifiers, scaleOf } from '../../config-mods.js';
 
@@ -169,14 +158,15 @@ export class WebGpuBackend implements Backend {
     const adapter = this.adapterName;
     const software = adapter ? isSoftwareAdapter(adapter) : false;
     const r = getCalibration().webgpu[software ? 'software' : 'hardware'];
-    const qBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
-    const kvBytes = cached ? 0 : plan.batch * plan.nK * plan.kvHeads * plan.headDim * 4;
+    const es = elementBytes(plan);
+    const qBytes = plan.batch * plan.nCtx * plan.nEmbd * es;
+    const kvBytes = cached ? 0 : plan.batch * plan.nK * plan.kvHeads * plan.headDim * es;
     const moved = ((2 * qBytes + 2 * kvBytes) * Math.min(4, copied)) / 4;
     let kernelMs = plan.visitedFlops / (r.gflops * 1e6);
     let what = `compute of ${fmtFlops(plan.visitedFlops)}`;
     if (this.decodeApplies(plan, cached)) {
       const geo = this.decodeGeometry(plan);
-      const read = plan.batch * plan.kvHeads * geo.qChunks * geo.rowBlocks * Math.min(geo.range, plan.nK) * plan.headDim * 4 * 2;
+      const read = plan.batch * plan.kvHeads * geo.qChunks * geo.rowBlocks * Math.min(geo.range, plan.nK) * plan.headDim * es * 2;
       kernelMs = Math.max(plan.usefulFlops / (r.gflops * 1e6), read / (MEM_GBPS[software ? 'software' : 'hardware'] * 1e6));
       what = `flash-decoding reading ${(read / 1e6).toPrecision(3)} MB of K/V`;
     }
@@ -205,9 +195,24 @@ export class WebGpuBackend implements Backend {
     return this.canRunWith(plan, false);
   }
 
-  /** f16 storage is not in the GPU kernels yet: dtype 'float16' runs on the CPU. */
-  dtypeUnsupported(dtype: Plan['dtype']): string | null {
-    return dtype === 'float16' ? "webgpu: dtype 'float16' is not supported on the GPU path yet (the CPU path runs it)" : null;
+  /** Both storage types run: f32, and f16 (storage; see storageOf). */
+  dtypeUnsupported(_dtype: Plan['dtype']): string | null {
+    return null;
+  }
+
+  /**
+   * The programs' storage form for a plan: f32, or for dtype 'float16' f16 storage arrays
+   * where the device has shader-f16 (and the test hook noShaderF16 is off), else u32 words.
+   */
+  storageOf(plan: Pick<Plan, 'dtype'>): Storage {
+    if (plan.dtype !== 'float16') return 'f32';
+    return this.ctx?.shaderF16 && !programTesting.noShaderF16 ? 'f16' : 'f16x2';
+  }
+
+  /** What the f16 storage ran as, for lastRun.reason (null for f32). */
+  private storageNote(plan: Plan): string | null {
+    const s = this.storageOf(plan);
+    return s === 'f32' ? null : s === 'f16' ? 'f16 storage in f16 arrays (shader-f16), f32 compute' : 'f16 storage in u32 words (unpack2x16float/pack2x16float: no shader-f16), f32 compute';
   }
 
   /** canRun for a call whose K/V are in a GPU KV cache (`cached`: nothing of K/V is uploaded). */
@@ -218,7 +223,7 @@ export class WebGpuBackend implements Backend {
     if (!this.ctx) return 'webgpu: not initialised';
     if (isInference(plan) || cached) {
       if (this.decodeApplies(plan, cached)) return null;
-      const item = 4 * Math.max(plan.nCtx * plan.nEmbd, cached ? 0 : plan.nK * plan.kvHeads * plan.headDim);
+      const item = elementBytes(plan) * Math.max(plan.nCtx * plan.nEmbd, cached ? 0 : plan.nK * plan.kvHeads * plan.headDim);
       if (item > this.maxBinding()) return `webgpu: one batch item of this call (${item} bytes of q or k) exceeds the ${this.maxBinding()}-byte storage binding limit`;
     }
     if (!this.variantFor(plan)) {
@@ -228,7 +233,7 @@ export class WebGpuBackend implements Backend {
     // The layouts go to the kernel in one storage binding: refused here, before they are built.
     const tables = tablesTooLarge([plan.batch, plan.nCtx, plan.nEmbd], plan.layouts, (l) => 4 * layoutWordCount(l), { where: 'one storage binding (the layout metadata)', setBy: 'the WebGPU device', limit: this.maxBinding() });
     if (tables) return `webgpu: ${tables.message}`;
-    if (!isInference(plan) && !cached && !planChunks(plan, this.maxBinding())) return `webgpu: one head of one sequence exceeds the ${this.maxBinding()}-byte storage binding limit`;
+    if (!isInference(plan) && !cached && !planChunks(plan, this.maxBinding(), elementBytes(plan))) return `webgpu: one head of one sequence exceeds the ${this.maxBinding()}-byte storage binding limit`;
     return null;
   }
 
@@ -237,9 +242,8 @@ export class WebGpuBackend implements Backend {
     return `webgpu ${this.ctx.subgroups && this.options.subgroups !== false ? 'subgroups' : 'plain'}, ${this.ctx.adapter}`;
   }
 
-  /** Float32Arrays in and out: upload, compute (chunked if needed), read back. */
-  run(plan: Plan, raw: RunInputs): Promise<Float32Array> {
-    const inputs = f32Inputs(raw);
+  /** Host arrays in and out (Float32Array, or Uint16Array of halves for dtype 'float16', moved as they are): upload, compute (chunked if needed), read back. */
+  run(plan: Plan, inputs: RunInputs): Promise<TensorData> {
     return this.serial(() => (isInference(plan) ? this.runInference(plan, inputs, null) : this.runHost(plan, inputs)));
   }
 
@@ -250,14 +254,13 @@ export class WebGpuBackend implements Backend {
    * sequence starts at a 256-byte boundary (the storage binding offset alignment): the gaps
    * are never computed. A sequence larger than one binding runs on its own through run().
    */
-  runPacked(plan: Plan, segments: readonly PackedSegment[], raw: RunInputs): Promise<Float32Array> {
-    const inputs = f32Inputs(raw);
+  runPacked(plan: Plan, segments: readonly PackedSegment[], inputs: RunInputs): Promise<TensorData> {
     return this.serial(() => this.runPackedHost(plan, segments, inputs));
   }
 
   /** A call against a GPU KV cache whose new rows are already appended: uploads q only. */
-  runCached(plan: Plan, inputs: RunInputs, cache: GpuKvCache): Promise<Float32Array> {
-    return this.serial(() => this.runInference(plan, f32Inputs(inputs), cache));
+  runCached(plan: Plan, inputs: RunInputs, cache: GpuKvCache): Promise<TensorData> {
+    return this.serial(() => this.runInference(plan, inputs, cache));
   }
 
   /** forwardGPU against a GPU KV cache: appends kNew/vNew (GPU buffers) by copies, then runs on the cache. */
@@ -279,8 +282,11 @@ export class WebGpuBackend implements Backend {
   lastKernel: string | null = null;
 
   get note(): string | null {
-    return this.lastKernel;
+    return [this.lastKernel, this.lastStorage].filter(Boolean).join('; ') || null;
   }
+
+  /** The last call's f16 storage form in words (storageNote), null for f32. */
+  private lastStorage: string | null = null;
 
   /** GPU-resident: q/k/v already on this device; writes `out` (or a new buffer) and returns it. */
   runResident(plan: Plan, tensors: GpuTensors, out?: GPUBuffer): Promise<GPUBuffer> {
@@ -405,9 +411,11 @@ export class WebGpuBackend implements Backend {
     const device = this.check();
     const variant = this.variantFor(plan)!;
     const mods = this.modsOn(lse !== null);
-    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, mods });
+    const storage = this.storageOf(plan);
+    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, mods, storage });
     const scanV = this.options.scanV ?? true;
-    const scan = scanV ? await this.programs!.scan() : null;
+    const scan = scanV ? await this.programs!.scan(storage !== 'f32') : null;
+    this.lastStorage = this.storageNote(plan);
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
     const d = buildDispatch(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension);
     const params = this.withMods(d.params, plan, chunk.h0, plan.nCtx, 0, lse !== null, mods);
@@ -440,11 +448,12 @@ export class WebGpuBackend implements Backend {
     return this.options.repeat ?? 1;
   }
 
-  private async runHost(plan: Plan, inputs: F32Inputs): Promise<Float32Array> {
+  private async runHost(plan: Plan, inputs: RunInputs): Promise<TensorData> {
     const device = this.check();
     this.lastKernel = null;
-    const chunks = planChunks(plan, this.maxBinding())!;
-    const out = inputs.out ?? new Float32Array(plan.batch * plan.nCtx * plan.nEmbd);
+    const es = elementBytes(plan);
+    const chunks = planChunks(plan, this.maxBinding(), es)!;
+    const out = inputs.out ?? newLike(inputs.q, plan.batch * plan.nCtx * plan.nEmbd);
     const d = plan.headDim;
     const n0 = plan.batch * plan.nCtx * plan.nEmbd;
     for (let ci = 0; ci < chunks.length; ci++) {
@@ -455,8 +464,9 @@ export class WebGpuBackend implements Backend {
       checkStillWhole({ 'q.data': inputs.q, 'k.data': inputs.k, 'v.data': inputs.v, out }, n0);
       const whole = c.h0 === 0 && c.h1 === plan.heads;
       const n = (c.b1 - c.b0) * plan.nCtx * (c.h1 - c.h0) * d;
-      const bytes = n * 4;
-      const slice = (x: Float32Array) => unshared(whole ? x.subarray(c.b0 * plan.nCtx * plan.nEmbd, c.b0 * plan.nCtx * plan.nEmbd + n) : gatherHeads(x, plan, c));
+      // (halves: an odd count is padded to whole words, which copies and bindings need)
+      const bytes = pad4(n * es);
+      const slice = (x: TensorData) => uploadable(whole ? x.subarray(c.b0 * plan.nCtx * plan.nEmbd, c.b0 * plan.nCtx * plan.nEmbd + n) : gatherHeads(x, plan, c));
       const t = {
         q: this.buffer('q', bytes, STORAGE | COPY_DST),
         k: this.buffer('k', bytes, STORAGE | COPY_DST),
@@ -468,9 +478,9 @@ export class WebGpuBackend implements Backend {
       const lseN = (c.b1 - c.b0) * (c.h1 - c.h0) * plan.nCtx;
       const lse = inputs.lse ? this.lseBuffers(lseN) : null;
       await this.scoped(async () => {
-        device.queue.writeBuffer(t.q, 0, slice(inputs.q) as Float32Array<ArrayBuffer>);
-        device.queue.writeBuffer(t.k, 0, slice(inputs.k) as Float32Array<ArrayBuffer>);
-        device.queue.writeBuffer(t.v, 0, slice(inputs.v) as Float32Array<ArrayBuffer>);
+        device.queue.writeBuffer(t.q, 0, slice(inputs.q));
+        device.queue.writeBuffer(t.k, 0, slice(inputs.k));
+        device.queue.writeBuffer(t.v, 0, slice(inputs.v));
         const enc = device.createCommandEncoder();
         await this.encode(enc, plan, c, 0, t, [0, 0, 0, 0], bytes, null, lse?.out ?? null);
         enc.copyBufferToBuffer(t.o, 0, staging, 0, bytes);
@@ -480,7 +490,7 @@ export class WebGpuBackend implements Backend {
       if (lse) await this.readLse(lse.staging, lseN, inputs.lse!, (c.b0 * plan.heads + c.h0) * plan.nCtx);
       await staging.mapAsync(MODE_READ, 0, bytes);
       if (this.deadReason) throw new DeviceLostError(this.deadReason);
-      const result = new Float32Array(staging.getMappedRange(0, bytes));
+      const result = viewLike(out, staging.getMappedRange(0, bytes), n);
       try {
         checkStillWhole({ out }, n0);
         if (whole) out.set(result, c.b0 * plan.nCtx * plan.nEmbd);
@@ -497,8 +507,9 @@ export class WebGpuBackend implements Backend {
     const device = this.check();
     this.lastKernel = null;
     if (isInference(plan)) return this.runDeviceInference(plan, tensors, out);
-    const item = plan.nCtx * plan.nEmbd * 4;
+    const item = plan.nCtx * plan.nEmbd * elementBytes(plan);
     const total = plan.batch * item;
+    if (item % 4 !== 0) throw new UnsupportedError(`forwardGPU with dtype 'float16' needs whole 4-byte words per batch item (nCtx·nEmbd even; got ${plan.nCtx}·${plan.nEmbd}); use forward()`);
     for (const [name, b] of Object.entries(tensors)) {
       if (!b || typeof (b as GPUBuffer).size !== 'number' || (b as GPUBuffer).size < total) {
         throw new ArgumentError(`forwardGPU ${name} must be a GPUBuffer of at least ${total} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
@@ -523,6 +534,7 @@ export class WebGpuBackend implements Backend {
         const c = chunks[i];
         const off = c.b0 * item;
         await this.encode(enc, plan, c, i, { ...tensors, o }, [off, off, off, off], (c.b1 - c.b0) * item, query);
+        this.lastStorage = this.storageNote(plan);
       }
       if (query) {
         const bytes = 16 * chunks.length;
@@ -557,7 +569,7 @@ export class WebGpuBackend implements Backend {
     if (plan.nCtx > DECODE_MAX_Q || plan.nK <= plan.nCtx || plan.keyLengths) return false;
     if (plan.headDim % 4 !== 0 || plan.headDim > DECODE_MAX_DIM) return false;
     // (not initialised: the best case, for the estimate)
-    return cached || !this.ctx || plan.batch * plan.nK * plan.kvHeads * plan.headDim * 4 <= this.maxBinding();
+    return cached || !this.ctx || plan.batch * plan.nK * plan.kvHeads * plan.headDim * elementBytes(plan) <= this.maxBinding();
   }
 
   /** The split of a decode call: the band rule on positions, query chunks, row blocks, key splits. */
@@ -589,15 +601,16 @@ export class WebGpuBackend implements Backend {
    * whole batch items, K/V uploaded too unless a cache holds them; flash-decoding for decode
    * shapes, else the forward program with XATTN.
    */
-  private async runInference(plan: Plan, inputs: F32Inputs, cache: GpuKvCache | null): Promise<Float32Array> {
+  private async runInference(plan: Plan, inputs: RunInputs, cache: GpuKvCache | null): Promise<TensorData> {
     const device = this.check();
     const e = plan.nEmbd;
     const kvE = plan.kvHeads * plan.headDim;
-    const qItem = plan.nCtx * e * 4;
-    const kvItem = plan.nK * kvE * 4;
+    const es = elementBytes(plan);
+    const qItem = plan.nCtx * e * es;
+    const kvItem = plan.nK * kvE * es;
     const decode = this.decodeApplies(plan, cache !== null);
     const per = decode ? plan.batch : Math.max(1, Math.floor(this.maxBinding() / Math.max(qItem, cache ? 0 : kvItem)));
-    const out = inputs.out ?? new Float32Array(plan.batch * plan.nCtx * e);
+    const out = inputs.out ?? newLike(inputs.q, plan.batch * plan.nCtx * e);
     const nq = plan.batch * plan.nCtx * e;
     const nkv = plan.batch * plan.nK * kvE;
     const chunks = Math.ceil(plan.batch / per);
@@ -611,7 +624,8 @@ export class WebGpuBackend implements Backend {
         checkStillWhole({ 'q.data': inputs.q, out }, nq);
         checkStillWhole({ 'k.data': inputs.k, 'v.data': inputs.v }, nkv);
       }
-      const qBytes = nb * qItem;
+      // (halves: odd counts padded to whole words, which copies and bindings need)
+      const qBytes = pad4(nb * qItem);
       const q = this.buffer('q', qBytes, STORAGE | COPY_DST);
       const o = this.buffer('o', qBytes, STORAGE | COPY_SRC);
       const staging = this.buffer('staging', qBytes, MAP_READ | COPY_DST);
@@ -622,14 +636,14 @@ export class WebGpuBackend implements Backend {
         const r = cache.regions();
         kv = { k: r.k, v: r.v, bytes: undefined, at: { bItem: r.bItem, gItem: r.gItem, rowStride: r.rowStride, b0 } };
       } else {
-        const bytes = nb * kvItem;
+        const bytes = pad4(nb * kvItem);
         kv = { k: this.buffer('k', bytes, STORAGE | COPY_DST), v: this.buffer('v', bytes, STORAGE | COPY_DST), bytes, at: uploadedKv(plan) };
       }
       await this.scoped(async () => {
-        device.queue.writeBuffer(q, 0, unshared(inputs.q.subarray(b0 * plan.nCtx * e, b1 * plan.nCtx * e)) as Float32Array<ArrayBuffer>);
+        device.queue.writeBuffer(q, 0, uploadable(inputs.q.subarray(b0 * plan.nCtx * e, b1 * plan.nCtx * e)));
         if (!cache) {
-          device.queue.writeBuffer(kv.k, 0, unshared(inputs.k.subarray(b0 * plan.nK * kvE, b1 * plan.nK * kvE)) as Float32Array<ArrayBuffer>);
-          device.queue.writeBuffer(kv.v, 0, unshared(inputs.v.subarray(b0 * plan.nK * kvE, b1 * plan.nK * kvE)) as Float32Array<ArrayBuffer>);
+          device.queue.writeBuffer(kv.k, 0, uploadable(inputs.k.subarray(b0 * plan.nK * kvE, b1 * plan.nK * kvE)));
+          device.queue.writeBuffer(kv.v, 0, uploadable(inputs.v.subarray(b0 * plan.nK * kvE, b1 * plan.nK * kvE)));
         }
         const enc = device.createCommandEncoder();
         const chunk = { b0, b1, h0: 0, h1: plan.heads };
@@ -644,7 +658,7 @@ export class WebGpuBackend implements Backend {
       if (this.deadReason) throw new DeviceLostError(this.deadReason);
       try {
         checkStillWhole({ out }, nq);
-        out.set(new Float32Array(staging.getMappedRange(0, qBytes)), b0 * plan.nCtx * e);
+        setFrom(out, viewLike(out, staging.getMappedRange(0, qBytes), nb * plan.nCtx * e), b0 * plan.nCtx * e);
       } finally {
         staging.unmap();
       }
@@ -658,8 +672,10 @@ export class WebGpuBackend implements Backend {
     const device = this.check();
     const variant = this.variantFor(plan)!;
     const mods = this.modsOn(lse !== null);
-    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, xattn: true, mods });
-    const scan = (this.options.scanV ?? true) ? await this.programs!.scan() : null;
+    const storage = this.storageOf(plan);
+    const pipeline = await this.programs!.get({ variant, bs: plan.blockSize, headDim: plan.headDim, xattn: true, mods, storage });
+    const scan = (this.options.scanV ?? true) ? await this.programs!.scan(storage !== 'f32') : null;
+    this.lastStorage = this.storageNote(plan);
     const { buf: metaBuf, meta } = this.metaBuffer(plan, chunk);
     const d = buildDispatchX(plan, chunk, variant.bm, meta, device.limits.maxComputeWorkgroupsPerDimension, at);
     // q_dist: the shader reads it where the step is 1 (a 'strided' L of 1 regroups into one group too)
@@ -696,7 +712,9 @@ export class WebGpuBackend implements Backend {
     // the lanes of a key must share a subgroup (lavapipe's are 8 wide: 16-lane keys sum through workgroup memory there)
     const sg = this.ctx!.subgroups && this.options.subgroups !== false && this.ctx!.subgroupMin >= decodeLanes(dp);
     const mods = this.modsOn(lse !== null);
-    const pipeline = await this.programs!.decode(dp, sg, mods);
+    const storage = this.storageOf(plan);
+    const pipeline = await this.programs!.decode(dp, sg, mods, storage);
+    this.lastStorage = this.storageNote(plan);
     const geo = this.decodeGeometry(plan);
     const maxDim = device.limits.maxComputeWorkgroupsPerDimension;
     const gridX = Math.min(geo.workgroups, maxDim);
@@ -728,7 +746,7 @@ export class WebGpuBackend implements Backend {
     // (MODS) slopes/sinks and lse at bindings 6 and 7 here, 3 and 4 in the combine pass
     const at6 = modsEntries.map((e, n) => ({ ...e, binding: 6 + n }));
     const group0 = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [bind(0, uniform), bind(1, t.q), bind(2, t.k), bind(3, t.v), bind(4, t.o), bind(5, part), ...at6] });
-    const combine = geo.splits > 1 ? await this.programs!.combine(mods) : null;
+    const combine = geo.splits > 1 ? await this.programs!.combine(mods, storage !== 'f32') : null;
     const cx = Math.min(rows, maxDim);
     let group1: GPUBindGroup | null = null;
     if (combine) {
@@ -759,8 +777,9 @@ export class WebGpuBackend implements Backend {
   /** forwardGPU of an inference shape (kvHeads < heads, nK != nCtx): K/V buffers of nK rows of kvHeads heads, one binding each. */
   private async runDeviceInference(plan: Plan, tensors: GpuTensors, out?: GPUBuffer): Promise<GPUBuffer> {
     const device = this.check();
-    const qBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
-    const kvBytes = plan.batch * plan.nK * plan.kvHeads * plan.headDim * 4;
+    const es = elementBytes(plan);
+    const qBytes = pad4(plan.batch * plan.nCtx * plan.nEmbd * es);
+    const kvBytes = pad4(plan.batch * plan.nK * plan.kvHeads * plan.headDim * es);
     this.lastGpuMs = null;
     for (const [name, b, need] of [['q', tensors.q, qBytes], ['k', tensors.k, kvBytes], ['v', tensors.v, kvBytes]] as const) {
       if (!b || typeof (b as GPUBuffer).size !== 'number' || (b as GPUBuffer).size < need) {
@@ -803,8 +822,9 @@ export class WebGpuBackend implements Backend {
   private async runDeviceCached(plan: Plan, q: GPUBuffer, kNew: GPUBuffer, vNew: GPUBuffer, cache: GpuKvCache, base: number, out?: GPUBuffer): Promise<GPUBuffer> {
     const device = this.check();
     const nNew = plan.nCtx;
-    const qBytes = plan.batch * plan.nCtx * plan.nEmbd * 4;
-    const kvBytes = plan.batch * nNew * plan.kvHeads * plan.headDim * 4;
+    const es = elementBytes(plan);
+    const qBytes = pad4(plan.batch * plan.nCtx * plan.nEmbd * es);
+    const kvBytes = plan.batch * nNew * plan.kvHeads * plan.headDim * es;
     for (const [name, b, need] of [['q', q, qBytes], ['k', kNew, kvBytes], ['v', vNew, kvBytes]] as const) {
       if (!b || typeof (b as GPUBuffer).size !== 'number' || (b as GPUBuffer).size < need) {
         throw new ArgumentError(`forwardGPU ${name} must be a GPUBuffer of at least ${need} bytes (got ${b ? `${(b as GPUBuffer).size} bytes` : String(b)})`);
@@ -842,14 +862,15 @@ export class WebGpuBackend implements Backend {
     return o;
   }
 
-  private async runPackedHost(plan: Plan, segments: readonly PackedSegment[], inputs: F32Inputs): Promise<Float32Array> {
+  private async runPackedHost(plan: Plan, segments: readonly PackedSegment[], inputs: RunInputs): Promise<TensorData> {
     const device = this.check();
     this.lastKernel = null;
     const e = plan.nEmbd;
     const kvE = plan.kvHeads * plan.headDim;
     const n = plan.nCtx;
     const H = plan.heads;
-    const out = inputs.out ?? new Float32Array(n * e);
+    const es = elementBytes(plan);
+    const out = inputs.out ?? newLike(inputs.q, n * e);
     const limit = this.maxBinding();
     const align = (x: number) => Math.ceil(x / 256) * 256;
     const total = segments.reduce((a, s) => a + s.plan.nCtx, 0);
@@ -861,9 +882,9 @@ export class WebGpuBackend implements Backend {
       checkStillWhole({ 'k.data': inputs.k, 'v.data': inputs.v }, n * kvE);
       const first = segments[i];
       const len0 = first.plan.nCtx;
-      if (len0 * e * 4 > limit || len0 * kvE * 4 > limit) {
+      if (len0 * e * es > limit || len0 * kvE * es > limit) {
         // one sequence past a binding: the unpacked path, which splits it by heads
-        const rows = (x: Float32Array, w: number) => x.subarray(first.start * w, (first.start + len0) * w);
+        const rows = (x: TensorData, w: number) => x.subarray(first.start * w, (first.start + len0) * w);
         const lse = inputs.lse ? new Float32Array(H * len0) : undefined;
         const sub = { q: rows(inputs.q, e), k: rows(inputs.k, kvE), v: rows(inputs.v, kvE), out: rows(out, e), signal: inputs.signal, lse };
         await (isInference(first.plan) ? this.runInference(first.plan, sub, null) : this.runHost(first.plan, sub));
@@ -878,10 +899,11 @@ export class WebGpuBackend implements Backend {
         const s = segments[i];
         const len = s.plan.nCtx;
         const at = { q: align(qEnd), kv: align(kvEnd), lse: align(lseEnd) };
-        if (len * e * 4 > limit || len * kvE * 4 > limit || at.q + len * e * 4 > limit || at.kv + len * kvE * 4 > limit) break;
+        if (len * e * es > limit || len * kvE * es > limit || at.q + pad4(len * e * es) > limit || at.kv + pad4(len * kvE * es) > limit) break;
         group.push({ s, ...at });
-        qEnd = at.q + len * e * 4;
-        kvEnd = at.kv + len * kvE * 4;
+        // (halves: an odd count is padded to a whole word, into the gap before the next sequence)
+        qEnd = at.q + pad4(len * e * es);
+        kvEnd = at.kv + pad4(len * kvE * es);
         lseEnd = at.lse + H * len * 4;
         i++;
       }
@@ -898,16 +920,16 @@ export class WebGpuBackend implements Backend {
         for (let j = 0; j < group.length; j++) {
           const { s, q, kv } = group[j];
           const len = s.plan.nCtx;
-          device.queue.writeBuffer(t.q, q, unshared(inputs.q.subarray(s.start * e, (s.start + len) * e)) as Float32Array<ArrayBuffer>);
-          device.queue.writeBuffer(t.k, kv, unshared(inputs.k.subarray(s.start * kvE, (s.start + len) * kvE)) as Float32Array<ArrayBuffer>);
-          device.queue.writeBuffer(t.v, kv, unshared(inputs.v.subarray(s.start * kvE, (s.start + len) * kvE)) as Float32Array<ArrayBuffer>);
+          device.queue.writeBuffer(t.q, q, uploadable(inputs.q.subarray(s.start * e, (s.start + len) * e)));
+          device.queue.writeBuffer(t.k, kv, uploadable(inputs.k.subarray(s.start * kvE, (s.start + len) * kvE)));
+          device.queue.writeBuffer(t.v, kv, uploadable(inputs.v.subarray(s.start * kvE, (s.start + len) * kvE)));
         }
         for (let j = 0; j < group.length; j++) {
           const g = group[j];
           const p = g.s.plan;
           const chunk = { b0: 0, b1: 1, h0: 0, h1: H };
-          if (isInference(p)) await this.encodeInference(enc, p, chunk, t, p.nCtx * e * 4, p.nCtx * kvE * 4, uploadedKv(p), null, lse?.out ?? null, { i: j, q: g.q, kv: g.kv, lse: g.lse });
-          else await this.encode(enc, p, chunk, j, t, [g.q, g.kv, g.kv, g.q], p.nCtx * e * 4, null, lse?.out ?? null, g.lse);
+          if (isInference(p)) await this.encodeInference(enc, p, chunk, t, pad4(p.nCtx * e * es), pad4(p.nCtx * kvE * es), uploadedKv(p), null, lse?.out ?? null, { i: j, q: g.q, kv: g.kv, lse: g.lse });
+          else await this.encode(enc, p, chunk, j, t, [g.q, g.kv, g.kv, g.q], pad4(p.nCtx * e * es), null, lse?.out ?? null, g.lse);
         }
         enc.copyBufferToBuffer(t.o, 0, staging, 0, qEnd);
         if (lse) enc.copyBufferToBuffer(lse.out, 0, lse.staging, 0, lseEnd);
@@ -931,8 +953,8 @@ export class WebGpuBackend implements Backend {
       if (this.deadReason) throw new DeviceLostError(this.deadReason);
       try {
         checkStillWhole({ out }, n * e);
-        const result = new Float32Array(staging.getMappedRange(0, qEnd));
-        for (const g of group) out.set(result.subarray(g.q / 4, g.q / 4 + g.s.plan.nCtx * e), g.s.start * e);
+        const result = viewLike(out, staging.getMappedRange(0, qEnd), qEnd / es);
+        for (const g of group) setFrom(out, result.subarray(g.q / es, g.q / es + g.s.plan.nCtx * e), g.s.start * e);
       } finally {
         staging.unmap();
       }
@@ -980,21 +1002,46 @@ export class WebGpuBackend implements Backend {
   }
 }
 
+/** Bytes of one stored value: 4 (f32) or 2 (f16). */
+function elementBytes(plan: Pick<Plan, 'dtype'>): number {
+  return plan.dtype === 'float16' ? 2 : 4;
+}
+
+/** Bytes rounded up to whole 4-byte words (buffer copies, writes and storage bindings need them). */
+function pad4(bytes: number): number {
+  return Math.ceil(bytes / 4) * 4;
+}
+
+/** A new zeroed array of x's type (Float32Array or Uint16Array) and length n. */
+function newLike(x: TensorData, n: number): TensorData {
+  return x instanceof Uint16Array ? new Uint16Array(n) : new Float32Array(n);
+}
+
+/** The first n values of a mapped range, as `like`'s type. */
+function viewLike(like: TensorData, range: ArrayBuffer, n: number): TensorData {
+  return like instanceof Uint16Array ? new Uint16Array(range, 0, n) : new Float32Array(range, 0, n);
+}
+
+/** out.set(part, at) for either array type (both of one type). */
+function setFrom(out: TensorData, part: TensorData, at: number): void {
+  (out as Float32Array).set(part as Float32Array, at);
+}
+
 /** [items, nCtx, heads h0..h1 · d] copy of a [batch, nCtx, nEmbd] tensor. */
-function gatherHeads(x: Float32Array, plan: Plan, c: Chunk): Float32Array {
+function gatherHeads(x: TensorData, plan: Plan, c: Chunk): TensorData {
   const w = (c.h1 - c.h0) * plan.headDim;
   const rows = (c.b1 - c.b0) * plan.nCtx;
-  const out = new Float32Array(rows * w);
+  const out = newLike(x, rows * w);
   const src0 = c.b0 * plan.nCtx * plan.nEmbd + c.h0 * plan.headDim;
-  for (let r = 0; r < rows; r++) out.set(x.subarray(src0 + r * plan.nEmbd, src0 + r * plan.nEmbd + w), r * w);
+  for (let r = 0; r < rows; r++) setFrom(out, x.subarray(src0 + r * plan.nEmbd, src0 + r * plan.nEmbd + w), r * w);
   return out;
 }
 
-function scatterHeads(part: Float32Array, out: Float32Array, plan: Plan, c: Chunk): void {
+function scatterHeads(part: TensorData, out: TensorData, plan: Plan, c: Chunk): void {
   const w = (c.h1 - c.h0) * plan.headDim;
   const rows = (c.b1 - c.b0) * plan.nCtx;
   const dst0 = c.b0 * plan.nCtx * plan.nEmbd + c.h0 * plan.headDim;
-  for (let r = 0; r < rows; r++) out.set(part.subarray(r * w, r * w + w), dst0 + r * plan.nEmbd);
+  for (let r = 0; r < rows; r++) setFrom(out, part.subarray(r * w, r * w + w), dst0 + r * plan.nEmbd);
 }
 
 /**
@@ -1002,6 +1049,18 @@ function scatterHeads(part: Float32Array, out: Float32Array, plan: Plan, c: Chun
  * memory there, but Dawn's Node binding (npm `webgpu` 0.6) segfaulted on a view of a
  * SharedArrayBuffer (e.g. a createTensor() tensor): copy such views first.
  */
-function unshared(x: Float32Array): Float32Array {
+function unshared(x: TensorData): TensorData {
   return typeof SharedArrayBuffer !== 'undefined' && x.buffer instanceof SharedArrayBuffer ? x.slice() : x;
+}
+
+/**
+ * x for queue.writeBuffer: unshared, and a whole number of 4-byte words (writes must be): an
+ * odd count of halves is copied with one zero half after it, the only case that copies.
+ */
+function uploadable(x: TensorData): Uint8Array<ArrayBuffer> {
+  const y = unshared(x);
+  if (y.byteLength % 4 === 0) return new Uint8Array(y.buffer as ArrayBuffer, y.byteOffset, y.byteLength);
+  const padded = new Uint16Array(y.length + 1);
+  padded.set(y as Uint16Array);
+  return new Uint8Array(padded.buffer);
 }
