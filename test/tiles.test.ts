@@ -3,7 +3,7 @@
 // and the shader text of its flags. The H100 figures behind the policy are in
 // docs/kernel-history.md (GPU kernels v8, v9).
 import { describe, expect, it } from 'vitest';
-import { programName, programText } from '../src/backends/webgpu/program.js';
+import { decodeLanes, decodeRows, decodeText, programName, programText } from '../src/backends/webgpu/program.js';
 import { VARIANTS, chooseVariant, findVariant, variantName, whyNot, workgroupBytes } from '../src/backends/webgpu/variants.js';
 
 const H100 = 49152, LAVAPIPE = 32768;
@@ -155,5 +155,16 @@ describe('programText', () => {
     expect(chooseVariant(128, 128, H100, true)!.q).toBe('global');
     expect(chooseVariant(128, 60, H100, true)!.q).toBe('global');
     expect(text(chooseVariant(128, 64, LAVAPIPE, true)!.name, 128, 64)).toMatch(/qb\[0u\] = q\[qrow\[0u\] \+ c4 \+ 1u\]/);
+  });
+});
+
+describe('the flash-decoding program', () => {
+  // every padded head dim (a multiple of 32) gets whole vec4s per lane: 160 once took 16 lanes
+  // of 2.5 vec4s and the unroller threw (found by the property test)
+  it.each(Array.from({ length: 16 }, (_, i) => 32 * (i + 1)))('head dim %i: whole vec4s per lane, a program text', (dp) => {
+    const lanes = decodeLanes(dp);
+    expect(dp % (4 * lanes)).toBe(0);
+    expect(decodeRows(dp)).toBeGreaterThanOrEqual(1);
+    for (const subgroups of [true, false]) expect(decodeText(dp, subgroups)).toContain('fn main');
   });
 });

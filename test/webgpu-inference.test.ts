@@ -90,6 +90,15 @@ describe.runIf(run)('webgpu inference shapes', () => {
     expectClose(out.data, ref.data, TOL.atol, TOL.rtol, name(c));
   });
 
+  it('flash-decoding at head dim 160 (8 lanes of 5 vec4s a key)', async () => {
+    const c = { mode: 'all' as const, causal: true, heads: 4, kvHeads: 2 };
+    const q = randomTensor([1, 1, 4 * 160], 21, 2), k = randomTensor([1, 90, 2 * 160], 22, 2), v = randomTensor([1, 90, 2 * 160], 23);
+    const attn = track(make(c));
+    const out = await attn.forward(q, k, v);
+    expect(attn.lastRun!.reason).toMatch(/flash-decoding/);
+    expectClose(out.data, attentionReference(q, k, v, 4, 'all', undefined, BS, { causal: true, kvHeads: 2 }).data, TOL.atol, TOL.rtol, 'd160');
+  });
+
   it('flash-decoding: one split, several splits and the forward program agree', async () => {
     const c = { mode: 'all' as const, causal: true, heads: 8, kvHeads: 2 };
     const q = randomTensor([2, 1, 8 * D], 4, 2);

@@ -96,9 +96,13 @@ export function programText(p: Program): string {
   return withEnables(text, p.storage ?? 'f32', p.variant.subgroups);
 }
 
-/** Lanes per key of the flash-decoding program: 16 from head dim 128 (DV = 2 vec4s a lane), else 8. */
+/**
+ * Lanes per key of the flash-decoding program: 16 from head dim 128 where they split it into
+ * whole vec4s (DV = dp / 64 a lane), else 8 (every padded head dim is a multiple of 32: a
+ * head dim of 160 takes 8 lanes of 5 vec4s).
+ */
 export function decodeLanes(dp: number): number {
-  return dp >= 128 ? 16 : 8;
+  return dp >= 128 && dp % 64 === 0 ? 16 : 8;
 }
 
 /**
