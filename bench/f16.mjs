@@ -10,7 +10,7 @@
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { SparseAttention } from '../dist/index.js';
-import { median, parseArgs } from './lib.mjs';
+import { fromHalfBits, median, parseArgs, toHalfBits } from './lib.mjs';
 
 const args = parseArgs();
 const threads = Number(args.threads ?? 2);
@@ -20,33 +20,9 @@ const steps = Number(args.steps ?? 5);
 const [heads, kvHeads, d] = [32, 8, 128];
 const fill = (n, w, s) => Float32Array.from({ length: n * w }, (_, i) => Math.sin(i * 0.013 + s) * 0.5);
 
-// f32 → half bits, round to nearest even (inputs here are normal and finite)
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function toHalf(xs) {
-  const out = new Uint16Array(xs.length);
-  for (let i = 0; i < xs.length; i++) {
-    f32[0] = xs[i];
-    const f = u32[0];
-    const sign = (f >>> 16) & 0x8000;
-    const a = f & 0x7fffffff;
-    if (a < 113 << 23) {
-      f32[0] = Math.abs(xs[i]) + 0.5; // subnormal: 2^-24 units in the sum's low bits
-      out[i] = sign | (u32[0] - (126 << 23));
-    } else {
-      out[i] = sign | ((a + ((15 - 127) << 23) + 0xfff + ((a >>> 13) & 1)) >>> 13);
-    }
-  }
-  return out;
-}
-const halfValue = (h) => {
-  const e = (h >> 10) & 0x1f, m = h & 0x3ff, s = h & 0x8000 ? -1 : 1;
-  return e === 0 ? s * m * 2 ** -24 : s * (1024 + m) * 2 ** (e - 25);
-};
-
 async function setup(dtype) {
   const attn = new SparseAttention(heads, 'all', undefined, 32, { kvHeads, backend: 'wasm', threads, dtype });
-  const conv = dtype === 'float16' ? toHalf : (x) => x;
+  const conv = dtype === 'float16' ? toHalfBits : (x) => x;
   const cache = attn.createCache({ batch: 1, capacity: len + 1 });
   // the first call creates the cache's memory (its head dim is known then)
   const q = { data: conv(fill(1, heads * d, 7)), shape: [1, 1, heads * d] };
@@ -70,7 +46,8 @@ const B = await setup('float16');
 // the two compute the same attention (B on halves): compare before timing
 const [oa, ob] = [await A.step(), await B.step()];
 let worst = 0;
-for (let i = 0; i < oa.data.length; i++) worst = Math.max(worst, Math.abs(halfValue(ob.data[i]) - oa.data[i]) / (1e-3 + 2e-3 * Math.abs(oa.data[i])));
+const half = fromHalfBits(ob.data);
+for (let i = 0; i < oa.data.length; i++) worst = Math.max(worst, Math.abs(half[i] - oa.data[i]) / (1e-3 + 2e-3 * Math.abs(oa.data[i])));
 if (!(worst <= 1)) throw new Error(`f16 step differs from the f32 step beyond 1e-3 + 2e-3·|r| (×${worst.toFixed(2)})`);
 console.log(`outputs agree (worst |Δ| / (1e-3 + 2e-3·|r|) = ${worst.toFixed(3)}); cache bytes f32 ${A.cache.bytes}, f16 ${B.cache.bytes}`);
 

@@ -10,7 +10,7 @@ import { SparseAttention, attentionReference, mergeAttention } from '../dist/ind
 import { fromHalfBits, toHalfBits } from '../src/half.js';
 import { KERNEL_BASE64 } from '../src/backends/wasm/kernels.generated.js';
 import { wasmPaths } from './backends.js';
-import { expectClose, randomTensor } from './helpers.js';
+import { expectClose, randomTensor, modifierSet as modifiers } from './helpers.js';
 import { __testing } from './internal.js';
 
 type Shape = [number, number, number];
@@ -22,20 +22,6 @@ const F16_TOL = { atol: 1e-3, rtol: 2e-3 };
 // lse = m + ln l: the f32 rounding of scores of O(10) and of the sum
 const LSE_TOL = { atol: 2e-5, rtol: 1e-5 };
 
-/** The modifier sets, by name (slopes and sinks for up to 8 heads). */
-function modifiers(name: string, heads: number): Record<string, unknown> {
-  const sinks = Float32Array.from({ length: heads }, (_, h) => [1.5, -2, 0.25, 3, -0.5, 0, 2, -1][h]);
-  switch (name) {
-    case 'softcap': return { softcap: 1.7 };
-    case 'alibi': return { alibi: true };
-    case 'alibi-slopes': return { alibi: Float32Array.from({ length: heads }, (_, h) => 0.05 * (h + 1)) };
-    case 'sinks': return { sinks };
-    case 'scale': return { scale: 0.4 };
-    case 'softcap+alibi': return { softcap: 3, alibi: true };
-    case 'all': return { scale: 0.3, softcap: 2.5, alibi: true, sinks };
-    default: return {};
-  }
-}
 const MODS = ['softcap', 'alibi', 'alibi-slopes', 'sinks', 'scale', 'softcap+alibi', 'all'];
 
 interface Shapes { batch: number; nQ: number; nK: number; heads: number; kvHeads: number; keyLengths?: number[] }

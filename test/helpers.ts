@@ -92,3 +92,18 @@ export function expectClose(actual: Float32Array, expected: Float64Array, atol: 
     );
   }
 }
+
+/** The score-modifier sets of the modifier suites, by name (slopes and sinks for up to 8 heads). */
+export function modifierSet(name: string, heads: number): Record<string, unknown> {
+  const sinks = Float32Array.from({ length: heads }, (_, h) => [1.5, -2, 0.25, 3, -0.5, 0, 2, -1][h]);
+  switch (name) {
+    case 'softcap': return { softcap: 1.7 };
+    case 'alibi': return { alibi: true };
+    case 'alibi-slopes': return { alibi: Float32Array.from({ length: heads }, (_, h) => 0.05 * (h + 1)) };
+    case 'sinks': return { sinks };
+    case 'scale': return { scale: 0.4 };
+    case 'softcap+alibi': return { softcap: 3, alibi: true };
+    case 'all': return { scale: 0.3, softcap: 2.5, alibi: true, sinks };
+    default: return {};
+  }
+}

@@ -12,7 +12,7 @@
 // the programs test/webgpu.test.ts and test/webgpu-inference.test.ts compile).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SparseAttention, attentionReference, mergeAttention } from '../dist/index.js';
-import { type InferenceCase, expectClose, randomTensor } from './helpers.js';
+import { type InferenceCase, expectClose, randomTensor, modifierSet as modifiers } from './helpers.js';
 import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
 
 const gpu = probeAdapter();
@@ -27,19 +27,6 @@ interface ModCase extends InferenceCase {
   mods: string;
 }
 
-/** The modifier sets, by name (slopes and sinks for up to 8 heads, sliced per call). */
-function modifiers(name: string, heads: number): Record<string, unknown> {
-  const sinks = Float32Array.from({ length: heads }, (_, h) => [1.5, -2, 0.25, 3, -0.5, 0, 2, -1][h]);
-  switch (name) {
-    case 'softcap': return { softcap: 1.7 };
-    case 'alibi': return { alibi: true };
-    case 'alibi-slopes': return { alibi: Float32Array.from({ length: heads }, (_, h) => 0.05 * (h + 1)) };
-    case 'sinks': return { sinks };
-    case 'scale': return { scale: 0.4 };
-    case 'all': return { scale: 0.3, softcap: 2.5, alibi: true, sinks };
-    default: return {};
-  }
-}
 
 const cases: ModCase[] = [];
 for (const [mode, L] of [['all', undefined], ['local', 9], ['strided', 4]] as const) {
