@@ -10,7 +10,7 @@ import { SparseAttention, attentionReference, mergeAttention } from '../dist/ind
 import { fromHalfBits, toHalfBits } from '../src/half.js';
 import { KERNEL_BASE64 } from '../src/backends/wasm/kernels.generated.js';
 import { wasmPaths } from './backends.js';
-import { expectClose, randomTensor, modifierSet as modifiers } from './helpers.js';
+import { expectClose, randomTensor, modifierSet as modifiers, referenceRows, tokenRows } from './helpers.js';
 import { __testing } from './internal.js';
 
 type Shape = [number, number, number];
@@ -98,11 +98,7 @@ describe('the KV cache, packed sequences, float16, a split call', () => {
     const q = randomTensor([batch, total, heads * D], 6, 2);
     const k = randomTensor([batch, total, kvHeads * D], 7, 2);
     const v = randomTensor([batch, total, kvHeads * D], 8);
-    const rows = (t: { data: Float32Array }, w: number, from: number, to: number) => {
-      const out = new Float32Array(batch * (to - from) * w);
-      for (let b = 0; b < batch; b++) out.set(t.data.subarray((b * total + from) * w, (b * total + to) * w), b * (to - from) * w);
-      return out;
-    };
+    const rows = (t: { data: Float32Array }, w: number, from: number, to: number) => tokenRows(t.data, batch, total, w, from, to);
     for (const dtype of ['float32', 'float16'] as const) {
       // (a Uint16Array of halves for dtype 'float16': the tensors' type follows the dtype at run time)
       const conv = (x: Float32Array) => (dtype === 'float16' ? toHalfBits(x) : x) as never;
@@ -116,13 +112,7 @@ describe('the KV cache, packed sequences, float16, a split call', () => {
           const lse = new Float32Array(batch * heads * (to - from));
           const t = (x: { data: Float32Array }, w: number) => ({ data: conv(rows(x, w, from, to)), shape: [batch, to - from, w] as Shape });
           const out = await attn.forward(t(q, heads * D), t(k, kvHeads * D), t(v, kvHeads * D), { cache, lse });
-          const w = heads * D;
-          const want = new Float64Array(batch * (to - from) * w);
-          const wantLse = new Float64Array(batch * heads * (to - from));
-          for (let b = 0; b < batch; b++) {
-            want.set(full.data.subarray((b * total + from) * w, (b * total + to) * w), b * (to - from) * w);
-            for (let h = 0; h < heads; h++) wantLse.set(full.lse.subarray((b * heads + h) * total + from, (b * heads + h) * total + to), (b * heads + h) * (to - from));
-          }
+          const { data: want, lse: wantLse } = referenceRows(full, batch, heads, total, heads * D, from, to);
           const got = dtype === 'float16' ? Float32Array.from(fromHalfBits(out.data)) : out.data;
           const what = `${mode} ${dtype} ${threads} thread(s) rows ${from}..${to}`;
           expectClose(got, want, tol.atol, tol.rtol, what);

@@ -107,3 +107,21 @@ export function modifierSet(name: string, heads: number): Record<string, unknown
     default: return {};
   }
 }
+
+/** Token rows [from, to) of every batch item of a [batch, total, width] array. */
+export function tokenRows(data: Float32Array, batch: number, total: number, width: number, from: number, to: number): Float32Array {
+  const out = new Float32Array(batch * (to - from) * width);
+  for (let b = 0; b < batch; b++) out.set(data.subarray((b * total + from) * width, (b * total + to) * width), b * (to - from) * width);
+  return out;
+}
+
+/** The reference's output rows and lse rows for query tokens [from, to) of a [batch, total, heads · width/heads] call. */
+export function referenceRows(full: { data: Float64Array; lse: Float64Array }, batch: number, heads: number, total: number, width: number, from: number, to: number): { data: Float64Array; lse: Float64Array } {
+  const data = new Float64Array(batch * (to - from) * width);
+  const lse = new Float64Array(batch * heads * (to - from));
+  for (let b = 0; b < batch; b++) {
+    data.set(full.data.subarray((b * total + from) * width, (b * total + to) * width), b * (to - from) * width);
+    for (let h = 0; h < heads; h++) lse.set(full.lse.subarray((b * heads + h) * total + from, (b * heads + h) * total + to), (b * heads + h) * (to - from));
+  }
+  return { data, lse };
+}

@@ -12,7 +12,7 @@
 // the programs test/webgpu.test.ts and test/webgpu-inference.test.ts compile).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SparseAttention, attentionReference, mergeAttention } from '../dist/index.js';
-import { type InferenceCase, expectClose, randomTensor, modifierSet as modifiers } from './helpers.js';
+import { type InferenceCase, expectClose, randomTensor, modifierSet as modifiers, referenceRows, tokenRows } from './helpers.js';
 import { REQUIRE_GPU, probeAdapter } from './gpu-env.js';
 
 const gpu = probeAdapter();
@@ -227,22 +227,13 @@ describe.runIf(run)('webgpu score modifiers and lse', () => {
       const k = randomTensor([batch, total, kvHeads * D], 15, 2);
       const v = randomTensor([batch, total, kvHeads * D], 16);
       const full = attentionReference(q, k, v, heads, mode, L, BS, optionsOf(c));
-      const rows = (x: { data: Float32Array }, width: number, from: number, to: number) => {
-        const out = new Float32Array(batch * (to - from) * width);
-        for (let b = 0; b < batch; b++) out.set(x.data.subarray((b * total + from) * width, (b * total + to) * width), b * (to - from) * width);
-        return { data: out, shape: [batch, to - from, width] as [number, number, number] };
-      };
+      const rows = (x: { data: Float32Array }, width: number, from: number, to: number) =>
+        ({ data: tokenRows(x.data, batch, total, width, from, to), shape: [batch, to - from, width] as [number, number, number] });
       const cache = attn.createCache({ batch, capacity: 64 });
       for (const [from, to] of [[0, 30], [30, 31], [31, 32], [32, 50]]) {
         const lse = new Float32Array(batch * heads * (to - from));
         const out = await attn.forward(rows(q, heads * D, from, to), rows(k, kvHeads * D, from, to), rows(v, kvHeads * D, from, to), { cache, lse });
-        const w = heads * D;
-        const want = new Float64Array(batch * (to - from) * w);
-        const wantLse = new Float64Array(batch * heads * (to - from));
-        for (let b = 0; b < batch; b++) {
-          want.set(full.data.subarray((b * total + from) * w, (b * total + to) * w), b * (to - from) * w);
-          for (let h = 0; h < heads; h++) wantLse.set(full.lse.subarray((b * heads + h) * total + from, (b * heads + h) * total + to), (b * heads + h) * (to - from));
-        }
+        const { data: want, lse: wantLse } = referenceRows(full, batch, heads, total, heads * D, from, to);
         expectClose(out.data, want, TOL.atol, TOL.rtol, `${mode} rows ${from}..${to}`);
         expectClose(lse, wantLse, LSE_TOL.atol, LSE_TOL.rtol, `${mode} lse rows ${from}..${to}`);
       }
